@@ -1,0 +1,558 @@
+/**
+ * sharedobject: share big vectors between the processes of one machine through OS shared
+ * memory, with no copies.
+ *
+ * Words: a *segment* is the OS shared-memory object; its *id* is its name; a *handle* is the
+ * short string that travels between processes; a *view* is a JavaScript object over a mapping;
+ * the *owner* is the process that created the segment.
+ *
+ * Who frees what: the owner's segment is removed when its last view in the owner process is
+ * garbage-collected or closed, or when the owner exits; processes that mapped it before keep
+ * working. `persist: true` and developer-API segments stay until `free`. A crashed owner leaves
+ * its segment behind until `sweep()` (run cheaply at load, and by `sharedobject gc`).
+ */
+import * as path from 'node:path'
+
+import * as native from './binding'
+import { codes, coded, type CodedError, type ErrorCode } from './errors'
+
+export { codes, type CodedError, type ErrorCode }
+
+// ---------------------------------------------------------------------------------------------
+// Kinds
+
+/** Every numeric kind and the TypedArray a user holds for it. */
+const CTORS = {
+  float64: Float64Array,
+  float32: Float32Array,
+  int8: Int8Array,
+  uint8: Uint8Array,
+  uint8clamped: Uint8ClampedArray,
+  int16: Int16Array,
+  uint16: Uint16Array,
+  int32: Int32Array,
+  uint32: Uint32Array,
+  int64: BigInt64Array,
+  uint64: BigUint64Array,
+} as const
+
+export type NumericKind = keyof typeof CTORS
+export type Kind = NumericKind
+/** The value a user holds for each numeric kind. */
+export type NumericVector =
+  | Float64Array
+  | Float32Array
+  | Int8Array
+  | Uint8Array
+  | Uint8ClampedArray
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array
+  | BigInt64Array
+  | BigUint64Array
+export type SharedVector = NumericVector
+
+const KIND_OF_TAG: Record<string, NumericKind> = {
+  '[object Float64Array]': 'float64',
+  '[object Float32Array]': 'float32',
+  '[object Int8Array]': 'int8',
+  '[object Uint8Array]': 'uint8',
+  '[object Uint8ClampedArray]': 'uint8clamped',
+  '[object Int16Array]': 'int16',
+  '[object Uint16Array]': 'uint16',
+  '[object Int32Array]': 'int32',
+  '[object Uint32Array]': 'uint32',
+  '[object BigInt64Array]': 'int64',
+  '[object BigUint64Array]': 'uint64',
+}
+
+/** The numeric kind of a TypedArray (from any realm), or undefined. */
+function numericKindOf(value: unknown): NumericKind | undefined {
+  if (!ArrayBuffer.isView(value)) return undefined
+  return KIND_OF_TAG[Object.prototype.toString.call(value)]
+}
+
+function isKind(kind: unknown): kind is Kind {
+  return typeof kind === 'string' && Object.prototype.hasOwnProperty.call(CTORS, kind)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Options
+
+/** Package options; every one can be overridden per call. */
+export interface Options {
+  /**
+   * Map segments privately: a process that writes gets its own copy of the pages it touches.
+   * Default `false`: writes are seen by every process at once (R's default is `TRUE`).
+   */
+  copyOnWrite: boolean
+  /** Vectors shorter than this are returned unshared by `share`. Default 0 (R: 3). */
+  minLength: number
+  /** Throw when a value cannot be shared, instead of returning it as it is. Default `false`. */
+  mustWork: boolean
+  /** Allocate every page at creation, so a full `/dev/shm` is an error then. Default `true`. */
+  reserve: boolean
+  /** Keep segments after their owner ends, until `free`. Default `false`. */
+  persist: boolean
+}
+
+/** Options of `share` and `alloc`. */
+export interface ShareOptions extends Partial<Options> {
+  /** A user-chosen id: 1 to 25 characters of `A-Z a-z 0-9 . _ -`. Default: 80 random bits. */
+  name?: string
+  /** JSON-serialisable attributes stored with the vector (`dim`, names, units, ...). */
+  attributes?: unknown
+}
+
+/** Options of `open`. */
+export interface OpenOptions {
+  /** Override the sharer's copy-on-write choice for this process. */
+  copyOnWrite?: boolean
+}
+
+const DEFAULTS: Options = { copyOnWrite: false, minLength: 0, mustWork: false, reserve: true, persist: false }
+const options: Options = { ...DEFAULTS }
+
+function checkOption(key: string, value: unknown): void {
+  if (!Object.prototype.hasOwnProperty.call(DEFAULTS, key)) {
+    throw coded(codes.INVALID_ARG_VALUE, `unknown option ${JSON.stringify(key)}; options are ${Object.keys(DEFAULTS).join(', ')}`, TypeError)
+  }
+  if (key === 'minLength') {
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
+      throw coded(codes.OUT_OF_RANGE, `minLength must be a whole number >= 0, got ${String(value)}`, RangeError)
+    }
+  } else if (typeof value !== 'boolean') {
+    throw coded(codes.INVALID_ARG_TYPE, `option ${key} must be a boolean, got ${typeof value}`, TypeError)
+  }
+}
+
+/** Sets package options for this process; returns their previous values. */
+export function setOptions(o: Partial<Options>): Partial<Options> {
+  if (o === null || typeof o !== 'object') throw coded(codes.INVALID_ARG_TYPE, 'setOptions takes an object', TypeError)
+  for (const [k, v] of Object.entries(o)) checkOption(k, v)
+  const old: Partial<Options> = {}
+  for (const [k, v] of Object.entries(o)) {
+    ;(old as Record<string, unknown>)[k] = (options as unknown as Record<string, unknown>)[k]
+    ;(options as unknown as Record<string, unknown>)[k] = v
+  }
+  return old
+}
+
+/** The package options in force in this process. */
+export function getOptions(): Options {
+  return { ...options }
+}
+
+function resolve(o: ShareOptions | undefined): Options & ShareOptions {
+  if (o === undefined) return { ...options }
+  if (o === null || typeof o !== 'object') throw coded(codes.INVALID_ARG_TYPE, 'options must be an object', TypeError)
+  for (const [k, v] of Object.entries(o)) {
+    if (k === 'name' || k === 'attributes' || v === undefined) continue
+    checkOption(k, v)
+  }
+  if (o.name !== undefined && typeof o.name !== 'string') {
+    throw coded(codes.NAME, `name must be a string, got ${typeof o.name}`, TypeError)
+  }
+  return { ...options, ...o }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Views and their metadata
+
+/** What this process knows of one view; keyed by the view's ArrayBuffer. */
+interface Meta {
+  token: number
+  id: string
+  handle: string
+  kind: Kind | 'bytes'
+  length: number
+  byteLength: number
+  copyOnWrite: boolean
+  persistent: boolean
+  owner: boolean
+  ownerPid: number
+  created: number
+  attributes: string
+  buffer: ArrayBuffer
+  closed: boolean
+}
+
+const metas = new WeakMap<ArrayBuffer, Meta>()
+
+function metaOf(value: unknown): Meta | undefined {
+  if (ArrayBuffer.isView(value)) return metas.get(value.buffer as ArrayBuffer)
+  if (value instanceof ArrayBuffer) return metas.get(value)
+  return undefined
+}
+
+function remember(info: native.ViewInfo): Meta {
+  const meta: Meta = {
+    token: info.token,
+    id: info.id,
+    handle: info.handle,
+    kind: info.kind as Kind | 'bytes',
+    length: info.length,
+    byteLength: info.byteLength,
+    copyOnWrite: info.copyOnWrite,
+    persistent: info.persistent,
+    owner: info.owner,
+    ownerPid: info.ownerPid,
+    created: info.created,
+    attributes: info.attributes,
+    buffer: info.buffer,
+    closed: false,
+  }
+  metas.set(info.buffer, meta)
+  return meta
+}
+
+/** `JSON.stringify` of a shared vector gives its handle, which `revive` turns back into it. */
+function sharedToJSON(this: SharedVector): { $sharedobject: string } {
+  return { $sharedobject: handleOf(this) }
+}
+
+function vectorOf(info: native.ViewInfo): SharedVector {
+  const meta = remember(info)
+  const Ctor = CTORS[meta.kind as NumericKind]
+  const v = new Ctor(info.buffer, 0, meta.length)
+  Object.defineProperty(v, 'toJSON', { value: sharedToJSON, configurable: true, writable: true, enumerable: false })
+  return v
+}
+
+function liveMeta(value: unknown, fn: string): Meta {
+  const meta = metaOf(value)
+  if (!meta) throw coded(codes.NOT_SHARED, `${fn}: the value is not a shared vector`, TypeError)
+  if (meta.closed) throw coded(codes.CLOSED, `${fn}: the vector was closed in this process`)
+  return meta
+}
+
+// ---------------------------------------------------------------------------------------------
+// The user API
+
+/**
+ * Copies `value` into new shared memory once and returns the shared vector: a real TypedArray
+ * over the mapped pages. Values that cannot be shared are returned as they are, or throw with
+ * `mustWork`.
+ */
+export function share<T>(value: T, opts?: ShareOptions): T {
+  const o = resolve(opts)
+  const kind = numericKindOf(value)
+  if (kind === undefined) {
+    if (o.mustWork) {
+      const what = value === null ? 'null' : typeof value === 'object' ? Object.prototype.toString.call(value) : typeof value
+      throw coded(codes.INVALID_ARG_TYPE, `share: a value of type ${what} cannot be shared`, TypeError)
+    }
+    return value
+  }
+  const src = value as unknown as NumericVector
+  if (src.length < o.minLength && o.name === undefined) return value
+  const info = native.create(createOptions(kind, src.length, o), new Uint8Array(src.buffer, src.byteOffset, src.byteLength))
+  return vectorOf(info) as unknown as T
+}
+
+function createOptions(kind: Kind, length: number, o: Options & ShareOptions): native.CreateOptions {
+  let attributes: string | undefined
+  if (o.attributes !== undefined) {
+    try {
+      attributes = JSON.stringify(o.attributes)
+    } catch (e) {
+      throw coded(codes.INVALID_ARG_VALUE, `attributes must be JSON-serialisable: ${(e as Error).message}`, TypeError)
+    }
+  }
+  return { kind, length, id: o.name, attributes, copyOnWrite: o.copyOnWrite, persist: o.persist, reserve: o.reserve }
+}
+
+/** A zero-filled shared vector of `length` elements, with no source copy (R: `SharedObject()`). */
+export function alloc(kind: 'float64', length: number, opts?: ShareOptions): Float64Array
+export function alloc(kind: 'float32', length: number, opts?: ShareOptions): Float32Array
+export function alloc(kind: 'int8', length: number, opts?: ShareOptions): Int8Array
+export function alloc(kind: 'uint8', length: number, opts?: ShareOptions): Uint8Array
+export function alloc(kind: 'uint8clamped', length: number, opts?: ShareOptions): Uint8ClampedArray
+export function alloc(kind: 'int16', length: number, opts?: ShareOptions): Int16Array
+export function alloc(kind: 'uint16', length: number, opts?: ShareOptions): Uint16Array
+export function alloc(kind: 'int32', length: number, opts?: ShareOptions): Int32Array
+export function alloc(kind: 'uint32', length: number, opts?: ShareOptions): Uint32Array
+export function alloc(kind: 'int64', length: number, opts?: ShareOptions): BigInt64Array
+export function alloc(kind: 'uint64', length: number, opts?: ShareOptions): BigUint64Array
+export function alloc(kind: Kind, length: number, opts?: ShareOptions): SharedVector
+export function alloc(kind: Kind, length: number, opts?: ShareOptions): SharedVector {
+  if (!isKind(kind)) {
+    throw coded(codes.INVALID_ARG_VALUE, `alloc: unknown kind ${JSON.stringify(kind)}; kinds are ${Object.keys(CTORS).join(', ')}`, TypeError)
+  }
+  if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0) {
+    throw coded(codes.OUT_OF_RANGE, `alloc: length must be a whole number >= 0, got ${String(length)}`, RangeError)
+  }
+  return vectorOf(native.create(createOptions(kind, length, resolve(opts)), undefined))
+}
+
+function handleText(handle: unknown, fn: string): string {
+  if (handle !== null && typeof handle === 'object' && typeof (handle as { $sharedobject?: unknown }).$sharedobject === 'string') {
+    return (handle as { $sharedobject: string }).$sharedobject
+  }
+  if (typeof handle !== 'string') {
+    throw coded(codes.INVALID_HANDLE, `${fn}: a handle is a string from handleOf(), got ${handle === null ? 'null' : typeof handle}`, TypeError)
+  }
+  return handle
+}
+
+/** Maps a vector shared by any process, from its handle (or its JSON form). */
+export function open(handle: string | { $sharedobject: string }, opts?: OpenOptions): SharedVector {
+  const h = handleText(handle, 'open')
+  const cow = opts?.copyOnWrite
+  if (cow !== undefined && typeof cow !== 'boolean') {
+    throw coded(codes.INVALID_ARG_TYPE, 'open: copyOnWrite must be a boolean', TypeError)
+  }
+  const info = native.open(h, cow)
+  if (!isKind(info.kind)) {
+    native.close(info.buffer, info.token)
+    throw coded(codes.BAD_HEADER, `open: the segment holds ${info.kind} data, not a vector; use mapSharedMemory for developer segments`)
+  }
+  return vectorOf(info)
+}
+
+/** The short ASCII handle of a shared vector, to send over any channel. */
+export function handleOf(value: unknown): string {
+  return liveMeta(value, 'handleOf').handle
+}
+
+function isHandleObject(v: object): v is { $sharedobject: string } {
+  const keys = Object.keys(v)
+  return keys.length === 1 && keys[0] === '$sharedobject' && typeof (v as { $sharedobject: unknown }).$sharedobject === 'string'
+}
+
+function isPlainObject(v: object): boolean {
+  const proto = Object.getPrototypeOf(v)
+  return proto === Object.prototype || proto === null
+}
+
+/**
+ * Walks a received message and opens every `{"$sharedobject": handle}` in it. Arrays and plain
+ * objects are rebuilt; everything else is returned as it is.
+ */
+export function revive<T = unknown>(message: unknown, opts?: OpenOptions): T {
+  const walk = (v: unknown): unknown => {
+    if (v === null || typeof v !== 'object') return v
+    if (Array.isArray(v)) return v.map(walk)
+    if (!isPlainObject(v)) return v
+    if (isHandleObject(v)) return open(v.$sharedobject, opts)
+    const out: Record<string, unknown> = {}
+    for (const [k, x] of Object.entries(v)) out[k] = walk(x)
+    return out
+  }
+  return walk(message) as T
+}
+
+/** An ordinary private copy of a shared vector; other values are returned as they are. */
+export function unshare<T>(value: T): T {
+  const meta = metaOf(value)
+  if (!meta || !numericKindOf(value)) return value
+  if (meta.closed) throw coded(codes.CLOSED, 'unshare: the vector was closed in this process')
+  return (value as unknown as NumericVector).slice() as unknown as T
+}
+
+/** Whether a value is a live shared vector. */
+export function isShared(value: unknown): boolean {
+  const meta = metaOf(value)
+  return meta !== undefined && !meta.closed
+}
+
+/** What the segment behind a shared vector is (R: `sharedObjectProperties`). */
+export interface Properties {
+  id: string
+  handle: string
+  kind: Kind | 'bytes'
+  length: number
+  byteLength: number
+  /** How this process maps it. */
+  copyOnWrite: boolean
+  /** Whether this process owns (and will remove) the segment. */
+  ownData: boolean
+  ownerPid: number
+  persistent: boolean
+  created: Date
+  attributes: unknown
+}
+
+export function properties(value: unknown): Properties {
+  const m = liveMeta(value, 'properties')
+  return {
+    id: m.id,
+    handle: m.handle,
+    kind: m.kind,
+    length: m.length,
+    byteLength: m.byteLength,
+    copyOnWrite: m.copyOnWrite,
+    ownData: m.owner && !m.persistent,
+    ownerPid: m.ownerPid,
+    persistent: m.persistent,
+    created: new Date(m.created),
+    attributes: m.attributes === '' ? undefined : JSON.parse(m.attributes),
+  }
+}
+
+/**
+ * Unmaps a vector in this process now: its buffer is detached, so it and every TypedArray over
+ * it read as length 0 and can never touch unmapped memory. Other views of the same segment in
+ * this process keep it mapped until they are closed or collected. Returns whether it was open.
+ */
+export function close(value: unknown): boolean {
+  const meta = metaOf(value)
+  if (!meta || meta.closed) return false
+  meta.closed = true
+  native.close(meta.buffer, meta.token)
+  return true
+}
+
+/**
+ * Removes a segment's name now, by vector, id or handle: no process can open it any more, while
+ * views already mapped anywhere keep working. Returns whether a segment was removed.
+ */
+export function free(value: unknown): boolean {
+  if (typeof value === 'string') return native.free(value.startsWith('sobj1:') ? value.split(':')[1] : value)
+  return native.free(liveMeta(value, 'free').id)
+}
+
+/** A segment of this package, as `list()` and `sweep()` report it. */
+export interface SegmentInfo {
+  id: string
+  kind: Kind | 'bytes'
+  length: number
+  byteLength: number
+  /** Bytes the segment occupies, header included. */
+  size: number
+  ownerPid: number
+  /** `null` when this process cannot tell (another pid namespace, or Windows). */
+  ownerAlive: boolean | null
+  persistent: boolean
+  developer: boolean
+  copyOnWrite: boolean
+  created: Date
+}
+
+function segmentInfo(s: native.SegmentInfo): SegmentInfo {
+  return {
+    id: s.id,
+    kind: s.kind as Kind | 'bytes',
+    length: s.length,
+    byteLength: s.byteLength,
+    size: s.size,
+    ownerPid: s.ownerPid,
+    ownerAlive: s.ownerAlive ?? null,
+    persistent: s.persistent,
+    developer: s.developer,
+    copyOnWrite: s.copyOnWrite,
+    created: new Date(s.created),
+  }
+}
+
+/** This package's segments on the machine (on Windows: this process's own). */
+export function list(): SegmentInfo[] {
+  return native.list().map(segmentInfo)
+}
+
+/**
+ * Frees the segments whose owner died (crashed or killed), except persistent and developer
+ * segments. A live owner's segment is never touched. With `{ dryRun: true }` only reports.
+ */
+export function sweep(opts?: { dryRun?: boolean }): SegmentInfo[] {
+  if (opts?.dryRun) {
+    return list().filter((s) => s.ownerAlive === false && !s.persistent && !s.developer)
+  }
+  return native.sweep().map(segmentInfo)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The developer API, with the names and meaning of R SharedObject's
+
+const devMaps = new Map<string, { buffer: ArrayBuffer; token: number; count: number }>()
+
+/** The id of the last segment this process created, or null. */
+export function getLastIndex(): string | null {
+  return native.lastCreated() ?? null
+}
+
+/** Allocates a persistent untyped segment of `size` bytes; returns its id. */
+export function allocateSharedMemory(size: number, name?: string): string {
+  if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
+    throw coded(codes.OUT_OF_RANGE, `allocateSharedMemory: size must be a whole number >= 0, got ${String(size)}`, RangeError)
+  }
+  return native.allocate(size, name === '' ? undefined : name)
+}
+
+/** Maps a segment by id; an ArrayBuffer over its data. Repeated maps return the same buffer. */
+export function mapSharedMemory(id: string): ArrayBuffer {
+  const known = devMaps.get(id)
+  if (known) {
+    known.count++
+    return known.buffer
+  }
+  const info = native.openId(id, false)
+  remember(info)
+  devMaps.set(id, { buffer: info.buffer, token: info.token, count: 1 })
+  return info.buffer
+}
+
+/** Undoes one `mapSharedMemory`; the last one unmaps (the buffer is detached). */
+export function unmapSharedMemory(id: string): void {
+  const known = devMaps.get(id)
+  if (!known) return
+  if (--known.count > 0) return
+  devMaps.delete(id)
+  close(known.buffer)
+}
+
+/** Unmaps the segment in this process and removes it. */
+export function freeSharedMemory(id: string): void {
+  const known = devMaps.get(id)
+  if (known) {
+    devMaps.delete(id)
+    close(known.buffer)
+  }
+  native.free(id)
+}
+
+export function hasSharedMemory(id: string): boolean {
+  return native.exists(id)
+}
+
+/** Bytes a segment's data holds: at least what was asked for. */
+export function getSharedMemorySize(id: string): number {
+  return native.dataSize(id)
+}
+
+/** Loads the package's per-process state and frees segments left by dead owners. */
+export function initialSharedObjectPackageData(): void {
+  native.sweep()
+}
+
+/**
+ * Releases this process's package state: the segments it owns lose their names now, as they
+ * would at exit (views keep working). Returns how many names were removed.
+ */
+export function releaseSharedObjectPackageData(): number {
+  return native.releaseOwned()
+}
+
+/**
+ * For native addon authors: `'PKG_CPPFLAGS'` gives the include flag for `sharedobject.h`, the
+ * C description of the segment format; `'PKG_LIBS'` gives what to link: nothing, as the header
+ * is all there is.
+ */
+export function pkgconfig(x: 'PKG_CPPFLAGS' | 'PKG_LIBS'): string {
+  if (x === 'PKG_CPPFLAGS') return `-I${path.join(__dirname, 'include')}`
+  if (x === 'PKG_LIBS') return ''
+  throw coded(codes.INVALID_ARG_VALUE, `pkgconfig: expected "PKG_CPPFLAGS" or "PKG_LIBS", got ${JSON.stringify(x)}`, TypeError)
+}
+
+/** Mappings and views this process holds (diagnostics). */
+export function stats(): { mappings: number; views: number } {
+  return native.stats()
+}
+
+// Loading the package frees what crashed owners left behind; it never touches a live owner's.
+try {
+  native.sweep()
+} catch {
+  // A sweep that cannot run (no /dev/shm, no permission) must not stop the package loading.
+}
