@@ -11,6 +11,7 @@
  * working. `persist: true` and developer-API segments stay until `free`. A crashed owner leaves
  * its segment behind until `sweep()` (run cheaply at load, and by `sharedobject gc`).
  */
+import { constants as bufferConstants } from 'node:buffer'
 import * as path from 'node:path'
 
 import * as native from './binding'
@@ -283,6 +284,14 @@ export function alloc(kind: Kind, length: number, opts?: ShareOptions): SharedVe
   if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0) {
     throw coded(codes.OUT_OF_RANGE, `alloc: length must be a whole number >= 0, got ${String(length)}`, RangeError)
   }
+  const bytes = length * CTORS[kind].BYTES_PER_ELEMENT
+  if (bytes > bufferConstants.MAX_LENGTH) {
+    throw coded(
+      codes.OUT_OF_RANGE,
+      `alloc: ${bytes} bytes is more than this Node.js can view as one ArrayBuffer (${bufferConstants.MAX_LENGTH})`,
+      RangeError,
+    )
+  }
   return vectorOf(native.create(createOptions(kind, length, resolve(opts)), undefined))
 }
 
@@ -551,8 +560,11 @@ export function stats(): { mappings: number; views: number } {
 }
 
 // Loading the package frees what crashed owners left behind; it never touches a live owner's.
-try {
-  native.sweep()
-} catch {
-  // A sweep that cannot run (no /dev/shm, no permission) must not stop the package loading.
+// SHAREDOBJECT_NO_SWEEP=1 turns this off (to inspect leftovers, or in tests of the sweep itself).
+if (!process.env.SHAREDOBJECT_NO_SWEEP) {
+  try {
+    native.sweep()
+  } catch {
+    // A sweep that cannot run (no /dev/shm, no permission) must not stop the package loading.
+  }
 }

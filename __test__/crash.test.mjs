@@ -1,0 +1,103 @@
+import test from 'ava'
+import fs from 'node:fs'
+import so from '../index.js'
+import { spawnChild, run, onDisk, isLinux } from './helpers.mjs'
+
+// Tests here kill their children with SIGKILL, as a crash or the OOM killer would.
+const linuxOnly = isLinux ? test.serial : test.serial.skip
+
+async function orphan(opts = {}) {
+  const child = await spawnChild()
+  const id = await child.run((so, opts) => {
+    const x = so.share(Float64Array.from([1, 2, 3]), opts)
+    globalThis.kept.push(x)
+    return so.properties(x).id
+  }, opts)
+  await child.kill('SIGKILL')
+  return { id, pid: child.pid }
+}
+
+linuxOnly('a killed owner leaves its segment; sweep frees it and says so', async (t) => {
+  const { id, pid } = await orphan()
+  t.true(onDisk(id), 'SIGKILL ran no cleanup')
+  const listed = so.list().find((s) => s.id === id)
+  t.like(listed, { ownerPid: pid, ownerAlive: false, persistent: false })
+  t.deepEqual(so.sweep({ dryRun: true }).map((s) => s.id).filter((x) => x === id), [id])
+  t.true(onDisk(id), 'a dry run frees nothing')
+  const freed = so.sweep()
+  t.true(freed.some((s) => s.id === id))
+  t.false(onDisk(id))
+})
+
+linuxOnly('a live owner’s segment is never swept', async (t) => {
+  const child = await spawnChild()
+  const id = await child.run((so) => {
+    const x = so.share(Float64Array.from([1]))
+    globalThis.kept.push(x)
+    return so.properties(x).id
+  })
+  t.false(so.sweep().some((s) => s.id === id))
+  t.true(onDisk(id))
+  t.true(so.list().find((s) => s.id === id).ownerAlive)
+  await child.exit()
+  t.false(onDisk(id), 'its owner removed it on a normal exit')
+})
+
+linuxOnly('a dead owner’s persistent segment is kept until freed', async (t) => {
+  const { id } = await orphan({ persist: true })
+  t.false(so.sweep().some((s) => s.id === id))
+  t.true(onDisk(id))
+  t.true(so.free(id))
+  t.false(onDisk(id))
+})
+
+linuxOnly('a reused pid is not mistaken for a live owner', async (t) => {
+  const { id } = await orphan()
+  // Make the header name a pid that is alive now (this test process) but keep the dead
+  // child's start time: exactly what pid reuse looks like.
+  const fd = fs.openSync(`/dev/shm/sobj.${id}`, 'r+')
+  const pid = Buffer.alloc(4)
+  pid.writeUInt32LE(process.pid)
+  fs.writeSync(fd, pid, 0, 4, 48)
+  fs.closeSync(fd)
+  const listed = so.list().find((s) => s.id === id)
+  t.is(listed.ownerPid, process.pid)
+  t.false(listed.ownerAlive)
+  t.true(so.sweep().some((s) => s.id === id))
+  t.false(onDisk(id))
+})
+
+linuxOnly('an owner in another pid namespace is never judged dead', async (t) => {
+  const { id } = await orphan()
+  const fd = fs.openSync(`/dev/shm/sobj.${id}`, 'r+')
+  fs.writeSync(fd, Buffer.from([1, 2, 3, 4, 5, 6, 7, 8]), 0, 8, 64)
+  fs.closeSync(fd)
+  t.is(so.list().find((s) => s.id === id).ownerAlive, null)
+  t.false(so.sweep().some((s) => s.id === id))
+  t.true(onDisk(id))
+  t.true(so.free(id))
+})
+
+linuxOnly('loading the package sweeps what dead owners left', async (t) => {
+  const { id } = await orphan()
+  t.true(onDisk(id))
+  const env = { ...process.env }
+  delete env.SHAREDOBJECT_NO_SWEEP
+  await run(process.execPath, ['-e', `require(${JSON.stringify(new URL('../index.js', import.meta.url).pathname)})`], { env })
+  t.false(onDisk(id))
+})
+
+linuxOnly('mappings made before the owner died keep working', async (t) => {
+  const child = await spawnChild()
+  const h = await child.run((so) => {
+    const x = so.share(Float64Array.from([4, 5, 6]))
+    globalThis.kept.push(x)
+    return so.handleOf(x)
+  })
+  const mine = so.open(h)
+  await child.kill('SIGKILL')
+  t.deepEqual(Array.from(mine), [4, 5, 6])
+  so.sweep()
+  t.deepEqual(Array.from(mine), [4, 5, 6], 'sweep removed the name, not the pages')
+  so.close(mine)
+})

@@ -1,0 +1,53 @@
+// Shared test helpers: real child processes driven over IPC.
+import { fork, execFile } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import fs from 'node:fs'
+
+export const fixture = (name) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
+export const run = promisify(execFile)
+
+/**
+ * Forks a child that runs functions sent to it: `await child.run((so, a) => ..., a)`. The
+ * function's source is sent, so it must not close over anything but its arguments; it may
+ * stash values in `globalThis.kept` to keep them alive.
+ */
+export async function spawnChild() {
+  const proc = fork(fixture('child.mjs'), [], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const [first] = await once(proc, 'message')
+  if (!first.ready) throw new Error('child did not start')
+  let next = 0
+  const pending = new Map()
+  proc.on('message', (m) => {
+    const p = pending.get(m.id)
+    if (!p) return
+    pending.delete(m.id)
+    if (m.ok) p.resolve(m.value)
+    else p.reject(Object.assign(new Error(m.error.message), m.error))
+  })
+  const exited = once(proc, 'exit')
+  return {
+    pid: proc.pid,
+    run(fn, ...args) {
+      const id = next++
+      return new Promise((resolve, reject) => {
+        pending.set(id, { resolve, reject })
+        proc.send({ id, fn: fn.toString(), args })
+      })
+    },
+    async kill(signal = 'SIGKILL') {
+      proc.kill(signal)
+      return exited
+    },
+    async exit() {
+      proc.disconnect()
+      return exited
+    },
+  }
+}
+
+/** Whether /dev/shm holds a segment with this id (Linux). */
+export const onDisk = (id) => fs.existsSync(`/dev/shm/sobj.${id}`)
+
+export const isLinux = process.platform === 'linux'

@@ -1,0 +1,119 @@
+import test from 'ava'
+import fs from 'node:fs'
+import so from '../index.js'
+import { spawnChild, run, fixture, isLinux } from './helpers.mjs'
+
+const idOf = (x) => so.properties(x).id
+
+test.serial('the owner closing its last view removes the name; a child that mapped it keeps reading', async (t) => {
+  const child = await spawnChild()
+  const x = so.share(Float64Array.from([7, 8, 9]))
+  const h = so.handleOf(x)
+  await child.run((so, h) => {
+    globalThis.kept.push(so.open(h))
+  }, h)
+  t.true(so.close(x))
+  t.is(x.length, 0, 'a closed view reads as empty, never as unmapped memory')
+  t.is(x[0], undefined)
+  t.false(so.close(x), 'closing twice is harmless')
+  t.throws(() => so.handleOf(x), { code: 'ERR_SHM_CLOSED' })
+  t.false(so.hasSharedMemory(h.split(':')[1]))
+  t.deepEqual(await child.run(() => Array.from(globalThis.kept[0])), [7, 8, 9])
+  const err = await t.throwsAsync(child.run((so, h) => so.open(h), h))
+  t.is(err.code, 'ERR_SHM_NOT_FOUND')
+  await child.exit()
+})
+
+test.serial('a view collected by the garbage collector unmaps, and the owner’s removes the name', async (t) => {
+  let x = so.alloc('float64', 1024)
+  const id = idOf(x)
+  const before = so.stats()
+  x = null
+  for (let i = 0; i < 20 && so.hasSharedMemory(id); i++) {
+    global.gc()
+    await new Promise((r) => setTimeout(r, 10))
+  }
+  t.false(so.hasSharedMemory(id))
+  t.true(so.stats().mappings < before.mappings)
+})
+
+test.serial('a process maps a segment once per mode, however many views it opens', (t) => {
+  const x = so.share(Float64Array.from([1, 2]))
+  const h = so.handleOf(x)
+  const base = so.stats()
+  const views = Array.from({ length: 5 }, () => so.open(h))
+  t.is(so.stats().mappings, base.mappings, 'no new mapping for views in the same mode')
+  t.is(so.stats().views, base.views + 5)
+  const cow = so.open(h, { copyOnWrite: true })
+  t.is(so.stats().mappings, base.mappings + 1, 'one more for the other mode')
+  views[0][0] = 5
+  t.is(x[0], 5, 'views of one mapping share memory')
+  for (const v of [...views, cow]) so.close(v)
+  t.is(so.stats().views, base.views)
+  so.close(x)
+})
+
+test.serial('opening after free fails with ERR_SHM_NOT_FOUND while earlier mappings keep working', async (t) => {
+  const child = await spawnChild()
+  const x = so.share(Float64Array.from([1, 2, 3]))
+  const h = so.handleOf(x)
+  await child.run((so, h) => {
+    globalThis.kept.push(so.open(h))
+  }, h)
+  t.true(so.free(x))
+  t.false(so.free(x), 'nothing left to free')
+  t.deepEqual(Array.from(x), [1, 2, 3], 'the freeing process still reads')
+  t.deepEqual(await child.run(() => Array.from(globalThis.kept[0])), [1, 2, 3])
+  const fresh = await spawnChild()
+  const err = await t.throwsAsync(fresh.run((so, h) => so.open(h), h))
+  t.is(err.code, 'ERR_SHM_NOT_FOUND')
+  t.throws(() => so.open(h), { code: 'ERR_SHM_NOT_FOUND' })
+  so.close(x)
+  await Promise.all([child.exit(), fresh.exit()])
+})
+
+test.serial('a child’s segments go when it exits; persistent ones stay until freed', async (t) => {
+  const child = await spawnChild()
+  const [plain, kept] = await child.run((so) => {
+    const a = so.share(Float64Array.from([1]))
+    const b = so.share(Float64Array.from([2]), { persist: true })
+    globalThis.kept.push(a, b)
+    return [so.handleOf(a), so.handleOf(b)]
+  })
+  await child.exit()
+  t.throws(() => so.open(plain), { code: 'ERR_SHM_NOT_FOUND' })
+  const p = so.open(kept)
+  t.is(p[0], 2)
+  t.true(so.properties(p).persistent)
+  t.false(so.properties(p).ownData)
+  t.true(so.free(p))
+  so.close(p)
+})
+
+const linuxOnly = isLinux ? test.serial : test.serial.skip
+
+linuxOnly('descriptors are closed once mapped: two thousand live vectors use none', (t) => {
+  const fds = () => fs.readdirSync('/proc/self/fd').length
+  const before = fds()
+  const xs = Array.from({ length: 2000 }, (_, i) => so.share(Float64Array.of(i)))
+  t.true(fds() - before < 10, `${fds() - before} new descriptors`)
+  t.is(xs[1999][0], 1999)
+  for (const x of xs) so.close(x)
+})
+
+test.serial('two worker threads opening one segment map it once', async (t) => {
+  const { stdout } = await run(process.execPath, [fixture('threads.mjs')])
+  const r = JSON.parse(stdout)
+  t.deepEqual(r.sums, [6, 6])
+  t.is(r.mappingsWhileOpen, 1, 'one mapping for the owner and both threads')
+  t.true(r.viewsWhileOpen >= 3)
+  t.is(r.threadWrite, 42, 'a write from a thread is seen by the main thread')
+})
+
+test.serial('cluster workers receive vectors over the default JSON channel', async (t) => {
+  const { stdout } = await run(process.execPath, [fixture('cluster.mjs')])
+  const r = JSON.parse(stdout)
+  t.deepEqual(r.sums, [4950, 4950])
+  t.deepEqual(r.kinds, ['float64', 'float64'])
+  t.is(r.left, 0, 'nothing left after the primary exits')
+})

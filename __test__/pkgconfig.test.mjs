@@ -1,0 +1,63 @@
+// pkgconfig() and include/sharedobject.h: a C program built with nothing but the flags the
+// package gives reads a segment that JavaScript shared, and rejects a corrupt one.
+import test from 'ava'
+import { execFile, spawnSync } from 'node:child_process'
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import so from '../index.js'
+
+const run = promisify(execFile)
+const source = fileURLToPath(new URL('./fixtures/read_segment.c', import.meta.url))
+
+// sharedobject.h error codes the reader prints.
+const SOBJ_E_MAGIC = -3
+
+const hasGcc = spawnSync('gcc', ['--version'], { stdio: 'ignore' }).status === 0
+// The C reader uses shm_open, and the corrupt segment is written as a file in /dev/shm.
+const linuxWithGcc = process.platform === 'linux' && fs.existsSync('/dev/shm') && hasGcc
+
+test('pkgconfig gives the include flag, no libraries, and refuses anything else', (t) => {
+  const cppflags = so.pkgconfig('PKG_CPPFLAGS')
+  t.true(cppflags.startsWith('-I'))
+  const dir = cppflags.slice(2)
+  t.true(path.isAbsolute(dir))
+  t.true(fs.existsSync(path.join(dir, 'sharedobject.h')))
+  t.is(so.pkgconfig('PKG_LIBS'), '')
+  const err = t.throws(() => so.pkgconfig('foo'), { instanceOf: TypeError })
+  t.is(err.code, 'ERR_INVALID_ARG_VALUE')
+})
+
+;(linuxWithGcc ? test : test.skip)('a C reader built with the pkgconfig flags reads a shared vector and rejects a corrupt segment', async (t) => {
+  const cppflags = so.pkgconfig('PKG_CPPFLAGS')
+  t.is(so.pkgconfig('PKG_LIBS'), '')
+
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sobj-pkgconfig-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const exe = path.join(dir, 'read_segment')
+  // The flag is one argument: no shell, so a package path with spaces still works.
+  await run('gcc', ['-std=c99', '-Wall', '-Wextra', '-Werror', cppflags, source, '-o', exe, '-lrt'])
+
+  const x = so.share(new Float64Array([1.5, 2.5, 3]), { attributes: { dim: [3] } })
+  t.teardown(() => so.close(x)) // a no-op once the test has closed it
+  const id = so.handleOf(x).split(':')[1]
+  const { stdout } = await run(exe, [so.handleOf(x)])
+  t.deepEqual(JSON.parse(stdout), { kind: 1, length: 3, sum: 7, attributes: '{"dim":[3]}' })
+
+  // A segment file full of garbage, under an id no one else uses.
+  const badId = `ctest${crypto.randomBytes(8).toString('hex')}`
+  const badFile = `/dev/shm/sobj.${badId}`
+  const garbage = crypto.randomBytes(4096)
+  garbage[0] = 0 // so that it can never start with the magic "SHAREDOB"
+  fs.writeFileSync(badFile, garbage, { flag: 'wx', mode: 0o600 })
+  t.teardown(() => fs.rmSync(badFile, { force: true }))
+  const err = await t.throwsAsync(run(exe, [`sobj1:${badId}:0000000000000001`]))
+  t.is(err.code, 3, 'exit status 3: a bad header')
+  t.deepEqual(JSON.parse(err.stdout).error, SOBJ_E_MAGIC)
+
+  t.true(so.close(x))
+  t.false(fs.existsSync(`/dev/shm/sobj.${id}`), 'closing the owner’s only view removes the segment')
+})

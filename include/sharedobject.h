@@ -1,0 +1,568 @@
+/*
+ * sharedobject.h: the segment format of the `sharedobject` npm package, for native addon
+ * authors who want to read (or check) its shared-memory segments from C or C++.
+ *
+ * Get the include flag from JavaScript with
+ *
+ *     require('sharedobject').pkgconfig('PKG_CPPFLAGS')   // "-I<package dir>/include"
+ *     require('sharedobject').pkgconfig('PKG_LIBS')       // "": this header is all there is
+ *
+ * This header is self-contained C99 that is also valid C++. It needs only <stdint.h>,
+ * <stddef.h> and <string.h>, allocates nothing and touches no OS API: opening and mapping a
+ * segment is the caller's business (see "Names and handles" below).
+ *
+ * It mirrors crates/core/src/header.rs (the header layout and its validation),
+ * crates/core/src/kind.rs (kind codes and element sizes) and crates/core/src/name.rs (ids and
+ * handles) of the package; those files are the reference, and a change to one of them must be
+ * made here too.
+ *
+ * ------------------------------------------------------------------------------------------
+ * Names and handles
+ * ------------------------------------------------------------------------------------------
+ *
+ * Every segment has an *id*: 1 to 25 bytes of `A-Z a-z 0-9 . _ -`, not starting with `.` or
+ * `-` (generated ids are 16 characters of lower-case base32). The OS name of the segment is
+ *
+ *     POSIX (Linux, macOS):  "/sobj.<id>"         for shm_open(); on Linux the file
+ *                                                 /dev/shm/sobj.<id>
+ *     Windows:               "Local\\sobj.<id>"   a named file mapping (OpenFileMappingW)
+ *
+ * A *handle*, the string `handleOf()` returns and that travels between processes, is
+ *
+ *     "sobj1:<id>:<generation as exactly 16 hex digits>"       (at most 48 bytes)
+ *
+ * The generation is a random non-zero number stored in the header (offset 40). An id can be
+ * reused after its segment is freed, so a reader holding a handle should check that the
+ * header's generation equals the handle's (SOBJ_E_GENERATION is there for reporting that).
+ *
+ * ------------------------------------------------------------------------------------------
+ * Segment layout
+ * ------------------------------------------------------------------------------------------
+ *
+ * All integers are little-endian. Offsets are from the start of the segment.
+ *
+ *   offset size field
+ *   ------ ---- -----------------------------------------------------------------------------
+ *        0    8 magic "SHAREDOB" (no terminating NUL)
+ *        8    2 format version, SOBJ_VERSION (1)
+ *       10    2 fixed header size, SOBJ_HEADER_SIZE (128)
+ *       12    2 kind code (enum sobj_kind)
+ *       14    2 flags: bit 0 copy-on-write default, bit 1 persistent, bit 2 developer segment
+ *       16    8 length in elements
+ *       24    8 data byte length
+ *       32    8 data offset: align64(128 + attributes byte length)
+ *       40    8 generation: random, distinguishes segments that reuse an id
+ *       48    4 owner pid
+ *       52    4 attributes byte length (UTF-8 JSON at offset 128, at most 1 MiB, no NUL)
+ *       56    8 owner start time (OS-specific clock, 0 if unknown)
+ *       64    8 owner pid namespace (Linux inode number, 0 if unknown)
+ *       72    8 creation time, milliseconds since the Unix epoch
+ *       80   48 six kind-specific 64-bit words (zero for numeric kinds)
+ *      128    . attributes (attributes byte length bytes), then zero padding
+ *  data off   . data (data byte length bytes)
+ *
+ * The header is written once, by the owner, before anyone else can open the segment, and
+ * never changes afterwards. Everyone else must treat it as untrusted input: decode it with
+ * sobj_header_check(), which believes nothing until it is checked against the real size of
+ * the segment (fstat() it; never trust the header to say how much to map).
+ *
+ * Example (POSIX, error handling shortened):
+ *
+ *     char id[SOBJ_MAX_ID_LEN + 1], name[SOBJ_MAX_OS_NAME_LEN + 1];
+ *     uint64_t gen;
+ *     if (sobj_parse_handle(handle, id, sizeof id, &gen) != 0) fail("bad handle");
+ *     sobj_posix_name(id, name, sizeof name);
+ *     int fd = shm_open(name, O_RDONLY, 0);
+ *     struct stat st; fstat(fd, &st);
+ *     const unsigned char *seg = mmap(NULL, st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+ *     sobj_header h;
+ *     if (sobj_header_check(seg, (uint64_t)st.st_size, &h) != 0) fail("bad header");
+ *     if (h.generation != gen) fail("the segment was freed and its id reused");
+ *     const double *x = (const double *)sobj_data(seg, &h);   // if h.kind == SOBJ_FLOAT64
+ */
+
+#ifndef SHAREDOBJECT_H
+#define SHAREDOBJECT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------------------- */
+/* Constants                                                                                 */
+/* ---------------------------------------------------------------------------------------- */
+
+/** The first 8 bytes of every segment (not NUL-terminated in the segment). */
+#define SOBJ_MAGIC "SHAREDOB"
+/** Bytes of SOBJ_MAGIC. */
+#define SOBJ_MAGIC_LEN 8
+/** The segment format version this header describes. */
+#define SOBJ_VERSION 1
+/** Size of the fixed header; the attributes start right after it. */
+#define SOBJ_HEADER_SIZE 128
+/** Where the attributes begin. */
+#define SOBJ_ATTRIBUTES_OFFSET 128
+/** The data starts on this boundary: enough for any element type, and a cache line. */
+#define SOBJ_DATA_ALIGN 64
+/** The most attribute bytes a segment may carry (1 MiB). */
+#define SOBJ_MAX_ATTRIBUTES (1u << 20)
+/** Number of kind-specific 64-bit words at offset 80. */
+#define SOBJ_AUX_WORDS 6
+
+/* Byte offsets of the header fields. */
+#define SOBJ_OFF_MAGIC 0            /**< 8 bytes, "SHAREDOB" */
+#define SOBJ_OFF_VERSION 8          /**< u16, format version */
+#define SOBJ_OFF_HEADER_SIZE 10     /**< u16, fixed header size */
+#define SOBJ_OFF_KIND 12            /**< u16, kind code */
+#define SOBJ_OFF_FLAGS 14           /**< u16, flag bits */
+#define SOBJ_OFF_LENGTH 16          /**< u64, length in elements */
+#define SOBJ_OFF_BYTE_LENGTH 24     /**< u64, data byte length */
+#define SOBJ_OFF_DATA_OFFSET 32     /**< u64, data offset */
+#define SOBJ_OFF_GENERATION 40      /**< u64, generation */
+#define SOBJ_OFF_OWNER_PID 48       /**< u32, owner pid */
+#define SOBJ_OFF_ATTRIBUTES_LEN 52  /**< u32, attributes byte length */
+#define SOBJ_OFF_OWNER_START 56     /**< u64, owner start time */
+#define SOBJ_OFF_OWNER_PIDNS 64     /**< u64, owner pid namespace */
+#define SOBJ_OFF_CREATED_MS 72      /**< u64, creation time in ms since the Unix epoch */
+#define SOBJ_OFF_AUX 80             /**< 6 x u64, kind-specific words */
+
+/* Flag bits (offset 14). Any other bit set makes the header invalid. */
+/** The segment's default for new views is copy-on-write (private writable copies). */
+#define SOBJ_FLAG_COPY_ON_WRITE 0x0001u
+/** Persistent: the name outlives the owner process; only an explicit free removes it. */
+#define SOBJ_FLAG_PERSIST 0x0002u
+/** Made with the developer API (raw bytes); crash sweeps leave such segments alone. */
+#define SOBJ_FLAG_DEVELOPER 0x0004u
+/** Every flag bit this format version defines. */
+#define SOBJ_KNOWN_FLAGS (SOBJ_FLAG_COPY_ON_WRITE | SOBJ_FLAG_PERSIST | SOBJ_FLAG_DEVELOPER)
+
+/* Ids, OS names and handles. */
+/** Every segment's OS name is a prefix followed by its id; this is the common part. */
+#define SOBJ_NAME_PREFIX "sobj."
+/** The POSIX shm_open() name prefix: "/sobj.<id>". */
+#define SOBJ_POSIX_NAME_PREFIX "/sobj."
+/** The Windows file-mapping name prefix: "Local\sobj.<id>" (one backslash). */
+#define SOBJ_WINDOWS_NAME_PREFIX "Local\\sobj."
+/** The longest id: macOS allows 31 bytes for a name, counting the slash and the prefix. */
+#define SOBJ_MAX_ID_LEN 25
+/** The longest POSIX OS name, without its NUL: 1 + 5 + 25 = 31. */
+#define SOBJ_MAX_OS_NAME_LEN 31
+/** Handles start with this tag followed by ':'; the digit is the handle format version. */
+#define SOBJ_HANDLE_TAG "sobj1"
+/** Hex digits of the generation in a handle. */
+#define SOBJ_HANDLE_GENERATION_DIGITS 16
+/** The longest handle, without its NUL: 5 + 1 + 25 + 1 + 16 = 48. */
+#define SOBJ_MAX_HANDLE_LEN 48
+
+/* ---------------------------------------------------------------------------------------- */
+/* Error codes: 0 is success, every failure is negative.                                     */
+/* ---------------------------------------------------------------------------------------- */
+
+#define SOBJ_OK 0
+/** A NULL pointer argument. */
+#define SOBJ_E_ARGUMENT (-1)
+/** The segment is smaller than the fixed header. */
+#define SOBJ_E_TOO_SMALL (-2)
+/** The first 8 bytes are not "SHAREDOB": not a sharedobject segment. */
+#define SOBJ_E_MAGIC (-3)
+/** A format version other than SOBJ_VERSION. */
+#define SOBJ_E_VERSION (-4)
+/** The fixed header size field is not 128. */
+#define SOBJ_E_HEADER_SIZE (-5)
+/** An unknown kind code. */
+#define SOBJ_E_KIND (-6)
+/** A flag bit outside SOBJ_KNOWN_FLAGS. */
+#define SOBJ_E_FLAGS (-7)
+/** More than SOBJ_MAX_ATTRIBUTES bytes of attributes. */
+#define SOBJ_E_ATTRIBUTES (-8)
+/** The data offset is not align64(128 + attributes byte length). */
+#define SOBJ_E_DATA_OFFSET (-9)
+/** For a fixed-width kind, length * element size != byte length (or it overflows). */
+#define SOBJ_E_LENGTH (-10)
+/** The data runs past the end of the segment (or data offset + byte length overflows). */
+#define SOBJ_E_BOUNDS (-11)
+/** Not a handle of the form "sobj1:<id>:<16 hex digits>", or an invalid id in it. */
+#define SOBJ_E_HANDLE (-12)
+/** An output buffer too small for the id or name (its capacity must include the NUL). */
+#define SOBJ_E_BUFFER (-13)
+/** Not an error of this header's functions: for callers to report that a segment's
+ *  generation differs from the one its handle names (the id was freed and reused). */
+#define SOBJ_E_GENERATION (-14)
+
+/** A short English description of an error code from this header. */
+static inline const char *sobj_strerror(int code) {
+  switch (code) {
+    case SOBJ_OK: return "ok";
+    case SOBJ_E_ARGUMENT: return "a NULL argument";
+    case SOBJ_E_TOO_SMALL: return "the segment is smaller than a header";
+    case SOBJ_E_MAGIC: return "wrong magic: not a sharedobject segment";
+    case SOBJ_E_VERSION: return "unsupported segment format version";
+    case SOBJ_E_HEADER_SIZE: return "wrong header size";
+    case SOBJ_E_KIND: return "unknown kind";
+    case SOBJ_E_FLAGS: return "unknown flags";
+    case SOBJ_E_ATTRIBUTES: return "attributes too large";
+    case SOBJ_E_DATA_OFFSET: return "data offset does not follow the attributes";
+    case SOBJ_E_LENGTH: return "length and byte length disagree";
+    case SOBJ_E_BOUNDS: return "data runs past the end of the segment";
+    case SOBJ_E_HANDLE: return "not a sharedobject handle";
+    case SOBJ_E_BUFFER: return "output buffer too small";
+    case SOBJ_E_GENERATION: return "the segment's generation differs from the handle's";
+    default: return "unknown error";
+  }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Kinds                                                                                     */
+/* ---------------------------------------------------------------------------------------- */
+
+/** The element type of a segment; the value is the code stored at offset 12. */
+typedef enum sobj_kind {
+  SOBJ_BYTES = 0,          /**< untyped bytes (developer API segments), 1 byte each */
+  SOBJ_FLOAT64 = 1,        /**< IEEE 754 double, 8 bytes */
+  SOBJ_FLOAT32 = 2,        /**< IEEE 754 float, 4 bytes */
+  SOBJ_INT8 = 3,           /**< int8_t */
+  SOBJ_UINT8 = 4,          /**< uint8_t */
+  SOBJ_UINT8_CLAMPED = 5,  /**< uint8_t (JavaScript Uint8ClampedArray) */
+  SOBJ_INT16 = 6,          /**< int16_t */
+  SOBJ_UINT16 = 7,         /**< uint16_t */
+  SOBJ_INT32 = 8,          /**< int32_t */
+  SOBJ_UINT32 = 9,         /**< uint32_t */
+  SOBJ_INT64 = 10,         /**< int64_t */
+  SOBJ_UINT64 = 11,        /**< uint64_t */
+  SOBJ_LOGICAL = 12,       /**< true / false / NA, one byte each */
+  SOBJ_STRING = 13         /**< variable-width UTF-8 strings; the layout lives in the data */
+} sobj_kind;
+
+/** Number of kind codes; valid codes are 0 .. SOBJ_KIND_COUNT - 1. */
+#define SOBJ_KIND_COUNT 14
+
+/* Element sizes in bytes of the fixed-width kinds. */
+#define SOBJ_SIZEOF_BYTES 1
+#define SOBJ_SIZEOF_FLOAT64 8
+#define SOBJ_SIZEOF_FLOAT32 4
+#define SOBJ_SIZEOF_INT8 1
+#define SOBJ_SIZEOF_UINT8 1
+#define SOBJ_SIZEOF_UINT8_CLAMPED 1
+#define SOBJ_SIZEOF_INT16 2
+#define SOBJ_SIZEOF_UINT16 2
+#define SOBJ_SIZEOF_INT32 4
+#define SOBJ_SIZEOF_UINT32 4
+#define SOBJ_SIZEOF_INT64 8
+#define SOBJ_SIZEOF_UINT64 8
+#define SOBJ_SIZEOF_LOGICAL 1
+
+/** Whether `code` is a kind this format version defines. */
+static inline int sobj_kind_valid(uint16_t code) {
+  return code < SOBJ_KIND_COUNT;
+}
+
+/** Bytes per element of kind `code`; 0 for SOBJ_STRING (not a plain array of elements) and
+ *  for unknown codes. */
+static inline uint64_t sobj_kind_element_size(uint16_t code) {
+  switch (code) {
+    case SOBJ_BYTES: case SOBJ_INT8: case SOBJ_UINT8: case SOBJ_UINT8_CLAMPED: case SOBJ_LOGICAL:
+      return 1;
+    case SOBJ_INT16: case SOBJ_UINT16:
+      return 2;
+    case SOBJ_FLOAT32: case SOBJ_INT32: case SOBJ_UINT32:
+      return 4;
+    case SOBJ_FLOAT64: case SOBJ_INT64: case SOBJ_UINT64:
+      return 8;
+    default:
+      return 0;
+  }
+}
+
+/** The name JavaScript uses for kind `code` ("float64", ...), or NULL for an unknown code. */
+static inline const char *sobj_kind_name(uint16_t code) {
+  static const char *const names[SOBJ_KIND_COUNT] = {
+    "bytes", "float64", "float32", "int8", "uint8", "uint8clamped", "int16",
+    "uint16", "int32", "uint32", "int64", "uint64", "logical", "string",
+  };
+  return code < SOBJ_KIND_COUNT ? names[code] : NULL;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Little-endian readers: byte by byte, so neither alignment nor host byte order matters.    */
+/* ---------------------------------------------------------------------------------------- */
+
+/** The little-endian u16 at `p`. */
+static inline uint16_t sobj_read_u16(const unsigned char *p) {
+  return (uint16_t)((unsigned)p[0] | ((unsigned)p[1] << 8));
+}
+
+/** The little-endian u32 at `p`. */
+static inline uint32_t sobj_read_u32(const unsigned char *p) {
+  return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+
+/** The little-endian u64 at `p`. */
+static inline uint64_t sobj_read_u64(const unsigned char *p) {
+  return (uint64_t)sobj_read_u32(p) | ((uint64_t)sobj_read_u32(p + 4) << 32);
+}
+
+/* Single raw fields of a segment's header. These check nothing: use them only on a header
+ * that sobj_header_check() accepted, or to peek at fields while diagnosing a bad one. */
+static inline uint16_t sobj_field_version(const unsigned char *seg) { return sobj_read_u16(seg + SOBJ_OFF_VERSION); }
+static inline uint16_t sobj_field_header_size(const unsigned char *seg) { return sobj_read_u16(seg + SOBJ_OFF_HEADER_SIZE); }
+static inline uint16_t sobj_field_kind(const unsigned char *seg) { return sobj_read_u16(seg + SOBJ_OFF_KIND); }
+static inline uint16_t sobj_field_flags(const unsigned char *seg) { return sobj_read_u16(seg + SOBJ_OFF_FLAGS); }
+static inline uint64_t sobj_field_length(const unsigned char *seg) { return sobj_read_u64(seg + SOBJ_OFF_LENGTH); }
+static inline uint64_t sobj_field_byte_length(const unsigned char *seg) { return sobj_read_u64(seg + SOBJ_OFF_BYTE_LENGTH); }
+static inline uint64_t sobj_field_data_offset(const unsigned char *seg) { return sobj_read_u64(seg + SOBJ_OFF_DATA_OFFSET); }
+static inline uint64_t sobj_field_generation(const unsigned char *seg) { return sobj_read_u64(seg + SOBJ_OFF_GENERATION); }
+static inline uint32_t sobj_field_owner_pid(const unsigned char *seg) { return sobj_read_u32(seg + SOBJ_OFF_OWNER_PID); }
+static inline uint32_t sobj_field_attributes_len(const unsigned char *seg) { return sobj_read_u32(seg + SOBJ_OFF_ATTRIBUTES_LEN); }
+static inline uint64_t sobj_field_owner_start(const unsigned char *seg) { return sobj_read_u64(seg + SOBJ_OFF_OWNER_START); }
+static inline uint64_t sobj_field_owner_pidns(const unsigned char *seg) { return sobj_read_u64(seg + SOBJ_OFF_OWNER_PIDNS); }
+static inline uint64_t sobj_field_created_ms(const unsigned char *seg) { return sobj_read_u64(seg + SOBJ_OFF_CREATED_MS); }
+/** Kind-specific word `i` (0 <= i < SOBJ_AUX_WORDS). */
+static inline uint64_t sobj_field_aux(const unsigned char *seg, unsigned i) { return sobj_read_u64(seg + SOBJ_OFF_AUX + 8u * i); }
+
+/* ---------------------------------------------------------------------------------------- */
+/* The decoded header                                                                        */
+/* ---------------------------------------------------------------------------------------- */
+
+/** A decoded, checked header: filled in by sobj_header_check(). Magic, version and header
+ *  size are not stored, as a checked header always has SOBJ_MAGIC, SOBJ_VERSION and
+ *  SOBJ_HEADER_SIZE. */
+typedef struct sobj_header {
+  /** Kind code (offset 12): one of enum sobj_kind. */
+  uint16_t kind;
+  /** Flag bits (offset 14): only SOBJ_KNOWN_FLAGS. */
+  uint16_t flags;
+  /** Owner pid (offset 48). */
+  uint32_t owner_pid;
+  /** Length in elements (offset 16). For a fixed-width kind, length * element size ==
+   *  byte_length; for SOBJ_STRING, the number of strings. */
+  uint64_t length;
+  /** Data byte length (offset 24). */
+  uint64_t byte_length;
+  /** Data offset (offset 32): align64(128 + attributes_len); data_offset + byte_length is
+   *  within the segment. */
+  uint64_t data_offset;
+  /** Generation (offset 40): random, non-zero; equals the generation in the segment's handle. */
+  uint64_t generation;
+  /** Attributes byte length (offset 52), at most SOBJ_MAX_ATTRIBUTES. The attributes are UTF-8
+   *  JSON at offset SOBJ_ATTRIBUTES_OFFSET, not NUL-terminated; 0 means none. */
+  uint32_t attributes_len;
+  /** Owner start time (offset 56): an OS-specific clock, 0 if unknown. With owner_pid it
+   *  tells a live owner from a recycled pid. */
+  uint64_t owner_start;
+  /** Owner pid namespace (offset 64): on Linux the inode of /proc/<pid>/ns/pid, 0 if unknown. */
+  uint64_t owner_pidns;
+  /** Creation time (offset 72), milliseconds since the Unix epoch. */
+  uint64_t created_ms;
+  /** Kind-specific words (offsets 80 to 127), zero for numeric kinds. */
+  uint64_t aux[SOBJ_AUX_WORDS];
+} sobj_header;
+
+/** Where the data of a segment with `attributes_len` bytes of attributes begins:
+ *  align64(128 + attributes_len). Meaningful for attributes_len <= SOBJ_MAX_ATTRIBUTES. */
+static inline uint64_t sobj_data_offset_for(uint64_t attributes_len) {
+  return ((uint64_t)SOBJ_HEADER_SIZE + attributes_len + (SOBJ_DATA_ALIGN - 1)) &
+         ~(uint64_t)(SOBJ_DATA_ALIGN - 1);
+}
+
+/**
+ * Decodes and checks the header of a segment of `segment_size` bytes mapped at `seg` (at least
+ * the first min(segment_size, 128) bytes must be readable), the same checks, in the same order,
+ * as the package's own reader:
+ *
+ *   1. segment_size >= 128                                   else SOBJ_E_TOO_SMALL
+ *   2. magic "SHAREDOB"                                      else SOBJ_E_MAGIC
+ *   3. version == SOBJ_VERSION                               else SOBJ_E_VERSION
+ *   4. header size == 128                                    else SOBJ_E_HEADER_SIZE
+ *   5. a known kind code                                     else SOBJ_E_KIND
+ *   6. no flag bit outside SOBJ_KNOWN_FLAGS                  else SOBJ_E_FLAGS
+ *   7. attributes_len <= 1 MiB                               else SOBJ_E_ATTRIBUTES
+ *   8. data_offset == align64(128 + attributes_len)          else SOBJ_E_DATA_OFFSET
+ *   9. fixed-width kinds: length * element size == byte_length, without overflow
+ *                                                            else SOBJ_E_LENGTH
+ *  10. data_offset + byte_length <= segment_size, without overflow
+ *                                                            else SOBJ_E_BOUNDS
+ *
+ * Returns SOBJ_OK (0) and fills `*out`, or a negative error code and leaves `*out` untouched.
+ * On success the attributes (seg + 128, attributes_len bytes) and the data (seg + data_offset,
+ * byte_length bytes) both lie inside the segment. `out` may be NULL to only check.
+ */
+static inline int sobj_header_check(const unsigned char *seg, uint64_t segment_size, sobj_header *out) {
+  sobj_header h;
+  uint64_t size;
+  unsigned i;
+  if (seg == NULL) return SOBJ_E_ARGUMENT;
+  if (segment_size < SOBJ_HEADER_SIZE) return SOBJ_E_TOO_SMALL;
+  if (memcmp(seg + SOBJ_OFF_MAGIC, SOBJ_MAGIC, SOBJ_MAGIC_LEN) != 0) return SOBJ_E_MAGIC;
+  if (sobj_read_u16(seg + SOBJ_OFF_VERSION) != SOBJ_VERSION) return SOBJ_E_VERSION;
+  if (sobj_read_u16(seg + SOBJ_OFF_HEADER_SIZE) != SOBJ_HEADER_SIZE) return SOBJ_E_HEADER_SIZE;
+  h.kind = sobj_read_u16(seg + SOBJ_OFF_KIND);
+  if (!sobj_kind_valid(h.kind)) return SOBJ_E_KIND;
+  h.flags = sobj_read_u16(seg + SOBJ_OFF_FLAGS);
+  if ((h.flags & ~SOBJ_KNOWN_FLAGS) != 0) return SOBJ_E_FLAGS;
+  h.length = sobj_read_u64(seg + SOBJ_OFF_LENGTH);
+  h.byte_length = sobj_read_u64(seg + SOBJ_OFF_BYTE_LENGTH);
+  h.data_offset = sobj_read_u64(seg + SOBJ_OFF_DATA_OFFSET);
+  h.generation = sobj_read_u64(seg + SOBJ_OFF_GENERATION);
+  h.owner_pid = sobj_read_u32(seg + SOBJ_OFF_OWNER_PID);
+  h.attributes_len = sobj_read_u32(seg + SOBJ_OFF_ATTRIBUTES_LEN);
+  h.owner_start = sobj_read_u64(seg + SOBJ_OFF_OWNER_START);
+  h.owner_pidns = sobj_read_u64(seg + SOBJ_OFF_OWNER_PIDNS);
+  h.created_ms = sobj_read_u64(seg + SOBJ_OFF_CREATED_MS);
+  for (i = 0; i < SOBJ_AUX_WORDS; i++) h.aux[i] = sobj_read_u64(seg + SOBJ_OFF_AUX + 8u * i);
+  if (h.attributes_len > SOBJ_MAX_ATTRIBUTES) return SOBJ_E_ATTRIBUTES;
+  /* attributes_len is at most 1 MiB here, so this cannot overflow. */
+  if (h.data_offset != sobj_data_offset_for(h.attributes_len)) return SOBJ_E_DATA_OFFSET;
+  size = sobj_kind_element_size(h.kind);
+  if (size != 0) {
+    if (h.length > UINT64_MAX / size || h.length * size != h.byte_length) return SOBJ_E_LENGTH;
+  }
+  if (h.byte_length > UINT64_MAX - h.data_offset || h.data_offset + h.byte_length > segment_size)
+    return SOBJ_E_BOUNDS;
+  if (out != NULL) *out = h;
+  return SOBJ_OK;
+}
+
+/** The attributes of a checked segment: `h->attributes_len` bytes of UTF-8 JSON, NOT
+ *  NUL-terminated. */
+static inline const unsigned char *sobj_attributes(const unsigned char *seg, const sobj_header *h) {
+  (void)h;
+  return seg + SOBJ_ATTRIBUTES_OFFSET;
+}
+
+/** The data of a checked segment: `h->byte_length` bytes, aligned to 64 bytes from the start
+ *  of the segment (so as aligned as the mapping itself). */
+static inline const unsigned char *sobj_data(const unsigned char *seg, const sobj_header *h) {
+  return seg + h->data_offset;
+}
+
+/** The total bytes a segment with header `h` needs: header, attributes, data. The segment
+ *  itself may be larger (page rounding, reserved capacity). */
+static inline uint64_t sobj_total_size(const sobj_header *h) {
+  return h->data_offset + h->byte_length;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Ids and handles                                                                           */
+/* ---------------------------------------------------------------------------------------- */
+
+/** Whether `c` may appear in an id: A-Z a-z 0-9 . _ - (ASCII, independent of the locale). */
+static inline int sobj_id_char(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+         c == '.' || c == '_' || c == '-';
+}
+
+/** Whether the `len` bytes at `id` are a valid id: 1 to 25 id characters, not starting with
+ *  '.' or '-'. */
+static inline int sobj_id_valid_n(const char *id, size_t len) {
+  size_t i;
+  if (id == NULL || len == 0 || len > SOBJ_MAX_ID_LEN) return 0;
+  if (id[0] == '.' || id[0] == '-') return 0;
+  for (i = 0; i < len; i++)
+    if (!sobj_id_char(id[i])) return 0;
+  return 1;
+}
+
+/** Whether the NUL-terminated string `id` is a valid id. */
+static inline int sobj_id_valid(const char *id) {
+  size_t len = 0;
+  if (id == NULL) return 0;
+  while (len <= SOBJ_MAX_ID_LEN && id[len] != '\0') len++;
+  return sobj_id_valid_n(id, len);
+}
+
+/** The value of hex digit `c` (either case), or -1. */
+static inline int sobj_hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/**
+ * Splits handle "sobj1:<id>:<16 hex digits>" into its id and generation, checking every part
+ * as the package does: exactly three ':'-separated parts, the tag "sobj1", a valid id, and a
+ * generation of exactly 16 hex digits (either case).
+ *
+ * Writes the id, NUL-terminated, to `id_out` (`id_cap` bytes; SOBJ_MAX_ID_LEN + 1 is always
+ * enough) and the generation to `*generation_out` (which may be NULL). Returns SOBJ_OK,
+ * SOBJ_E_ARGUMENT (NULL handle or id_out), SOBJ_E_HANDLE (not a handle) or SOBJ_E_BUFFER (id
+ * does not fit); on failure the outputs are untouched.
+ */
+static inline int sobj_parse_handle(const char *handle, char *id_out, size_t id_cap, uint64_t *generation_out) {
+  static const char tag[] = SOBJ_HANDLE_TAG;
+  const size_t tag_len = sizeof tag - 1;
+  const char *id, *gen, *end;
+  size_t id_len;
+  uint64_t generation = 0;
+  int i;
+  if (handle == NULL || id_out == NULL) return SOBJ_E_ARGUMENT;
+  if (strncmp(handle, tag, tag_len) != 0 || handle[tag_len] != ':') return SOBJ_E_HANDLE;
+  id = handle + tag_len + 1;
+  /* The id runs to the next ':'; without one there are fewer than three parts. Scanning at
+   * most SOBJ_MAX_ID_LEN + 1 bytes is enough to tell. */
+  for (id_len = 0; id_len <= SOBJ_MAX_ID_LEN && id[id_len] != ':' && id[id_len] != '\0'; id_len++) {
+  }
+  if (id[id_len] != ':' || !sobj_id_valid_n(id, id_len)) return SOBJ_E_HANDLE;
+  gen = id + id_len + 1;
+  for (i = 0; i < SOBJ_HANDLE_GENERATION_DIGITS; i++) {
+    int v = sobj_hex_value(gen[i]); /* stops at the NUL, which is not a hex digit */
+    if (v < 0) return SOBJ_E_HANDLE;
+    generation = (generation << 4) | (uint64_t)v;
+  }
+  end = gen + SOBJ_HANDLE_GENERATION_DIGITS;
+  if (*end != '\0') return SOBJ_E_HANDLE; /* a fourth part, or trailing garbage */
+  if (id_cap < id_len + 1) return SOBJ_E_BUFFER;
+  memcpy(id_out, id, id_len);
+  id_out[id_len] = '\0';
+  if (generation_out != NULL) *generation_out = generation;
+  return SOBJ_OK;
+}
+
+/** Writes the POSIX shm_open() name of segment `id`, "/sobj.<id>", NUL-terminated, to `out`
+ *  (`cap` bytes; SOBJ_MAX_OS_NAME_LEN + 1 is always enough). Returns SOBJ_OK, SOBJ_E_ARGUMENT,
+ *  SOBJ_E_HANDLE (invalid id) or SOBJ_E_BUFFER. */
+static inline int sobj_posix_name(const char *id, char *out, size_t cap) {
+  static const char prefix[] = SOBJ_POSIX_NAME_PREFIX;
+  const size_t prefix_len = sizeof prefix - 1;
+  size_t id_len;
+  if (id == NULL || out == NULL) return SOBJ_E_ARGUMENT;
+  if (!sobj_id_valid(id)) return SOBJ_E_HANDLE;
+  id_len = strlen(id);
+  if (cap < prefix_len + id_len + 1) return SOBJ_E_BUFFER;
+  memcpy(out, prefix, prefix_len);
+  memcpy(out + prefix_len, id, id_len + 1);
+  return SOBJ_OK;
+}
+
+/** Writes the handle "sobj1:<id>:<16 lower-case hex digits>" of segment `id` with generation
+ *  `generation`, NUL-terminated, to `out` (`cap` bytes; SOBJ_MAX_HANDLE_LEN + 1 is always
+ *  enough). Returns SOBJ_OK, SOBJ_E_ARGUMENT, SOBJ_E_HANDLE (invalid id) or SOBJ_E_BUFFER. */
+static inline int sobj_format_handle(const char *id, uint64_t generation, char *out, size_t cap) {
+  static const char tag[] = SOBJ_HANDLE_TAG;
+  static const char digits[] = "0123456789abcdef";
+  const size_t tag_len = sizeof tag - 1;
+  size_t id_len, at;
+  int i;
+  if (id == NULL || out == NULL) return SOBJ_E_ARGUMENT;
+  if (!sobj_id_valid(id)) return SOBJ_E_HANDLE;
+  id_len = strlen(id);
+  if (cap < tag_len + 1 + id_len + 1 + SOBJ_HANDLE_GENERATION_DIGITS + 1) return SOBJ_E_BUFFER;
+  memcpy(out, tag, tag_len);
+  out[tag_len] = ':';
+  memcpy(out + tag_len + 1, id, id_len);
+  at = tag_len + 1 + id_len;
+  out[at++] = ':';
+  for (i = SOBJ_HANDLE_GENERATION_DIGITS - 1; i >= 0; i--) out[at++] = digits[(generation >> (4 * i)) & 15];
+  out[at] = '\0';
+  return SOBJ_OK;
+}
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* SHAREDOBJECT_H */
