@@ -181,6 +181,31 @@ interface Meta {
 
 const metas = new WeakMap<ArrayBuffer, Meta>()
 
+/**
+ * One ArrayBuffer per segment and mode per thread: opening a handle again (every task message
+ * may carry the same vector) reuses it. Each new external ArrayBuffer makes V8 count its bytes as
+ * external memory and run a garbage collection, so reuse keeps repeated hand-overs cheap.
+ */
+const buffers = new Map<string, WeakRef<ArrayBuffer>>()
+const forget = new FinalizationRegistry<string>((key) => {
+  if (buffers.get(key)?.deref() === undefined) buffers.delete(key)
+})
+const modeKey = (cow: boolean | undefined): string => (cow === undefined ? 'default' : cow ? 'cow' : 'shared')
+
+function cache(key: string, buffer: ArrayBuffer): void {
+  buffers.set(key, new WeakRef(buffer))
+  forget.register(buffer, key)
+}
+
+/** A live cached buffer for this handle and mode, if the segment can still be opened. */
+function cached(handle: string, cow: boolean | undefined): Meta | undefined {
+  const buffer = buffers.get(`${handle}|${modeKey(cow)}`)?.deref()
+  const meta = buffer && metas.get(buffer)
+  if (!meta || meta.closed) return undefined
+  // open() means opening by name: a freed segment is not found, even if this thread maps it.
+  return native.exists(meta.id) ? meta : undefined
+}
+
 function metaOf(value: unknown): Meta | undefined {
   if (ArrayBuffer.isView(value)) return metas.get(value.buffer as ArrayBuffer)
   if (value instanceof ArrayBuffer) return metas.get(value)
@@ -213,10 +238,9 @@ function sharedToJSON(this: SharedVector): { $sharedobject: string } {
   return { $sharedobject: handleOf(this) }
 }
 
-function vectorOf(info: native.ViewInfo): SharedVector {
-  const meta = remember(info)
+function vectorOf(meta: Meta): SharedVector {
   const Ctor = CTORS[meta.kind as NumericKind]
-  const v = new Ctor(info.buffer, 0, meta.length)
+  const v = new Ctor(meta.buffer, 0, meta.length)
   Object.defineProperty(v, 'toJSON', { value: sharedToJSON, configurable: true, writable: true, enumerable: false })
   return v
 }
@@ -249,7 +273,7 @@ export function share<T>(value: T, opts?: ShareOptions): T {
   const src = value as unknown as NumericVector
   if (src.length < o.minLength && o.name === undefined) return value
   const info = native.create(createOptions(kind, src.length, o), new Uint8Array(src.buffer, src.byteOffset, src.byteLength))
-  return vectorOf(info) as unknown as T
+  return vectorOf(created(info)) as unknown as T
 }
 
 function createOptions(kind: Kind, length: number, o: Options & ShareOptions): native.CreateOptions {
@@ -292,7 +316,15 @@ export function alloc(kind: Kind, length: number, opts?: ShareOptions): SharedVe
       RangeError,
     )
   }
-  return vectorOf(native.create(createOptions(kind, length, resolve(opts)), undefined))
+  return vectorOf(created(native.create(createOptions(kind, length, resolve(opts)), undefined)))
+}
+
+/** The owner's view is also what this thread gets when it opens its own handle. */
+function created(info: native.ViewInfo): Meta {
+  const meta = remember(info)
+  cache(`${info.handle}|${modeKey(undefined)}`, info.buffer)
+  cache(`${info.handle}|${modeKey(info.copyOnWrite)}`, info.buffer)
+  return meta
 }
 
 function handleText(handle: unknown, fn: string): string {
@@ -312,12 +344,16 @@ export function open(handle: string | { $sharedobject: string }, opts?: OpenOpti
   if (cow !== undefined && typeof cow !== 'boolean') {
     throw coded(codes.INVALID_ARG_TYPE, 'open: copyOnWrite must be a boolean', TypeError)
   }
+  const hit = cached(h, cow)
+  if (hit) return vectorOf(hit)
   const info = native.open(h, cow)
   if (!isKind(info.kind)) {
     native.close(info.buffer, info.token)
     throw coded(codes.BAD_HEADER, `open: the segment holds ${info.kind} data, not a vector; use mapSharedMemory for developer segments`)
   }
-  return vectorOf(info)
+  const meta = remember(info)
+  cache(`${h}|${modeKey(cow)}`, info.buffer)
+  return vectorOf(meta)
 }
 
 /** The short ASCII handle of a shared vector, to send over any channel. */

@@ -41,186 +41,211 @@ const KNOWN_FLAGS: u16 = FLAG_COPY_ON_WRITE | FLAG_PERSIST | FLAG_DEVELOPER;
 /// A decoded header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
-  pub kind: Kind,
-  pub flags: u16,
-  pub length: u64,
-  pub byte_length: u64,
-  pub data_offset: u64,
-  pub generation: u64,
-  pub owner_pid: u32,
-  pub attributes_len: u32,
-  pub owner_start: u64,
-  pub owner_pidns: u64,
-  pub created_ms: u64,
-  pub aux: [u64; AUX_WORDS],
+    pub kind: Kind,
+    pub flags: u16,
+    pub length: u64,
+    pub byte_length: u64,
+    pub data_offset: u64,
+    pub generation: u64,
+    pub owner_pid: u32,
+    pub attributes_len: u32,
+    pub owner_start: u64,
+    pub owner_pidns: u64,
+    pub created_ms: u64,
+    pub aux: [u64; AUX_WORDS],
 }
 
 /// Rounds `n` up to the data alignment; `None` on overflow.
 fn align_data(n: u64) -> Option<u64> {
-  n.checked_add(DATA_ALIGN - 1).map(|v| v & !(DATA_ALIGN - 1))
+    n.checked_add(DATA_ALIGN - 1).map(|v| v & !(DATA_ALIGN - 1))
 }
 
 impl Header {
-  /// Where the data of a segment with `attributes_len` bytes of attributes begins.
-  pub fn data_offset_for(attributes_len: usize) -> u64 {
-    align_data((FIXED_SIZE + attributes_len) as u64).expect("attributes are bounded")
-  }
+    /// Where the data of a segment with `attributes_len` bytes of attributes begins.
+    pub fn data_offset_for(attributes_len: usize) -> u64 {
+        align_data((FIXED_SIZE + attributes_len) as u64).expect("attributes are bounded")
+    }
 
-  pub fn copy_on_write(&self) -> bool {
-    self.flags & FLAG_COPY_ON_WRITE != 0
-  }
-  pub fn persistent(&self) -> bool {
-    self.flags & FLAG_PERSIST != 0
-  }
-  pub fn developer(&self) -> bool {
-    self.flags & FLAG_DEVELOPER != 0
-  }
+    pub fn copy_on_write(&self) -> bool {
+        self.flags & FLAG_COPY_ON_WRITE != 0
+    }
+    pub fn persistent(&self) -> bool {
+        self.flags & FLAG_PERSIST != 0
+    }
+    pub fn developer(&self) -> bool {
+        self.flags & FLAG_DEVELOPER != 0
+    }
 
-  /// Bytes the whole segment needs: header, attributes, data.
-  pub fn total_size(&self) -> u64 {
-    self.data_offset + self.byte_length
-  }
+    /// Bytes the whole segment needs: header, attributes, data.
+    pub fn total_size(&self) -> u64 {
+        self.data_offset + self.byte_length
+    }
 
-  pub fn encode(&self) -> [u8; FIXED_SIZE] {
-    let mut b = [0u8; FIXED_SIZE];
-    b[0..8].copy_from_slice(&MAGIC);
-    b[8..10].copy_from_slice(&VERSION.to_le_bytes());
-    b[10..12].copy_from_slice(&(FIXED_SIZE as u16).to_le_bytes());
-    b[12..14].copy_from_slice(&(self.kind as u16).to_le_bytes());
-    b[14..16].copy_from_slice(&self.flags.to_le_bytes());
-    b[16..24].copy_from_slice(&self.length.to_le_bytes());
-    b[24..32].copy_from_slice(&self.byte_length.to_le_bytes());
-    b[32..40].copy_from_slice(&self.data_offset.to_le_bytes());
-    b[40..48].copy_from_slice(&self.generation.to_le_bytes());
-    b[48..52].copy_from_slice(&self.owner_pid.to_le_bytes());
-    b[52..56].copy_from_slice(&self.attributes_len.to_le_bytes());
-    b[56..64].copy_from_slice(&self.owner_start.to_le_bytes());
-    b[64..72].copy_from_slice(&self.owner_pidns.to_le_bytes());
-    b[72..80].copy_from_slice(&self.created_ms.to_le_bytes());
-    for (i, w) in self.aux.iter().enumerate() {
-      b[80 + 8 * i..88 + 8 * i].copy_from_slice(&w.to_le_bytes());
+    pub fn encode(&self) -> [u8; FIXED_SIZE] {
+        let mut b = [0u8; FIXED_SIZE];
+        b[0..8].copy_from_slice(&MAGIC);
+        b[8..10].copy_from_slice(&VERSION.to_le_bytes());
+        b[10..12].copy_from_slice(&(FIXED_SIZE as u16).to_le_bytes());
+        b[12..14].copy_from_slice(&(self.kind as u16).to_le_bytes());
+        b[14..16].copy_from_slice(&self.flags.to_le_bytes());
+        b[16..24].copy_from_slice(&self.length.to_le_bytes());
+        b[24..32].copy_from_slice(&self.byte_length.to_le_bytes());
+        b[32..40].copy_from_slice(&self.data_offset.to_le_bytes());
+        b[40..48].copy_from_slice(&self.generation.to_le_bytes());
+        b[48..52].copy_from_slice(&self.owner_pid.to_le_bytes());
+        b[52..56].copy_from_slice(&self.attributes_len.to_le_bytes());
+        b[56..64].copy_from_slice(&self.owner_start.to_le_bytes());
+        b[64..72].copy_from_slice(&self.owner_pidns.to_le_bytes());
+        b[72..80].copy_from_slice(&self.created_ms.to_le_bytes());
+        for (i, w) in self.aux.iter().enumerate() {
+            b[80 + 8 * i..88 + 8 * i].copy_from_slice(&w.to_le_bytes());
+        }
+        b
     }
-    b
-  }
 
-  /// Decodes and checks a header read from a segment of `segment_size` bytes. Every field is
-  /// untrusted: nothing is believed until it is checked against the real segment size.
-  pub fn decode(b: &[u8], segment_size: u64) -> Result<Header> {
-    let bad = |what: &str| Error::new(Code::BadHeader, format!("not a sharedobject segment, or a corrupt one: {what}"));
-    if b.len() < FIXED_SIZE || segment_size < FIXED_SIZE as u64 {
-      return Err(bad("it is smaller than a header"));
+    /// Decodes and checks a header read from a segment of `segment_size` bytes. Every field is
+    /// untrusted: nothing is believed until it is checked against the real segment size.
+    pub fn decode(b: &[u8], segment_size: u64) -> Result<Header> {
+        let bad = |what: &str| {
+            Error::new(
+                Code::BadHeader,
+                format!("not a sharedobject segment, or a corrupt one: {what}"),
+            )
+        };
+        if b.len() < FIXED_SIZE || segment_size < FIXED_SIZE as u64 {
+            return Err(bad("it is smaller than a header"));
+        }
+        let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
+        let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+        let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+        if b[0..8] != MAGIC {
+            return Err(bad("wrong magic"));
+        }
+        let version = u16_at(8);
+        if version != VERSION {
+            return Err(Error::new(
+                Code::BadHeader,
+                format!("segment format version {version}, this package reads version {VERSION}"),
+            ));
+        }
+        if u16_at(10) as usize != FIXED_SIZE {
+            return Err(bad("wrong header size"));
+        }
+        let kind = Kind::from_code(u16_at(12)).ok_or_else(|| bad("unknown kind"))?;
+        let flags = u16_at(14);
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(bad("unknown flags"));
+        }
+        let mut aux = [0u64; AUX_WORDS];
+        for (i, w) in aux.iter_mut().enumerate() {
+            *w = u64_at(80 + 8 * i);
+        }
+        let h = Header {
+            kind,
+            flags,
+            length: u64_at(16),
+            byte_length: u64_at(24),
+            data_offset: u64_at(32),
+            generation: u64_at(40),
+            owner_pid: u32_at(48),
+            attributes_len: u32_at(52),
+            owner_start: u64_at(56),
+            owner_pidns: u64_at(64),
+            created_ms: u64_at(72),
+            aux,
+        };
+        if h.attributes_len as usize > MAX_ATTRIBUTES {
+            return Err(bad("attributes too large"));
+        }
+        if h.data_offset != Header::data_offset_for(h.attributes_len as usize) {
+            return Err(bad("data offset does not follow the attributes"));
+        }
+        if let Some(size) = kind.element_size() {
+            if h.length.checked_mul(size) != Some(h.byte_length) {
+                return Err(bad("length and byte length disagree"));
+            }
+        }
+        match h.data_offset.checked_add(h.byte_length) {
+            Some(end) if end <= segment_size => {}
+            _ => return Err(bad("data runs past the end of the segment")),
+        }
+        Ok(h)
     }
-    let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
-    let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
-    let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
-    if b[0..8] != MAGIC {
-      return Err(bad("wrong magic"));
-    }
-    let version = u16_at(8);
-    if version != VERSION {
-      return Err(Error::new(
-        Code::BadHeader,
-        format!("segment format version {version}, this package reads version {VERSION}"),
-      ));
-    }
-    if u16_at(10) as usize != FIXED_SIZE {
-      return Err(bad("wrong header size"));
-    }
-    let kind = Kind::from_code(u16_at(12)).ok_or_else(|| bad("unknown kind"))?;
-    let flags = u16_at(14);
-    if flags & !KNOWN_FLAGS != 0 {
-      return Err(bad("unknown flags"));
-    }
-    let mut aux = [0u64; AUX_WORDS];
-    for (i, w) in aux.iter_mut().enumerate() {
-      *w = u64_at(80 + 8 * i);
-    }
-    let h = Header {
-      kind,
-      flags,
-      length: u64_at(16),
-      byte_length: u64_at(24),
-      data_offset: u64_at(32),
-      generation: u64_at(40),
-      owner_pid: u32_at(48),
-      attributes_len: u32_at(52),
-      owner_start: u64_at(56),
-      owner_pidns: u64_at(64),
-      created_ms: u64_at(72),
-      aux,
-    };
-    if h.attributes_len as usize > MAX_ATTRIBUTES {
-      return Err(bad("attributes too large"));
-    }
-    if h.data_offset != Header::data_offset_for(h.attributes_len as usize) {
-      return Err(bad("data offset does not follow the attributes"));
-    }
-    if let Some(size) = kind.element_size() {
-      if h.length.checked_mul(size) != Some(h.byte_length) {
-        return Err(bad("length and byte length disagree"));
-      }
-    }
-    match h.data_offset.checked_add(h.byte_length) {
-      Some(end) if end <= segment_size => {}
-      _ => return Err(bad("data runs past the end of the segment")),
-    }
-    Ok(h)
-  }
 }
 
 #[cfg(test)]
 mod tests {
-  use super::*;
+    use super::*;
 
-  fn sample() -> Header {
-    Header {
-      kind: Kind::Float64,
-      flags: FLAG_COPY_ON_WRITE,
-      length: 10,
-      byte_length: 80,
-      data_offset: Header::data_offset_for(5),
-      generation: 0x1234_5678_9abc_def0,
-      owner_pid: 42,
-      attributes_len: 5,
-      owner_start: 7,
-      owner_pidns: 9,
-      created_ms: 1_700_000_000_000,
-      aux: [0; AUX_WORDS],
+    fn sample() -> Header {
+        Header {
+            kind: Kind::Float64,
+            flags: FLAG_COPY_ON_WRITE,
+            length: 10,
+            byte_length: 80,
+            data_offset: Header::data_offset_for(5),
+            generation: 0x1234_5678_9abc_def0,
+            owner_pid: 42,
+            attributes_len: 5,
+            owner_start: 7,
+            owner_pidns: 9,
+            created_ms: 1_700_000_000_000,
+            aux: [0; AUX_WORDS],
+        }
     }
-  }
 
-  #[test]
-  fn encode_then_decode_is_identity() {
-    let h = sample();
-    let got = Header::decode(&h.encode(), h.total_size()).unwrap();
-    assert_eq!(got, h);
-    assert_eq!(h.data_offset, 192);
-  }
-
-  #[test]
-  fn every_corruption_is_a_bad_header() {
-    let h = sample();
-    let good = h.encode();
-    let cases: Vec<(usize, u8)> = vec![(0, b'X'), (8, 2), (10, 64), (12, 99), (14, 0x80), (16, 11), (32, 0)];
-    for (at, v) in cases {
-      let mut b = good;
-      b[at] = v;
-      let err = Header::decode(&b, h.total_size()).unwrap_err();
-      assert_eq!(err.code, Code::BadHeader, "byte {at} = {v}");
+    #[test]
+    fn encode_then_decode_is_identity() {
+        let h = sample();
+        let got = Header::decode(&h.encode(), h.total_size()).unwrap();
+        assert_eq!(got, h);
+        assert_eq!(h.data_offset, 192);
     }
-    assert_eq!(Header::decode(&good, h.total_size() - 1).unwrap_err().code, Code::BadHeader);
-    assert_eq!(Header::decode(&good[..100], 4096).unwrap_err().code, Code::BadHeader);
-  }
 
-  #[test]
-  fn huge_lengths_do_not_overflow() {
-    let mut h = sample();
-    h.length = u64::MAX / 4;
-    h.byte_length = h.length.wrapping_mul(8);
-    assert_eq!(Header::decode(&h.encode(), 4096).unwrap_err().code, Code::BadHeader);
-    h.kind = Kind::Bytes;
-    h.length = u64::MAX;
-    h.byte_length = u64::MAX;
-    assert_eq!(Header::decode(&h.encode(), 4096).unwrap_err().code, Code::BadHeader);
-  }
+    #[test]
+    fn every_corruption_is_a_bad_header() {
+        let h = sample();
+        let good = h.encode();
+        let cases: Vec<(usize, u8)> = vec![
+            (0, b'X'),
+            (8, 2),
+            (10, 64),
+            (12, 99),
+            (14, 0x80),
+            (16, 11),
+            (32, 0),
+        ];
+        for (at, v) in cases {
+            let mut b = good;
+            b[at] = v;
+            let err = Header::decode(&b, h.total_size()).unwrap_err();
+            assert_eq!(err.code, Code::BadHeader, "byte {at} = {v}");
+        }
+        assert_eq!(
+            Header::decode(&good, h.total_size() - 1).unwrap_err().code,
+            Code::BadHeader
+        );
+        assert_eq!(
+            Header::decode(&good[..100], 4096).unwrap_err().code,
+            Code::BadHeader
+        );
+    }
+
+    #[test]
+    fn huge_lengths_do_not_overflow() {
+        let mut h = sample();
+        h.length = u64::MAX / 4;
+        h.byte_length = h.length.wrapping_mul(8);
+        assert_eq!(
+            Header::decode(&h.encode(), 4096).unwrap_err().code,
+            Code::BadHeader
+        );
+        h.kind = Kind::Bytes;
+        h.length = u64::MAX;
+        h.byte_length = u64::MAX;
+        assert_eq!(
+            Header::decode(&h.encode(), 4096).unwrap_err().code,
+            Code::BadHeader
+        );
+    }
 }

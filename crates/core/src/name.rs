@@ -13,94 +13,127 @@ const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
 /// Checks a user-chosen id: 1 to 25 bytes of `A-Z a-z 0-9 . _ -`, not starting with `.` or `-`.
 pub fn validate_id(id: &str) -> Result<()> {
-  let ok_char = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-');
-  let b = id.as_bytes();
-  if b.is_empty() || b.len() > MAX_ID_LEN || !b.iter().all(|&c| ok_char(c)) || matches!(b[0], b'.' | b'-') {
-    return Err(Error::new(
+    let ok_char = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-');
+    let b = id.as_bytes();
+    if b.is_empty()
+        || b.len() > MAX_ID_LEN
+        || !b.iter().all(|&c| ok_char(c))
+        || matches!(b[0], b'.' | b'-')
+    {
+        return Err(Error::new(
       Code::Name,
       format!(
         "invalid id {id:?}: use 1 to {MAX_ID_LEN} characters of A-Z a-z 0-9 . _ - (not starting with . or -)"
       ),
     ));
-  }
-  Ok(())
+    }
+    Ok(())
 }
 
 /// A fresh id of 16 base32 characters: 80 random bits, so ids cannot be guessed.
 pub fn generate_id() -> String {
-  let mut bytes = [0u8; 10];
-  getrandom::fill(&mut bytes).expect("the OS random source is available");
-  let mut bits: u128 = 0;
-  for b in bytes {
-    bits = (bits << 8) | b as u128;
-  }
-  (0..GENERATED_LEN).map(|i| BASE32[((bits >> (5 * i)) & 31) as usize] as char).collect()
+    let mut bytes = [0u8; 10];
+    getrandom::fill(&mut bytes).expect("the OS random source is available");
+    let mut bits: u128 = 0;
+    for b in bytes {
+        bits = (bits << 8) | b as u128;
+    }
+    (0..GENERATED_LEN)
+        .map(|i| BASE32[((bits >> (5 * i)) & 31) as usize] as char)
+        .collect()
 }
 
 /// A random non-zero generation number.
 pub fn generate_generation() -> u64 {
-  let mut bytes = [0u8; 8];
-  getrandom::fill(&mut bytes).expect("the OS random source is available");
-  u64::from_le_bytes(bytes) | 1
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("the OS random source is available");
+    u64::from_le_bytes(bytes) | 1
 }
 
 /// The handle of a segment: `sobj1:<id>:<generation as 16 hex digits>`, at most 48 bytes.
 pub fn format_handle(id: &str, generation: u64) -> String {
-  format!("{HANDLE_TAG}:{id}:{generation:016x}")
+    format!("{HANDLE_TAG}:{id}:{generation:016x}")
 }
 
 /// Splits a handle into id and generation, checking every part.
 pub fn parse_handle(handle: &str) -> Result<(String, u64)> {
-  let invalid = || {
-    let shown: String = handle.chars().take(60).collect();
-    Error::new(Code::InvalidHandle, format!("not a sharedobject handle: {shown:?}"))
-  };
-  let mut parts = handle.split(':');
-  let (Some(tag), Some(id), Some(generation), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-    return Err(invalid());
-  };
-  if tag != HANDLE_TAG
-    || generation.len() != 16
-    || !generation.bytes().all(|c| c.is_ascii_hexdigit())
-    || validate_id(id).is_err()
-  {
-    return Err(invalid());
-  }
-  let generation = u64::from_str_radix(generation, 16).map_err(|_| invalid())?;
-  Ok((id.to_string(), generation))
+    let invalid = || {
+        let shown: String = handle.chars().take(60).collect();
+        Error::new(
+            Code::InvalidHandle,
+            format!("not a sharedobject handle: {shown:?}"),
+        )
+    };
+    let mut parts = handle.split(':');
+    let (Some(tag), Some(id), Some(generation), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(invalid());
+    };
+    if tag != HANDLE_TAG
+        || generation.len() != 16
+        || !generation.bytes().all(|c| c.is_ascii_hexdigit())
+        || validate_id(id).is_err()
+    {
+        return Err(invalid());
+    }
+    let generation = u64::from_str_radix(generation, 16).map_err(|_| invalid())?;
+    Ok((id.to_string(), generation))
 }
 
 #[cfg(test)]
 mod tests {
-  use super::*;
+    use super::*;
 
-  #[test]
-  fn generated_ids_are_valid_distinct_and_short() {
-    let a = generate_id();
-    let b = generate_id();
-    assert_ne!(a, b);
-    assert_eq!(a.len(), 16);
-    validate_id(&a).unwrap();
-    assert!(1 + PREFIX.len() + MAX_ID_LEN <= 31);
-  }
+    #[test]
+    fn generated_ids_are_valid_distinct_and_short() {
+        let a = generate_id();
+        let b = generate_id();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 16);
+        validate_id(&a).unwrap();
+        assert!(1 + PREFIX.len() + MAX_ID_LEN <= 31);
+    }
 
-  #[test]
-  fn bad_ids_are_refused() {
-    for id in ["", ".hidden", "-x", "a/b", "a b", "ä", "x".repeat(26).as_str(), "a\0b"] {
-      assert_eq!(validate_id(id).unwrap_err().code, Code::Name, "{id:?}");
+    #[test]
+    fn bad_ids_are_refused() {
+        for id in [
+            "",
+            ".hidden",
+            "-x",
+            "a/b",
+            "a b",
+            "ä",
+            "x".repeat(26).as_str(),
+            "a\0b",
+        ] {
+            assert_eq!(validate_id(id).unwrap_err().code, Code::Name, "{id:?}");
+        }
+        for id in ["a", "my-data_1.v2", &"x".repeat(25)] {
+            validate_id(id).unwrap();
+        }
     }
-    for id in ["a", "my-data_1.v2", &"x".repeat(25)] {
-      validate_id(id).unwrap();
-    }
-  }
 
-  #[test]
-  fn handles_round_trip_and_reject_garbage() {
-    let h = format_handle("abc", 0xdead_beef);
-    assert!(h.len() < 100);
-    assert_eq!(parse_handle(&h).unwrap(), ("abc".to_string(), 0xdead_beef));
-    for bad in ["", "abc", "sobj1:abc", "sobj2:abc:00000000deadbeef", "sobj1:a/b:00000000deadbeef", "sobj1:abc:xyz", "sobj1:abc:00000000deadbeef:1", "sobj1:abc:+0000000deadbeef"] {
-      assert_eq!(parse_handle(bad).unwrap_err().code, Code::InvalidHandle, "{bad:?}");
+    #[test]
+    fn handles_round_trip_and_reject_garbage() {
+        let h = format_handle("abc", 0xdead_beef);
+        assert!(h.len() < 100);
+        assert_eq!(parse_handle(&h).unwrap(), ("abc".to_string(), 0xdead_beef));
+        for bad in [
+            "",
+            "abc",
+            "sobj1:abc",
+            "sobj2:abc:00000000deadbeef",
+            "sobj1:a/b:00000000deadbeef",
+            "sobj1:abc:xyz",
+            "sobj1:abc:00000000deadbeef:1",
+            "sobj1:abc:+0000000deadbeef",
+        ] {
+            assert_eq!(
+                parse_handle(bad).unwrap_err().code,
+                Code::InvalidHandle,
+                "{bad:?}"
+            );
+        }
     }
-  }
 }

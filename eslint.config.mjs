@@ -1,0 +1,18 @@
+// One JavaScript/TypeScript linter for the façade, the CLI, tests, demo and bench.
+import js from '@eslint/js'
+import tseslint from 'typescript-eslint'
+import globals from 'globals'
+
+export default tseslint.config(
+  {
+    ignores: ['node_modules/', 'target/', 'npm/', 'index.js', 'index.d.ts', 'errors.js', 'errors.d.ts', 'cli.js', 'cli.d.ts', 'binding.js', 'binding.d.ts'],
+  },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { globals: { ...globals.node } },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
+    },
+  },
+)
