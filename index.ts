@@ -16,8 +16,9 @@ import * as path from 'node:path'
 
 import * as native from './binding'
 import { codes, coded, type CodedError, type ErrorCode } from './errors'
+import { SharedLogicalVector, SharedStringVector, NA_LOGICAL, encodeStrings, layoutFromAux } from './vectors'
 
-export { codes, type CodedError, type ErrorCode }
+export { codes, type CodedError, type ErrorCode, SharedLogicalVector, SharedStringVector, NA_LOGICAL }
 
 // ---------------------------------------------------------------------------------------------
 // Kinds
@@ -38,7 +39,7 @@ const CTORS = {
 } as const
 
 export type NumericKind = keyof typeof CTORS
-export type Kind = NumericKind
+export type Kind = NumericKind | 'logical' | 'string'
 /** The value a user holds for each numeric kind. */
 export type NumericVector =
   | Float64Array
@@ -52,7 +53,20 @@ export type NumericVector =
   | Uint32Array
   | BigInt64Array
   | BigUint64Array
-export type SharedVector = NumericVector
+export type SharedVector = NumericVector | SharedLogicalVector | SharedStringVector
+
+/** What `share` makes of a value: vectors become shared vectors, containers keep their shape. */
+export type Shared<T> = T extends NumericVector | SharedLogicalVector | SharedStringVector
+  ? T
+  : T extends readonly (boolean | null)[]
+    ? SharedLogicalVector
+    : T extends readonly (string | null)[]
+      ? SharedStringVector
+      : T extends readonly number[]
+        ? Float64Array
+        : T extends object
+          ? { [K in keyof T]: Shared<T[K]> }
+          : T
 
 const KIND_OF_TAG: Record<string, NumericKind> = {
   '[object Float64Array]': 'float64',
@@ -74,8 +88,27 @@ function numericKindOf(value: unknown): NumericKind | undefined {
   return KIND_OF_TAG[Object.prototype.toString.call(value)]
 }
 
-function isKind(kind: unknown): kind is Kind {
-  return typeof kind === 'string' && Object.prototype.hasOwnProperty.call(CTORS, kind)
+const isNumericKind = (kind: unknown): kind is NumericKind => typeof kind === 'string' && Object.prototype.hasOwnProperty.call(CTORS, kind)
+const isKind = (kind: unknown): kind is Kind => isNumericKind(kind) || kind === 'logical' || kind === 'string'
+
+/**
+ * Which vector an ordinary array is: booleans (and nulls) are logical, strings (and nulls) are
+ * strings, numbers are float64 (R's numeric). Anything else, or only nulls, is a container.
+ */
+function arrayKind(a: readonly unknown[]): Kind | undefined {
+  let seen: 'boolean' | 'string' | 'number' | undefined
+  for (const v of a) {
+    if (v === null || v === undefined) {
+      if (seen === 'number') return undefined
+      continue
+    }
+    const t = typeof v
+    if (t !== 'boolean' && t !== 'string' && t !== 'number') return undefined
+    if (seen === undefined) seen = t
+    else if (seen !== t) return undefined
+  }
+  if (seen === 'number' && a.some((v) => v === null || v === undefined)) return undefined
+  return seen === 'boolean' ? 'logical' : seen === 'string' ? 'string' : seen === 'number' ? 'float64' : undefined
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -88,31 +121,35 @@ export interface Options {
    * Default `false`: writes are seen by every process at once (R's default is `TRUE`).
    */
   copyOnWrite: boolean
-  /** Vectors shorter than this are returned unshared by `share`. Default 0 (R: 3). */
+  /** Vectors shorter than this are left unshared by `share`. Default 0 (R: 3). */
   minLength: number
-  /** Throw when a value cannot be shared, instead of returning it as it is. Default `false`. */
+  /** Throw when a value cannot be shared, instead of leaving it as it is. Default `false`. */
   mustWork: boolean
   /** Allocate every page at creation, so a full `/dev/shm` is an error then. Default `true`. */
   reserve: boolean
   /** Keep segments after their owner ends, until `free`. Default `false`. */
   persist: boolean
+  /** Store each unique string once, with a code per element (R SharedObject's scheme). Default `false`. */
+  dictionary: boolean
 }
 
 /** Options of `share` and `alloc`. */
 export interface ShareOptions extends Partial<Options> {
-  /** A user-chosen id: 1 to 25 characters of `A-Z a-z 0-9 . _ -`. Default: 80 random bits. */
+  /** `share` only: the kind of vector to make of an array, instead of inferring it. */
+  kind?: Kind
+  /** A user-chosen id for one vector: 1 to 25 characters of `A-Z a-z 0-9 . _ -`. Default: 80 random bits. */
   name?: string
-  /** JSON-serialisable attributes stored with the vector (`dim`, names, units, ...). */
+  /** JSON-serialisable attributes stored with one vector (`dim`, names, units, ...). */
   attributes?: unknown
 }
 
-/** Options of `open`. */
+/** Options of `open` and `revive`. */
 export interface OpenOptions {
   /** Override the sharer's copy-on-write choice for this process. */
   copyOnWrite?: boolean
 }
 
-const DEFAULTS: Options = { copyOnWrite: false, minLength: 0, mustWork: false, reserve: true, persist: false }
+const DEFAULTS: Options = { copyOnWrite: false, minLength: 0, mustWork: false, reserve: true, persist: false, dictionary: false }
 const options: Options = { ...DEFAULTS }
 
 function checkOption(key: string, value: unknown): void {
@@ -145,15 +182,20 @@ export function getOptions(): Options {
   return { ...options }
 }
 
-function resolve(o: ShareOptions | undefined): Options & ShareOptions {
+type Resolved = Options & ShareOptions
+
+function resolve(o: ShareOptions | undefined): Resolved {
   if (o === undefined) return { ...options }
   if (o === null || typeof o !== 'object') throw coded(codes.INVALID_ARG_TYPE, 'options must be an object', TypeError)
   for (const [k, v] of Object.entries(o)) {
-    if (k === 'name' || k === 'attributes' || v === undefined) continue
+    if (k === 'name' || k === 'attributes' || k === 'kind' || v === undefined) continue
     checkOption(k, v)
   }
   if (o.name !== undefined && typeof o.name !== 'string') {
     throw coded(codes.NAME, `name must be a string, got ${typeof o.name}`, TypeError)
+  }
+  if (o.kind !== undefined && !isKind(o.kind)) {
+    throw coded(codes.INVALID_ARG_VALUE, `unknown kind ${JSON.stringify(o.kind)}; kinds are ${[...Object.keys(CTORS), 'logical', 'string'].join(', ')}`, TypeError)
   }
   return { ...options, ...o }
 }
@@ -166,7 +208,7 @@ interface Meta {
   token: number
   id: string
   handle: string
-  kind: Kind | 'bytes'
+  kind: Kind | 'bytes' | 'list'
   length: number
   byteLength: number
   copyOnWrite: boolean
@@ -175,6 +217,7 @@ interface Meta {
   ownerPid: number
   created: number
   attributes: string
+  aux: number[]
   buffer: ArrayBuffer
   closed: boolean
 }
@@ -206,10 +249,17 @@ function cached(handle: string, cow: boolean | undefined): Meta | undefined {
   return native.exists(meta.id) ? meta : undefined
 }
 
-function metaOf(value: unknown): Meta | undefined {
-  if (ArrayBuffer.isView(value)) return metas.get(value.buffer as ArrayBuffer)
-  if (value instanceof ArrayBuffer) return metas.get(value)
+/** The buffer behind a shared vector (or a developer ArrayBuffer). */
+function bufferOf(value: unknown): ArrayBuffer | undefined {
+  if (ArrayBuffer.isView(value)) return value.buffer as ArrayBuffer
+  if (value instanceof SharedLogicalVector || value instanceof SharedStringVector) return value.buffer
+  if (value instanceof ArrayBuffer) return value
   return undefined
+}
+
+function metaOf(value: unknown): Meta | undefined {
+  const b = bufferOf(value)
+  return b && metas.get(b)
 }
 
 function remember(info: native.ViewInfo): Meta {
@@ -217,7 +267,7 @@ function remember(info: native.ViewInfo): Meta {
     token: info.token,
     id: info.id,
     handle: info.handle,
-    kind: info.kind as Kind | 'bytes',
+    kind: info.kind as Meta['kind'],
     length: info.length,
     byteLength: info.byteLength,
     copyOnWrite: info.copyOnWrite,
@@ -226,6 +276,7 @@ function remember(info: native.ViewInfo): Meta {
     ownerPid: info.ownerPid,
     created: info.created,
     attributes: info.attributes,
+    aux: info.aux,
     buffer: info.buffer,
     closed: false,
   }
@@ -238,7 +289,12 @@ function sharedToJSON(this: SharedVector): { $sharedobject: string } {
   return { $sharedobject: handleOf(this) }
 }
 
+Object.defineProperty(SharedLogicalVector.prototype, 'toJSON', { value: sharedToJSON, configurable: true, writable: true })
+Object.defineProperty(SharedStringVector.prototype, 'toJSON', { value: sharedToJSON, configurable: true, writable: true })
+
 function vectorOf(meta: Meta): SharedVector {
+  if (meta.kind === 'logical') return new SharedLogicalVector(new Int8Array(meta.buffer, 0, meta.length))
+  if (meta.kind === 'string') return new SharedStringVector(meta.buffer, meta.length, layoutFromAux(meta.aux))
   const Ctor = CTORS[meta.kind as NumericKind]
   const v = new Ctor(meta.buffer, 0, meta.length)
   Object.defineProperty(v, 'toJSON', { value: sharedToJSON, configurable: true, writable: true, enumerable: false })
@@ -248,35 +304,27 @@ function vectorOf(meta: Meta): SharedVector {
 function liveMeta(value: unknown, fn: string): Meta {
   const meta = metaOf(value)
   if (!meta) throw coded(codes.NOT_SHARED, `${fn}: the value is not a shared vector`, TypeError)
-  if (meta.closed) throw coded(codes.CLOSED, `${fn}: the vector was closed in this process`)
+  if (meta.closed) throw coded(codes.CLOSED, `${fn}: the vector was closed in this thread`)
   return meta
 }
 
-// ---------------------------------------------------------------------------------------------
-// The user API
-
-/**
- * Copies `value` into new shared memory once and returns the shared vector: a real TypedArray
- * over the mapped pages. Values that cannot be shared are returned as they are, or throw with
- * `mustWork`.
- */
-export function share<T>(value: T, opts?: ShareOptions): T {
-  const o = resolve(opts)
-  const kind = numericKindOf(value)
-  if (kind === undefined) {
-    if (o.mustWork) {
-      const what = value === null ? 'null' : typeof value === 'object' ? Object.prototype.toString.call(value) : typeof value
-      throw coded(codes.INVALID_ARG_TYPE, `share: a value of type ${what} cannot be shared`, TypeError)
-    }
-    return value
-  }
-  const src = value as unknown as NumericVector
-  if (src.length < o.minLength && o.name === undefined) return value
-  const info = native.create(createOptions(kind, src.length, o), new Uint8Array(src.buffer, src.byteOffset, src.byteLength))
-  return vectorOf(created(info)) as unknown as T
+function isPlainObject(v: object): boolean {
+  const proto = Object.getPrototypeOf(v)
+  return proto === Object.prototype || proto === null
 }
 
-function createOptions(kind: Kind, length: number, o: Options & ShareOptions): native.CreateOptions {
+const isContainer = (v: unknown): v is object => v !== null && typeof v === 'object' && (Array.isArray(v) || isPlainObject(v)) && !metaOf(v)
+
+/** Calls `f` on every leaf of a value: the value itself, or every element of a container. */
+function leaves(value: unknown, f: (leaf: unknown) => void): void {
+  if (isContainer(value)) for (const v of Object.values(value)) leaves(v, f)
+  else f(value)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sharing
+
+function createOptions(kind: Kind | 'list', length: number, o: Resolved, extra: Partial<native.CreateOptions> = {}): native.CreateOptions {
   let attributes: string | undefined
   if (o.attributes !== undefined) {
     try {
@@ -285,10 +333,131 @@ function createOptions(kind: Kind, length: number, o: Options & ShareOptions): n
       throw coded(codes.INVALID_ARG_VALUE, `attributes must be JSON-serialisable: ${(e as Error).message}`, TypeError)
     }
   }
-  return { kind, length, id: o.name, attributes, copyOnWrite: o.copyOnWrite, persist: o.persist, reserve: o.reserve }
+  return { kind, length, id: o.name, attributes, copyOnWrite: o.copyOnWrite, persist: o.persist, reserve: o.reserve, ...extra }
 }
 
-/** A zero-filled shared vector of `length` elements, with no source copy (R: `SharedObject()`). */
+/** The owner's view is also what this thread gets when it opens its own handle. */
+function created(info: native.ViewInfo): Meta {
+  const meta = remember(info)
+  cache(`${info.handle}|${modeKey(undefined)}`, info.buffer)
+  cache(`${info.handle}|${modeKey(info.copyOnWrite)}`, info.buffer)
+  return meta
+}
+
+const bytesOf = (v: ArrayBufferView): Uint8Array => new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
+
+function logicalCodes(values: readonly unknown[]): Int8Array {
+  const c = new Int8Array(values.length)
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]
+    if (v === true) c[i] = 1
+    else if (v === null || v === undefined) c[i] = NA_LOGICAL
+    else if (v !== false) throw coded(codes.INVALID_ARG_TYPE, `a logical vector holds true, false or null; element ${i} is ${typeof v}`, TypeError)
+  }
+  return c
+}
+
+/** A TypedArray of `kind` from an ordinary array, checking every element's type. */
+function numericFrom(kind: NumericKind, values: readonly unknown[]): NumericVector {
+  const wide = kind === 'int64' || kind === 'uint64'
+  values.forEach((v, i) => {
+    if (typeof v !== (wide ? 'bigint' : 'number')) {
+      throw coded(codes.INVALID_ARG_TYPE, `a ${kind} vector holds ${wide ? 'bigints' : 'numbers'}; element ${i} is ${typeof v}`, TypeError)
+    }
+  })
+  return (CTORS[kind] as unknown as { from(a: readonly unknown[]): NumericVector }).from(values)
+}
+
+/** Shares one vector, or returns undefined when `value` is not one. */
+function shareVector(value: unknown, o: Resolved): SharedVector | undefined {
+  let numeric = numericKindOf(value)
+  let kind: Kind | undefined = numeric
+  if (!kind && value instanceof SharedLogicalVector) kind = 'logical'
+  if (!kind && value instanceof SharedStringVector) kind = 'string'
+  if (!kind && Array.isArray(value)) kind = arrayKind(value)
+  if (o.kind !== undefined) {
+    if (!kind && !Array.isArray(value)) {
+      throw coded(codes.INVALID_ARG_TYPE, `share: kind ${o.kind} needs an array or a vector`, TypeError)
+    }
+    if (kind !== o.kind) {
+      const items = value instanceof SharedLogicalVector || value instanceof SharedStringVector ? value.toArray() : Array.from(value as ArrayLike<unknown>)
+      value = isNumericKind(o.kind) ? numericFrom(o.kind, items) : items
+    }
+    kind = o.kind
+    numeric = isNumericKind(kind) ? kind : undefined
+  }
+  if (!kind) return undefined
+  const length = (value as { length: number }).length
+  if (length < o.minLength && o.name === undefined) return value as SharedVector
+  let info: native.ViewInfo
+  if (numeric) {
+    info = native.create(createOptions(numeric, length, o), bytesOf(value as NumericVector))
+  } else if (kind === 'float64') {
+    info = native.create(createOptions(kind, length, o), bytesOf(numericFrom('float64', value as unknown[])))
+  } else if (kind === 'logical') {
+    const c = value instanceof SharedLogicalVector ? value.codes : logicalCodes(value as unknown[])
+    info = native.create(createOptions(kind, length, o), bytesOf(c))
+  } else {
+    const strings = value instanceof SharedStringVector ? value.toArray() : (value as unknown[])
+    const { bytes, aux } = encodeStrings(strings, o.dictionary)
+    info = native.create(createOptions(kind, length, o, { byteLength: bytes.length, aux }), bytes)
+  }
+  return vectorOf(created(info))
+}
+
+/**
+ * Copies `value` into new shared memory once. A TypedArray, `boolean[]`, `string[]` or
+ * `number[]` becomes a shared vector (a TypedArray, `SharedLogicalVector`, `SharedStringVector`,
+ * `Float64Array`); plain objects and arrays of other things are shared element by element,
+ * recursively, into a container of the same shape (R's lists and data.frames). Other values stay
+ * as they are, or throw with `mustWork`.
+ */
+export function share<T>(value: T, opts?: ShareOptions): Shared<T> {
+  const o = resolve(opts)
+  const vector = shareVector(value, o)
+  if (vector !== undefined) return vector as Shared<T>
+  if (!isContainer(value)) {
+    if (o.mustWork) throw unsharable(value, 'value')
+    return value as Shared<T>
+  }
+  if (o.name !== undefined || o.attributes !== undefined || o.kind !== undefined) {
+    throw coded(codes.INVALID_ARG_TYPE, 'share: name, attributes and kind belong to one vector, not to a container', TypeError)
+  }
+  const made: unknown[] = []
+  try {
+    return shareContainer(value, o, 'value', made) as Shared<T>
+  } catch (e) {
+    // Nothing half-shared is left behind when one element fails.
+    for (const v of made) close(v)
+    throw e
+  }
+}
+
+function unsharable(value: unknown, where: string): CodedError {
+  const what = value === null ? 'null' : typeof value === 'object' ? Object.prototype.toString.call(value) : typeof value
+  return coded(codes.INVALID_ARG_TYPE, `share: ${where} (${what}) cannot be shared; to leave such values as they are, do not set mustWork`, TypeError)
+}
+
+function shareContainer(value: object, o: Resolved, where: string, made: unknown[]): unknown {
+  const one = (v: unknown, at: string): unknown => {
+    const vector = shareVector(v, o)
+    if (vector !== undefined) {
+      made.push(vector)
+      return vector
+    }
+    if (isContainer(v)) return shareContainer(v, o, at, made)
+    // Plain values of a container (numbers, strings, booleans, null) travel by value anyway.
+    if (v === null || v === undefined || ['number', 'string', 'boolean', 'bigint'].includes(typeof v)) return v
+    if (o.mustWork) throw unsharable(v, at)
+    return v
+  }
+  if (Array.isArray(value)) return value.map((v, i) => one(v, `${where}[${i}]`))
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(value)) out[k] = one(v, `${where}.${k}`)
+  return out
+}
+
+/** A zero-filled (logical: all false) shared vector of `length` elements, with no source copy (R: `SharedObject()`). */
 export function alloc(kind: 'float64', length: number, opts?: ShareOptions): Float64Array
 export function alloc(kind: 'float32', length: number, opts?: ShareOptions): Float32Array
 export function alloc(kind: 'int8', length: number, opts?: ShareOptions): Int8Array
@@ -300,15 +469,19 @@ export function alloc(kind: 'int32', length: number, opts?: ShareOptions): Int32
 export function alloc(kind: 'uint32', length: number, opts?: ShareOptions): Uint32Array
 export function alloc(kind: 'int64', length: number, opts?: ShareOptions): BigInt64Array
 export function alloc(kind: 'uint64', length: number, opts?: ShareOptions): BigUint64Array
+export function alloc(kind: 'logical', length: number, opts?: ShareOptions): SharedLogicalVector
 export function alloc(kind: Kind, length: number, opts?: ShareOptions): SharedVector
 export function alloc(kind: Kind, length: number, opts?: ShareOptions): SharedVector {
+  if (kind === 'string') {
+    throw coded(codes.INVALID_ARG_VALUE, "alloc: string vectors are immutable; share(['a', 'b', ...]) makes one", TypeError)
+  }
   if (!isKind(kind)) {
-    throw coded(codes.INVALID_ARG_VALUE, `alloc: unknown kind ${JSON.stringify(kind)}; kinds are ${Object.keys(CTORS).join(', ')}`, TypeError)
+    throw coded(codes.INVALID_ARG_VALUE, `alloc: unknown kind ${JSON.stringify(kind)}; kinds are ${[...Object.keys(CTORS), 'logical'].join(', ')}`, TypeError)
   }
   if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0) {
     throw coded(codes.OUT_OF_RANGE, `alloc: length must be a whole number >= 0, got ${String(length)}`, RangeError)
   }
-  const bytes = length * CTORS[kind].BYTES_PER_ELEMENT
+  const bytes = length * (kind === 'logical' ? 1 : CTORS[kind].BYTES_PER_ELEMENT)
   if (bytes > bufferConstants.MAX_LENGTH) {
     throw coded(
       codes.OUT_OF_RANGE,
@@ -319,13 +492,8 @@ export function alloc(kind: Kind, length: number, opts?: ShareOptions): SharedVe
   return vectorOf(created(native.create(createOptions(kind, length, resolve(opts)), undefined)))
 }
 
-/** The owner's view is also what this thread gets when it opens its own handle. */
-function created(info: native.ViewInfo): Meta {
-  const meta = remember(info)
-  cache(`${info.handle}|${modeKey(undefined)}`, info.buffer)
-  cache(`${info.handle}|${modeKey(info.copyOnWrite)}`, info.buffer)
-  return meta
-}
+// ---------------------------------------------------------------------------------------------
+// Handles, opening, reviving
 
 function handleText(handle: unknown, fn: string): string {
   if (handle !== null && typeof handle === 'object' && typeof (handle as { $sharedobject?: unknown }).$sharedobject === 'string') {
@@ -337,8 +505,8 @@ function handleText(handle: unknown, fn: string): string {
   return handle
 }
 
-/** Maps a vector shared by any process, from its handle (or its JSON form). */
-export function open(handle: string | { $sharedobject: string }, opts?: OpenOptions): SharedVector {
+/** Maps a vector (or a container) shared by any process, from its handle or its JSON form. */
+export function open(handle: string | { $sharedobject: string }, opts?: OpenOptions): SharedVector | object {
   const h = handleText(handle, 'open')
   const cow = opts?.copyOnWrite
   if (cow !== undefined && typeof cow !== 'boolean') {
@@ -347,6 +515,11 @@ export function open(handle: string | { $sharedobject: string }, opts?: OpenOpti
   const hit = cached(h, cow)
   if (hit) return vectorOf(hit)
   const info = native.open(h, cow)
+  if (info.kind === 'list') {
+    // A container's manifest: its shape, with its leaves' handles. Only the leaves stay mapped.
+    native.close(info.buffer, info.token)
+    return revive((JSON.parse(info.attributes) as { $container: unknown }).$container, opts) as object
+  }
   if (!isKind(info.kind)) {
     native.close(info.buffer, info.token)
     throw coded(codes.BAD_HEADER, `open: the segment holds ${info.kind} data, not a vector; use mapSharedMemory for developer segments`)
@@ -356,19 +529,30 @@ export function open(handle: string | { $sharedobject: string }, opts?: OpenOpti
   return vectorOf(meta)
 }
 
-/** The short ASCII handle of a shared vector, to send over any channel. */
+/** A container's manifest segment, made on the first `handleOf` and kept while the container lives. */
+const manifests = new WeakMap<object, Meta>()
+
+/**
+ * The short ASCII handle of a shared vector, to send over any channel. For a container, the
+ * handle of a small segment that records its shape and its leaves' handles.
+ */
 export function handleOf(value: unknown): string {
+  if (isContainer(value)) {
+    const known = manifests.get(value)
+    if (known && !known.closed) return known.handle
+    if (!isShared(value)) throw coded(codes.NOT_SHARED, 'handleOf: the container holds no shared vector', TypeError)
+    const shape = JSON.stringify({ $container: value })
+    const o = { ...options, attributes: undefined, name: undefined }
+    const meta = created(native.create({ ...createOptions('list', 0, o, { byteLength: 0 }), attributes: shape }, undefined))
+    manifests.set(value, meta)
+    return meta.handle
+  }
   return liveMeta(value, 'handleOf').handle
 }
 
 function isHandleObject(v: object): v is { $sharedobject: string } {
   const keys = Object.keys(v)
   return keys.length === 1 && keys[0] === '$sharedobject' && typeof (v as { $sharedobject: unknown }).$sharedobject === 'string'
-}
-
-function isPlainObject(v: object): boolean {
-  const proto = Object.getPrototypeOf(v)
-  return proto === Object.prototype || proto === null
 }
 
 /**
@@ -388,18 +572,35 @@ export function revive<T = unknown>(message: unknown, opts?: OpenOptions): T {
   return walk(message) as T
 }
 
-/** An ordinary private copy of a shared vector; other values are returned as they are. */
+// ---------------------------------------------------------------------------------------------
+// Inspecting and letting go
+
+/**
+ * An ordinary private copy: a TypedArray, `(boolean | null)[]`, `(string | null)[]`, or a
+ * container of them. Values that are not shared are returned as they are.
+ */
 export function unshare<T>(value: T): T {
+  if (isContainer(value)) {
+    if (Array.isArray(value)) return value.map((v) => unshare(v)) as T
+    const out: Record<string, unknown> = {}
+    for (const [k, v] of Object.entries(value)) out[k] = unshare(v)
+    return out as T
+  }
   const meta = metaOf(value)
-  if (!meta || !numericKindOf(value)) return value
-  if (meta.closed) throw coded(codes.CLOSED, 'unshare: the vector was closed in this process')
+  if (!meta || meta.kind === 'bytes') return value
+  if (meta.closed) throw coded(codes.CLOSED, 'unshare: the vector was closed in this thread')
+  if (value instanceof SharedLogicalVector || value instanceof SharedStringVector) return value.toArray() as T
   return (value as unknown as NumericVector).slice() as unknown as T
 }
 
-/** Whether a value is a live shared vector. */
+/** Whether a value is a live shared vector, or a container that holds one (at any depth). */
 export function isShared(value: unknown): boolean {
-  const meta = metaOf(value)
-  return meta !== undefined && !meta.closed
+  let any = false
+  leaves(value, (leaf) => {
+    const meta = metaOf(leaf)
+    if (meta !== undefined && !meta.closed && meta.kind !== 'bytes') any = true
+  })
+  return any
 }
 
 /** What the segment behind a shared vector is (R: `sharedObjectProperties`). */
@@ -417,14 +618,25 @@ export interface Properties {
   persistent: boolean
   created: Date
   attributes: unknown
+  /** String vectors: whether unique strings are stored once. */
+  dictionary?: boolean
 }
 
-export function properties(value: unknown): Properties {
+/**
+ * The properties of a shared vector; for a container, a container of the same shape with each
+ * shared leaf's properties (and null for the rest).
+ */
+export function properties(value: unknown): Properties | object {
+  if (isContainer(value)) {
+    const one = (v: unknown): unknown => (isContainer(v) ? properties(v) : isShared(v) ? properties(v) : null)
+    if (Array.isArray(value)) return value.map(one)
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, one(v)]))
+  }
   const m = liveMeta(value, 'properties')
-  return {
+  const p: Properties = {
     id: m.id,
     handle: m.handle,
-    kind: m.kind,
+    kind: m.kind as Kind | 'bytes',
     length: m.length,
     byteLength: m.byteLength,
     copyOnWrite: m.copyOnWrite,
@@ -434,34 +646,58 @@ export function properties(value: unknown): Properties {
     created: new Date(m.created),
     attributes: m.attributes === '' ? undefined : JSON.parse(m.attributes),
   }
+  if (m.kind === 'string') p.dictionary = m.aux[4] !== 0
+  return p
 }
 
 /**
- * Unmaps a vector in this process now: its buffer is detached, so it and every TypedArray over
- * it read as length 0 and can never touch unmapped memory. Other views of the same segment in
- * this process keep it mapped until they are closed or collected. Returns whether it was open.
+ * Unmaps a vector (every shared vector of a container) in this thread now: its buffer is
+ * detached, so every view of that segment this thread holds reads as empty and can never touch
+ * unmapped memory. Views in other threads keep the mapping until they let go. Returns whether
+ * anything was open.
  */
 export function close(value: unknown): boolean {
-  const meta = metaOf(value)
-  if (!meta || meta.closed) return false
-  meta.closed = true
-  native.close(meta.buffer, meta.token)
-  return true
+  let any = false
+  leaves(value, (leaf) => {
+    const meta = metaOf(leaf)
+    if (!meta || meta.closed) return
+    meta.closed = true
+    native.close(meta.buffer, meta.token)
+    any = true
+  })
+  if (isContainer(value)) {
+    const manifest = manifests.get(value)
+    if (manifest && !manifest.closed) {
+      manifest.closed = true
+      native.close(manifest.buffer, manifest.token)
+    }
+  }
+  return any
 }
 
 /**
- * Removes a segment's name now, by vector, id or handle: no process can open it any more, while
- * views already mapped anywhere keep working. Returns whether a segment was removed.
+ * Removes a segment's name now, by vector, container, id or handle: no process can open it any
+ * more, while views already mapped anywhere keep working. Returns whether anything was removed.
  */
 export function free(value: unknown): boolean {
   if (typeof value === 'string') return native.free(value.startsWith('sobj1:') ? value.split(':')[1] : value)
+  if (isContainer(value)) {
+    let any = false
+    leaves(value, (leaf) => {
+      const meta = metaOf(leaf)
+      if (meta) any = native.free(meta.id) || any
+    })
+    const manifest = manifests.get(value)
+    if (manifest) any = native.free(manifest.id) || any
+    return any
+  }
   return native.free(liveMeta(value, 'free').id)
 }
 
 /** A segment of this package, as `list()` and `sweep()` report it. */
 export interface SegmentInfo {
   id: string
-  kind: Kind | 'bytes'
+  kind: Kind | 'bytes' | 'list'
   length: number
   byteLength: number
   /** Bytes the segment occupies, header included. */
@@ -478,7 +714,7 @@ export interface SegmentInfo {
 function segmentInfo(s: native.SegmentInfo): SegmentInfo {
   return {
     id: s.id,
-    kind: s.kind as Kind | 'bytes',
+    kind: s.kind as SegmentInfo['kind'],
     length: s.length,
     byteLength: s.byteLength,
     size: s.size,

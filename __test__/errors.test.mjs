@@ -31,7 +31,7 @@ test('bad kinds and lengths give TypeError / RangeError with codes', (t) => {
 test('functions that need a shared vector refuse other values with a code', (t) => {
   for (const f of [so.handleOf, so.properties, so.free]) {
     t.throws(() => f(new Float64Array(2)), { instanceOf: TypeError, code: 'ERR_SHM_NOT_SHARED' })
-    t.throws(() => f({}), { instanceOf: TypeError, code: 'ERR_SHM_NOT_SHARED' })
+    t.throws(() => f(new Map()), { instanceOf: TypeError, code: 'ERR_SHM_NOT_SHARED' })
   }
   t.false(so.close(new Float64Array(2)))
   t.false(so.isShared(null))

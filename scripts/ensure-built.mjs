@@ -29,6 +29,6 @@ const rustTime = Math.max(
 )
 if (addon.length === 0 || addonTime < rustTime) sh('npm run build:native')
 
-const tsTime = Math.max(...['index.ts', 'errors.ts', 'cli.ts', 'tsconfig.json'].map((f) => mtime(path.join(root, f))))
-const jsTime = Math.min(...['index.js', 'errors.js', 'cli.js', 'index.d.ts'].map((f) => mtime(path.join(root, f))))
+const tsTime = Math.max(...['index.ts', 'errors.ts', 'vectors.ts', 'cli.ts', 'tsconfig.json'].map((f) => mtime(path.join(root, f))))
+const jsTime = Math.min(...['index.js', 'errors.js', 'vectors.js', 'cli.js', 'index.d.ts'].map((f) => mtime(path.join(root, f))))
 if (jsTime < Math.max(tsTime, mtime(path.join(root, 'binding.d.ts')))) sh('npm run build:ts')

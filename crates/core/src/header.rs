@@ -19,7 +19,14 @@
 //! | 56 | 8 | owner start time (OS-specific clock, 0 if unknown) |
 //! | 64 | 8 | owner pid namespace (Linux inode number, 0 if unknown) |
 //! | 72 | 8 | creation time, milliseconds since the Unix epoch |
-//! | 80 | 48 | kind-specific words (zero for numeric kinds) |
+//! | 80 | 48 | kind-specific words (zero for numeric kinds; the string layout below) |
+//!
+//! Strings (kind 13) keep an Arrow-compatible layout in the data region; the six words give,
+//! relative to the start of the data: 0 the validity bitmap (one bit per element, least
+//! significant first, 1 = present), 1 the int32 offsets, 2 the UTF-8 bytes, 3 their length,
+//! 4 the int32 dictionary codes (0 when there is no dictionary) and 5 the dictionary size. Without
+//! a dictionary there are `length + 1` offsets into the bytes; with one, `dictionary size + 1`
+//! offsets describe the unique strings and each element holds a code (-1 for NA).
 
 use crate::error::{Code, Error, Result};
 use crate::kind::Kind;
@@ -79,6 +86,44 @@ impl Header {
     /// Bytes the whole segment needs: header, attributes, data.
     pub fn total_size(&self) -> u64 {
         self.data_offset + self.byte_length
+    }
+
+    /// Every string section lies inside the data region, aligned, and the sections the element
+    /// count implies fit. Offsets inside the sections are checked by every reader on use.
+    fn check_string_layout(&self) -> std::result::Result<(), ()> {
+        let [validity, offsets, values, values_len, codes, dict_len] = self.aux;
+        let n = self.length;
+        let fits = |start: u64, len: Option<u64>| -> std::result::Result<(), ()> {
+            match len.and_then(|l| start.checked_add(l)) {
+                Some(end) if end <= self.byte_length => Ok(()),
+                _ => Err(()),
+            }
+        };
+        fits(validity, Some(n.div_ceil(8)))?;
+        let entries = if codes == 0 {
+            if dict_len != 0 {
+                return Err(());
+            }
+            n
+        } else {
+            if codes % 4 != 0 {
+                return Err(());
+            }
+            fits(codes, n.checked_mul(4))?;
+            dict_len
+        };
+        if offsets % 4 != 0 {
+            return Err(());
+        }
+        fits(
+            offsets,
+            entries.checked_add(1).and_then(|e| e.checked_mul(4)),
+        )?;
+        fits(values, Some(values_len))?;
+        if values_len > i32::MAX as u64 {
+            return Err(());
+        }
+        Ok(())
     }
 
     pub fn encode(&self) -> [u8; FIXED_SIZE] {
@@ -169,6 +214,12 @@ impl Header {
             Some(end) if end <= segment_size => {}
             _ => return Err(bad("data runs past the end of the segment")),
         }
+        if kind == Kind::String {
+            h.check_string_layout()
+                .map_err(|()| bad("string sections out of bounds"))?;
+        } else if h.aux != [0; AUX_WORDS] {
+            return Err(bad("layout words set for a kind that has none"));
+        }
         Ok(h)
     }
 }
@@ -229,6 +280,65 @@ mod tests {
             Header::decode(&good[..100], 4096).unwrap_err().code,
             Code::BadHeader
         );
+    }
+
+    fn strings(n: u64) -> Header {
+        // validity at 0, offsets at 64, values at 128: n = 2, "ab" "c".
+        Header {
+            kind: Kind::String,
+            flags: 0,
+            length: n,
+            byte_length: 131,
+            data_offset: Header::data_offset_for(0),
+            attributes_len: 0,
+            aux: [0, 64, 128, 3, 0, 0],
+            ..sample()
+        }
+    }
+
+    #[test]
+    fn string_sections_must_fit_the_data() {
+        let h = strings(2);
+        assert_eq!(Header::decode(&h.encode(), h.total_size()).unwrap(), h);
+        let broken = [
+            Header {
+                length: 100,
+                ..strings(2)
+            },
+            Header {
+                aux: [0, 66, 128, 3, 0, 0],
+                ..strings(2)
+            },
+            Header {
+                aux: [0, 64, 128, 4, 0, 0],
+                ..strings(2)
+            },
+            Header {
+                aux: [0, 64, 128, 3, 0, 5],
+                ..strings(2)
+            },
+            Header {
+                aux: [0, 64, 128, 3, 130, 1],
+                ..strings(2)
+            },
+            Header {
+                aux: [u64::MAX, 64, 128, 3, 0, 0],
+                ..strings(2)
+            },
+            Header {
+                aux: [0, 64, u64::MAX - 1, 3, 0, 0],
+                ..strings(2)
+            },
+            Header {
+                kind: Kind::Bytes,
+                length: 131,
+                ..strings(2)
+            },
+        ];
+        for h in broken {
+            let err = Header::decode(&h.encode(), h.total_size()).unwrap_err();
+            assert_eq!(err.code, Code::BadHeader, "{:?}", h.aux);
+        }
     }
 
     #[test]

@@ -21,10 +21,12 @@ pub enum Kind {
     Logical = 12,
     /// Variable-width UTF-8 strings; the layout lives in the data region.
     String = 13,
+    /// A container's manifest: its shape and its leaves' handles, in the attributes; no data.
+    List = 14,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::Bytes,
         Kind::Float64,
         Kind::Float32,
@@ -39,6 +41,7 @@ impl Kind {
         Kind::Uint64,
         Kind::Logical,
         Kind::String,
+        Kind::List,
     ];
 
     pub fn from_code(code: u16) -> Option<Kind> {
@@ -62,6 +65,7 @@ impl Kind {
             Kind::Uint64 => "uint64",
             Kind::Logical => "logical",
             Kind::String => "string",
+            Kind::List => "list",
         }
     }
 
@@ -76,7 +80,7 @@ impl Kind {
             Kind::Int16 | Kind::Uint16 => Some(2),
             Kind::Float32 | Kind::Int32 | Kind::Uint32 => Some(4),
             Kind::Float64 | Kind::Int64 | Kind::Uint64 => Some(8),
-            Kind::String => None,
+            Kind::String | Kind::List => None,
         }
     }
 }

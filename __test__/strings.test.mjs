@@ -1,0 +1,151 @@
+import test from 'ava'
+import so from '../index.js'
+import { spawnChild } from './helpers.mjs'
+
+let child
+test.before(async () => {
+  child = await spawnChild()
+})
+test.after.always(async () => {
+  await child?.exit()
+})
+
+const TRICKY = ['', 'plain', null, 'ü ñ ß', '日本語テキスト', '😀 astral 𝕏', 'a\u0000b', 'x'.repeat(3 * 1024 * 1024) + 'é', null, '']
+
+async function roundTrip(t, values, opts) {
+  const x = so.share(values, opts)
+  t.true(x instanceof so.SharedStringVector)
+  const expected = values.map((v) => v ?? null)
+  t.deepEqual(x.toArray(), expected)
+  const seen = await child.run((so, h) => {
+    const v = so.open(h)
+    const r = { values: v.toArray(), each: [...v], dict: v.dictionary, len: v.length }
+    so.close(v)
+    return r
+  }, so.handleOf(x))
+  t.deepEqual(seen.values, expected)
+  t.deepEqual(seen.each, expected)
+  t.is(seen.len, values.length)
+  t.is(seen.dict, !!opts?.dictionary)
+  return x
+}
+
+for (const dictionary of [false, true]) {
+  const how = dictionary ? 'with a dictionary' : 'plain'
+  test.serial(`empty, NA, multi-byte, astral, NUL and multi-megabyte strings round-trip exactly (${how})`, async (t) => {
+    so.close(await roundTrip(t, TRICKY, { dictionary }))
+  })
+
+  test.serial(`zero-length and all-NA string vectors (${how})`, async (t) => {
+    // Without a kind these would be containers: an empty array, and an array of nothing but NA.
+    so.close(await roundTrip(t, [], { dictionary, kind: 'string' }))
+    so.close(await roundTrip(t, [null, undefined, null], { dictionary, kind: 'string' }))
+    so.close(await roundTrip(t, [''], { dictionary }))
+  })
+
+  test.serial(`get, bytes and indexOf (${how})`, (t) => {
+    const x = so.share(['alpha', 'βeta', null, 'alpha', ''], { dictionary })
+    t.is(x.get(1), 'βeta')
+    t.is(x.get(2), null)
+    const b = x.bytes(1)
+    t.true(b instanceof Uint8Array)
+    t.is(b.buffer, x.buffer, 'bytes(i) is a view of shared memory, not a copy')
+    t.is(Buffer.from(b).toString('utf8'), 'βeta')
+    t.is(x.bytes(2), null)
+    t.is(x.bytes(4).length, 0)
+    t.is(x.indexOf('alpha'), 0)
+    t.is(x.indexOf('βeta'), 1)
+    t.is(x.indexOf(''), 4)
+    t.is(x.indexOf(null), 2)
+    t.is(x.indexOf('gamma'), -1)
+    t.is(x.indexOf('alph'), -1)
+    t.true(x.includes('alpha'))
+    for (const i of [-1, 5, 0.5]) {
+      t.throws(() => x.get(i), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' })
+      t.throws(() => x.bytes(i), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' })
+    }
+    so.close(x)
+    t.is(x.length, 0)
+    t.throws(() => x.get(0), { code: 'ERR_SHM_CLOSED' })
+  })
+}
+
+test.serial('plain string vectors are immutable with a clear error', (t) => {
+  const x = so.share(['a', 'b'])
+  t.throws(() => x.set(0, 'b'), { instanceOf: TypeError, code: 'ERR_SHM_READ_ONLY' })
+  t.deepEqual(x.toArray(), ['a', 'b'])
+  so.close(x)
+})
+
+test.serial('a dictionary vector stores unique strings once and set() takes strings it holds', async (t) => {
+  const src = Array.from({ length: 1000 }, (_, i) => ['red', 'green', 'blue'][i % 3])
+  const plain = so.share(src)
+  const dict = so.share(src, { dictionary: true })
+  t.true(so.properties(dict).dictionary)
+  t.true(so.properties(dict).byteLength < so.properties(plain).byteLength / 1.5)
+  dict.set(0, 'blue')
+  dict.set(1, null)
+  t.throws(() => dict.set(2, 'purple'), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_VALUE' })
+  t.throws(() => dict.set(2, 5), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' })
+  const seen = await child.run((so, h) => {
+    const v = so.open(h)
+    const r = v.toArray().slice(0, 4)
+    v.set(3, 'green')
+    so.close(v)
+    return r
+  }, so.handleOf(dict))
+  t.deepEqual(seen, ['blue', null, 'blue', 'red'])
+  t.is(dict.get(3), 'green', 'the child’s set is seen here')
+  so.close(plain)
+  so.close(dict)
+})
+
+test.serial('R’s string scenarios: character(1000) with one unique, 256 and 257 uniques', async (t) => {
+  const ones = so.share(new Array(1000).fill(''), { dictionary: true })
+  t.is(ones.length, 1000)
+  t.true(ones.toArray().every((s) => s === ''))
+  for (const k of [256, 257]) {
+    const src = Array.from({ length: 2 * k }, (_, i) => `s${i % k}`)
+    const x = so.share(src, { dictionary: true })
+    t.deepEqual(x.toArray(), src)
+    t.is(x.indexOf(`s${k - 1}`), k - 1)
+    const there = await child.run((so, h, k) => so.open(h).get(2 * k - 1), so.handleOf(x), k)
+    t.is(there, `s${k - 1}`)
+    so.close(x)
+  }
+  so.close(ones)
+})
+
+test.serial('non-string values in a string vector are refused, naming the element', (t) => {
+  for (const bad of [['a', 5], ['a', {}], ['a', true], ['a', Symbol('s')], [1n]]) {
+    const err = t.throws(() => so.share(bad, { kind: 'string' }), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' })
+    t.regex(err.message, /element \d+ is/)
+  }
+  const mixed = so.share(['a', 5])
+  t.false(so.isShared(mixed), 'without kind, a mixed array is a container of plain values')
+  t.deepEqual(mixed, ['a', 5])
+  t.deepEqual(so.list().filter((s) => s.ownerPid === process.pid && s.kind === 'string'), [], 'refusals leave no segment')
+})
+
+test.serial('share(array, { kind }) makes the vector asked for', (t) => {
+  const i32 = so.share([1, 2, 3], { kind: 'int32' })
+  t.true(i32 instanceof Int32Array)
+  t.deepEqual(Array.from(i32), [1, 2, 3])
+  const big = so.share([1n, -2n], { kind: 'int64' })
+  t.deepEqual(Array.from(big), [1n, -2n])
+  t.throws(() => so.share([1, 'x'], { kind: 'float64' }), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' })
+  t.throws(() => so.share([1, 2], { kind: 'int64' }), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' })
+  t.throws(() => so.share([true, 'x'], { kind: 'logical' }), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' })
+  t.throws(() => so.share([1], { kind: 'complex' }), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_VALUE' })
+  t.throws(() => so.share({ a: [1] }, { kind: 'float64' }), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE' })
+  so.close(i32)
+  so.close(big)
+})
+
+test.serial('unshare gives a string array; attributes travel', async (t) => {
+  const x = so.share(['x', null, 'z'], { attributes: { levels: ['x', 'z'] } })
+  t.deepEqual(so.unshare(x), ['x', null, 'z'])
+  const attrs = await child.run((so, h) => so.properties(so.open(h)).attributes, so.handleOf(x))
+  t.deepEqual(attrs, { levels: ['x', 'z'] })
+  so.close(x)
+})

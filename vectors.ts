@@ -1,0 +1,322 @@
+/**
+ * The two vector kinds that are not plain TypedArrays: logical (R's true / false / NA) and
+ * string vectors, both over the mapped pages of a segment.
+ */
+import { codes, coded } from './errors'
+
+function checkIndex(i: number, length: number): number {
+  if (!Number.isInteger(i) || i < 0 || i >= length) {
+    throw coded(codes.OUT_OF_RANGE, `index ${String(i)} is out of range for a vector of length ${length}`, RangeError)
+  }
+  return i
+}
+
+/** The code of NA in a logical vector's storage; false is 0 and true is 1. */
+export const NA_LOGICAL = -1
+
+/** A logical vector: true, false or NA (null), one byte each in `codes`. */
+export class SharedLogicalVector implements Iterable<boolean | null> {
+  /** The raw storage: 0 false, 1 true, -1 NA. Writes through it are seen like any other. */
+  readonly codes: Int8Array
+
+  constructor(codes: Int8Array) {
+    this.codes = codes
+  }
+
+  /** The ArrayBuffer over the mapping. */
+  get buffer(): ArrayBuffer {
+    return this.codes.buffer as ArrayBuffer
+  }
+
+  get length(): number {
+    return this.codes.length
+  }
+
+  get(i: number): boolean | null {
+    const c = this.codes[checkIndex(i, this.codes.length)]
+    return c === 1 ? true : c === 0 ? false : null
+  }
+
+  set(i: number, value: boolean | null): void {
+    checkIndex(i, this.codes.length)
+    if (value !== true && value !== false && value !== null) {
+      throw coded(codes.INVALID_ARG_TYPE, `a logical vector holds true, false or null, got ${typeof value}`, TypeError)
+    }
+    this.codes[i] = value === null ? NA_LOGICAL : value ? 1 : 0
+  }
+
+  *[Symbol.iterator](): Iterator<boolean | null> {
+    for (let i = 0; i < this.codes.length; i++) yield this.get(i)
+  }
+
+  toArray(): (boolean | null)[] {
+    const c = this.codes
+    const out = new Array<boolean | null>(c.length)
+    for (let i = 0; i < c.length; i++) out[i] = c[i] === 1 ? true : c[i] === 0 ? false : null
+    return out
+  }
+
+  /** How many elements are true (NA is not). */
+  countTrue(): number {
+    const c = this.codes
+    let n = 0
+    for (let i = 0; i < c.length; i++) if (c[i] === 1) n++
+    return n
+  }
+
+  /** How many elements are NA. */
+  countNA(): number {
+    const c = this.codes
+    let n = 0
+    for (let i = 0; i < c.length; i++) if (c[i] !== 0 && c[i] !== 1) n++
+    return n
+  }
+}
+
+/** The layout words of a string segment, as its header stores them. */
+export interface StringLayout {
+  validity: number
+  offsets: number
+  values: number
+  valuesLength: number
+  /** Where the dictionary codes are; 0 without a dictionary. */
+  codes: number
+  dictionarySize: number
+}
+
+export const layoutFromAux = (aux: number[]): StringLayout => ({
+  validity: aux[0],
+  offsets: aux[1],
+  values: aux[2],
+  valuesLength: aux[3],
+  codes: aux[4],
+  dictionarySize: aux[5],
+})
+
+const layoutToAux = (l: StringLayout): number[] => [l.validity, l.offsets, l.values, l.valuesLength, l.codes, l.dictionarySize]
+
+const align64 = (n: number): number => Math.ceil(n / 64) * 64
+const MAX_VALUES = 2 ** 31 - 1
+
+/**
+ * Lays out strings the way Arrow does (validity bitmap, int32 offsets, UTF-8 bytes), or with a
+ * dictionary of unique strings and one int32 code per element (-1 for NA). Returns the bytes of
+ * the data region and its layout words.
+ */
+export function encodeStrings(values: readonly unknown[], dictionary: boolean): { bytes: Uint8Array; aux: number[] } {
+  const n = values.length
+  const strings: (string | null)[] = new Array(n)
+  for (let i = 0; i < n; i++) {
+    const v = values[i]
+    if (v === null || v === undefined) strings[i] = null
+    else if (typeof v === 'string') strings[i] = v
+    else throw coded(codes.INVALID_ARG_TYPE, `a string vector holds strings or null; element ${i} is ${typeof v}`, TypeError)
+  }
+  let unique: string[] = []
+  let codesOf: Int32Array | undefined
+  if (dictionary) {
+    const seen = new Map<string, number>()
+    codesOf = new Int32Array(n)
+    for (let i = 0; i < n; i++) {
+      const s = strings[i]
+      if (s === null) {
+        codesOf[i] = -1
+        continue
+      }
+      let c = seen.get(s)
+      if (c === undefined) {
+        c = unique.length
+        seen.set(s, c)
+        unique.push(s)
+      }
+      codesOf[i] = c
+    }
+  } else {
+    unique = strings as string[]
+  }
+  const entries = unique.length
+  let valuesLength = 0
+  for (let i = 0; i < entries; i++) if (unique[i] !== null) valuesLength += Buffer.byteLength(unique[i], 'utf8')
+  if (valuesLength > MAX_VALUES) {
+    throw coded(codes.OUT_OF_RANGE, `the strings take ${valuesLength} bytes of UTF-8; one string vector holds at most ${MAX_VALUES}`, RangeError)
+  }
+  const layout: StringLayout = { validity: 0, offsets: 0, values: 0, valuesLength, codes: 0, dictionarySize: dictionary ? entries : 0 }
+  // The validity bitmap takes at least one 64-byte block, so a dictionary never starts at 0.
+  let at = align64(Math.max(1, Math.ceil(n / 8)))
+  if (dictionary) {
+    layout.codes = at
+    at = align64(at + 4 * n)
+  }
+  layout.offsets = at
+  layout.values = align64(at + 4 * (entries + 1))
+  const buf = Buffer.alloc(layout.values + valuesLength)
+  const validity = buf.subarray(0, Math.ceil(n / 8))
+  for (let i = 0; i < n; i++) if (strings[i] !== null) validity[i >> 3] |= 1 << (i & 7)
+  if (codesOf) new Int32Array(buf.buffer, buf.byteOffset + layout.codes, n).set(codesOf)
+  const offsets = new Int32Array(buf.buffer, buf.byteOffset + layout.offsets, entries + 1)
+  let pos = 0
+  for (let i = 0; i < entries; i++) {
+    offsets[i] = pos
+    const s = unique[i]
+    if (s !== null && s.length > 0) pos += buf.write(s, layout.values + pos, 'utf8')
+  }
+  offsets[entries] = pos
+  return { bytes: buf, aux: layoutToAux(layout) }
+}
+
+/**
+ * An immutable vector of strings over shared memory. Elements are decoded when read; `bytes(i)`
+ * gives the UTF-8 without a copy. With a dictionary, `set(i, s)` may point an element at a
+ * string the dictionary already holds.
+ */
+export class SharedStringVector implements Iterable<string | null> {
+  readonly #buffer: ArrayBuffer
+  readonly #length: number
+  readonly #validity: Uint8Array
+  readonly #offsets: Int32Array
+  readonly #values: Buffer
+  readonly #codes: Int32Array | undefined
+  #lookup: Map<string, number> | undefined
+
+  constructor(buffer: ArrayBuffer, length: number, layout: StringLayout) {
+    this.#buffer = buffer
+    this.#length = length
+    const entries = layout.codes ? layout.dictionarySize : length
+    // Every section was checked against the data region's size before this view was made.
+    this.#validity = new Uint8Array(buffer, layout.validity, Math.ceil(length / 8))
+    this.#offsets = new Int32Array(buffer, layout.offsets, entries + 1)
+    this.#values = Buffer.from(buffer, layout.values, layout.valuesLength)
+    this.#codes = layout.codes ? new Int32Array(buffer, layout.codes, length) : undefined
+  }
+
+  /** The ArrayBuffer over the mapping. */
+  get buffer(): ArrayBuffer {
+    return this.#buffer
+  }
+
+  /** Whether unique strings are stored once, with a code per element. */
+  get dictionary(): boolean {
+    return this.#codes !== undefined
+  }
+
+  get length(): number {
+    return this.#buffer.byteLength === 0 ? 0 : this.#length
+  }
+
+  #live(): void {
+    if (this.#buffer.byteLength === 0) throw coded(codes.CLOSED, 'the string vector was closed in this thread')
+  }
+
+  /** The entry (element or dictionary slot) behind element i, or -1 for NA. */
+  #entry(i: number): number {
+    this.#live()
+    checkIndex(i, this.#length)
+    if (this.#codes) return this.#codes[i]
+    return this.#validity[i >> 3] & (1 << (i & 7)) ? i : -1
+  }
+
+  #decode(e: number): string {
+    const start = this.#offsets[e]
+    const end = this.#offsets[e + 1]
+    if (!(start >= 0 && end >= start && end <= this.#values.length)) {
+      throw coded(codes.BAD_HEADER, `string vector offsets ${start}..${end} are corrupt`)
+    }
+    return this.#values.toString('utf8', start, end)
+  }
+
+  get(i: number): string | null {
+    const e = this.#entry(i)
+    return e < 0 ? null : this.#decode(e)
+  }
+
+  /** The UTF-8 bytes of element i as a view of shared memory (no copy), or null for NA. */
+  bytes(i: number): Uint8Array | null {
+    const e = this.#entry(i)
+    if (e < 0) return null
+    const start = this.#offsets[e]
+    const end = this.#offsets[e + 1]
+    return new Uint8Array(this.#buffer, this.#values.byteOffset + start, end - start)
+  }
+
+  *[Symbol.iterator](): Iterator<string | null> {
+    for (let i = 0; i < this.#length; i++) yield this.get(i)
+  }
+
+  toArray(): (string | null)[] {
+    this.#live()
+    const out = new Array<string | null>(this.#length)
+    if (this.#codes) {
+      const dict = this.#dictionaryStrings()
+      for (let i = 0; i < this.#length; i++) out[i] = this.#codes[i] < 0 ? null : dict[this.#codes[i]]
+    } else {
+      for (let i = 0; i < this.#length; i++) out[i] = this.get(i)
+    }
+    return out
+  }
+
+  /** The unique strings of a dictionary vector, in code order. */
+  #dictionaryStrings(): string[] {
+    const k = this.#offsets.length - 1
+    const out = new Array<string>(k)
+    for (let e = 0; e < k; e++) out[e] = this.#decode(e)
+    return out
+  }
+
+  #codeOf(s: string): number {
+    if (!this.#lookup) {
+      this.#lookup = new Map()
+      this.#dictionaryStrings().forEach((d, c) => this.#lookup!.set(d, c))
+    }
+    return this.#lookup.get(s) ?? -1
+  }
+
+  /** The first index of `s` (or of NA for null), or -1. Compares bytes; decodes nothing. */
+  indexOf(s: string | null): number {
+    this.#live()
+    if (s !== null && typeof s !== 'string') return -1
+    if (this.#codes) {
+      const c = s === null ? -1 : this.#codeOf(s)
+      if (s !== null && c < 0) return -1
+      for (let i = 0; i < this.#length; i++) if (this.#codes[i] === c || (c < 0 && this.#codes[i] < 0)) return i
+      return -1
+    }
+    if (s === null) {
+      for (let i = 0; i < this.#length; i++) if (!(this.#validity[i >> 3] & (1 << (i & 7)))) return i
+      return -1
+    }
+    const target = Buffer.from(s, 'utf8')
+    const len = target.length
+    const off = this.#offsets
+    for (let i = 0; i < this.#length; i++) {
+      if (off[i + 1] - off[i] !== len || !(this.#validity[i >> 3] & (1 << (i & 7)))) continue
+      if (this.#values.compare(target, 0, len, off[i], off[i + 1]) === 0) return i
+    }
+    return -1
+  }
+
+  includes(s: string | null): boolean {
+    return this.indexOf(s) >= 0
+  }
+
+  /**
+   * Sets element i to `s`, which a dictionary vector must already hold (or null for NA). Strings
+   * are otherwise immutable: their bytes are laid out once.
+   */
+  set(i: number, s: string | null): void {
+    this.#live()
+    if (!this.#codes) {
+      throw coded(codes.READ_ONLY, 'string vectors are immutable; share with { dictionary: true } to set elements to strings already present', TypeError)
+    }
+    checkIndex(i, this.#length)
+    if (s !== null && typeof s !== 'string') {
+      throw coded(codes.INVALID_ARG_TYPE, `a string vector holds strings or null, got ${typeof s}`, TypeError)
+    }
+    const c = s === null ? -1 : this.#codeOf(s)
+    if (s !== null && c < 0) {
+      throw coded(codes.INVALID_ARG_VALUE, `${JSON.stringify(s.slice(0, 40))} is not in this vector's dictionary; only strings already present can be set`, TypeError)
+    }
+    this.#codes[i] = c
+    if (c < 0) this.#validity[i >> 3] &= ~(1 << (i & 7))
+    else this.#validity[i >> 3] |= 1 << (i & 7)
+  }
+}
