@@ -95,6 +95,13 @@ export const layoutFromAux = (aux: number[]): StringLayout => ({
 
 const layoutToAux = (l: StringLayout): number[] => [l.validity, l.offsets, l.values, l.valuesLength, l.codes, l.dictionarySize]
 
+/** Buffer's own UTF-8 decoder without `toString`'s argument handling, where Node has it. */
+const utf8Slice: (this: Buffer, start: number, end: number) => string =
+  (Buffer.prototype as unknown as { utf8Slice?: (this: Buffer, s: number, e: number) => string }).utf8Slice ??
+  function (this: Buffer, start: number, end: number) {
+    return this.toString('utf8', start, end)
+  }
+
 const align64 = (n: number): number => Math.ceil(n / 64) * 64
 const MAX_VALUES = 2 ** 31 - 1
 
@@ -177,6 +184,7 @@ export class SharedStringVector implements Iterable<string | null> {
   readonly #values: Buffer
   readonly #codes: Int32Array | undefined
   #lookup: Map<string, number> | undefined
+  #decoded: string[] | undefined
 
   constructor(buffer: ArrayBuffer, length: number, layout: StringLayout) {
     this.#buffer = buffer
@@ -209,8 +217,11 @@ export class SharedStringVector implements Iterable<string | null> {
 
   /** The entry (element or dictionary slot) behind element i, or -1 for NA. */
   #entry(i: number): number {
-    this.#live()
-    checkIndex(i, this.#length)
+    // Hot path: one comparison proves i is a whole number in range; anything else is checked slowly.
+    if (i >>> 0 !== i || i >= this.#length || this.#offsets.length === 0) {
+      this.#live()
+      checkIndex(i, this.#length)
+    }
     if (this.#codes) return this.#codes[i]
     return this.#validity[i >> 3] & (1 << (i & 7)) ? i : -1
   }
@@ -221,12 +232,17 @@ export class SharedStringVector implements Iterable<string | null> {
     if (!(start >= 0 && end >= start && end <= this.#values.length)) {
       throw coded(codes.BAD_HEADER, `string vector offsets ${start}..${end} are corrupt`)
     }
-    return this.#values.toString('utf8', start, end)
+    return utf8Slice.call(this.#values, start, end)
   }
 
   get(i: number): string | null {
     const e = this.#entry(i)
-    return e < 0 ? null : this.#decode(e)
+    if (e < 0) return null
+    if (!this.#codes) return this.#decode(e)
+    // Dictionary strings never change: decode each once.
+    const s = (this.#decoded ??= this.#dictionaryStrings())[e]
+    if (s === undefined) throw coded(codes.BAD_HEADER, `string vector code ${e} is past its dictionary`)
+    return s
   }
 
   /** The UTF-8 bytes of element i as a view of shared memory (no copy), or null for NA. */
@@ -245,12 +261,7 @@ export class SharedStringVector implements Iterable<string | null> {
   toArray(): (string | null)[] {
     this.#live()
     const out = new Array<string | null>(this.#length)
-    if (this.#codes) {
-      const dict = this.#dictionaryStrings()
-      for (let i = 0; i < this.#length; i++) out[i] = this.#codes[i] < 0 ? null : dict[this.#codes[i]]
-    } else {
-      for (let i = 0; i < this.#length; i++) out[i] = this.get(i)
-    }
+    for (let i = 0; i < this.#length; i++) out[i] = this.get(i)
     return out
   }
 
@@ -265,7 +276,7 @@ export class SharedStringVector implements Iterable<string | null> {
   #codeOf(s: string): number {
     if (!this.#lookup) {
       this.#lookup = new Map()
-      this.#dictionaryStrings().forEach((d, c) => this.#lookup!.set(d, c))
+      ;(this.#decoded ??= this.#dictionaryStrings()).forEach((d, c) => this.#lookup!.set(d, c))
     }
     return this.#lookup.get(s) ?? -1
   }

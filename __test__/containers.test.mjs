@@ -1,6 +1,6 @@
 import test from 'ava'
 import so from '../index.js'
-import { spawnChild } from './helpers.mjs'
+import { spawnChild, run, fixture } from './helpers.mjs'
 
 let child
 test.before(async () => {
@@ -137,4 +137,12 @@ test.serial('name, attributes and kind belong to one vector, not a container', (
     t.throws(() => so.share({ a: [1, 2] }, opt), { instanceOf: TypeError })
   }
   t.throws(() => so.handleOf({ a: 1 }), { code: 'ERR_SHM_NOT_SHARED' })
+})
+
+test.serial('the README’s data frame reaches cluster workers over the JSON channel', async (t) => {
+  const { stdout } = await run(process.execPath, [fixture('cluster-frame.cjs')])
+  t.deepEqual(JSON.parse(stdout), [
+    ['fig', 29, 1, 'EUR'],
+    ['fig', 29, 1, 'EUR'],
+  ])
 })
