@@ -147,6 +147,12 @@ export interface ShareOptions extends Partial<Options> {
 export interface OpenOptions {
   /** Override the sharer's copy-on-write choice for this process. */
   copyOnWrite?: boolean
+  /**
+   * Read an ordinary private copy instead of mapping: for runtimes that forbid external buffers
+   * (Electron), where mapping throws `ERR_SHM_EXTERNAL_BUFFERS`. The result is what `unshare`
+   * would give.
+   */
+  copy?: boolean
 }
 
 const DEFAULTS: Options = { copyOnWrite: false, minLength: 0, mustWork: false, reserve: true, persist: false, dictionary: false }
@@ -512,6 +518,7 @@ export function open(handle: string | { $sharedobject: string }, opts?: OpenOpti
   if (cow !== undefined && typeof cow !== 'boolean') {
     throw coded(codes.INVALID_ARG_TYPE, 'open: copyOnWrite must be a boolean', TypeError)
   }
+  if (opts?.copy) return openCopy(h, opts)
   const hit = cached(h, cow)
   if (hit) return vectorOf(hit)
   const info = native.open(h, cow)
@@ -527,6 +534,19 @@ export function open(handle: string | { $sharedobject: string }, opts?: OpenOpti
   const meta = remember(info)
   cache(`${h}|${modeKey(cow)}`, info.buffer)
   return vectorOf(meta)
+}
+
+function openCopy(h: string, opts: OpenOptions): SharedVector | object {
+  const c = native.readCopy(h)
+  if (c.kind === 'list') return revive((JSON.parse(c.attributes) as { $container: unknown }).$container, opts) as object
+  if (!isKind(c.kind)) {
+    throw coded(codes.BAD_HEADER, `open: the segment holds ${c.kind} data, not a vector; use mapSharedMemory for developer segments`)
+  }
+  // An aligned buffer of our own, so that every element type can view it.
+  const ab = new Uint8Array(c.data).buffer
+  if (c.kind === 'logical') return new SharedLogicalVector(new Int8Array(ab)).toArray()
+  if (c.kind === 'string') return new SharedStringVector(ab, c.length, layoutFromAux(c.aux)).toArray()
+  return new CTORS[c.kind](ab, 0, c.length)
 }
 
 /** A container's manifest segment, made on the first `handleOf` and kept while the container lives. */

@@ -185,6 +185,22 @@ pub fn peek(id: &str) -> Result<(Header, String, u64)> {
     Ok((h, a, map.len() as u64))
 }
 
+/// A private copy of the segment a handle names: header, attributes and data bytes. For runtimes
+/// that cannot view external memory; nothing stays mapped.
+pub fn read_copy(handle: &str) -> Result<(Header, String, Vec<u8>)> {
+    let (id, generation) = name::parse_handle(handle)?;
+    let map = sys::open(&id, sys::Access::Peek)?;
+    let (h, attributes) = read_header(&map)?;
+    if h.generation != generation {
+        return Err(Error::new(Code::NotFound, format!("the segment this handle named was freed; id {id:?} now names another one")));
+    }
+    let mut data = vec![0u8; h.byte_length as usize];
+    // SAFETY: decode checked data_offset + byte_length <= map.len(); the bytes are copied out
+    // while `map` keeps them mapped.
+    unsafe { std::ptr::copy_nonoverlapping(map.ptr().add(h.data_offset as usize), data.as_mut_ptr(), data.len()) };
+    Ok((h, attributes, data))
+}
+
 /// Creates a segment, fills it with `init` (or zeros), and returns the owner's first view.
 pub fn create(spec: &CreateSpec<'_>, init: Option<&[u8]>) -> Result<View> {
     create_inner(spec, init, true).map(|v| v.expect("a view was asked for"))

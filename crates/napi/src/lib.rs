@@ -221,6 +221,33 @@ pub fn open_id(env: Env, id: String, copy_on_write: Option<bool>) -> Result<View
         .map_err(|e| throw(&env, e))
 }
 
+/// A segment's header, for a copy read without mapping.
+#[napi(object, object_from_js = false)]
+pub struct CopyInfo {
+    pub kind: String,
+    pub length: f64,
+    pub copy_on_write: bool,
+    pub attributes: String,
+    pub aux: Vec<f64>,
+    /// A private copy of the data, in memory the engine owns.
+    pub data: napi::bindgen_prelude::Buffer,
+}
+
+/// Copies the segment a handle names into engine-owned memory: the fallback for runtimes that
+/// forbid external buffers.
+#[napi]
+pub fn read_copy(env: Env, handle: String) -> Result<CopyInfo> {
+    let (h, attributes, data) = registry::read_copy(&handle).map_err(|e| throw(&env, e))?;
+    Ok(CopyInfo {
+        kind: h.kind.name().to_string(),
+        length: h.length as f64,
+        copy_on_write: h.copy_on_write(),
+        attributes,
+        aux: h.aux.iter().map(|&w| w as f64).collect(),
+        data: data.into(),
+    })
+}
+
 /// Detaches `buffer` (every TypedArray over it now has length 0) and releases its view. The
 /// mapping is unmapped when no other view in this process uses it. Returns false if the view was
 /// released already.
