@@ -149,6 +149,7 @@ test.serial('the README’s data frame reaches cluster workers over the JSON cha
 
 test.serial('open(h, { copy: true }) reads a private copy without mapping: the fallback for runtimes without external buffers', async (t) => {
   const df = so.share({ x: Float64Array.from([1, 2]), b: [true, null], s: ['p', null, 'ü'], n: 5 })
+  const [h, hx] = [so.handleOf(df), so.handleOf(df.x)]
   const before = so.stats()
   const got = await child.run((so, h, hx) => {
     const base = so.stats().mappings
@@ -156,7 +157,7 @@ test.serial('open(h, { copy: true }) reads a private copy without mapping: the f
     const x = so.open(hx, { copy: true })
     x[0] = 99
     return { x: Array.from(all.x), b: all.b, s: all.s, n: all.n, shared: so.isShared(all) || so.isShared(x), type: Object.prototype.toString.call(x), mapped: so.stats().mappings - base }
-  }, so.handleOf(df), so.handleOf(df.x))
+  }, h, hx)
   t.deepEqual(got, { x: [1, 2], b: [true, null], s: ['p', null, 'ü'], n: 5, shared: false, type: '[object Float64Array]', mapped: 0 })
   t.is(df.x[0], 1, 'writes to the copy stay in the copy')
   t.deepEqual(so.stats().mappings, before.mappings)
