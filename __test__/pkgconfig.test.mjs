@@ -20,6 +20,18 @@ const hasGcc = spawnSync('gcc', ['--version'], { stdio: 'ignore' }).status === 0
 // The C reader uses shm_open, and the corrupt segment is written as a file in /dev/shm.
 const linuxWithGcc = process.platform === 'linux' && fs.existsSync('/dev/shm') && hasGcc
 
+/** Builds the C reader with nothing but the pkgconfig flags, in a directory the test removes. */
+async function buildReader(t) {
+  const cppflags = so.pkgconfig('PKG_CPPFLAGS')
+  t.is(so.pkgconfig('PKG_LIBS'), '')
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sobj-pkgconfig-'))
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const exe = path.join(dir, 'read_segment')
+  // The flag is one argument: no shell, so a package path with spaces still works.
+  await run('gcc', ['-std=c99', '-Wall', '-Wextra', '-Werror', '-pedantic', cppflags, source, '-o', exe, '-lrt'])
+  return exe
+}
+
 test('pkgconfig gives the include flag, no libraries, and refuses anything else', (t) => {
   const cppflags = so.pkgconfig('PKG_CPPFLAGS')
   t.true(cppflags.startsWith('-I'))
@@ -32,14 +44,7 @@ test('pkgconfig gives the include flag, no libraries, and refuses anything else'
 })
 
 ;(linuxWithGcc ? test : test.skip)('a C reader built with the pkgconfig flags reads a shared vector and rejects a corrupt segment', async (t) => {
-  const cppflags = so.pkgconfig('PKG_CPPFLAGS')
-  t.is(so.pkgconfig('PKG_LIBS'), '')
-
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sobj-pkgconfig-'))
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }))
-  const exe = path.join(dir, 'read_segment')
-  // The flag is one argument: no shell, so a package path with spaces still works.
-  await run('gcc', ['-std=c99', '-Wall', '-Wextra', '-Werror', cppflags, source, '-o', exe, '-lrt'])
+  const exe = await buildReader(t)
 
   const x = so.share(new Float64Array([1.5, 2.5, 3]), { attributes: { dim: [3] } })
   t.teardown(() => so.close(x)) // a no-op once the test has closed it
@@ -60,4 +65,37 @@ test('pkgconfig gives the include flag, no libraries, and refuses anything else'
 
   t.true(so.close(x))
   t.false(fs.existsSync(`/dev/shm/sobj.${id}`), 'closing the owner’s only view removes the segment')
+})
+
+;(linuxWithGcc ? test : test.skip)('the C reader reads string vectors, plain and with a dictionary, with sobj_string_get', async (t) => {
+  const exe = await buildReader(t)
+  const read = async (v) => JSON.parse((await run(exe, [so.handleOf(v)])).stdout)
+
+  const values = ['a', null, 'ü😀', '']
+  const x = so.share(values)
+  t.teardown(() => so.close(x))
+  const xid = so.handleOf(x).split(':')[1]
+  const got = await read(x)
+  t.is(got.kind, 13)
+  t.is(got.length, 4)
+  t.is(got.sum, null)
+  t.deepEqual(got.strings, values, 'NA is null; multi-byte and astral UTF-8 and the empty string come through')
+
+  const d = so.share(['x', 'y', 'x'], { dictionary: true })
+  t.teardown(() => so.close(d))
+  t.true(d.dictionary)
+  const did = so.handleOf(d).split(':')[1]
+  const gotD = await read(d)
+  t.is(gotD.kind, 13)
+  t.is(gotD.length, 3)
+  t.deepEqual(gotD.strings, ['x', 'y', 'x'])
+  // The owner changes a code; the C reader follows the codes of the live segment.
+  d.set(1, null)
+  d.set(2, 'y')
+  t.deepEqual((await read(d)).strings, ['x', null, 'y'])
+
+  t.true(so.close(x))
+  t.true(so.close(d))
+  t.false(fs.existsSync(`/dev/shm/sobj.${xid}`))
+  t.false(fs.existsSync(`/dev/shm/sobj.${did}`))
 })

@@ -11,10 +11,10 @@
  * <stddef.h> and <string.h>, allocates nothing and touches no OS API: opening and mapping a
  * segment is the caller's business (see "Names and handles" below).
  *
- * It mirrors crates/core/src/header.rs (the header layout and its validation),
- * crates/core/src/kind.rs (kind codes and element sizes) and crates/core/src/name.rs (ids and
- * handles) of the package; those files are the reference, and a change to one of them must be
- * made here too.
+ * It mirrors crates/core/src/header.rs (the header layout, the string layout and their
+ * validation), crates/core/src/kind.rs (kind codes and element sizes) and
+ * crates/core/src/name.rs (ids and handles) of the package; those files are the reference, and
+ * a change to one of them must be made here too.
  *
  * ------------------------------------------------------------------------------------------
  * Names and handles
@@ -57,9 +57,35 @@
  *       56    8 owner start time (OS-specific clock, 0 if unknown)
  *       64    8 owner pid namespace (Linux inode number, 0 if unknown)
  *       72    8 creation time, milliseconds since the Unix epoch
- *       80   48 six kind-specific 64-bit words (zero for numeric kinds)
+ *       80   48 six kind-specific 64-bit words: the string layout below for SOBJ_STRING,
+ *               all zero for every other kind
  *      128    . attributes (attributes byte length bytes), then zero padding
  *  data off   . data (data byte length bytes)
+ *
+ * ------------------------------------------------------------------------------------------
+ * Strings (kind 13)
+ * ------------------------------------------------------------------------------------------
+ *
+ * A string segment keeps an Arrow-compatible layout in its data region. The six words at
+ * offset 80 are, relative to the start of the data (SOBJ_STRING_* below):
+ *
+ *   word  field
+ *   ----  ------------------------------------------------------------------------------
+ *      0  validity bitmap: one bit per element, least significant first, 1 = present
+ *      1  int32 offsets into the UTF-8 bytes
+ *      2  the UTF-8 bytes
+ *      3  their length (at most INT32_MAX)
+ *      4  int32 dictionary codes, one per element (0 when there is no dictionary)
+ *      5  dictionary size (0 when there is no dictionary)
+ *
+ * Without a dictionary there are length + 1 offsets and element i is bytes offsets[i] to
+ * offsets[i + 1], NA when its validity bit is 0. With one, dictionary size + 1 offsets
+ * describe the unique strings and element i is unique string codes[i], NA when the code is
+ * negative (-1). sobj_header_check() checks that every section lies inside the data;
+ * the offsets and codes themselves are checked on use by sobj_string_get().
+ *
+ * A list segment (kind 14) is a container's manifest: its shape and its leaves' handles are
+ * in the attributes, and it has no data of its own.
  *
  * The header is written once, by the owner, before anyone else can open the segment, and
  * never changes afterwards. Everyone else must treat it as untrusted input: decode it with
@@ -79,6 +105,15 @@
  *     if (sobj_header_check(seg, (uint64_t)st.st_size, &h) != 0) fail("bad header");
  *     if (h.generation != gen) fail("the segment was freed and its id reused");
  *     const double *x = (const double *)sobj_data(seg, &h);   // if h.kind == SOBJ_FLOAT64
+ *
+ *     // if h.kind == SOBJ_STRING:
+ *     for (uint64_t i = 0; i < h.length; i++) {
+ *       const char *s; size_t n;
+ *       int rc = sobj_string_get(seg, &h, i, &s, &n);
+ *       if (rc == SOBJ_OK) printf("%.*s\n", (int)n, s);   // not NUL-terminated
+ *       else if (rc == SOBJ_NA) printf("NA\n");
+ *       else fail(sobj_strerror(rc));                      // a corrupt segment
+ *     }
  */
 
 #ifndef SHAREDOBJECT_H
@@ -192,6 +227,13 @@ extern "C" {
 /** Not an error of this header's functions: for callers to report that a segment's
  *  generation differs from the one its handle names (the id was freed and reused). */
 #define SOBJ_E_GENERATION (-14)
+/** Bad kind-specific words: a string section out of bounds or misaligned (see
+ *  sobj_header_check()), layout words set for a kind that has none, or (from
+ *  sobj_string_get()) corrupt string offsets or a dictionary code past the dictionary. */
+#define SOBJ_E_LAYOUT (-15)
+/** An element index >= the segment's length, or a string function used on a segment that is
+ *  not a string segment. */
+#define SOBJ_E_INDEX (-16)
 
 /** A short English description of an error code from this header. */
 static inline const char *sobj_strerror(int code) {
@@ -211,6 +253,8 @@ static inline const char *sobj_strerror(int code) {
     case SOBJ_E_HANDLE: return "not a sharedobject handle";
     case SOBJ_E_BUFFER: return "output buffer too small";
     case SOBJ_E_GENERATION: return "the segment's generation differs from the handle's";
+    case SOBJ_E_LAYOUT: return "bad layout: string sections out of bounds or corrupt, or layout words set for a kind that has none";
+    case SOBJ_E_INDEX: return "index out of range, or not a string segment";
     default: return "unknown error";
   }
 }
@@ -234,11 +278,13 @@ typedef enum sobj_kind {
   SOBJ_INT64 = 10,         /**< int64_t */
   SOBJ_UINT64 = 11,        /**< uint64_t */
   SOBJ_LOGICAL = 12,       /**< true / false / NA, one byte each */
-  SOBJ_STRING = 13         /**< variable-width UTF-8 strings; the layout lives in the data */
+  SOBJ_STRING = 13,        /**< variable-width UTF-8 strings; the layout lives in the data */
+  SOBJ_LIST = 14           /**< a container's manifest (shape, leaves' handles) in the
+                                attributes; no data */
 } sobj_kind;
 
 /** Number of kind codes; valid codes are 0 .. SOBJ_KIND_COUNT - 1. */
-#define SOBJ_KIND_COUNT 14
+#define SOBJ_KIND_COUNT 15
 
 /* Element sizes in bytes of the fixed-width kinds. */
 #define SOBJ_SIZEOF_BYTES 1
@@ -260,8 +306,8 @@ static inline int sobj_kind_valid(uint16_t code) {
   return code < SOBJ_KIND_COUNT;
 }
 
-/** Bytes per element of kind `code`; 0 for SOBJ_STRING (not a plain array of elements) and
- *  for unknown codes. */
+/** Bytes per element of kind `code`; 0 for SOBJ_STRING and SOBJ_LIST (not plain arrays of
+ *  elements) and for unknown codes. */
 static inline uint64_t sobj_kind_element_size(uint16_t code) {
   switch (code) {
     case SOBJ_BYTES: case SOBJ_INT8: case SOBJ_UINT8: case SOBJ_UINT8_CLAMPED: case SOBJ_LOGICAL:
@@ -281,7 +327,7 @@ static inline uint64_t sobj_kind_element_size(uint16_t code) {
 static inline const char *sobj_kind_name(uint16_t code) {
   static const char *const names[SOBJ_KIND_COUNT] = {
     "bytes", "float64", "float32", "int8", "uint8", "uint8clamped", "int16",
-    "uint16", "int32", "uint32", "int64", "uint64", "logical", "string",
+    "uint16", "int32", "uint32", "int64", "uint64", "logical", "string", "list",
   };
   return code < SOBJ_KIND_COUNT ? names[code] : NULL;
 }
@@ -338,7 +384,7 @@ typedef struct sobj_header {
   /** Owner pid (offset 48). */
   uint32_t owner_pid;
   /** Length in elements (offset 16). For a fixed-width kind, length * element size ==
-   *  byte_length; for SOBJ_STRING, the number of strings. */
+   *  byte_length; for SOBJ_STRING, the number of strings; for SOBJ_LIST, not checked. */
   uint64_t length;
   /** Data byte length (offset 24). */
   uint64_t byte_length;
@@ -357,15 +403,96 @@ typedef struct sobj_header {
   uint64_t owner_pidns;
   /** Creation time (offset 72), milliseconds since the Unix epoch. */
   uint64_t created_ms;
-  /** Kind-specific words (offsets 80 to 127), zero for numeric kinds. */
+  /** Kind-specific words (offsets 80 to 127): the string layout for SOBJ_STRING (index them
+   *  with SOBJ_STRING_*, or use the sobj_string_* accessors), all zero for every other kind. */
   uint64_t aux[SOBJ_AUX_WORDS];
 } sobj_header;
+
+/* ---------------------------------------------------------------------------------------- */
+/* The string layout words: indices into sobj_header.aux (and for sobj_field_aux()).         */
+/* All positions are byte offsets from the start of the data.                                */
+/* ---------------------------------------------------------------------------------------- */
+
+/** The validity bitmap: ceil(length / 8) bytes, bit i % 8 of byte i / 8 is 1 when present. */
+#define SOBJ_STRING_VALIDITY 0
+/** The int32 offsets, 4-aligned: entries + 1 of them (see sobj_string_entries()). */
+#define SOBJ_STRING_OFFSETS 1
+/** The UTF-8 bytes the offsets point into. */
+#define SOBJ_STRING_VALUES 2
+/** The byte length of the UTF-8 bytes, at most SOBJ_STRING_MAX_VALUES. */
+#define SOBJ_STRING_VALUES_LEN 3
+/** The int32 dictionary codes, 4-aligned, one per element; 0 when there is no dictionary. */
+#define SOBJ_STRING_CODES 4
+/** The number of unique strings in the dictionary; 0 when there is no dictionary. */
+#define SOBJ_STRING_DICT_LEN 5
+/** The most UTF-8 bytes one string segment may hold (INT32_MAX). */
+#define SOBJ_STRING_MAX_VALUES 2147483647u
+
+/* Accessors for a header that sobj_header_check() accepted with kind SOBJ_STRING. */
+static inline uint64_t sobj_string_validity(const sobj_header *h) { return h->aux[SOBJ_STRING_VALIDITY]; }
+static inline uint64_t sobj_string_offsets(const sobj_header *h) { return h->aux[SOBJ_STRING_OFFSETS]; }
+static inline uint64_t sobj_string_values(const sobj_header *h) { return h->aux[SOBJ_STRING_VALUES]; }
+static inline uint64_t sobj_string_values_len(const sobj_header *h) { return h->aux[SOBJ_STRING_VALUES_LEN]; }
+static inline uint64_t sobj_string_codes(const sobj_header *h) { return h->aux[SOBJ_STRING_CODES]; }
+static inline uint64_t sobj_string_dict_len(const sobj_header *h) { return h->aux[SOBJ_STRING_DICT_LEN]; }
+/** Whether the strings are stored once each in a dictionary, with a code per element. */
+static inline int sobj_string_has_dictionary(const sobj_header *h) { return h->aux[SOBJ_STRING_CODES] != 0; }
+/** How many strings the offsets describe: the length, or the dictionary size with a
+ *  dictionary. There are sobj_string_entries(h) + 1 offsets. */
+static inline uint64_t sobj_string_entries(const sobj_header *h) {
+  return sobj_string_has_dictionary(h) ? h->aux[SOBJ_STRING_DICT_LEN] : h->length;
+}
 
 /** Where the data of a segment with `attributes_len` bytes of attributes begins:
  *  align64(128 + attributes_len). Meaningful for attributes_len <= SOBJ_MAX_ATTRIBUTES. */
 static inline uint64_t sobj_data_offset_for(uint64_t attributes_len) {
   return ((uint64_t)SOBJ_HEADER_SIZE + attributes_len + (SOBJ_DATA_ALIGN - 1)) &
          ~(uint64_t)(SOBJ_DATA_ALIGN - 1);
+}
+
+/** Whether the section of `len` bytes at `start` lies inside [0, byte_length), without
+ *  overflow. `len_ok` == 0 means computing `len` itself overflowed. */
+static inline int sobj_section_fits(uint64_t start, uint64_t len, int len_ok, uint64_t byte_length) {
+  return len_ok && start <= UINT64_MAX - len && start + len <= byte_length;
+}
+
+/**
+ * Checks the kind-specific words of a header whose data (`byte_length` bytes) lies inside the
+ * segment, as the package does: for SOBJ_STRING every section fits the data and the int32
+ * sections are 4-aligned; for every other kind all six words are zero. Returns SOBJ_OK or
+ * SOBJ_E_LAYOUT. sobj_header_check() calls it; it is exposed for diagnostics.
+ */
+static inline int sobj_header_check_layout(const sobj_header *h) {
+  unsigned i;
+  if (h->kind == SOBJ_STRING) {
+    const uint64_t validity = h->aux[SOBJ_STRING_VALIDITY];
+    const uint64_t offsets = h->aux[SOBJ_STRING_OFFSETS];
+    const uint64_t values = h->aux[SOBJ_STRING_VALUES];
+    const uint64_t values_len = h->aux[SOBJ_STRING_VALUES_LEN];
+    const uint64_t codes = h->aux[SOBJ_STRING_CODES];
+    const uint64_t dict_len = h->aux[SOBJ_STRING_DICT_LEN];
+    const uint64_t n = h->length;
+    const uint64_t bl = h->byte_length;
+    uint64_t entries;
+    /* ceil(n / 8) without overflow. */
+    if (!sobj_section_fits(validity, n / 8 + (n % 8 != 0), 1, bl)) return SOBJ_E_LAYOUT;
+    if (codes == 0) {
+      if (dict_len != 0) return SOBJ_E_LAYOUT;
+      entries = n;
+    } else {
+      if (codes % 4 != 0) return SOBJ_E_LAYOUT;
+      if (!sobj_section_fits(codes, n * 4, n <= UINT64_MAX / 4, bl)) return SOBJ_E_LAYOUT;
+      entries = dict_len;
+    }
+    if (offsets % 4 != 0) return SOBJ_E_LAYOUT;
+    if (!sobj_section_fits(offsets, (entries + 1) * 4, entries < UINT64_MAX / 4, bl)) return SOBJ_E_LAYOUT;
+    if (!sobj_section_fits(values, values_len, 1, bl)) return SOBJ_E_LAYOUT;
+    if (values_len > SOBJ_STRING_MAX_VALUES) return SOBJ_E_LAYOUT;
+    return SOBJ_OK;
+  }
+  for (i = 0; i < SOBJ_AUX_WORDS; i++)
+    if (h->aux[i] != 0) return SOBJ_E_LAYOUT;
+  return SOBJ_OK;
 }
 
 /**
@@ -385,10 +512,22 @@ static inline uint64_t sobj_data_offset_for(uint64_t attributes_len) {
  *                                                            else SOBJ_E_LENGTH
  *  10. data_offset + byte_length <= segment_size, without overflow
  *                                                            else SOBJ_E_BOUNDS
+ *  11. the six kind-specific words (sobj_header_check_layout()):
+ *      SOBJ_STRING, all without overflow and relative to the data, so inside
+ *      [0, byte_length):
+ *        validity bitmap: ceil(length / 8) bytes fit
+ *        no dictionary (codes word 0): the dictionary size word is 0, entries = length
+ *        dictionary: codes word a multiple of 4, 4 * length bytes of codes fit,
+ *          entries = dictionary size
+ *        offsets word a multiple of 4, (entries + 1) * 4 bytes of offsets fit
+ *        values: values length bytes fit, and values length <= INT32_MAX
+ *      every other kind: all six words are 0
+ *                                                            else SOBJ_E_LAYOUT
  *
  * Returns SOBJ_OK (0) and fills `*out`, or a negative error code and leaves `*out` untouched.
  * On success the attributes (seg + 128, attributes_len bytes) and the data (seg + data_offset,
- * byte_length bytes) both lie inside the segment. `out` may be NULL to only check.
+ * byte_length bytes) both lie inside the segment, and so does every string section. `out` may
+ * be NULL to only check.
  */
 static inline int sobj_header_check(const unsigned char *seg, uint64_t segment_size, sobj_header *out) {
   sobj_header h;
@@ -422,6 +561,7 @@ static inline int sobj_header_check(const unsigned char *seg, uint64_t segment_s
   }
   if (h.byte_length > UINT64_MAX - h.data_offset || h.data_offset + h.byte_length > segment_size)
     return SOBJ_E_BOUNDS;
+  if (sobj_header_check_layout(&h) != SOBJ_OK) return SOBJ_E_LAYOUT;
   if (out != NULL) *out = h;
   return SOBJ_OK;
 }
@@ -443,6 +583,61 @@ static inline const unsigned char *sobj_data(const unsigned char *seg, const sob
  *  itself may be larger (page rounding, reserved capacity). */
 static inline uint64_t sobj_total_size(const sobj_header *h) {
   return h->data_offset + h->byte_length;
+}
+
+/** sobj_string_get() returns this (positive, not an error) for an NA element. */
+#define SOBJ_NA 1
+
+/**
+ * Element `i` of a string segment whose header `h` sobj_header_check() accepted.
+ *
+ * Returns SOBJ_OK and points `*str` at the element's UTF-8 bytes inside the segment (NOT
+ * NUL-terminated; `*len` bytes, possibly 0), or SOBJ_NA for NA (`*str` = NULL, `*len` = 0).
+ * Fails with SOBJ_E_ARGUMENT (a NULL pointer), SOBJ_E_INDEX (not a string segment, or
+ * i >= h->length) or SOBJ_E_LAYOUT (a dictionary code >= the dictionary size, or offsets that
+ * are negative, decreasing or past the values section: a corrupt segment); on failure the
+ * outputs are untouched.
+ *
+ * The offsets read are checked against the values section on every call, so a corrupt segment
+ * can never make this read or point outside the data. With a dictionary the element's code
+ * decides NA (negative) and the validity bitmap is not consulted; the owner may change codes
+ * (JavaScript's set()) while others read, and each call reads the code once.
+ */
+static inline int sobj_string_get(const unsigned char *seg, const sobj_header *h, uint64_t i,
+                                  const char **str, size_t *len) {
+  const unsigned char *data, *off;
+  uint64_t entry;
+  uint32_t start, end;
+  if (seg == NULL || h == NULL || str == NULL || len == NULL) return SOBJ_E_ARGUMENT;
+  if (h->kind != SOBJ_STRING || i >= h->length) return SOBJ_E_INDEX;
+  data = seg + h->data_offset;
+  if (sobj_string_has_dictionary(h)) {
+    /* An int32 read as its two's-complement bit pattern: bit 31 set means negative. */
+    uint32_t code = sobj_read_u32(data + h->aux[SOBJ_STRING_CODES] + 4u * i);
+    if (code & 0x80000000u) {
+      *str = NULL;
+      *len = 0;
+      return SOBJ_NA;
+    }
+    if (code >= h->aux[SOBJ_STRING_DICT_LEN]) return SOBJ_E_LAYOUT;
+    entry = code;
+  } else {
+    if (!(data[h->aux[SOBJ_STRING_VALIDITY] + i / 8] & (1u << (i % 8)))) {
+      *str = NULL;
+      *len = 0;
+      return SOBJ_NA;
+    }
+    entry = i;
+  }
+  /* entry < entries, and the header check made the entries + 1 offsets fit the data. */
+  off = data + h->aux[SOBJ_STRING_OFFSETS] + 4u * entry;
+  start = sobj_read_u32(off);
+  end = sobj_read_u32(off + 4);
+  /* As unsigned, a negative offset is >= 2^31 > values length (<= INT32_MAX): caught too. */
+  if (start > end || end > h->aux[SOBJ_STRING_VALUES_LEN]) return SOBJ_E_LAYOUT;
+  *str = (const char *)(data + h->aux[SOBJ_STRING_VALUES] + start);
+  *len = (size_t)(end - start);
+  return SOBJ_OK;
 }
 
 /* ---------------------------------------------------------------------------------------- */
