@@ -192,12 +192,21 @@ pub fn read_copy(handle: &str) -> Result<(Header, String, Vec<u8>)> {
     let map = sys::open(&id, sys::Access::Peek)?;
     let (h, attributes) = read_header(&map)?;
     if h.generation != generation {
-        return Err(Error::new(Code::NotFound, format!("the segment this handle named was freed; id {id:?} now names another one")));
+        return Err(Error::new(
+            Code::NotFound,
+            format!("the segment this handle named was freed; id {id:?} now names another one"),
+        ));
     }
     let mut data = vec![0u8; h.byte_length as usize];
     // SAFETY: decode checked data_offset + byte_length <= map.len(); the bytes are copied out
     // while `map` keeps them mapped.
-    unsafe { std::ptr::copy_nonoverlapping(map.ptr().add(h.data_offset as usize), data.as_mut_ptr(), data.len()) };
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            map.ptr().add(h.data_offset as usize),
+            data.as_mut_ptr(),
+            data.len(),
+        )
+    };
     Ok((h, attributes, data))
 }
 
