@@ -1,14 +1,9 @@
 import test from 'ava'
 import so from '../index.js'
-import { spawnChild, run, fixture } from './helpers.mjs'
+import { sharedChild, run, fixture } from './helpers.mjs'
 
-let child
-test.before(async () => {
-  child = await spawnChild()
-})
-test.after.always(async () => {
-  await child?.exit()
-})
+// One child for the whole file, started before the first test and ended after the last.
+const child = sharedChild(test)
 
 const frame = () => ({
   x: Float64Array.from([1.5, 2.5, 3.5]),
@@ -38,18 +33,12 @@ test.serial('a data-frame-like object is shared column by column and revived in 
   t.true(so.isShared(df.meta.nested[0]))
   t.is(df.meta.rows, 3)
   t.true(so.isShared(df), 'a container is shared when any element is')
-  // The child's function is sent as source, so it repeats `describe` inline.
-  const seen = await child.run((so, msg) => {
-    const df = so.revive(JSON.parse(msg))
-    return {
-      x: Array.from(df.x),
-      n: Array.from(df.n),
-      flag: df.flag.toArray(),
-      tag: df.tag.toArray(),
-      meta: { rows: df.meta.rows, source: df.meta.source, nested: Array.from(df.meta.nested[0]) },
-      shared: [so.isShared(df.x), so.isShared(df.flag), so.isShared(df.tag), so.isShared(df.meta.nested[0]), so.isShared(df.meta.rows)],
-    }
-  }, JSON.stringify(df))
+  // Functions travel as source: the child rebuilds `describe` from its text.
+  const seen = await child.run(
+    (so, msg, describeSource) => new Function(`return ${describeSource}`)()(so, so.revive(JSON.parse(msg))),
+    JSON.stringify(df),
+    describe.toString(),
+  )
   t.deepEqual(seen, { ...plainFrame, shared: [true, true, true, true, false] })
   t.deepEqual(describe(so, df), seen)
   so.close(df)

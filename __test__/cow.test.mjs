@@ -1,14 +1,9 @@
 import test from 'ava'
 import so from '../index.js'
-import { spawnChild } from './helpers.mjs'
+import { sharedChild } from './helpers.mjs'
 
-let child
-test.before(async () => {
-  child = await spawnChild()
-})
-test.after.always(async () => {
-  await child?.exit()
-})
+// One child for the whole file, started before the first test and ended after the last.
+const child = sharedChild(test)
 
 test.serial('shared mode: a child’s writes are seen by the parent at once, and the parent’s by the child', async (t) => {
   const x = so.alloc('int32', 4)

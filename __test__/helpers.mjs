@@ -47,6 +47,18 @@ export async function spawnChild() {
   }
 }
 
+/** One child for a whole test file: started before its first test, ended after its last. */
+export function sharedChild(test) {
+  let child
+  test.before(async () => {
+    child = await spawnChild()
+  })
+  test.after.always(async () => {
+    await child?.exit()
+  })
+  return { run: (fn, ...args) => child.run(fn, ...args) }
+}
+
 /** Whether /dev/shm holds a segment with this id (Linux). */
 export const onDisk = (id) => fs.existsSync(`/dev/shm/sobj.${id}`)
 

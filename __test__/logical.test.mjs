@@ -1,14 +1,9 @@
 import test from 'ava'
 import so from '../index.js'
-import { spawnChild } from './helpers.mjs'
+import { sharedChild } from './helpers.mjs'
 
-let child
-test.before(async () => {
-  child = await spawnChild()
-})
-test.after.always(async () => {
-  await child?.exit()
-})
+// One child for the whole file, started before the first test and ended after the last.
+const child = sharedChild(test)
 
 test.serial('a boolean array with NA round-trips through a forked child', async (t) => {
   const src = [true, false, null, true, undefined, false, true]

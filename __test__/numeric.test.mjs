@@ -1,6 +1,6 @@
 import test from 'ava'
 import so from '../index.js'
-import { spawnChild } from './helpers.mjs'
+import { sharedChild } from './helpers.mjs'
 
 const KINDS = {
   float64: () => Float64Array.from([1.5, -2.25, Number.MAX_VALUE, NaN, -0, Infinity]),
@@ -16,13 +16,8 @@ const KINDS = {
   uint64: () => BigUint64Array.from([0n, 2n ** 64n - 1n, 19n]),
 }
 
-let child
-test.before(async () => {
-  child = await spawnChild()
-})
-test.after.always(async () => {
-  await child?.exit()
-})
+// One child for the whole file, started before the first test and ended after the last.
+const child = sharedChild(test)
 
 for (const [kind, make] of Object.entries(KINDS)) {
   test.serial(`${kind} round-trips through a forked child`, async (t) => {

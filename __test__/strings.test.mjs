@@ -1,14 +1,9 @@
 import test from 'ava'
 import so from '../index.js'
-import { spawnChild } from './helpers.mjs'
+import { sharedChild } from './helpers.mjs'
 
-let child
-test.before(async () => {
-  child = await spawnChild()
-})
-test.after.always(async () => {
-  await child?.exit()
-})
+// One child for the whole file, started before the first test and ended after the last.
+const child = sharedChild(test)
 
 const TRICKY = ['', 'plain', null, 'ü ñ ß', '日本語テキスト', '😀 astral 𝕏', 'a\u0000b', 'x'.repeat(3 * 1024 * 1024) + 'é', null, '']
 
