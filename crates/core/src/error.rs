@@ -93,3 +93,34 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_distinct_and_classed() {
+        let all = [
+            Code::NotFound,
+            Code::NoSpace,
+            Code::InvalidHandle,
+            Code::BadHeader,
+            Code::Closed,
+            Code::Exists,
+            Code::Permission,
+            Code::Name,
+            Code::ExternalBuffers,
+            Code::OutOfRange,
+            Code::InvalidArgument,
+            Code::Os,
+        ];
+        let names: std::collections::HashSet<_> = all.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names.len(), all.len());
+        assert!(names.iter().all(|n| n.starts_with("ERR_")));
+        assert_eq!(Code::OutOfRange.class(), ErrorClass::RangeError);
+        assert_eq!(Code::InvalidHandle.class(), ErrorClass::TypeError);
+        assert_eq!(Code::NoSpace.class(), ErrorClass::Error);
+        let e = Error::new(Code::Exists, "x");
+        assert_eq!(e.to_string(), "ERR_SHM_EXISTS: x");
+    }
+}
