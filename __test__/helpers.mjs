@@ -63,3 +63,8 @@ export function sharedChild(test) {
 export const onDisk = (id) => fs.existsSync(`/dev/shm/sobj.${id}`)
 
 export const isLinux = process.platform === 'linux'
+/**
+ * POSIX segments have names that outlive mappings and that `free` removes; Windows mappings end
+ * with their last view and have no name to remove. Tests of name removal run where names exist.
+ */
+export const isPosix = process.platform !== 'win32'

@@ -99,6 +99,11 @@ struct Registry {
     views: HashMap<u64, Key>,
     next_token: u64,
     last_created: Option<String>,
+    /// Windows ends a mapping with its last view, so this process keeps one of each persistent
+    /// or developer segment it created until `free`: they then outlive every unmap, though not
+    /// the process (the closest Windows comes to a name that stays).
+    #[cfg(windows)]
+    keepers: HashMap<String, sys::Map>,
 }
 
 static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
@@ -314,6 +319,11 @@ fn create_inner(spec: &CreateSpec<'_>, init: Option<&[u8]>, keep: bool) -> Resul
         }
     };
     install_exit_hook();
+    #[cfg(windows)]
+    if spec.persist || spec.developer {
+        let keeper = sys::open(&id, sys::Access::Peek)?;
+        with(|r| r.keepers.insert(id.clone(), keeper));
+    }
     if !keep {
         with(|r| r.last_created = Some(id.clone()));
         return Ok(None);
@@ -466,6 +476,8 @@ fn unlink_generation(id: &str, generation: u64) -> bool {
 /// Removes segment `id` now. Views already mapped anywhere keep working.
 pub fn free(id: &str) -> Result<bool> {
     name::validate_id(id)?;
+    #[cfg(windows)]
+    drop(with(|r| r.keepers.remove(id)));
     with(|r| {
         r.entries
             .iter_mut()
