@@ -251,8 +251,9 @@ function cached(handle: string, cow: boolean | undefined): Meta | undefined {
   const buffer = buffers.get(`${handle}|${modeKey(cow)}`)?.deref()
   const meta = buffer && metas.get(buffer)
   if (!meta || meta.closed) return undefined
-  // open() means opening by name: a freed segment is not found, even if this thread maps it.
-  return native.exists(meta.id) ? meta : undefined
+  // open() means opening by name: a freed segment is not found even if this thread maps it,
+  // and a name freed and made again elsewhere names another segment.
+  return native.isCurrent(handle) ? meta : undefined
 }
 
 /** The buffer behind a shared vector (or a developer ArrayBuffer). */

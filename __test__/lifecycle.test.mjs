@@ -123,3 +123,17 @@ test.serial('cluster workers receive vectors over the default JSON channel', asy
   t.deepEqual(r.kinds, ['float64', 'float64'])
   t.is(r.left, 0, 'nothing left after the primary exits')
 })
+
+posixOnly('a name freed and made again is another segment: the old handle no longer opens', (t) => {
+  const name = `reborn-${process.pid}`
+  const first = so.share(Float64Array.of(1), { name })
+  const oldHandle = so.handleOf(first)
+  so.free(first)
+  const second = so.share(Float64Array.of(2), { name })
+  t.throws(() => so.open(oldHandle), { code: 'ERR_SHM_NOT_FOUND' }, 'even though this thread still maps the old one')
+  t.is(so.open(so.handleOf(second))[0], 2)
+  so.close(first)
+  t.true(so.hasSharedMemory(name), 'closing the old owner’s view left the new segment alone')
+  so.close(second)
+  t.false(so.hasSharedMemory(name))
+})

@@ -389,7 +389,9 @@ pub fn open_id(id: &str, generation: Option<u64>, mode: Option<Mode>) -> Result<
         Some(key)
     });
     if let Some(key) = found {
-        if !sys::exists(id) {
+        // The name must still stand, and still name the segment this process mapped: a name
+        // freed and created again elsewhere is another segment.
+        if !names_generation(id, key.1) {
             return Err(gone());
         }
         if let Some(view) = with(|r| {
@@ -437,6 +439,17 @@ pub fn open_id(id: &str, generation: Option<u64>, mode: Option<Mode>) -> Result<
     }))
 }
 
+/// Whether `id` still names the segment of generation `generation`.
+fn names_generation(id: &str, generation: u64) -> bool {
+    matches!(peek(id), Ok((h, _, _)) if h.generation == generation)
+}
+
+/// Whether the segment a handle names can still be opened by it.
+pub fn handle_is_current(handle: &str) -> Result<bool> {
+    let (id, generation) = name::parse_handle(handle)?;
+    Ok(names_generation(&id, generation))
+}
+
 /// Releases one view. The last view of a mapping unmaps it; if this process owns the segment
 /// and it is not persistent, its name is removed too. Releasing twice is harmless.
 pub fn release(token: u64) -> bool {
@@ -467,10 +480,7 @@ pub fn release(token: u64) -> bool {
 /// Removes `id`'s name only while it still names generation `generation`: a name freed and
 /// created again by someone else is never removed on the old owner's behalf.
 fn unlink_generation(id: &str, generation: u64) -> bool {
-    match peek(id) {
-        Ok((h, _, _)) if h.generation == generation => sys::unlink(id).unwrap_or(false),
-        _ => false,
-    }
+    names_generation(id, generation) && sys::unlink(id).unwrap_or(false)
 }
 
 /// Removes segment `id` now. Views already mapped anywhere keep working.

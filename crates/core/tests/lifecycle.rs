@@ -221,3 +221,24 @@ fn a_segment_that_is_not_ours_is_a_bad_header_and_is_left_alone() {
     );
     std::fs::remove_file(path).unwrap();
 }
+
+#[cfg(unix)]
+#[test]
+fn a_name_freed_and_made_again_is_another_segment() {
+    let s = CreateSpec { id: Some("core-test-reborn"), ..spec(1) };
+    let first = registry::create(&s, Some(&bytes_of(&[1.0]))).unwrap();
+    assert!(registry::free("core-test-reborn").unwrap());
+    let second = registry::create(&s, Some(&bytes_of(&[2.0]))).unwrap();
+    // The old handle names the freed segment, even in the process that still maps it.
+    assert_eq!(registry::open_handle(&first.handle, None).unwrap_err().code, Code::NotFound);
+    assert!(!registry::handle_is_current(&first.handle).unwrap());
+    assert!(registry::handle_is_current(&second.handle).unwrap());
+    // Releasing the old owner's view must not remove the new segment's name.
+    registry::release(first.token);
+    assert!(registry::exists("core-test-reborn").unwrap());
+    let again = registry::open_handle(&second.handle, None).unwrap();
+    assert_eq!(read_f64(&again, 0), 2.0);
+    registry::release(again.token);
+    registry::release(second.token);
+    assert!(!registry::exists("core-test-reborn").unwrap());
+}

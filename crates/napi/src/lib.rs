@@ -269,6 +269,12 @@ pub fn exists(env: Env, id: String) -> Result<bool> {
     registry::exists(&id).map_err(|e| throw(&env, e))
 }
 
+/// Whether the segment a handle names can still be opened by it (not freed, not replaced).
+#[napi]
+pub fn is_current(env: Env, handle: String) -> Result<bool> {
+    registry::handle_is_current(&handle).map_err(|e| throw(&env, e))
+}
+
 /// Bytes a segment's data region holds.
 #[napi]
 pub fn data_size(env: Env, id: String) -> Result<f64> {
