@@ -51,7 +51,8 @@ test.serial('a process maps a segment once per mode, however many views it opens
   t.is(so.stats().mappings, base.mappings + 1, 'one more mapping for the other mode')
   views[0][0] = 5
   t.is(x[0], 5, 'views of one mapping share memory')
-  t.is(cow[0], 5, 'the private mapping sees pages it has not written')
+  // Copy-on-write is page by page, except on macOS, which copies the vector when it is opened.
+  if (process.platform !== 'darwin') t.is(cow[0], 5, 'the private mapping sees pages it has not written')
   so.close(views[0])
   t.true(views.every((v) => v.length === 0) && x.length === 0, 'closing any of them closes the mapping in this thread')
   t.is(so.stats().mappings, base.mappings, 'only the copy-on-write mapping is left')

@@ -59,12 +59,16 @@ fn copy_on_write_views_keep_their_writes_to_themselves() {
     assert_ne!(private.ptr, owner.ptr);
     write_f64(&private, 0, 99.0);
     assert_eq!(read_f64(&owner, 0), 0.0);
-    write_f64(&owner, 1500, 7.0);
-    assert_eq!(
-        read_f64(&private, 1500),
-        7.0,
-        "pages not yet copied still show shared writes"
-    );
+    // Page by page on Linux and Windows; macOS copies the whole vector when it is opened.
+    #[cfg(not(target_os = "macos"))]
+    {
+        write_f64(&owner, 1500, 7.0);
+        assert_eq!(
+            read_f64(&private, 1500),
+            7.0,
+            "pages not yet copied still show shared writes"
+        );
+    }
     write_f64(&owner, 1, 5.0);
     assert_eq!(read_f64(&private, 1), 0.0, "a copied page no longer does");
     registry::release(private.token);
@@ -225,12 +229,18 @@ fn a_segment_that_is_not_ours_is_a_bad_header_and_is_left_alone() {
 #[cfg(unix)]
 #[test]
 fn a_name_freed_and_made_again_is_another_segment() {
-    let s = CreateSpec { id: Some("core-test-reborn"), ..spec(1) };
+    let s = CreateSpec {
+        id: Some("core-test-reborn"),
+        ..spec(1)
+    };
     let first = registry::create(&s, Some(&bytes_of(&[1.0]))).unwrap();
     assert!(registry::free("core-test-reborn").unwrap());
     let second = registry::create(&s, Some(&bytes_of(&[2.0]))).unwrap();
     // The old handle names the freed segment, even in the process that still maps it.
-    assert_eq!(registry::open_handle(&first.handle, None).unwrap_err().code, Code::NotFound);
+    assert_eq!(
+        registry::open_handle(&first.handle, None).unwrap_err().code,
+        Code::NotFound
+    );
     assert!(!registry::handle_is_current(&first.handle).unwrap());
     assert!(registry::handle_is_current(&second.handle).unwrap());
     // Releasing the old owner's view must not remove the new segment's name.

@@ -108,7 +108,7 @@ fn map_fd(fd: OwnedFd, len: u64, access: Access, id: &str) -> Result<Map> {
     let mapped = unsafe {
         match access {
             Access::Shared => opts.map_mut(&file).map(Map::Writable),
-            Access::CopyOnWrite => opts.map_copy(&file).map(Map::Writable),
+            Access::CopyOnWrite => private_copy(&opts, &file),
             Access::Peek => opts.map(&file).map(Map::ReadOnly),
         }
     };
@@ -121,6 +121,30 @@ fn map_fd(fd: OwnedFd, len: u64, access: Access, id: &str) -> Result<Map> {
         };
         Error::new(code, format!("cannot map segment {id:?}: {e}"))
     })
+}
+
+/// A copy-on-write mapping: MAP_PRIVATE, so a write copies just the page it touches.
+///
+/// # Safety
+/// As for `map_fd`: `opts` covers exactly the segment's current size.
+#[cfg(not(target_os = "macos"))]
+unsafe fn private_copy(opts: &MmapOptions, file: &File) -> std::io::Result<Map> {
+    // SAFETY: forwarded from the caller.
+    unsafe { opts.map_copy(file) }.map(Map::Writable)
+}
+
+/// macOS refuses MAP_PRIVATE for POSIX shared memory (EINVAL), so a copy-on-write open there is
+/// an eager private copy: anonymous memory filled from a read-only shared mapping.
+///
+/// # Safety
+/// As for `map_fd`: `opts` covers exactly the segment's current size.
+#[cfg(target_os = "macos")]
+unsafe fn private_copy(opts: &MmapOptions, file: &File) -> std::io::Result<Map> {
+    // SAFETY: forwarded from the caller; the shared mapping lives until the copy is made.
+    let shared = unsafe { opts.map(file) }?;
+    let mut private = MmapOptions::new().len(shared.len()).map_anon()?;
+    private.copy_from_slice(&shared);
+    Ok(Map::Writable(private))
 }
 
 fn write_all_at(
