@@ -329,6 +329,14 @@ pub(crate) fn list_ids() -> Vec<String> {
         .filter_map(|n| n.strip_prefix(PREFIX).map(str::to_string))
         .filter(|id| crate::name::validate_id(id).is_ok())
         .collect();
+    // A marker outlives its segment when the owner died or another process removed it.
+    #[cfg(not(target_os = "linux"))]
+    ids.retain(|id| {
+        exists(id) || {
+            unregister_marker(id);
+            false
+        }
+    });
     ids.sort();
     ids
 }
