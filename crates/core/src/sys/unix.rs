@@ -217,14 +217,7 @@ pub(crate) fn create(
         if let Some((head, init)) = pending {
             // SAFETY: the map is `total` bytes, head fits before data_offset and init after it
             // (checked by the caller); nobody else knows this segment's handle yet.
-            unsafe {
-                std::ptr::copy_nonoverlapping(head.as_ptr(), map.ptr(), head.len());
-                std::ptr::copy_nonoverlapping(
-                    init.as_ptr(),
-                    map.ptr().add(data_offset as usize),
-                    init.len(),
-                );
-            }
+            unsafe { super::fill_map(&map, head, data_offset, init) };
         }
         Ok(map)
     });

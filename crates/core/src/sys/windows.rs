@@ -156,14 +156,7 @@ pub(crate) fn create(
     }
     // SAFETY: the view holds at least `total` bytes; head ends before data_offset and init fits
     // after it (checked by the caller). Nobody else has this segment's handle yet.
-    unsafe {
-        std::ptr::copy_nonoverlapping(head.as_ptr(), map.ptr(), head.len());
-        std::ptr::copy_nonoverlapping(
-            init.as_ptr(),
-            map.ptr().add(data_offset as usize),
-            init.len(),
-        );
-    }
+    unsafe { super::fill_map(&map, head, data_offset, init) };
     Ok(map)
 }
 
