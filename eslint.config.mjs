@@ -5,7 +5,7 @@ import globals from 'globals'
 
 export default tseslint.config(
   {
-    ignores: ['node_modules/', 'target/', 'npm/', 'index.js', 'index.d.ts', 'errors.js', 'errors.d.ts', 'vectors.js', 'vectors.d.ts', 'cli.js', 'cli.d.ts', 'binding.js', 'binding.d.ts'],
+    ignores: ['node_modules/', 'target/', 'npm/', 'dist/', 'docs/api/'],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,

@@ -1,9 +1,9 @@
 import test from 'ava'
 import { fileURLToPath } from 'node:url'
-import so from '../index.js'
+import so from '@sharedobject/core'
 import { spawnChild, run, onDisk, isLinux } from './helpers.mjs'
 
-const cli = fileURLToPath(new URL('../cli.js', import.meta.url))
+const cli = fileURLToPath(new URL('../dist/src/cli.js', import.meta.url))
 const linuxOnly = isLinux ? test.serial : test.serial.skip
 
 test.serial('sharedobject ls shows a table of segments, and --json the same as list()', async (t) => {

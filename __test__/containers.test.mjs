@@ -1,5 +1,5 @@
 import test from 'ava'
-import so from '../index.js'
+import so from '@sharedobject/core'
 import { sharedChild, run, fixture } from './helpers.mjs'
 
 // One child for the whole file, started before the first test and ended after the last.

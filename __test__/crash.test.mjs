@@ -1,6 +1,7 @@
+import { fileURLToPath } from 'node:url'
 import test from 'ava'
 import fs from 'node:fs'
-import so from '../index.js'
+import so from '@sharedobject/core'
 import { spawnChild, run, onDisk, isLinux } from './helpers.mjs'
 
 // Tests here kill their children with SIGKILL, as a crash or the OOM killer would.
@@ -78,12 +79,13 @@ linuxOnly('an owner in another pid namespace is never judged dead', async (t) =>
   t.true(so.free(id))
 })
 
-linuxOnly('loading the package sweeps what dead owners left', async (t) => {
+linuxOnly('loading the package removes nothing; initialSharedObjectPackageData() sweeps', async (t) => {
   const { id } = await orphan()
   t.true(onDisk(id))
-  const env = { ...process.env }
-  delete env.SHAREDOBJECT_NO_SWEEP
-  await run(process.execPath, ['-e', `require(${JSON.stringify(new URL('../index.js', import.meta.url).pathname)})`], { env })
+  const root = JSON.stringify(fileURLToPath(new URL('..', import.meta.url)))
+  await run(process.execPath, ['-e', `require(${root})`])
+  t.true(onDisk(id), 'a load never deletes anything')
+  await run(process.execPath, ['-e', `require(${root}).initialSharedObjectPackageData()`])
   t.false(onDisk(id))
 })
 

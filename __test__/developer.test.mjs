@@ -1,5 +1,5 @@
 import test from 'ava'
-import so from '../index.js'
+import so from '@sharedobject/core'
 import { spawnChild, isPosix } from './helpers.mjs'
 
 // Name removal is POSIX behaviour; see isPosix in helpers.mjs.

@@ -1,7 +1,7 @@
 import test from 'ava'
 import fs from 'node:fs'
 import { randomBytes } from 'node:crypto'
-import so from '../index.js'
+import so from '@sharedobject/core'
 import { run, fixture, spawnChild, isLinux } from './helpers.mjs'
 
 const linuxOnly = isLinux ? test : test.skip

@@ -1,6 +1,6 @@
 import test from 'ava'
 import fs from 'node:fs'
-import so from '../index.js'
+import so from '@sharedobject/core'
 import { spawnChild, run, fixture, isLinux, isPosix } from './helpers.mjs'
 
 // Name removal is POSIX behaviour; see isPosix in helpers.mjs.

@@ -1,5 +1,5 @@
 import test from 'ava'
-import so from '../index.js'
+import so from '@sharedobject/core'
 import { sharedChild } from './helpers.mjs'
 
 const KINDS = {

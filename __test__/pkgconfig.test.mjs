@@ -8,7 +8,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import so from '../index.js'
+import so from '@sharedobject/core'
 
 const run = promisify(execFile)
 const source = fileURLToPath(new URL('./fixtures/read_segment.c', import.meta.url))

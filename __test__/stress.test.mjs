@@ -1,6 +1,6 @@
 // R SharedObject's memory and race tests, at the sizes a test run can afford.
 import test from 'ava'
-import so from '../index.js'
+import so from '@sharedobject/core'
 import { spawnChild } from './helpers.mjs'
 
 const mine = () => so.list().filter((s) => s.ownerPid === process.pid)

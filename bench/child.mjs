@@ -8,7 +8,7 @@ import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import { isMainThread, parentPort } from 'node:worker_threads'
 
-import so from '../index.js'
+import so from '@sharedobject/core'
 
 const require = createRequire(import.meta.url)
 let shm = null

@@ -15,7 +15,7 @@ import { Worker } from 'node:worker_threads'
 
 // Must stay ahead of the package's import: see shm-before.mjs.
 import { SHM_DIR, shmBefore, shmEntries } from './shm-before.mjs'
-import so from '../index.js'
+import so from '@sharedobject/core'
 
 const CHILD = fileURLToPath(new URL('./child.mjs', import.meta.url))
 const W = 4 // children, as in the spec's scenario

@@ -5,7 +5,7 @@
 import { fork } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
-import so from '../index.js'
+import so from '@sharedobject/core'
 
 const W = 4
 const quick = process.argv.includes('--quick')

@@ -4,7 +4,7 @@
 import cluster from 'node:cluster'
 import fs from 'node:fs'
 import { once } from 'node:events'
-import so from '../index.js'
+import so from '@sharedobject/core'
 
 const arg = (name, dflt) => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt)
 const N = arg('n', 5e7)

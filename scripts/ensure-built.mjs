@@ -6,6 +6,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)))
+const dist = path.join(root, 'dist')
 const sh = (cmd) => execSync(cmd, { cwd: root, stdio: 'inherit' })
 const mtime = (p) => (fs.existsSync(p) ? fs.statSync(p).mtimeMs : 0)
 const newest = (dir, test) => {
@@ -20,8 +21,8 @@ if (!fs.existsSync(path.join(root, 'node_modules', '.bin', 'napi'))) {
   sh(fs.existsSync(path.join(root, 'package-lock.json')) ? 'npm ci' : 'npm install')
 }
 
-const addon = fs.readdirSync(root).filter((f) => /^sharedobject\..*\.node$/.test(f))
-const addonTime = Math.min(...addon.map((f) => mtime(path.join(root, f))), mtime(path.join(root, 'binding.js')))
+const addon = fs.existsSync(dist) ? fs.readdirSync(dist).filter((f) => /^sharedobject\..*\.node$/.test(f)) : []
+const addonTime = Math.min(...addon.map((f) => mtime(path.join(dist, f))), mtime(path.join(dist, 'binding.js')))
 const rustTime = Math.max(
   newest(path.join(root, 'crates'), (n) => n.endsWith('.rs') || n === 'Cargo.toml'),
   mtime(path.join(root, 'Cargo.toml')),
@@ -29,6 +30,5 @@ const rustTime = Math.max(
 )
 if (addon.length === 0 || addonTime < rustTime) sh('npm run build:native')
 
-const tsTime = Math.max(...['index.ts', 'errors.ts', 'vectors.ts', 'cli.ts', 'tsconfig.json'].map((f) => mtime(path.join(root, f))))
-const jsTime = Math.min(...['index.js', 'errors.js', 'vectors.js', 'cli.js', 'index.d.ts'].map((f) => mtime(path.join(root, f))))
-if (jsTime < Math.max(tsTime, mtime(path.join(root, 'binding.d.ts')))) sh('npm run build:ts')
+const tsTime = Math.max(newest(path.join(root, 'src'), (n) => n.endsWith('.ts')), mtime(path.join(root, 'index.ts')), mtime(path.join(root, 'tsconfig.json')))
+if (mtime(path.join(dist, 'index.js')) < Math.max(tsTime, mtime(path.join(dist, 'binding.d.ts')))) sh('npm run build:ts')

@@ -3,7 +3,7 @@
  * `sharedobject ls` lists this package's segments on the machine; `sharedobject gc` frees the
  * ones whose owner died. `--json` prints JSON instead of a table.
  */
-import { list, sweep, type SegmentInfo } from './index'
+import { list, sweep, type SegmentInfo } from '../index'
 
 function size(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']

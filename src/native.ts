@@ -1,0 +1,38 @@
+/**
+ * The native addon, loaded once. When no prebuilt binary fits this machine, the error says first
+ * which platform package it needs and how to install it.
+ */
+import type * as Binding from '../binding'
+
+export type { CreateOptions, ViewInfo, SegmentInfo, CopyInfo } from '../binding'
+
+/** The napi target triple's platform-package suffix for this machine, e.g. `linux-x64-gnu`. */
+export function platformTarget(): string {
+  const { platform, arch } = process
+  if (platform === 'linux') {
+    const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined
+    const libc = report?.header?.glibcVersionRuntime ? 'gnu' : 'musl'
+    return `linux-${arch}-${libc}`
+  }
+  if (platform === 'win32') return `win32-${arch}-msvc`
+  return `${platform}-${arch}`
+}
+
+function load(): typeof Binding {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require('../binding.js') as typeof Binding
+  } catch (cause) {
+    const pkg = `@sharedobject/core-${platformTarget()}`
+    const e = new Error(
+      `@sharedobject/core has no native binary for this machine (${process.platform} ${process.arch}). ` +
+        `It needs the package ${pkg}: install it with \`npm i ${pkg}\` (npm installs it by itself unless ` +
+        `optional dependencies were skipped, e.g. by --omit=optional or a lockfile made on another platform).`,
+      { cause },
+    )
+    Object.defineProperty(e, 'code', { value: 'ERR_SHM_NO_BINARY', enumerable: true })
+    throw e
+  }
+}
+
+export const native: typeof Binding = load()

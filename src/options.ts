@@ -1,0 +1,96 @@
+/** Package options, their defaults, and the options of each call. */
+import { codes, coded } from './errors'
+import { CTORS, isKind, type Kind } from './kinds'
+
+
+/** Package options; every one can be overridden per call. */
+export interface Options {
+  /**
+   * Map segments privately: a process that writes gets its own copy of the pages it touches.
+   * Default `false`: writes are seen by every process at once (R's default is `TRUE`).
+   */
+  copyOnWrite: boolean
+  /** Vectors shorter than this are left unshared by `share`. Default 0 (R: 3). */
+  minLength: number
+  /** Throw when a value cannot be shared, instead of leaving it as it is. Default `false`. */
+  mustWork: boolean
+  /** Allocate every page at creation, so a full `/dev/shm` is an error then. Default `true`. */
+  reserve: boolean
+  /** Keep segments after their owner ends, until `free`. Default `false`. */
+  persist: boolean
+  /** Store each unique string once, with a code per element (R SharedObject's scheme). Default `false`. */
+  dictionary: boolean
+}
+
+/** Options of `share` and `alloc`. */
+export interface ShareOptions extends Partial<Options> {
+  /** `share` only: the kind of vector to make of an array, instead of inferring it. */
+  kind?: Kind
+  /** A user-chosen id for one vector: 1 to 25 characters of `A-Z a-z 0-9 . _ -`. Default: 80 random bits. */
+  name?: string
+  /** JSON-serialisable attributes stored with one vector (`dim`, names, units, ...). */
+  attributes?: unknown
+}
+
+/** Options of `open` and `revive`. */
+export interface OpenOptions {
+  /** Override the sharer's copy-on-write choice for this process. */
+  copyOnWrite?: boolean
+  /**
+   * Read an ordinary private copy instead of mapping: for runtimes that forbid external buffers
+   * (Electron), where mapping throws `ERR_SHM_EXTERNAL_BUFFERS`. The result is what `unshare`
+   * would give.
+   */
+  copy?: boolean
+}
+
+const DEFAULTS: Options = { copyOnWrite: false, minLength: 0, mustWork: false, reserve: true, persist: false, dictionary: false }
+const options: Options = { ...DEFAULTS }
+
+function checkOption(key: string, value: unknown): void {
+  if (!Object.prototype.hasOwnProperty.call(DEFAULTS, key)) {
+    throw coded(codes.INVALID_ARG_VALUE, `unknown option ${JSON.stringify(key)}; options are ${Object.keys(DEFAULTS).join(', ')}`, TypeError)
+  }
+  if (key === 'minLength') {
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
+      throw coded(codes.OUT_OF_RANGE, `minLength must be a whole number >= 0, got ${String(value)}`, RangeError)
+    }
+  } else if (typeof value !== 'boolean') {
+    throw coded(codes.INVALID_ARG_TYPE, `option ${key} must be a boolean, got ${typeof value}`, TypeError)
+  }
+}
+
+/** Sets package options for this process; returns their previous values. */
+export function setOptions(o: Partial<Options>): Partial<Options> {
+  if (o === null || typeof o !== 'object') throw coded(codes.INVALID_ARG_TYPE, 'setOptions takes an object', TypeError)
+  for (const [k, v] of Object.entries(o)) checkOption(k, v)
+  const old: Partial<Options> = {}
+  for (const [k, v] of Object.entries(o)) {
+    ;(old as Record<string, unknown>)[k] = (options as unknown as Record<string, unknown>)[k]
+    ;(options as unknown as Record<string, unknown>)[k] = v
+  }
+  return old
+}
+
+/** The package options in force in this process. */
+export function getOptions(): Options {
+  return { ...options }
+}
+
+export type Resolved = Options & ShareOptions
+
+export function resolve(o: ShareOptions | undefined): Resolved {
+  if (o === undefined) return { ...options }
+  if (o === null || typeof o !== 'object') throw coded(codes.INVALID_ARG_TYPE, 'options must be an object', TypeError)
+  for (const [k, v] of Object.entries(o)) {
+    if (k === 'name' || k === 'attributes' || k === 'kind' || v === undefined) continue
+    checkOption(k, v)
+  }
+  if (o.name !== undefined && typeof o.name !== 'string') {
+    throw coded(codes.NAME, `name must be a string, got ${typeof o.name}`, TypeError)
+  }
+  if (o.kind !== undefined && !isKind(o.kind)) {
+    throw coded(codes.INVALID_ARG_VALUE, `unknown kind ${JSON.stringify(o.kind)}; kinds are ${[...Object.keys(CTORS), 'logical', 'string'].join(', ')}`, TypeError)
+  }
+  return { ...options, ...o }
+}

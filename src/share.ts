@@ -1,0 +1,179 @@
+/** Sharing: values copied into new shared memory, and zero-filled vectors made in place. */
+import { constants as bufferConstants } from 'node:buffer'
+
+import { native, type CreateOptions, type ViewInfo } from './native'
+import { codes, coded, type CodedError } from './errors'
+import { CTORS, arrayKind, isKind, isNumericKind, numericKindOf, type Kind, type NumericKind, type NumericVector, type Shared, type SharedVector } from './kinds'
+import { resolve, type Resolved, type ShareOptions } from './options'
+import { NA_LOGICAL, SharedLogicalVector, SharedStringVector, encodeStrings } from './vectors'
+import { cache, isContainer, modeKey, remember, vectorOf, type Meta } from './views'
+import { close } from './inspect'
+
+
+export function createOptions(kind: Kind | 'list', length: number, o: Resolved, extra: Partial<CreateOptions> = {}): CreateOptions {
+  let attributes: string | undefined
+  if (o.attributes !== undefined) {
+    try {
+      attributes = JSON.stringify(o.attributes)
+    } catch (e) {
+      throw coded(codes.INVALID_ARG_VALUE, `attributes must be JSON-serialisable: ${(e as Error).message}`, TypeError)
+    }
+  }
+  return { kind, length, id: o.name, attributes, copyOnWrite: o.copyOnWrite, persist: o.persist, reserve: o.reserve, ...extra }
+}
+
+/** The owner's view is also what this thread gets when it opens its own handle. */
+export function created(info: ViewInfo): Meta {
+  const meta = remember(info)
+  cache(`${info.handle}|${modeKey(undefined)}`, info.buffer)
+  cache(`${info.handle}|${modeKey(info.copyOnWrite)}`, info.buffer)
+  return meta
+}
+
+const bytesOf = (v: ArrayBufferView): Uint8Array => new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
+
+function logicalCodes(values: readonly unknown[]): Int8Array {
+  const c = new Int8Array(values.length)
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i]
+    if (v === true) c[i] = 1
+    else if (v === null || v === undefined) c[i] = NA_LOGICAL
+    else if (v !== false) throw coded(codes.INVALID_ARG_TYPE, `a logical vector holds true, false or null; element ${i} is ${typeof v}`, TypeError)
+  }
+  return c
+}
+
+/** A TypedArray of `kind` from an ordinary array, checking every element's type. */
+function numericFrom(kind: NumericKind, values: readonly unknown[]): NumericVector {
+  const wide = kind === 'int64' || kind === 'uint64'
+  values.forEach((v, i) => {
+    if (typeof v !== (wide ? 'bigint' : 'number')) {
+      throw coded(codes.INVALID_ARG_TYPE, `a ${kind} vector holds ${wide ? 'bigints' : 'numbers'}; element ${i} is ${typeof v}`, TypeError)
+    }
+  })
+  return (CTORS[kind] as unknown as { from(a: readonly unknown[]): NumericVector }).from(values)
+}
+
+/** Shares one vector, or returns undefined when `value` is not one. */
+function shareVector(value: unknown, o: Resolved): SharedVector | undefined {
+  let numeric = numericKindOf(value)
+  let kind: Kind | undefined = numeric
+  if (!kind && value instanceof SharedLogicalVector) kind = 'logical'
+  if (!kind && value instanceof SharedStringVector) kind = 'string'
+  if (!kind && Array.isArray(value)) kind = arrayKind(value)
+  if (o.kind !== undefined) {
+    if (!kind && !Array.isArray(value)) {
+      throw coded(codes.INVALID_ARG_TYPE, `share: kind ${o.kind} needs an array or a vector`, TypeError)
+    }
+    if (kind !== o.kind) {
+      const items = value instanceof SharedLogicalVector || value instanceof SharedStringVector ? value.toArray() : Array.from(value as ArrayLike<unknown>)
+      value = isNumericKind(o.kind) ? numericFrom(o.kind, items) : items
+    }
+    kind = o.kind
+    numeric = isNumericKind(kind) ? kind : undefined
+  }
+  if (!kind) return undefined
+  const length = (value as { length: number }).length
+  if (length < o.minLength && o.name === undefined) return value as SharedVector
+  let info: ViewInfo
+  if (numeric) {
+    info = native.create(createOptions(numeric, length, o), bytesOf(value as NumericVector))
+  } else if (kind === 'float64') {
+    info = native.create(createOptions(kind, length, o), bytesOf(numericFrom('float64', value as unknown[])))
+  } else if (kind === 'logical') {
+    const c = value instanceof SharedLogicalVector ? value.codes : logicalCodes(value as unknown[])
+    info = native.create(createOptions(kind, length, o), bytesOf(c))
+  } else {
+    const strings = value instanceof SharedStringVector ? value.toArray() : (value as unknown[])
+    const { bytes, aux } = encodeStrings(strings, o.dictionary)
+    info = native.create(createOptions(kind, length, o, { byteLength: bytes.length, aux }), bytes)
+  }
+  return vectorOf(created(info))
+}
+
+/**
+ * Copies `value` into new shared memory once. A TypedArray, `boolean[]`, `string[]` or
+ * `number[]` becomes a shared vector (a TypedArray, `SharedLogicalVector`, `SharedStringVector`,
+ * `Float64Array`); plain objects and arrays of other things are shared element by element,
+ * recursively, into a container of the same shape (R's lists and data.frames). Other values stay
+ * as they are, or throw with `mustWork`.
+ */
+export function share<T>(value: T, opts?: ShareOptions): Shared<T> {
+  const o = resolve(opts)
+  const vector = shareVector(value, o)
+  if (vector !== undefined) return vector as Shared<T>
+  if (!isContainer(value)) {
+    if (o.mustWork) throw unsharable(value, 'value')
+    return value as Shared<T>
+  }
+  if (o.name !== undefined || o.attributes !== undefined || o.kind !== undefined) {
+    throw coded(codes.INVALID_ARG_TYPE, 'share: name, attributes and kind belong to one vector, not to a container', TypeError)
+  }
+  const made: unknown[] = []
+  try {
+    return shareContainer(value, o, 'value', made) as Shared<T>
+  } catch (e) {
+    // Nothing half-shared is left behind when one element fails.
+    for (const v of made) close(v)
+    throw e
+  }
+}
+
+function unsharable(value: unknown, where: string): CodedError {
+  const what = value === null ? 'null' : typeof value === 'object' ? Object.prototype.toString.call(value) : typeof value
+  return coded(codes.INVALID_ARG_TYPE, `share: ${where} (${what}) cannot be shared; to leave such values as they are, do not set mustWork`, TypeError)
+}
+
+function shareContainer(value: object, o: Resolved, where: string, made: unknown[]): unknown {
+  const one = (v: unknown, at: string): unknown => {
+    const vector = shareVector(v, o)
+    if (vector !== undefined) {
+      made.push(vector)
+      return vector
+    }
+    if (isContainer(v)) return shareContainer(v, o, at, made)
+    // Plain values of a container (numbers, strings, booleans, null) travel by value anyway.
+    if (v === null || v === undefined || ['number', 'string', 'boolean', 'bigint'].includes(typeof v)) return v
+    if (o.mustWork) throw unsharable(v, at)
+    return v
+  }
+  if (Array.isArray(value)) return value.map((v, i) => one(v, `${where}[${i}]`))
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(value)) out[k] = one(v, `${where}.${k}`)
+  return out
+}
+
+/** A zero-filled (logical: all false) shared vector of `length` elements, with no source copy (R: `SharedObject()`). */
+export function alloc(kind: 'float64', length: number, opts?: ShareOptions): Float64Array
+export function alloc(kind: 'float32', length: number, opts?: ShareOptions): Float32Array
+export function alloc(kind: 'int8', length: number, opts?: ShareOptions): Int8Array
+export function alloc(kind: 'uint8', length: number, opts?: ShareOptions): Uint8Array
+export function alloc(kind: 'uint8clamped', length: number, opts?: ShareOptions): Uint8ClampedArray
+export function alloc(kind: 'int16', length: number, opts?: ShareOptions): Int16Array
+export function alloc(kind: 'uint16', length: number, opts?: ShareOptions): Uint16Array
+export function alloc(kind: 'int32', length: number, opts?: ShareOptions): Int32Array
+export function alloc(kind: 'uint32', length: number, opts?: ShareOptions): Uint32Array
+export function alloc(kind: 'int64', length: number, opts?: ShareOptions): BigInt64Array
+export function alloc(kind: 'uint64', length: number, opts?: ShareOptions): BigUint64Array
+export function alloc(kind: 'logical', length: number, opts?: ShareOptions): SharedLogicalVector
+export function alloc(kind: Kind, length: number, opts?: ShareOptions): SharedVector
+export function alloc(kind: Kind, length: number, opts?: ShareOptions): SharedVector {
+  if (kind === 'string') {
+    throw coded(codes.INVALID_ARG_VALUE, "alloc: string vectors are immutable; share(['a', 'b', ...]) makes one", TypeError)
+  }
+  if (!isKind(kind)) {
+    throw coded(codes.INVALID_ARG_VALUE, `alloc: unknown kind ${JSON.stringify(kind)}; kinds are ${[...Object.keys(CTORS), 'logical'].join(', ')}`, TypeError)
+  }
+  if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0) {
+    throw coded(codes.OUT_OF_RANGE, `alloc: length must be a whole number >= 0, got ${String(length)}`, RangeError)
+  }
+  const bytes = length * (kind === 'logical' ? 1 : CTORS[kind].BYTES_PER_ELEMENT)
+  if (bytes > bufferConstants.MAX_LENGTH) {
+    throw coded(
+      codes.OUT_OF_RANGE,
+      `alloc: ${bytes} bytes is more than this Node.js can view as one ArrayBuffer (${bufferConstants.MAX_LENGTH})`,
+      RangeError,
+    )
+  }
+  return vectorOf(created(native.create(createOptions(kind, length, resolve(opts)), undefined)))
+}
