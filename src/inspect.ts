@@ -51,6 +51,11 @@ export interface Properties {
   attributes: unknown
   /** String vectors: whether unique strings are stored once. */
   dictionary?: boolean
+  /**
+   * A path any process of this user (in any language) can open and map to read the segment:
+   * its header, then its data at the header's data offset. Undefined where there is none (Windows).
+   */
+  path?: string
 }
 
 /**
@@ -78,6 +83,7 @@ export function properties(value: unknown): Properties | object {
     attributes: m.attributes === '' ? undefined : JSON.parse(m.attributes),
   }
   if (m.kind === 'string') p.dictionary = m.aux[4] !== 0
+  if (process.platform === 'linux') p.path = `/dev/shm/sobj.${m.id}`
   return p
 }
 
