@@ -26,12 +26,12 @@ test.serial('sharedobject ls shows a table of segments, and --json the same as l
 linuxOnly('sharedobject gc frees what a killed owner left, and nothing else', async (t) => {
   const child = await spawnChild()
   const id = await child.run((so) => {
-    const x = so.share(Float64Array.from([1]))
+    const x = so.share(Float64Array.from([1]), { named: true })
     globalThis.kept.push(x)
     return so.properties(x).id
   })
   await child.kill('SIGKILL')
-  const live = so.share(Float64Array.from([2]))
+  const live = so.share(Float64Array.from([2]), { named: true })
   const { stdout } = await run(process.execPath, [cli, 'gc'])
   t.regex(stdout, /^freed \d+ segment\(s\):/)
   t.true(stdout.includes(id))

@@ -58,10 +58,12 @@ test.serial('handleOf(container) is one short handle; open() gives the whole con
   }, h)
   t.deepEqual(seen, { x: [1.5, 2.5, 3.5], tag: ['a', null, 'ç'], rows: 3, nested: [7, 8] })
   const id = h.split(':')[1]
-  t.true(so.hasSharedMemory(id))
-  so.close(df)
-  t.false(so.hasSharedMemory(id), 'closing the container releases its manifest too')
+  const listed = () => so.list().some((s) => s.id === id && s.kind === 'list')
+  t.true(listed())
+  t.true(so.free(df))
+  t.false(listed(), 'freeing the container frees its manifest too')
   t.throws(() => so.open(h), { code: 'ERR_SHM_NOT_FOUND' })
+  so.close(df)
 })
 
 test.serial('R’s data.frame scenario: ten numeric columns and a character column, mustWork', async (t) => {

@@ -7,7 +7,7 @@ import { spawnChild, run, onDisk, isLinux } from './helpers.mjs'
 // Tests here kill their children with SIGKILL, as a crash or the OOM killer would.
 const linuxOnly = isLinux ? test.serial : test.serial.skip
 
-async function orphan(opts = {}) {
+async function orphan(opts = { named: true }) {
   const child = await spawnChild()
   const id = await child.run((so, opts) => {
     const x = so.share(Float64Array.from([1, 2, 3]), opts)
@@ -18,7 +18,7 @@ async function orphan(opts = {}) {
   return { id, pid: child.pid }
 }
 
-linuxOnly('a killed owner leaves its segment; sweep frees it and says so', async (t) => {
+linuxOnly('a killed owner leaves its named segment; sweep frees it and says so', async (t) => {
   const { id, pid } = await orphan()
   t.true(onDisk(id), 'SIGKILL ran no cleanup')
   const listed = so.list().find((s) => s.id === id)
@@ -33,7 +33,7 @@ linuxOnly('a killed owner leaves its segment; sweep frees it and says so', async
 linuxOnly('a live owner’s segment is never swept', async (t) => {
   const child = await spawnChild()
   const id = await child.run((so) => {
-    const x = so.share(Float64Array.from([1]))
+    const x = so.share(Float64Array.from([1]), { named: true })
     globalThis.kept.push(x)
     return so.properties(x).id
   })

@@ -89,7 +89,7 @@ test('a zero-byte developer segment works and sizes are checked', (t) => {
 
 posixOnly('package data: initial sweeps, release removes what this process owns', (t) => {
   so.initialSharedObjectPackageData()
-  const x = so.share(Float64Array.from([1]))
+  const x = so.share(Float64Array.from([1]), { named: true })
   const id = so.properties(x).id
   t.true(so.releaseSharedObjectPackageData() >= 1)
   t.false(so.hasSharedMemory(id))

@@ -66,7 +66,7 @@ function foreignSegment(bytes) {
 }
 
 linuxOnly('segments that are not ours or are corrupt give ERR_SHM_BAD_HEADER and are left in place', (t) => {
-  const real = so.share(Float64Array.from([1, 2, 3]), { attributes: { a: 1 } })
+  const real = so.share(Float64Array.from([1, 2, 3]), { attributes: { a: 1 }, named: true })
   const good = fs.readFileSync(`/dev/shm/sobj.${so.properties(real).id}`)
   so.close(real)
   const corrupt = (at, value) => {
@@ -112,7 +112,7 @@ linuxOnly('a handle whose generation does not match names a segment that is gone
 linuxOnly('another user’s segment gives ERR_SHM_PERMISSION', async (t) => {
   if (process.getuid() === 0) {
     // Root reads anything; check that segments are created 0600 instead.
-    const x = so.share(Float64Array.from([1]))
+    const x = so.share(Float64Array.from([1]), { named: true })
     const mode = fs.statSync(`/dev/shm/sobj.${so.properties(x).id}`).mode & 0o777
     t.is(mode, 0o600)
     so.close(x)
@@ -134,6 +134,7 @@ linuxOnly('a small /dev/shm gives ERR_SHM_NO_SPACE at creation, never a SIGBUS l
   const { stdout } = await run(cmd[0], cmd[1])
   const r = JSON.parse(stdout)
   t.deepEqual(r.small, { ok: true, first: 1.5 })
+  t.deepEqual(r.unnamed64, { ok: true, length: (64 * 1024 * 1024) / 8, last: 2.5 }, 'an unnamed segment is not limited by /dev/shm')
   t.false(r.tooBigAlloc.ok)
   t.is(r.tooBigAlloc.code, 'ERR_SHM_NO_SPACE')
   t.regex(r.tooBigAlloc.message, /needs 32\.0 MiB/)
@@ -141,7 +142,7 @@ linuxOnly('a small /dev/shm gives ERR_SHM_NO_SPACE at creation, never a SIGBUS l
   t.regex(r.tooBigAlloc.message, /--shm-size/)
   t.is(r.tooBigShare.code, 'ERR_SHM_NO_SPACE')
   t.is(r.partlyFits.code, 'ERR_SHM_NO_SPACE', 'a copy that runs out half way is refused too')
-  t.is(r.leftover.length, 1, 'failed creations leave nothing behind; only the small vector remains')
+  t.deepEqual(r.leftover, [], 'failed creations leave nothing behind (the small vector is unnamed: no file)')
 })
 
 test('a child keeps running after every kind of bad input', async (t) => {

@@ -22,6 +22,7 @@ test.serial('100 rounds of share → two children read → everyone releases lea
       ),
     )
     t.deepEqual(firsts, [round, round])
+    so.free(x)
     so.close(x)
   }
   t.is(mine().length, before)

@@ -29,7 +29,13 @@
  *
  * A *handle*, the string `handleOf()` returns and that travels between processes, is
  *
- *     "sobj1:<id>:<generation as exactly 16 hex digits>"       (at most 48 bytes)
+ *     "sobj1:<id>:<generation as exactly 16 hex digits>"       a named segment
+ *     "sobj1:<id>:<generation>:<pid>.<fd>.<pidns>"             an unnamed Linux segment
+ *
+ * An unnamed Linux segment is a memfd held by its owner, process <pid>, as descriptor <fd>
+ * (<pidns> is the inode of the owner's pid namespace, 0 if unknown): a process of the same user
+ * opens it as "/proc/<pid>/fd/<fd>" while the owner holds it. sobj_handle_path() gives the path
+ * to open() for either form on Linux. A handle is at most 100 bytes.
  *
  * The generation is a random non-zero number stored in the header (offset 40). An id can be
  * reused after its segment is freed, so a reader holding a handle should check that the
@@ -120,6 +126,7 @@
 #define SHAREDOBJECT_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -190,8 +197,8 @@ extern "C" {
 #define SOBJ_HANDLE_TAG "sobj1"
 /** Hex digits of the generation in a handle. */
 #define SOBJ_HANDLE_GENERATION_DIGITS 16
-/** The longest handle, without its NUL: 5 + 1 + 25 + 1 + 16 = 48. */
-#define SOBJ_MAX_HANDLE_LEN 48
+/** The longest handle, without its NUL. */
+#define SOBJ_MAX_HANDLE_LEN 100
 
 /* ---------------------------------------------------------------------------------------- */
 /* Error codes: 0 is success, every failure is negative.                                     */
@@ -678,21 +685,25 @@ static inline int sobj_hex_value(char c) {
 }
 
 /**
- * Splits handle "sobj1:<id>:<16 hex digits>" into its id and generation, checking every part
- * as the package does: exactly three ':'-separated parts, the tag "sobj1", a valid id, and a
- * generation of exactly 16 hex digits (either case).
+ * Splits a handle ("sobj1:<id>:<16 hex digits>", optionally followed by
+ * ":<pid>.<fd>.<pidns>" for an unnamed Linux segment) into its id and generation, checking every
+ * part as the package does: the tag "sobj1", a valid id, a generation of exactly 16 hex digits
+ * (either case), and for the unnamed form three decimal numbers.
  *
  * Writes the id, NUL-terminated, to `id_out` (`id_cap` bytes; SOBJ_MAX_ID_LEN + 1 is always
- * enough) and the generation to `*generation_out` (which may be NULL). Returns SOBJ_OK,
- * SOBJ_E_ARGUMENT (NULL handle or id_out), SOBJ_E_HANDLE (not a handle) or SOBJ_E_BUFFER (id
- * does not fit); on failure the outputs are untouched.
+ * enough), the generation to `*generation_out`, and for the unnamed form the owner's pid and
+ * descriptor to `*pid_out` and `*fd_out` (set to -1 for a named segment); each of these may be
+ * NULL. Returns SOBJ_OK, SOBJ_E_ARGUMENT (NULL handle or id_out), SOBJ_E_HANDLE (not a handle)
+ * or SOBJ_E_BUFFER (id does not fit); on failure the outputs are untouched.
  */
-static inline int sobj_parse_handle(const char *handle, char *id_out, size_t id_cap, uint64_t *generation_out) {
+static inline int sobj_parse_handle_place(const char *handle, char *id_out, size_t id_cap, uint64_t *generation_out,
+                                          long *pid_out, long *fd_out) {
   static const char tag[] = SOBJ_HANDLE_TAG;
   const size_t tag_len = sizeof tag - 1;
   const char *id, *gen, *end;
   size_t id_len;
   uint64_t generation = 0;
+  long nums[3] = {-1, -1, -1};
   int i;
   if (handle == NULL || id_out == NULL) return SOBJ_E_ARGUMENT;
   if (strncmp(handle, tag, tag_len) != 0 || handle[tag_len] != ':') return SOBJ_E_HANDLE;
@@ -709,12 +720,51 @@ static inline int sobj_parse_handle(const char *handle, char *id_out, size_t id_
     generation = (generation << 4) | (uint64_t)v;
   }
   end = gen + SOBJ_HANDLE_GENERATION_DIGITS;
-  if (*end != '\0') return SOBJ_E_HANDLE; /* a fourth part, or trailing garbage */
+  if (*end == ':') {
+    /* The unnamed form: exactly three '.'-separated decimal numbers. */
+    const char *p = end + 1;
+    for (i = 0; i < 3; i++) {
+      long v = 0;
+      int digits = 0;
+      while (*p >= '0' && *p <= '9' && digits < 12) v = v * 10 + (*p++ - '0'), digits++;
+      if (digits == 0 || digits == 12) return SOBJ_E_HANDLE;
+      nums[i] = v;
+      if (i < 2 && *p++ != '.') return SOBJ_E_HANDLE;
+    }
+    if (*p != '\0') return SOBJ_E_HANDLE;
+  } else if (*end != '\0') {
+    return SOBJ_E_HANDLE; /* trailing garbage */
+  }
   if (id_cap < id_len + 1) return SOBJ_E_BUFFER;
   memcpy(id_out, id, id_len);
   id_out[id_len] = '\0';
   if (generation_out != NULL) *generation_out = generation;
+  if (pid_out != NULL) *pid_out = nums[0];
+  if (fd_out != NULL) *fd_out = nums[1];
   return SOBJ_OK;
+}
+
+/** sobj_parse_handle_place() without the owner's pid and descriptor. */
+static inline int sobj_parse_handle(const char *handle, char *id_out, size_t id_cap, uint64_t *generation_out) {
+  return sobj_parse_handle_place(handle, id_out, id_cap, generation_out, NULL, NULL);
+}
+
+/**
+ * Linux: writes the path a process of the same user open()s to read the segment a handle names,
+ * "/dev/shm/sobj.<id>" (named) or "/proc/<pid>/fd/<fd>" (unnamed), NUL-terminated, to `out`
+ * (`cap` bytes; 64 is always enough). Returns SOBJ_OK, SOBJ_E_ARGUMENT, SOBJ_E_HANDLE or
+ * SOBJ_E_BUFFER. The segment's header generation must still be checked against the handle's.
+ */
+static inline int sobj_handle_path(const char *handle, char *out, size_t cap) {
+  char id[SOBJ_MAX_ID_LEN + 1];
+  long pid, fd;
+  int rc, n;
+  if (out == NULL) return SOBJ_E_ARGUMENT;
+  rc = sobj_parse_handle_place(handle, id, sizeof id, NULL, &pid, &fd);
+  if (rc != SOBJ_OK) return rc;
+  if (pid >= 0) n = snprintf(out, cap, "/proc/%ld/fd/%ld", pid, fd);
+  else n = snprintf(out, cap, "/dev/shm/sobj.%s", id);
+  return n < 0 || (size_t)n >= cap ? SOBJ_E_BUFFER : SOBJ_OK;
 }
 
 /** Writes the POSIX shm_open() name of segment `id`, "/sobj.<id>", NUL-terminated, to `out`

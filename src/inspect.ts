@@ -1,6 +1,6 @@
 /** Inspecting shared values and letting them go: unshare, properties, close, free, list, sweep. */
 import { native, type SegmentInfo as NativeSegmentInfo } from './native'
-import { isContainer, leaves, liveMeta, manifests, metaOf } from './views'
+import { closeMeta, isContainer, leaves, liveMeta, manifests, metaOf } from './views'
 import { codes, coded } from './errors'
 import { type Kind, type NumericVector } from './kinds'
 import { SharedLogicalVector, SharedStringVector } from './vectors'
@@ -83,52 +83,57 @@ export function properties(value: unknown): Properties | object {
     attributes: m.attributes === '' ? undefined : JSON.parse(m.attributes),
   }
   if (m.kind === 'string') p.dictionary = m.aux[4] !== 0
-  if (process.platform === 'linux') p.path = `/dev/shm/sobj.${m.id}`
+  if (m.path !== undefined) p.path = m.path
   return p
 }
 
 /**
- * Unmaps a vector (every shared vector of a container) in this thread now: its buffer is
- * detached, so every view of that segment this thread holds reads as empty and can never touch
- * unmapped memory. Views in other threads keep the mapping until they let go. Returns whether
- * anything was open.
+ * Closes a vector (every shared vector of a container) in this process now: its pages are given
+ * back to the OS at once. An ArrayBuffer-backed vector is detached, so every view of it in this
+ * thread reads as empty; a SharedArrayBuffer cannot be detached, so its views keep their length
+ * and read zeros (writes go nowhere). Either way nothing can touch unmapped memory: the address
+ * range itself is released only when the engine releases the last buffer over it. Views of the
+ * segment in other processes are not affected. Returns whether anything was open.
  */
 export function close(value: unknown): boolean {
   let any = false
   leaves(value, (leaf) => {
     const meta = metaOf(leaf)
-    if (!meta || meta.closed) return
-    meta.closed = true
-    native.close(meta.buffer, meta.token)
-    any = true
-  })
+    if (meta && closeMeta(meta)) any = true
+  }, 'close')
   if (isContainer(value)) {
     const manifest = manifests.get(value)
-    if (manifest && !manifest.closed) {
-      manifest.closed = true
-      native.close(manifest.buffer, manifest.token)
-    }
+    if (manifest) closeMeta(manifest)
   }
   return any
 }
 
 /**
- * Removes a segment's name now, by vector, container, id or handle: no process can open it any
- * more, while views already mapped anywhere keep working. Returns whether anything was removed.
+ * Removes a segment now, by vector, container, id or handle: no process can open it any more,
+ * while views already mapped anywhere keep working. A handle removes only the very segment it
+ * named, never a newer one that reuses its id. Returns whether anything was removed.
  */
 export function free(value: unknown): boolean {
-  if (typeof value === 'string') return native.free(value.startsWith('sobj1:') ? value.split(':')[1] : value)
+  if (typeof value === 'string') {
+    if (value.startsWith('sobj1:')) return native.freeHandle(value.split('#')[0])
+    return native.free(value)
+  }
+  if (value !== null && typeof value === 'object' && typeof (value as { $sharedobject?: unknown }).$sharedobject === 'string' && Object.keys(value).length === 1) {
+    return free((value as { $sharedobject: string }).$sharedobject)
+  }
   if (isContainer(value)) {
     let any = false
     leaves(value, (leaf) => {
       const meta = metaOf(leaf)
-      if (meta) any = native.free(meta.id) || any
-    })
+      if (meta) any = native.freeHandle(meta.handle) || any
+    }, 'free')
     const manifest = manifests.get(value)
-    if (manifest) any = native.free(manifest.id) || any
+    if (manifest) any = native.freeHandle(manifest.handle) || any
     return any
   }
-  return native.free(liveMeta(value, 'free').id)
+  const meta = metaOf(value)
+  if (!meta) throw coded(codes.NOT_SHARED, 'free: the value is not a shared vector, an id or a handle', TypeError)
+  return native.freeHandle(meta.handle)
 }
 
 /** A segment of this package, as `list()` and `sweep()` report it. */
@@ -145,6 +150,8 @@ export interface SegmentInfo {
   persistent: boolean
   developer: boolean
   copyOnWrite: boolean
+  /** A file in /dev/shm (named) or a memfd its owner holds (unnamed, Linux). */
+  named: boolean
   created: Date
 }
 
@@ -159,6 +166,7 @@ function segmentInfo(s: NativeSegmentInfo): SegmentInfo {
     ownerAlive: s.ownerAlive ?? null,
     persistent: s.persistent,
     developer: s.developer,
+    named: s.named,
     copyOnWrite: s.copyOnWrite,
     created: new Date(s.created),
   }
@@ -174,8 +182,5 @@ export function list(): SegmentInfo[] {
  * segments. A live owner's segment is never touched. With `{ dryRun: true }` only reports.
  */
 export function sweep(opts?: { dryRun?: boolean }): SegmentInfo[] {
-  if (opts?.dryRun) {
-    return list().filter((s) => s.ownerAlive === false && !s.persistent && !s.developer)
-  }
-  return native.sweep().map(segmentInfo)
+  return native.sweep(opts?.dryRun === true).map(segmentInfo)
 }

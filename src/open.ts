@@ -1,13 +1,14 @@
 /** Handles, and opening what other processes shared. */
+import { constants as bufferConstants } from 'node:buffer'
+
 import { native } from './native'
 import { codes, coded } from './errors'
-import { CTORS, isKind, type SharedVector } from './kinds'
+import { CTORS, isKind, isNumericKind, type SharedVector } from './kinds'
 import { getOptions, type OpenOptions } from './options'
-import { createOptions, created } from './share'
+import { createOptions } from './share'
 import { isShared } from './inspect'
-import { cache, cached, isContainer, isPlainObject, liveMeta, modeKey, remember, vectorOf, manifests } from './views'
 import { SharedLogicalVector, SharedStringVector, layoutFromAux } from './vectors'
-
+import { MAX_DEPTH, cachedByKey, handOut, isContainer, isPlainObject, liveMeta, manifests, metaOf, remember, vectorOf, viewHandle, type Meta } from './views'
 
 function handleText(handle: unknown, fn: string): string {
   if (handle !== null && typeof handle === 'object' && typeof (handle as { $sharedobject?: unknown }).$sharedobject === 'string') {
@@ -16,37 +17,79 @@ function handleText(handle: unknown, fn: string): string {
   if (typeof handle !== 'string') {
     throw coded(codes.INVALID_HANDLE, `${fn}: a handle is a string from handleOf(), got ${handle === null ? 'null' : typeof handle}`, TypeError)
   }
+  if (handle.length > 200) throw coded(codes.INVALID_HANDLE, `${fn}: not a sharedobject handle (${handle.length} characters)`, TypeError)
   return handle
+}
+
+/** A handle's part: `base#kind:byteOffset:length` names a view over part of a vector. */
+interface Part {
+  kind: keyof typeof CTORS
+  byteOffset: number
+  length: number
+}
+
+function splitHandle(h: string): { base: string; part?: Part } {
+  const at = h.indexOf('#')
+  if (at < 0) return { base: h }
+  const m = /^([a-z0-9]+):(\d{1,16}):(\d{1,16})$/.exec(h.slice(at + 1))
+  if (!m || !isNumericKind(m[1])) throw coded(codes.INVALID_HANDLE, `not a sharedobject handle: ${JSON.stringify(h.slice(0, 60))}`, TypeError)
+  return { base: h.slice(0, at), part: { kind: m[1], byteOffset: Number(m[2]), length: Number(m[3]) } }
+}
+
+/** Parses a manifest's attributes: a container's shape with its leaves' handles. */
+function manifestShape(attributes: string): unknown {
+  try {
+    return (JSON.parse(attributes) as { $container: unknown }).$container
+  } catch {
+    throw coded(codes.BAD_HEADER, 'open: a container manifest whose attributes are not valid JSON')
+  }
+}
+
+/** Handles of manifests being opened now, to refuse one that names itself. */
+const opening = new Set<string>()
+
+function fromMeta(meta: Meta, part: Part | undefined, opts: OpenOptions | undefined): SharedVector | object {
+  if (meta.kind === 'list') {
+    if (opening.has(meta.key)) throw coded(codes.BAD_HEADER, 'open: a container manifest that contains itself')
+    opening.add(meta.key)
+    try {
+      return revive(manifestShape(meta.attributes), opts) as object
+    } finally {
+      opening.delete(meta.key)
+    }
+  }
+  if (!isKind(meta.kind)) {
+    throw coded(codes.BAD_HEADER, `open: the segment holds ${meta.kind} data, not a vector; use mapSharedMemory for developer segments`)
+  }
+  if (!part) return vectorOf(meta)
+  const Ctor = CTORS[part.kind]
+  if (!isNumericKind(meta.kind) || part.byteOffset % Ctor.BYTES_PER_ELEMENT !== 0 || part.byteOffset + part.length * Ctor.BYTES_PER_ELEMENT > meta.byteLength) {
+    throw coded(codes.INVALID_HANDLE, `open: the handle names a part outside the vector (${part.kind} at byte ${part.byteOffset}, ${part.length} elements)`, TypeError)
+  }
+  return new Ctor(meta.buffer as ArrayBuffer, part.byteOffset, part.length)
 }
 
 /** Maps a vector (or a container) shared by any process, from its handle or its JSON form. */
 export function open(handle: string | { $sharedobject: string }, opts?: OpenOptions): SharedVector | object {
   const h = handleText(handle, 'open')
+  if (opts !== undefined && (opts === null || typeof opts !== 'object')) throw coded(codes.INVALID_ARG_TYPE, 'open: options must be an object', TypeError)
   const cow = opts?.copyOnWrite
   if (cow !== undefined && typeof cow !== 'boolean') {
     throw coded(codes.INVALID_ARG_TYPE, 'open: copyOnWrite must be a boolean', TypeError)
   }
-  if (opts?.copy) return openCopy(h, opts)
-  const hit = cached(h, cow)
-  if (hit) return vectorOf(hit)
-  const info = native.open(h, cow)
-  if (info.kind === 'list') {
-    // A container's manifest: its shape, with its leaves' handles. Only the leaves stay mapped.
-    native.close(info.buffer, info.token)
-    return revive((JSON.parse(info.attributes) as { $container: unknown }).$container, opts) as object
+  const { base, part } = splitHandle(h)
+  if (opts?.copy) return openCopy(base, part, opts)
+  const found = native.locate(base, cow)
+  if (found.byteLength > bufferConstants.MAX_LENGTH) {
+    throw coded(codes.OUT_OF_RANGE, `open: the segment holds ${found.byteLength} bytes, more than this Node.js can view as one buffer (${bufferConstants.MAX_LENGTH})`, RangeError)
   }
-  if (!isKind(info.kind)) {
-    native.close(info.buffer, info.token)
-    throw coded(codes.BAD_HEADER, `open: the segment holds ${info.kind} data, not a vector; use mapSharedMemory for developer segments`)
-  }
-  const meta = remember(info)
-  cache(`${h}|${modeKey(cow)}`, info.buffer)
-  return vectorOf(meta)
+  const meta = cachedByKey(found.key) ?? remember(native.open(base, cow))
+  return fromMeta(meta, part, opts)
 }
 
-function openCopy(h: string, opts: OpenOptions): SharedVector | object {
-  const c = native.readCopy(h)
-  if (c.kind === 'list') return revive((JSON.parse(c.attributes) as { $container: unknown }).$container, opts) as object
+function openCopy(h: string, part: Part | undefined, opts: OpenOptions): SharedVector | object {
+  const c = native.readCopy(h, bufferConstants.MAX_LENGTH)
+  if (c.kind === 'list') return revive(manifestShape(c.attributes), opts) as object
   if (!isKind(c.kind)) {
     throw coded(codes.BAD_HEADER, `open: the segment holds ${c.kind} data, not a vector; use mapSharedMemory for developer segments`)
   }
@@ -54,27 +97,31 @@ function openCopy(h: string, opts: OpenOptions): SharedVector | object {
   const ab = new Uint8Array(c.data).buffer
   if (c.kind === 'logical') return new SharedLogicalVector(new Int8Array(ab)).toArray()
   if (c.kind === 'string') return new SharedStringVector(ab, c.length, layoutFromAux(c.aux)).toArray()
+  if (part) return new CTORS[part.kind](ab, part.byteOffset, part.length)
   return new CTORS[c.kind](ab, 0, c.length)
 }
 
-/** A container's manifest segment, made on the first `handleOf` and kept while the container lives. */
-
 /**
- * The short ASCII handle of a shared vector, to send over any channel. For a container, the
- * handle of a small segment that records its shape and its leaves' handles.
+ * The short ASCII handle of a shared vector (or of a TypedArray over part of one), to send over
+ * any channel. For a container, the handle of a small segment that records its shape and its
+ * leaves' handles. Taking a handle keeps the segment openable for as long as its owner lives
+ * (or until `free`), whatever garbage collection does.
  */
 export function handleOf(value: unknown): string {
   if (isContainer(value)) {
     const known = manifests.get(value)
-    if (known && !known.closed) return known.handle
+    if (known && !known.closed) return handOut(known)
     if (!isShared(value)) throw coded(codes.NOT_SHARED, 'handleOf: the container holds no shared vector', TypeError)
+    // JSON.stringify of the container takes (and hands out) every leaf's handle.
     const shape = JSON.stringify({ $container: value })
-    const o = { ...getOptions(), attributes: undefined, name: undefined }
-    const meta = created(native.create({ ...createOptions('list', 0, o, { byteLength: 0 }), attributes: shape }, undefined))
+    const o = { ...getOptions(), attributes: undefined, name: undefined, persist: false }
+    const meta = remember(native.create({ ...createOptions('list', 0, o, { byteLength: 0 }), attributes: shape }, undefined))
     manifests.set(value, meta)
-    return meta.handle
+    return handOut(meta)
   }
-  return liveMeta(value, 'handleOf').handle
+  const meta = liveMeta(value, 'handleOf')
+  if (ArrayBuffer.isView(value)) return viewHandle(value, meta)
+  return handOut(meta)
 }
 
 function isHandleObject(v: object): v is { $sharedobject: string } {
@@ -87,14 +134,16 @@ function isHandleObject(v: object): v is { $sharedobject: string } {
  * objects are rebuilt; everything else is returned as it is.
  */
 export function revive<T = unknown>(message: unknown, opts?: OpenOptions): T {
-  const walk = (v: unknown): unknown => {
+  const walk = (v: unknown, depth: number): unknown => {
     if (v === null || typeof v !== 'object') return v
-    if (Array.isArray(v)) return v.map(walk)
+    if (depth > MAX_DEPTH) throw coded(codes.OUT_OF_RANGE, `revive: the message nests deeper than ${MAX_DEPTH} levels`, RangeError)
+    if (metaOf(v)) return v
+    if (Array.isArray(v)) return v.map((x) => walk(x, depth + 1))
     if (!isPlainObject(v)) return v
     if (isHandleObject(v)) return open(v.$sharedobject, opts)
     const out: Record<string, unknown> = {}
-    for (const [k, x] of Object.entries(v)) out[k] = walk(x)
+    for (const [k, x] of Object.entries(v)) out[k] = walk(x, depth + 1)
     return out
   }
-  return walk(message) as T
+  return walk(message, 0) as T
 }

@@ -20,6 +20,19 @@ export interface Options {
   persist: boolean
   /** Store each unique string once, with a code per element (R SharedObject's scheme). Default `false`. */
   dictionary: boolean
+  /**
+   * Make segments named files in `/dev/shm` even without a `name`. Default `false`: on Linux an
+   * unnamed segment is a memfd that others open through `/proc/<owner pid>/fd`, which nothing can
+   * leak; set this when receivers cannot see the owner's `/proc` (another pid namespace or
+   * container, `hidepid`). Named segments are removed by their owner's exit, by SIGINT, SIGTERM
+   * and SIGHUP (see `signals`), or by `sweep()` after a crash.
+   */
+  named: boolean
+  /**
+   * On SIGINT, SIGTERM and SIGHUP, remove the names of the segments this process owns before it
+   * dies of the signal (other listeners keep working, as `signal-exit` arranges). Default `true`.
+   */
+  signals: boolean
 }
 
 /** Options of `share` and `alloc`. */
@@ -44,7 +57,7 @@ export interface OpenOptions {
   copy?: boolean
 }
 
-const DEFAULTS: Options = { copyOnWrite: false, minLength: 0, mustWork: false, reserve: true, persist: false, dictionary: false }
+const DEFAULTS: Options = { copyOnWrite: false, minLength: 0, mustWork: false, reserve: true, persist: false, dictionary: false, named: false, signals: true }
 const options: Options = { ...DEFAULTS }
 
 function checkOption(key: string, value: unknown): void {

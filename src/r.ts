@@ -6,10 +6,19 @@ import * as path from 'node:path'
 
 import { native } from './native'
 import { codes, coded } from './errors'
-import { remember } from './views'
-import { close } from './inspect'
+import { closeMeta, remember, type Meta } from './views'
 
-const devMaps = new Map<string, { buffer: ArrayBuffer; token: number; count: number }>()
+/** What this thread mapped through `mapSharedMemory`: one buffer per id, counted. */
+const devMaps = new Map<string, { meta: Meta; count: number }>()
+
+/** An id argument, checked before it reaches the native side (whose messages would quote it). */
+function idArg(id: unknown, fn: string): string {
+  if (typeof id !== 'string') {
+    throw coded(codes.NAME, `${fn}: an id is a string, got ${id === null ? 'null' : Array.isArray(id) ? 'an array' : typeof id}`, TypeError)
+  }
+  if (id.length > 64) throw coded(codes.NAME, `${fn}: invalid id (${id.length} characters)`, TypeError)
+  return id
+}
 
 /** The id of the last segment this process created, or null. */
 export function getLastIndex(): string | null {
@@ -19,55 +28,58 @@ export function getLastIndex(): string | null {
 /** Allocates a persistent untyped segment of `size` bytes; returns its id. */
 export function allocateSharedMemory(size: number, name?: string): string {
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
-    throw coded(codes.OUT_OF_RANGE, `allocateSharedMemory: size must be a whole number >= 0, got ${String(size)}`, RangeError)
+    throw coded(codes.OUT_OF_RANGE, `allocateSharedMemory: size must be a whole number >= 0, got ${typeof size === 'number' ? size : typeof size}`, RangeError)
   }
-  return native.allocate(size, name === '' ? undefined : name)
+  const id = name === undefined || name === '' ? undefined : idArg(name, 'allocateSharedMemory')
+  return native.allocate(size, id)
 }
 
 /** Maps a segment by id; an ArrayBuffer over its data. Repeated maps return the same buffer. */
 export function mapSharedMemory(id: string): ArrayBuffer {
+  idArg(id, 'mapSharedMemory')
   const known = devMaps.get(id)
-  if (known) {
+  if (known && !known.meta.closed) {
     known.count++
-    return known.buffer
+    return known.meta.buffer as ArrayBuffer
   }
-  const info = native.openId(id, false)
-  remember(info)
-  devMaps.set(id, { buffer: info.buffer, token: info.token, count: 1 })
-  return info.buffer
+  const meta = remember(native.openId(id, false))
+  devMaps.set(id, { meta, count: 1 })
+  return meta.buffer as ArrayBuffer
 }
 
 /** Undoes one `mapSharedMemory`; the last one unmaps (the buffer is detached). */
 export function unmapSharedMemory(id: string): void {
+  idArg(id, 'unmapSharedMemory')
   const known = devMaps.get(id)
   if (!known) return
-  if (--known.count > 0) return
+  if (--known.count > 0 && !known.meta.closed) return
   devMaps.delete(id)
-  close(known.buffer)
+  closeMeta(known.meta)
 }
 
 /** Unmaps the segment in this process and removes it. */
 export function freeSharedMemory(id: string): void {
+  idArg(id, 'freeSharedMemory')
   const known = devMaps.get(id)
   if (known) {
     devMaps.delete(id)
-    close(known.buffer)
+    closeMeta(known.meta)
   }
   native.free(id)
 }
 
 export function hasSharedMemory(id: string): boolean {
-  return native.exists(id)
+  return native.exists(idArg(id, 'hasSharedMemory'))
 }
 
 /** Bytes a segment's data holds: at least what was asked for. */
 export function getSharedMemorySize(id: string): number {
-  return native.dataSize(id)
+  return native.dataSize(idArg(id, 'getSharedMemorySize'))
 }
 
 /** Loads the package's per-process state and frees segments left by dead owners. */
 export function initialSharedObjectPackageData(): void {
-  native.sweep()
+  native.sweep(false)
 }
 
 /**
@@ -89,8 +101,8 @@ export function pkgconfig(x: 'PKG_CPPFLAGS' | 'PKG_LIBS'): string {
   throw coded(codes.INVALID_ARG_VALUE, `pkgconfig: expected "PKG_CPPFLAGS" or "PKG_LIBS", got ${JSON.stringify(x)}`, TypeError)
 }
 
-/** Mappings and views this process holds (diagnostics). */
-export function stats(): { mappings: number; views: number } {
+/** Mappings this process holds (diagnostics): registered and alive, and not yet released. */
+export function stats(): { mappings: number; live: number } {
   return native.stats()
 }
 

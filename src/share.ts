@@ -6,8 +6,9 @@ import { codes, coded, type CodedError } from './errors'
 import { CTORS, arrayKind, isKind, isNumericKind, numericKindOf, type Kind, type NumericKind, type NumericVector, type Shared, type SharedVector } from './kinds'
 import { resolve, type Resolved, type ShareOptions } from './options'
 import { NA_LOGICAL, SharedLogicalVector, SharedStringVector, encodeStrings } from './vectors'
-import { cache, isContainer, modeKey, remember, vectorOf, type Meta } from './views'
-import { close } from './inspect'
+import { MAX_DEPTH, isContainer, remember, vectorOf, type Meta } from './views'
+import { close, free } from './inspect'
+import { watchSignals } from './signals'
 
 
 export function createOptions(kind: Kind | 'list', length: number, o: Resolved, extra: Partial<CreateOptions> = {}): CreateOptions {
@@ -19,15 +20,13 @@ export function createOptions(kind: Kind | 'list', length: number, o: Resolved, 
       throw coded(codes.INVALID_ARG_VALUE, `attributes must be JSON-serialisable: ${(e as Error).message}`, TypeError)
     }
   }
-  return { kind, length, id: o.name, attributes, copyOnWrite: o.copyOnWrite, persist: o.persist, reserve: o.reserve, ...extra }
+  if (o.name !== undefined || o.named || process.platform !== 'linux') watchSignals()
+  return { kind, length, id: o.name, attributes, copyOnWrite: o.copyOnWrite, persist: o.persist, named: o.named, reserve: o.reserve, ...extra }
 }
 
-/** The owner's view is also what this thread gets when it opens its own handle. */
+/** Records a segment this thread just created: its view is also what this thread gets when it opens the handle. */
 export function created(info: ViewInfo): Meta {
-  const meta = remember(info)
-  cache(`${info.handle}|${modeKey(undefined)}`, info.buffer)
-  cache(`${info.handle}|${modeKey(info.copyOnWrite)}`, info.buffer)
-  return meta
+  return remember(info)
 }
 
 const bytesOf = (v: ArrayBufferView): Uint8Array => new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
@@ -113,8 +112,11 @@ export function share<T>(value: T, opts?: ShareOptions): Shared<T> {
   try {
     return shareContainer(value, o, 'value', made) as Shared<T>
   } catch (e) {
-    // Nothing half-shared is left behind when one element fails.
-    for (const v of made) close(v)
+    // Nothing half-shared is left behind when one element fails (persistent leaves included).
+    for (const v of made) {
+      free(v)
+      close(v)
+    }
     throw e
   }
 }
@@ -124,14 +126,17 @@ function unsharable(value: unknown, where: string): CodedError {
   return coded(codes.INVALID_ARG_TYPE, `share: ${where} (${what}) cannot be shared; to leave such values as they are, do not set mustWork`, TypeError)
 }
 
-function shareContainer(value: object, o: Resolved, where: string, made: unknown[]): unknown {
+function shareContainer(value: object, o: Resolved, where: string, made: unknown[], path: object[] = []): unknown {
+  if (path.includes(value)) throw coded(codes.INVALID_ARG_VALUE, `share: ${where} refers to a container that holds it`, TypeError)
+  if (path.length >= MAX_DEPTH) throw coded(codes.OUT_OF_RANGE, `share: containers nest deeper than ${MAX_DEPTH} levels`, RangeError)
+  path = [...path, value]
   const one = (v: unknown, at: string): unknown => {
     const vector = shareVector(v, o)
     if (vector !== undefined) {
       made.push(vector)
       return vector
     }
-    if (isContainer(v)) return shareContainer(v, o, at, made)
+    if (isContainer(v)) return shareContainer(v, o, at, made, path)
     // Plain values of a container (numbers, strings, booleans, null) travel by value anyway.
     if (v === null || v === undefined || ['number', 'string', 'boolean', 'bigint'].includes(typeof v)) return v
     if (o.mustWork) throw unsharable(v, at)

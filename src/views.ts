@@ -1,19 +1,23 @@
 /**
  * The views this thread holds: what it knows of each buffer over a mapping, and the one buffer
- * per segment and mode it hands out. The only module that keeps per-thread state.
+ * per segment and mode it hands out. The only module that keeps per-thread state; lifecycle
+ * rules (when memory is unmapped, when a segment is released) live in the native core.
  */
 import { native, type ViewInfo } from './native'
 import { codes, coded } from './errors'
 import { CTORS, type Kind, type NumericKind, type SharedVector } from './kinds'
 import { SharedLogicalVector, SharedStringVector, layoutFromAux } from './vectors'
 
+/** A buffer over a mapping: a SharedArrayBuffer where the runtime can make one. */
+export type ViewBuffer = ArrayBuffer | SharedArrayBuffer
 
-/** What this process knows of one view; keyed by the view's ArrayBuffer. */
+/** What this thread knows of one buffer over a mapping. */
 export interface Meta {
-  token: number
+  /** `id:generation:mode`, the same for every buffer over one mapping. */
+  key: string
   id: string
   handle: string
-  kind: Kind | 'bytes' | 'list'
+  kind: Kind | 'bytes' | 'list' | (string & {})
   length: number
   byteLength: number
   copyOnWrite: boolean
@@ -23,57 +27,37 @@ export interface Meta {
   created: number
   attributes: string
   aux: number[]
-  buffer: ArrayBuffer
+  path: string | undefined
+  buffer: ViewBuffer
   closed: boolean
+  handedOut: boolean
 }
 
-export const metas = new WeakMap<ArrayBuffer, Meta>()
+const metas = new WeakMap<object, Meta>()
 
 /**
- * One ArrayBuffer per segment and mode per thread: opening a handle again (every task message
- * may carry the same vector) reuses it. Each new external ArrayBuffer makes V8 count its bytes as
- * external memory and run a garbage collection, so reuse keeps repeated hand-overs cheap.
+ * One buffer per mapping (segment and mode) in this thread: opening a handle again reuses it.
+ * Weak, so a buffer nobody holds can be collected (and its mapping released).
  */
-export const buffers = new Map<string, WeakRef<ArrayBuffer>>()
+const buffers = new Map<string, WeakRef<ViewBuffer>>()
 const forget = new FinalizationRegistry<string>((key) => {
   if (buffers.get(key)?.deref() === undefined) buffers.delete(key)
 })
-export const modeKey = (cow: boolean | undefined): string => (cow === undefined ? 'default' : cow ? 'cow' : 'shared')
 
-export function cache(key: string, buffer: ArrayBuffer): void {
-  buffers.set(key, new WeakRef(buffer))
-  forget.register(buffer, key)
-}
-
-/** A live cached buffer for this handle and mode, if the segment can still be opened. */
-export function cached(handle: string, cow: boolean | undefined): Meta | undefined {
-  const buffer = buffers.get(`${handle}|${modeKey(cow)}`)?.deref()
+/** The live buffer this thread holds for a mapping key, if any. */
+export function cachedByKey(key: string): Meta | undefined {
+  const buffer = buffers.get(key)?.deref()
   const meta = buffer && metas.get(buffer)
-  if (!meta || meta.closed) return undefined
-  // open() means opening by name: a freed segment is not found even if this thread maps it,
-  // and a name freed and made again elsewhere names another segment.
-  return native.isCurrent(handle) ? meta : undefined
+  return meta && !meta.closed ? meta : undefined
 }
 
-/** The buffer behind a shared vector (or a developer ArrayBuffer). */
-export function bufferOf(value: unknown): ArrayBuffer | undefined {
-  if (ArrayBuffer.isView(value)) return value.buffer as ArrayBuffer
-  if (value instanceof SharedLogicalVector || value instanceof SharedStringVector) return value.buffer
-  if (value instanceof ArrayBuffer) return value
-  return undefined
-}
-
-export function metaOf(value: unknown): Meta | undefined {
-  const b = bufferOf(value)
-  return b && metas.get(b)
-}
-
+/** Records a buffer the native side made, and makes it this thread's buffer for its mapping. */
 export function remember(info: ViewInfo): Meta {
   const meta: Meta = {
-    token: info.token,
+    key: info.key,
     id: info.id,
     handle: info.handle,
-    kind: info.kind as Meta['kind'],
+    kind: info.kind,
     length: info.length,
     byteLength: info.byteLength,
     copyOnWrite: info.copyOnWrite,
@@ -83,28 +67,28 @@ export function remember(info: ViewInfo): Meta {
     created: info.created,
     attributes: info.attributes,
     aux: info.aux,
+    path: info.path ?? undefined,
     buffer: info.buffer,
     closed: false,
+    handedOut: false,
   }
   metas.set(info.buffer, meta)
+  buffers.set(info.key, new WeakRef(info.buffer))
+  forget.register(info.buffer, info.key)
   return meta
 }
 
-/** `JSON.stringify` of a shared vector gives its handle, which `revive` turns back into it. */
-export function sharedToJSON(this: SharedVector): { $sharedobject: string } {
-  return { $sharedobject: liveMeta(this, 'toJSON').handle }
+/** The buffer behind a shared vector (or a developer ArrayBuffer). */
+export function bufferOf(value: unknown): ViewBuffer | undefined {
+  if (ArrayBuffer.isView(value)) return value.buffer
+  if (value instanceof SharedLogicalVector || value instanceof SharedStringVector) return value.buffer
+  if (value instanceof ArrayBuffer || (typeof SharedArrayBuffer === 'function' && value instanceof SharedArrayBuffer)) return value
+  return undefined
 }
 
-Object.defineProperty(SharedLogicalVector.prototype, 'toJSON', { value: sharedToJSON, configurable: true, writable: true })
-Object.defineProperty(SharedStringVector.prototype, 'toJSON', { value: sharedToJSON, configurable: true, writable: true })
-
-export function vectorOf(meta: Meta): SharedVector {
-  if (meta.kind === 'logical') return new SharedLogicalVector(new Int8Array(meta.buffer, 0, meta.length))
-  if (meta.kind === 'string') return new SharedStringVector(meta.buffer, meta.length, layoutFromAux(meta.aux))
-  const Ctor = CTORS[meta.kind as NumericKind]
-  const v = new Ctor(meta.buffer, 0, meta.length)
-  Object.defineProperty(v, 'toJSON', { value: sharedToJSON, configurable: true, writable: true, enumerable: false })
-  return v
+export function metaOf(value: unknown): Meta | undefined {
+  const b = bufferOf(value)
+  return b && metas.get(b)
 }
 
 export function liveMeta(value: unknown, fn: string): Meta {
@@ -114,17 +98,102 @@ export function liveMeta(value: unknown, fn: string): Meta {
   return meta
 }
 
+/**
+ * The handle of a mapping, recorded as handed out: from now on its owner keeps the segment
+ * openable until `free` or exit, whatever its garbage collector does.
+ */
+export function handOut(meta: Meta): string {
+  if (!meta.handedOut) {
+    native.handOut(meta.handle)
+    meta.handedOut = true
+  }
+  return meta.handle
+}
+
+/** Closes this thread's buffer of a mapping; the native side gives the pages back now. */
+export function closeMeta(meta: Meta): boolean {
+  if (meta.closed) return false
+  meta.closed = true
+  if (buffers.get(meta.key)?.deref() === meta.buffer) buffers.delete(meta.key)
+  native.close(meta.buffer, meta.key)
+  return true
+}
+
+const TAG_OF_KIND: Record<string, NumericKind> = Object.fromEntries(
+  Object.entries(CTORS).map(([k, C]) => [Object.prototype.toString.call(new C(0)), k as NumericKind]),
+)
+
+/**
+ * The handle of a TypedArray over part of a shared mapping: the segment's handle, then the view's
+ * type, byte offset and length. `open` gives back exactly that view over the same memory.
+ */
+export function viewHandle(value: ArrayBufferView, meta: Meta): string {
+  const base = handOut(meta)
+  const kind = TAG_OF_KIND[Object.prototype.toString.call(value)]
+  const whole = kind === meta.kind && value.byteOffset === 0 && value.byteLength === meta.byteLength
+  if (whole || kind === undefined) return base
+  return `${base}#${kind}:${value.byteOffset}:${(value as unknown as { length: number }).length}`
+}
+
+/** `JSON.stringify` of a shared vector gives its handle, which `revive` turns back into it. */
+function sharedToJSON(this: SharedLogicalVector | SharedStringVector): { $sharedobject: string } {
+  return { $sharedobject: handOut(liveMeta(this, 'toJSON')) }
+}
+Object.defineProperty(SharedLogicalVector.prototype, 'toJSON', { value: sharedToJSON, configurable: true, writable: true })
+Object.defineProperty(SharedStringVector.prototype, 'toJSON', { value: sharedToJSON, configurable: true, writable: true })
+
+/**
+ * Every TypedArray over shared memory (a whole vector, or a subarray of one) serialises as its
+ * handle; any other TypedArray serialises exactly as it always has (the object of its indexes).
+ */
+const TypedArrayPrototype = Object.getPrototypeOf(Int8Array.prototype) as object
+if (!Object.prototype.hasOwnProperty.call(TypedArrayPrototype, 'toJSON')) {
+  Object.defineProperty(TypedArrayPrototype, 'toJSON', {
+    value: function toJSON(this: ArrayBufferView): unknown {
+      const meta = metas.get(this.buffer)
+      if (!meta || meta.closed) return this
+      return { $sharedobject: viewHandle(this, meta) }
+    },
+    configurable: true,
+    writable: true,
+    enumerable: false,
+  })
+}
+
+/** The user's value over a mapping: a TypedArray, a logical or a string vector. */
+export function vectorOf(meta: Meta): SharedVector {
+  if (meta.kind === 'logical') return new SharedLogicalVector(new Int8Array(meta.buffer, 0, meta.length))
+  if (meta.kind === 'string') return new SharedStringVector(meta.buffer as ArrayBuffer, meta.length, layoutFromAux(meta.aux))
+  const Ctor = CTORS[meta.kind as NumericKind]
+  return new Ctor(meta.buffer as ArrayBuffer, 0, meta.length)
+}
+
 export function isPlainObject(v: object): boolean {
   const proto = Object.getPrototypeOf(v)
   return proto === Object.prototype || proto === null
 }
 
-export const isContainer = (v: unknown): v is object => v !== null && typeof v === 'object' && (Array.isArray(v) || isPlainObject(v)) && !metaOf(v)
+export const isContainer = (v: unknown): v is object =>
+  v !== null && typeof v === 'object' && (Array.isArray(v) || isPlainObject(v)) && !metaOf(v)
 
-/** Calls `f` on every leaf of a value: the value itself, or every element of a container. */
-export function leaves(value: unknown, f: (leaf: unknown) => void): void {
-  if (isContainer(value)) for (const v of Object.values(value)) leaves(v, f)
-  else f(value)
+/** The deepest container nesting walked; deeper (or cyclic) values are refused with a code. */
+export const MAX_DEPTH = 1000
+
+/**
+ * Calls `f` on every leaf of a value: the value itself, or every element of a container. A
+ * cycle or a nesting deeper than `MAX_DEPTH` is a coded error, never a stack overflow.
+ */
+export function leaves(value: unknown, f: (leaf: unknown) => void, fn = 'sharedobject'): void {
+  const path: object[] = []
+  const walk = (v: unknown): void => {
+    if (!isContainer(v)) return f(v)
+    if (path.includes(v)) throw coded(codes.INVALID_ARG_VALUE, `${fn}: the container refers to itself`, TypeError)
+    if (path.length >= MAX_DEPTH) throw coded(codes.OUT_OF_RANGE, `${fn}: containers nest deeper than ${MAX_DEPTH} levels`, RangeError)
+    path.push(v)
+    for (const x of Object.values(v)) walk(x)
+    path.pop()
+  }
+  walk(value)
 }
 
 /** A container's manifest segment, made on the first `handleOf` and kept while the container lives. */

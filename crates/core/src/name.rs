@@ -51,34 +51,61 @@ pub fn generate_generation() -> u64 {
 }
 
 /// The handle of a segment: `sobj1:<id>:<generation as 16 hex digits>`, at most 48 bytes.
-pub fn format_handle(id: &str, generation: u64) -> String {
-    format!("{HANDLE_TAG}:{id}:{generation:016x}")
+/// Where a segment lives, as its handle says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// A named segment: `/dev/shm/sobj.<id>` (Linux), a POSIX shm name, or a Windows mapping name.
+    Named,
+    /// An unnamed Linux segment: a memfd that process `pid` holds as descriptor `fd`; `pidns` is
+    /// the inode of that process's pid namespace (0 if unknown).
+    Memfd { pid: u32, fd: i32, pidns: u64 },
 }
 
-/// Splits a handle into id and generation, checking every part.
-pub fn parse_handle(handle: &str) -> Result<(String, u64)> {
+/// The handle of a segment: `sobj1:<id>:<generation, 16 hex>` for a named segment, with
+/// `:<pid>.<fd>.<pid namespace>` after it for an unnamed one. At most 80 ASCII bytes.
+pub fn format_handle(id: &str, generation: u64, place: &Place) -> String {
+    match place {
+        Place::Named => format!("{HANDLE_TAG}:{id}:{generation:016x}"),
+        Place::Memfd { pid, fd, pidns } => format!("{HANDLE_TAG}:{id}:{generation:016x}:{pid}.{fd}.{pidns}"),
+    }
+}
+
+/// Parses a handle; anything not of our form is `ERR_SHM_INVALID_HANDLE`.
+pub fn parse_handle(handle: &str) -> Result<(String, u64, Place)> {
     let invalid = || {
         let shown: String = handle.chars().take(60).collect();
-        Error::new(
-            Code::InvalidHandle,
-            format!("not a sharedobject handle: {shown:?}"),
-        )
+        Error::new(Code::InvalidHandle, format!("not a sharedobject handle: {shown:?}"))
     };
+    if handle.len() > 100 {
+        return Err(invalid());
+    }
     let mut parts = handle.split(':');
-    let (Some(tag), Some(id), Some(generation), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(tag), Some(id), Some(generation), place, None) = (parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(invalid());
     };
-    if tag != HANDLE_TAG
-        || generation.len() != 16
-        || !generation.bytes().all(|c| c.is_ascii_hexdigit())
-        || validate_id(id).is_err()
-    {
+    if tag != HANDLE_TAG || generation.len() != 16 || !generation.bytes().all(|c| c.is_ascii_hexdigit()) || validate_id(id).is_err() {
         return Err(invalid());
     }
     let generation = u64::from_str_radix(generation, 16).map_err(|_| invalid())?;
-    Ok((id.to_string(), generation))
+    let place = match place {
+        None => Place::Named,
+        Some(p) => {
+            let mut nums = p.split('.');
+            let (Some(pid), Some(fd), Some(ns), None) = (nums.next(), nums.next(), nums.next(), nums.next()) else {
+                return Err(invalid());
+            };
+            let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|c| c.is_ascii_digit());
+            if !digits(pid) || !digits(fd) || !digits(ns) {
+                return Err(invalid());
+            }
+            Place::Memfd {
+                pid: pid.parse().map_err(|_| invalid())?,
+                fd: fd.parse().map_err(|_| invalid())?,
+                pidns: ns.parse().map_err(|_| invalid())?,
+            }
+        }
+    };
+    Ok((id.to_string(), generation, place))
 }
 
 #[cfg(test)]
@@ -116,9 +143,14 @@ mod tests {
 
     #[test]
     fn handles_round_trip_and_reject_garbage() {
-        let h = format_handle("abc", 0xdead_beef);
+        let h = format_handle("abc", 0xdead_beef, &Place::Named);
         assert!(h.len() < 100);
-        assert_eq!(parse_handle(&h).unwrap(), ("abc".to_string(), 0xdead_beef));
+        assert_eq!(parse_handle(&h).unwrap(), ("abc".to_string(), 0xdead_beef, Place::Named));
+        let long = "a".repeat(MAX_ID_LEN);
+        let memfd = Place::Memfd { pid: 4_194_304, fd: 1_048_576, pidns: u32::MAX as u64 };
+        let h = format_handle(&long, u64::MAX, &memfd);
+        assert!(h.len() <= 80, "{h} is {} bytes", h.len());
+        assert_eq!(parse_handle(&h).unwrap(), (long, u64::MAX, memfd));
         for bad in [
             "",
             "abc",
@@ -127,6 +159,10 @@ mod tests {
             "sobj1:a/b:00000000deadbeef",
             "sobj1:abc:xyz",
             "sobj1:abc:00000000deadbeef:1",
+            "sobj1:abc:00000000deadbeef:1.2",
+            "sobj1:abc:00000000deadbeef:1.2.3.4",
+            "sobj1:abc:00000000deadbeef:1.-2.3",
+            "sobj1:abc:00000000deadbeef:99999999999.2.3",
             "sobj1:abc:+0000000deadbeef",
         ] {
             assert_eq!(

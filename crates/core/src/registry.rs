@@ -1,15 +1,25 @@
-//! The per-process registry: every mapping this process holds, how many views use each, and
-//! which segments this process owns. A process maps a segment once per mode, however many views
-//! it hands out; the last view released unmaps it, and the owner's last release removes the name.
+//! The per-process registry: the one place where the lifecycle rules live.
+//!
+//! - A [`View`] owns a share of one [`Mapping`] (an `Arc`): the mapping is unmapped when the last
+//!   view of it drops, never before, so no safe call can leave a pointer to unmapped memory.
+//! - A process maps a segment once per mode; the registry keeps only weak references, so it
+//!   never keeps a mapping alive by itself.
+//! - The owner (creating process) releases a segment when its last view drops, unless the
+//!   segment's handle was handed out (then it stays until `free` or the owner's exit) or it is
+//!   persistent (then it stays until `free`). Releasing removes a named segment's name, or closes
+//!   the owner's descriptor of a memfd segment (the kernel frees it with its last mapping).
+//! - `close` retires a mapping: its pages are given back at once, replaced by private zero pages
+//!   at the same addresses, and the range itself is unmapped when the last view drops.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, Once};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Once, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Code, Error, Result};
 use crate::header::{self, Header};
 use crate::kind::Kind;
-use crate::name;
+use crate::name::{self, Place};
 use crate::sys;
 
 /// How a process maps a segment.
@@ -35,12 +45,18 @@ impl Mode {
             Mode::Shared
         }
     }
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Shared => "shared",
+            Mode::CopyOnWrite => "cow",
+        }
+    }
 }
 
 /// What a new segment holds.
 #[derive(Debug, Clone, Default)]
 pub struct CreateSpec<'a> {
-    /// A user-chosen id; a random one when `None`.
+    /// A user-chosen id; a random one when `None`. A named segment is a file in `/dev/shm`.
     pub id: Option<&'a str>,
     pub kind: Option<Kind>,
     /// Elements.
@@ -51,24 +67,103 @@ pub struct CreateSpec<'a> {
     pub attributes: &'a str,
     pub copy_on_write: bool,
     pub persist: bool,
-    /// Allocate every page now (see `sys::create`).
+    /// Make a named segment (a file in `/dev/shm`) even without an id.
+    pub named: bool,
+    /// Allocate every page now (see `sys::create_named`).
     pub reserve: bool,
     pub developer: bool,
     pub aux: [u64; header::AUX_WORDS],
 }
 
-/// One view handed out: a pointer to the data that stays valid until `release(token)`.
-#[derive(Debug)]
+/// Identifies one segment: its id and generation (ids can be reused; generations are random).
+pub type SegKey = (String, u64);
+
+/// One mapping of a segment in this process, shared by all its views in every thread.
+pub struct Mapping {
+    map: sys::Map,
+    header: Header,
+    attributes: String,
+    key: SegKey,
+    mode: Mode,
+    handle: String,
+    owner: bool,
+    retired: AtomicBool,
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        if !self.retired.swap(true, Ordering::AcqRel) {
+            LIVE.fetch_sub(1, Ordering::Relaxed);
+            if self.owner {
+                mapping_gone(&self.key);
+            }
+        }
+        // `map` unmaps after this.
+    }
+}
+
+/// One view handed out: keeps its mapping alive until dropped. The pointer stays valid (the
+/// segment's bytes, or zero pages once the mapping is retired) for the view's whole life.
 pub struct View {
-    pub token: u64,
-    pub ptr: *mut u8,
-    pub byte_length: usize,
+    mapping: Arc<Mapping>,
+}
+
+// SAFETY: a view is process memory plus plain data; the registry it touches on drop is behind
+// a mutex, so views may move to and drop on any thread (finalizers run on any thread).
+unsafe impl Send for View {}
+unsafe impl Sync for View {}
+// SAFETY: as for View: the map is process memory, valid from any thread until unmapped on drop.
+unsafe impl Send for Mapping {}
+unsafe impl Sync for Mapping {}
+
+impl View {
+    /// The first data byte.
+    pub fn ptr(&self) -> *mut u8 {
+        // SAFETY: data_offset + byte_length <= map.len() was checked by Header::decode against
+        // the mapped size, so the pointer stays inside the mapping.
+        unsafe { self.mapping.map.ptr().add(self.mapping.header.data_offset as usize) }
+    }
+    pub fn byte_length(&self) -> usize {
+        self.mapping.header.byte_length as usize
+    }
+    pub fn header(&self) -> &Header {
+        &self.mapping.header
+    }
+    pub fn attributes(&self) -> &str {
+        &self.mapping.attributes
+    }
+    pub fn id(&self) -> &str {
+        &self.mapping.key.0
+    }
+    pub fn handle(&self) -> &str {
+        &self.mapping.handle
+    }
+    pub fn mode(&self) -> Mode {
+        self.mapping.mode
+    }
+    pub fn owner(&self) -> bool {
+        self.mapping.owner
+    }
+    /// `id:generation:mode`: the same for every view of this mapping.
+    pub fn key(&self) -> String {
+        view_key(&self.mapping.key, self.mapping.mode)
+    }
+    /// A file path another process of this user can open to read the segment, if there is one.
+    pub fn path(&self) -> Option<String> {
+        path_of(&self.mapping.handle)
+    }
+}
+
+fn view_key(k: &SegKey, mode: Mode) -> String {
+    format!("{}:{:016x}:{}", k.0, k.1, mode.name())
+}
+
+/// What `locate` finds: the segment a handle names, without mapping it.
+#[derive(Debug, Clone)]
+pub struct Located {
+    pub key: String,
     pub header: Header,
-    pub id: String,
-    pub handle: String,
-    pub attributes: String,
     pub mode: Mode,
-    pub owner: bool,
 }
 
 /// A segment as `list` reports it.
@@ -80,34 +175,38 @@ pub struct Listing {
     pub size: u64,
     /// `None` when this process cannot tell (another pid namespace, or Windows).
     pub owner_alive: Option<bool>,
+    /// Whether it is a named segment (a file) rather than an unnamed one held by its owner.
+    pub named: bool,
 }
 
-type Key = (String, u64, Mode);
-
-struct Entry {
-    map: sys::Map,
-    header: Header,
-    attributes: String,
-    views: usize,
-    owner: bool,
-    freed: bool,
+/// A segment this process created, and what keeps it nameable.
+struct Owned {
+    named: bool,
+    persistent: bool,
+    handed_out: bool,
+    /// Live (not retired) mappings of it in this process.
+    live: usize,
+    /// The memfd of an unnamed segment: other processes open it through /proc while it is open.
+    #[cfg(target_os = "linux")]
+    #[allow(dead_code)] // held, never read: dropping it closes the descriptor
+    fd: Option<std::os::fd::OwnedFd>,
+    /// Windows ends a mapping with its last handle: the owner keeps one while the segment must
+    /// stay nameable.
+    #[cfg(windows)]
+    keeper: Option<sys::Map>,
 }
 
 #[derive(Default)]
 struct Registry {
-    entries: HashMap<Key, Entry>,
-    views: HashMap<u64, Key>,
-    next_token: u64,
+    mappings: HashMap<(SegKey, Mode), Weak<Mapping>>,
+    owned: HashMap<SegKey, Owned>,
     last_created: Option<String>,
-    /// Windows ends a mapping with its last view, so this process keeps one of each persistent
-    /// or developer segment it created until `free`: they then outlive every unmap, though not
-    /// the process (the closest Windows comes to a name that stays).
-    #[cfg(windows)]
-    keepers: HashMap<String, sys::Map>,
 }
 
 static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
 static EXIT_HOOK: Once = Once::new();
+/// Mappings made and not yet retired or dropped, across threads.
+static LIVE: AtomicUsize = AtomicUsize::new(0);
 
 fn registry() -> MutexGuard<'static, Option<Registry>> {
     // A panic while holding the lock leaves plain data behind; it is still consistent enough to use.
@@ -119,111 +218,72 @@ fn with<T>(f: impl FnOnce(&mut Registry) -> T) -> T {
     f(guard.get_or_insert_with(Registry::default))
 }
 
-impl Registry {
-    fn add_view(&mut self, key: &Key) -> u64 {
-        self.next_token += 1;
-        let token = self.next_token;
-        self.entries.get_mut(key).expect("entry exists").views += 1;
-        self.views.insert(token, key.clone());
-        token
-    }
-
-    fn view(&self, token: u64, key: &Key) -> View {
-        let e = &self.entries[key];
-        // SAFETY: data_offset + byte_length <= map.len() was checked by Header::decode against the
-        // mapped size, so the pointer stays inside the mapping.
-        let ptr = unsafe { e.map.ptr().add(e.header.data_offset as usize) };
-        View {
-            token,
-            ptr,
-            byte_length: e.header.byte_length as usize,
-            header: e.header.clone(),
-            id: key.0.clone(),
-            handle: name::format_handle(&key.0, key.1),
-            attributes: e.attributes.clone(),
-            mode: key.2,
-            owner: e.owner,
-        }
-    }
-}
-
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
-/// Reads and checks the header and attributes at the start of a mapping.
-fn read_header(map: &sys::Map) -> Result<(Header, String)> {
-    let len = map.len();
-    let mut fixed = [0u8; header::FIXED_SIZE];
-    if len < fixed.len() {
-        return Err(Error::new(
-            Code::BadHeader,
-            "segment too small to be a sharedobject segment",
-        ));
-    }
-    // SAFETY: the mapping is at least FIXED_SIZE bytes (checked above) and stays mapped while
-    // `map` is borrowed; bytes are copied out, so later writes by others cannot change what we check.
-    unsafe { std::ptr::copy_nonoverlapping(map.ptr(), fixed.as_mut_ptr(), fixed.len()) };
-    let h = Header::decode(&fixed, len as u64)?;
-    let mut attrs = vec![0u8; h.attributes_len as usize];
-    // SAFETY: decode checked header::FIXED_SIZE + attributes_len <= data_offset <= len.
-    unsafe {
-        std::ptr::copy_nonoverlapping(
-            map.ptr().add(header::FIXED_SIZE),
-            attrs.as_mut_ptr(),
-            attrs.len(),
-        )
-    };
-    let attrs = String::from_utf8(attrs)
+fn gone(id: &str) -> Error {
+    Error::new(
+        Code::NotFound,
+        format!("no segment with id {id:?}: it was freed, its owner released it, or it never existed"),
+    )
+}
+
+/// Decodes the header and attributes read from a segment of `size` bytes.
+fn decode_head(head: &[u8], size: u64) -> Result<(Header, String)> {
+    let h = Header::decode(head, size)?;
+    let end = header::FIXED_SIZE + h.attributes_len as usize;
+    let attrs = head
+        .get(header::FIXED_SIZE..end)
+        .ok_or_else(|| Error::new(Code::BadHeader, "segment attributes run past the header read"))?;
+    let attrs = String::from_utf8(attrs.to_vec())
         .map_err(|_| Error::new(Code::BadHeader, "segment attributes are not UTF-8"))?;
     Ok((h, attrs))
 }
 
-/// Header, attributes and size of a segment, without keeping it mapped.
-pub fn peek(id: &str) -> Result<(Header, String, u64)> {
-    name::validate_id(id)?;
-    let map = sys::open(id, sys::Access::Peek)?;
-    let (h, a) = read_header(&map)?;
-    Ok((h, a, map.len() as u64))
+/// Opens the file of the segment at `place`, for writing when `write`.
+fn open_place(id: &str, place: &Place, write: bool) -> Result<sys::File> {
+    match *place {
+        Place::Named => sys::open_named(id, write),
+        #[cfg(target_os = "linux")]
+        Place::Memfd { pid, fd, pidns } => sys::open_memfd(id, pid, fd, pidns, write),
+        #[cfg(not(target_os = "linux"))]
+        Place::Memfd { .. } => Err(Error::new(Code::NotFound, "unnamed segments of Linux processes open only on Linux")),
+    }
 }
 
-/// A private copy of the segment a handle names: header, attributes and data bytes. For runtimes
-/// that cannot view external memory; nothing stays mapped.
-pub fn read_copy(handle: &str) -> Result<(Header, String, Vec<u8>)> {
-    let (id, generation) = name::parse_handle(handle)?;
-    let map = sys::open(&id, sys::Access::Peek)?;
-    let (h, attributes) = read_header(&map)?;
-    if h.generation != generation {
+/// Opens and checks the segment a handle names: the header must decode against the real size,
+/// carry the handle's generation, not be freed, and (for a memfd) name the owner that holds it.
+fn open_checked(id: &str, generation: Option<u64>, place: &Place, write: bool) -> Result<(sys::File, Header, String)> {
+    let file = match open_place(id, place, write) {
+        Err(e) if write && e.code == Code::Permission && matches!(place, Place::Named) => {
+            // Read-only access still serves copy-on-write and inspection.
+            return Err(e);
+        }
+        r => r?,
+    };
+    let head = sys::read_head(&file)?;
+    let (h, attributes) = decode_head(&head, file.size())?;
+    if generation.is_some_and(|g| g != h.generation) {
         return Err(Error::new(
             Code::NotFound,
             format!("the segment this handle named was freed; id {id:?} now names another one"),
         ));
     }
-    let mut data = vec![0u8; h.byte_length as usize];
-    // SAFETY: decode checked data_offset + byte_length <= map.len(); the bytes are copied out
-    // while `map` keeps them mapped.
-    unsafe {
-        std::ptr::copy_nonoverlapping(
-            map.ptr().add(h.data_offset as usize),
-            data.as_mut_ptr(),
-            data.len(),
-        )
-    };
-    Ok((h, attributes, data))
+    if h.flags & header::FLAG_FREED != 0 {
+        return Err(gone(id));
+    }
+    if let Place::Memfd { pid, .. } = *place {
+        if h.owner_pid != pid || sys::owner_alive(pid, h.owner_start, h.owner_pidns) == Some(false) {
+            return Err(gone(id));
+        }
+    }
+    Ok((file, h, attributes))
 }
 
 /// Creates a segment, fills it with `init` (or zeros), and returns the owner's first view.
 pub fn create(spec: &CreateSpec<'_>, init: Option<&[u8]>) -> Result<View> {
-    create_inner(spec, init, true).map(|v| v.expect("a view was asked for"))
-}
-
-fn create_inner(spec: &CreateSpec<'_>, init: Option<&[u8]>, keep: bool) -> Result<Option<View>> {
-    let kind = spec
-        .kind
-        .ok_or_else(|| Error::new(Code::InvalidArgument, "no kind given"))?;
+    let kind = spec.kind.ok_or_else(|| Error::new(Code::InvalidArgument, "no kind given"))?;
     if let Some(size) = kind.element_size() {
         if spec.length.checked_mul(size) != Some(spec.byte_length) {
             return Err(Error::new(
@@ -240,10 +300,7 @@ fn create_inner(spec: &CreateSpec<'_>, init: Option<&[u8]>, keep: bool) -> Resul
     if spec.byte_length > isize::MAX as u64 / 2 {
         return Err(Error::new(
             Code::OutOfRange,
-            format!(
-                "{} bytes is more than one segment can hold",
-                spec.byte_length
-            ),
+            format!("{} bytes is more than one segment can hold", spec.byte_length),
         ));
     }
     if spec.attributes.len() > header::MAX_ATTRIBUTES {
@@ -256,17 +313,13 @@ fn create_inner(spec: &CreateSpec<'_>, init: Option<&[u8]>, keep: bool) -> Resul
             ),
         ));
     }
-    if let Some(init) = init {
-        if init.len() as u64 > spec.byte_length {
-            return Err(Error::new(
-                Code::OutOfRange,
-                "initial data larger than the segment",
-            ));
-        }
+    if init.is_some_and(|i| i.len() as u64 > spec.byte_length) {
+        return Err(Error::new(Code::OutOfRange, "initial data larger than the segment"));
     }
     if let Some(id) = spec.id {
         name::validate_id(id)?;
     }
+    check_mapping_budget()?;
     let (pid, start, pidns) = sys::current_process();
     let mut flags = 0;
     if spec.copy_on_write {
@@ -294,225 +347,400 @@ fn create_inner(spec: &CreateSpec<'_>, init: Option<&[u8]>, keep: bool) -> Resul
     };
     let mut head = h.encode().to_vec();
     head.extend_from_slice(spec.attributes.as_bytes());
-    let (id, map) = match spec.id {
-        Some(id) => (
-            id.to_string(),
-            sys::create(id, &head, h.data_offset, h.total_size(), init, spec.reserve)?,
-        ),
+    let named = spec.id.is_some() || spec.persist || spec.named || !cfg!(target_os = "linux");
+    let make = |id: &str| -> Result<(sys::File, sys::Map)> {
+        #[cfg(target_os = "linux")]
+        if !named {
+            return sys::create_memfd(id, &head, h.data_offset, h.total_size(), init, spec.reserve);
+        }
+        sys::create_named(id, &head, h.data_offset, h.total_size(), init, spec.reserve)
+    };
+    let (id, file, map) = match spec.id {
+        Some(id) => {
+            let (f, m) = make(id)?;
+            (id.to_string(), f, m)
+        }
         None => {
             // 80 random bits make a clash all but impossible; retry the odd one anyway.
             let mut tries = 0;
             loop {
                 let id = name::generate_id();
-                match sys::create(
-                    &id,
-                    &head,
-                    h.data_offset,
-                    h.total_size(),
-                    init,
-                    spec.reserve,
-                ) {
+                match make(&id) {
                     Err(e) if e.code == Code::Exists && tries < 8 => tries += 1,
-                    r => break (id, r?),
+                    r => {
+                        let (f, m) = r?;
+                        break (id, f, m);
+                    }
                 }
             }
         }
     };
     install_exit_hook();
-    #[cfg(windows)]
-    if spec.persist || spec.developer {
-        let keeper = sys::open(&id, sys::Access::Peek)?;
-        with(|r| r.keepers.insert(id.clone(), keeper));
-    }
-    if !keep {
-        with(|r| r.last_created = Some(id.clone()));
-        return Ok(None);
-    }
+    let key: SegKey = (id.clone(), h.generation);
     let mode = Mode::of_header(&h);
+    // The copy-on-write view is made before the shared one goes, so the segment never has no
+    // holder (on Windows that would end it).
     let map = match mode {
         Mode::Shared => map,
-        Mode::CopyOnWrite => {
-            drop(map);
-            match sys::open(&id, sys::Access::CopyOnWrite) {
-                Ok(m) => m,
-                Err(e) => {
+        Mode::CopyOnWrite => match sys::map_file(&file, sys::Access::CopyOnWrite) {
+            Ok(m) => m,
+            Err(e) => {
+                if named {
                     let _ = sys::unlink(&id);
-                    return Err(e);
                 }
+                return Err(e);
             }
-        }
+        },
     };
-    let key: Key = (id.clone(), h.generation, mode);
-    Ok(Some(with(|r| {
-        r.last_created = Some(id);
-        r.entries.insert(
-            key.clone(),
-            Entry {
-                map,
-                header: h,
-                attributes: spec.attributes.to_string(),
-                views: 0,
-                owner: true,
-                freed: false,
-            },
-        );
-        let token = r.add_view(&key);
-        r.view(token, &key)
-    })))
-}
-
-/// Opens the segment a handle names. `mode: None` takes the sharer's default.
-pub fn open_handle(handle: &str, mode: Option<Mode>) -> Result<View> {
-    let (id, generation) = name::parse_handle(handle)?;
-    open_id(&id, Some(generation), mode)
-}
-
-/// Opens segment `id`; with `generation`, only the very segment that generation names.
-/// Opening has no side effect on the segment, whatever happens.
-pub fn open_id(id: &str, generation: Option<u64>, mode: Option<Mode>) -> Result<View> {
-    name::validate_id(id)?;
-    let gone = || {
-        Error::new(Code::NotFound, format!("no segment with id {id:?}: it was freed, its owner released it, or it never existed"))
+    #[cfg(target_os = "linux")]
+    let handle = if named {
+        name::format_handle(&id, h.generation, &Place::Named)
+    } else {
+        let place = Place::Memfd { pid, fd: file.raw_fd(), pidns };
+        name::format_handle(&id, h.generation, &place)
     };
-    // Reuse this process's mapping when the name still stands.
-    let found = with(|r| {
-        let key = r
-            .entries
-            .iter()
-            .find(|(k, e)| {
-                k.0 == id
-                    && !e.freed
-                    && generation.is_none_or(|g| g == k.1)
-                    && mode.is_none_or(|m| m == k.2)
-            })
-            .map(|(k, _)| k.clone())?;
-        Some(key)
+    #[cfg(not(target_os = "linux"))]
+    let handle = name::format_handle(&id, h.generation, &Place::Named);
+    let mapping = Arc::new(Mapping {
+        map,
+        header: h.clone(),
+        attributes: spec.attributes.to_string(),
+        key: key.clone(),
+        mode,
+        handle,
+        owner: true,
+        retired: AtomicBool::new(false),
     });
-    if let Some(key) = found {
-        // The name must still stand, and still name the segment this process mapped: a name
-        // freed and created again elsewhere is another segment.
-        if !names_generation(id, key.1) {
-            return Err(gone());
-        }
-        if let Some(view) = with(|r| {
-            r.entries.contains_key(&key).then(|| {
-                let t = r.add_view(&key);
-                r.view(t, &key)
-            })
-        }) {
-            return Ok(view);
-        }
-    }
-    let mode = match mode {
-        Some(m) => m,
-        None => {
-            let peeked = sys::open(id, sys::Access::Peek)?;
-            let (h, _) = read_header(&peeked)?;
-            Mode::of_header(&h)
-        }
+    LIVE.fetch_add(1, Ordering::Relaxed);
+    #[cfg(windows)]
+    let keeper = if spec.persist || spec.developer { sys::map_file(&file, sys::Access::Peek).ok() } else { None };
+    let owned = Owned {
+        named,
+        persistent: spec.persist || spec.developer,
+        handed_out: false,
+        live: 1,
+        #[cfg(target_os = "linux")]
+        fd: (!named).then(|| file.into_fd()),
+        #[cfg(windows)]
+        keeper,
     };
-    let map = sys::open(id, mode.access())?;
-    let (h, attributes) = read_header(&map)?;
-    if generation.is_some_and(|g| g != h.generation) {
+    #[cfg(not(target_os = "linux"))]
+    drop(file);
+    with(|r| {
+        r.last_created = Some(id);
+        r.owned.insert(key.clone(), owned);
+        r.mappings.insert((key, mode), Arc::downgrade(&mapping));
+    });
+    Ok(View { mapping })
+}
+
+/// Refuses a new mapping when this process holds so many that the next could fail in the engine
+/// itself (an abort, not an error): half of `vm.max_map_count` is ours to use.
+fn check_mapping_budget() -> Result<()> {
+    static BUDGET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let budget = *BUDGET.get_or_init(|| sys::max_map_count() / 2);
+    if LIVE.load(Ordering::Relaxed) >= budget {
         return Err(Error::new(
-            Code::NotFound,
-            format!("the segment this handle named was freed; id {id:?} now names another one"),
+            Code::NoSpace,
+            format!(
+                "this process holds {budget} live mappings, half of what the OS allows (vm.max_map_count): close() vectors \
+                 you no longer use, or let the event loop turn so that dropped ones are released"
+            ),
         ));
     }
-    let key: Key = (id.to_string(), h.generation, mode);
-    Ok(with(|r| {
-        if !r.entries.contains_key(&key) {
-            r.entries.insert(
-                key.clone(),
-                Entry {
-                    map,
-                    header: h,
-                    attributes,
-                    views: 0,
-                    owner: false,
-                    freed: false,
-                },
-            );
+    Ok(())
+}
+
+/// Finds the segment a handle names and checks it can still be opened, without mapping it.
+/// `mode: None` takes the sharer's default.
+pub fn locate(handle: &str, mode: Option<Mode>) -> Result<Located> {
+    let (id, generation, place) = name::parse_handle(handle)?;
+    let (_, h, _) = open_checked(&id, Some(generation), &place, false)?;
+    let mode = mode.unwrap_or_else(|| Mode::of_header(&h));
+    Ok(Located { key: view_key(&(id, generation), mode), header: h, mode })
+}
+
+/// Opens the segment a handle names. `mode: None` takes the sharer's default. Opening has no
+/// side effect on the segment, whatever happens.
+pub fn open_handle(handle: &str, mode: Option<Mode>) -> Result<View> {
+    let (id, generation, place) = name::parse_handle(handle)?;
+    open_at(&id, Some(generation), &place, mode)
+}
+
+/// Opens named segment `id`, whatever its generation (the developer API's `mapSharedMemory`).
+pub fn open_id(id: &str, mode: Option<Mode>) -> Result<View> {
+    name::validate_id(id)?;
+    open_at(id, None, &Place::Named, mode)
+}
+
+fn open_at(id: &str, generation: Option<u64>, place: &Place, mode: Option<Mode>) -> Result<View> {
+    let write = mode != Some(Mode::CopyOnWrite);
+    let (file, h, attributes) = match open_checked(id, generation, place, write) {
+        // A segment this user may only read still opens copy-on-write.
+        Err(e) if write && mode.is_none() && e.code == Code::Permission => open_checked(id, generation, place, false)?,
+        r => r?,
+    };
+    let mode = mode.unwrap_or_else(|| Mode::of_header(&h));
+    let key: SegKey = (id.to_string(), h.generation);
+    if let Some(m) = with(|r| r.mappings.get(&(key.clone(), mode)).and_then(Weak::upgrade)) {
+        if !m.retired.load(Ordering::Acquire) {
+            return Ok(View { mapping: m });
         }
-        let t = r.add_view(&key);
-        r.view(t, &key)
-    }))
-}
-
-/// Whether `id` still names the segment of generation `generation`.
-fn names_generation(id: &str, generation: u64) -> bool {
-    matches!(peek(id), Ok((h, _, _)) if h.generation == generation)
-}
-
-/// Whether the segment a handle names can still be opened by it.
-pub fn handle_is_current(handle: &str) -> Result<bool> {
-    let (id, generation) = name::parse_handle(handle)?;
-    Ok(names_generation(&id, generation))
-}
-
-/// Releases one view. The last view of a mapping unmaps it; if this process owns the segment
-/// and it is not persistent, its name is removed too. Releasing twice is harmless.
-pub fn release(token: u64) -> bool {
-    let done = with(|r| {
-        let key = r.views.remove(&token)?;
-        let e = r.entries.get_mut(&key)?;
-        e.views -= 1;
-        if e.views > 0 {
-            return Some(None);
-        }
-        let e = r.entries.remove(&key)?;
-        let remove = e.owner && !e.header.persistent() && !e.freed;
-        Some(Some((key, e, remove)))
+    }
+    check_mapping_budget()?;
+    let map = sys::map_file(&file, mode.access())?;
+    drop(file);
+    // The handle a view gives is the one it was opened by, or the named one for an id.
+    let handle = match place {
+        Place::Named => name::format_handle(id, h.generation, place),
+        p => name::format_handle(id, h.generation, p),
+    };
+    let (pid, _, _) = sys::current_process();
+    let owner = h.owner_pid == pid && with(|r| r.owned.contains_key(&key));
+    let mapping = Arc::new(Mapping {
+        map,
+        header: h,
+        attributes,
+        key: key.clone(),
+        mode,
+        handle,
+        owner,
+        retired: AtomicBool::new(false),
     });
-    match done {
-        None => false,
-        Some(None) => true,
-        Some(Some((key, entry, remove))) => {
-            drop(entry); // unmaps
-            if remove {
-                unlink_generation(&key.0, key.1);
+    LIVE.fetch_add(1, Ordering::Relaxed);
+    // Two threads may race to map the same segment: the first mapping registered wins, and the
+    // other is dropped (unmapped) right away.
+    let winner = with(|r| {
+        if let Some(existing) = r.mappings.get(&(key.clone(), mode)).and_then(Weak::upgrade) {
+            if !existing.retired.load(Ordering::Acquire) {
+                return Some(existing);
+            }
+        }
+        r.mappings.insert((key.clone(), mode), Arc::downgrade(&mapping));
+        if owner {
+            if let Some(o) = r.owned.get_mut(&key) {
+                o.live += 1;
+            }
+        }
+        None
+    });
+    match winner {
+        Some(existing) => {
+            mapping.retired.store(true, Ordering::Release);
+            LIVE.fetch_sub(1, Ordering::Relaxed);
+            drop(mapping);
+            Ok(View { mapping: existing })
+        }
+        None => Ok(View { mapping }),
+    }
+}
+
+/// A private copy of the segment a handle names: header, attributes and data bytes. For runtimes
+/// that cannot view external memory; nothing stays mapped. The data's size is checked against
+/// the file and allocated fallibly, so a lying header is an error, not an abort.
+pub fn read_copy(handle: &str, max_bytes: u64) -> Result<(Header, String, Vec<u8>)> {
+    let (id, generation, place) = name::parse_handle(handle)?;
+    let (file, h, attributes) = open_checked(&id, Some(generation), &place, false)?;
+    if h.byte_length > max_bytes {
+        return Err(Error::new(
+            Code::OutOfRange,
+            format!("segment {id:?} holds {} bytes, more than this runtime can hold in one buffer ({max_bytes})", h.byte_length),
+        ));
+    }
+    let map = sys::map_file(&file, sys::Access::CopyOnWrite)?;
+    let mut data = Vec::new();
+    data.try_reserve_exact(h.byte_length as usize).map_err(|_| {
+        Error::new(Code::NoSpace, format!("not enough memory for a private copy of segment {id:?} ({} bytes)", h.byte_length))
+    })?;
+    // SAFETY: decode checked data_offset + byte_length <= the file's size, which the map covers;
+    // the bytes are copied out while `map` keeps them mapped, into capacity reserved above.
+    unsafe {
+        std::ptr::copy_nonoverlapping(map.ptr().add(h.data_offset as usize), data.as_mut_ptr(), h.byte_length as usize);
+        data.set_len(h.byte_length as usize);
+    }
+    Ok((h, attributes, data))
+}
+
+/// The owner's bookkeeping when one of its mappings of `key` goes (dropped or retired).
+fn mapping_gone(key: &SegKey) {
+    let release = with(|r| {
+        let o = r.owned.get_mut(key)?;
+        o.live = o.live.saturating_sub(1);
+        if o.live > 0 || o.handed_out || o.persistent {
+            return None;
+        }
+        r.owned.remove(key)
+    });
+    if let Some(o) = release {
+        release_owned_segment(key, o);
+    }
+}
+
+/// Lets go of a segment this process owns: a named one loses its name, a memfd its descriptor.
+fn release_owned_segment(key: &SegKey, o: Owned) {
+    if o.named {
+        unlink_generation(&key.0, key.1);
+    }
+    drop(o); // closes the memfd (Linux) or the keeper (Windows)
+}
+
+/// Records that a segment's handle was handed out: the owner keeps it nameable until `free` or
+/// its exit, whatever its garbage collector does. Returns whether this process owns it.
+pub fn hand_out(handle: &str) -> Result<bool> {
+    let (id, generation, _) = name::parse_handle(handle)?;
+    let key = (id, generation);
+    #[cfg(windows)]
+    let keeper = if with(|r| r.owned.get(&key).is_some_and(|o| o.keeper.is_none())) {
+        sys::open_named(&key.0, false).and_then(|f| sys::map_file(&f, sys::Access::Peek)).ok()
+    } else {
+        None
+    };
+    Ok(with(|r| match r.owned.get_mut(&key) {
+        Some(o) => {
+            o.handed_out = true;
+            #[cfg(windows)]
+            if o.keeper.is_none() {
+                o.keeper = keeper;
             }
             true
         }
+        None => false,
+    }))
+}
+
+/// Gives back this process's pages of the mapping a view key names, now: later reads through
+/// any view of it see zeros, writes go nowhere, and the next `open` maps the segment afresh.
+/// Returns whether a live mapping was retired.
+pub fn retire(view_key_text: &str) -> bool {
+    let found = with(|r| {
+        let k = r.mappings.iter().find(|((k, m), _)| view_key(k, *m) == view_key_text).map(|(k, _)| k.clone())?;
+        r.mappings.remove(&k).and_then(|w| w.upgrade())
+    });
+    let Some(m) = found else { return false };
+    if m.retired.swap(true, Ordering::AcqRel) {
+        return false;
     }
+    sys::retire(&m.map);
+    LIVE.fetch_sub(1, Ordering::Relaxed);
+    if m.owner {
+        mapping_gone(&m.key);
+    }
+    true
 }
 
 /// Removes `id`'s name only while it still names generation `generation`: a name freed and
 /// created again by someone else is never removed on the old owner's behalf.
 fn unlink_generation(id: &str, generation: u64) -> bool {
-    names_generation(id, generation) && sys::unlink(id).unwrap_or(false)
+    let current = sys::open_named(id, false)
+        .and_then(|f| {
+            let head = sys::read_head(&f)?;
+            Header::decode(&head, f.size())
+        })
+        .map(|h| h.generation == generation)
+        .unwrap_or(false);
+    current && sys::unlink(id).unwrap_or(false)
 }
 
-/// Removes segment `id` now. Views already mapped anywhere keep working.
+/// Removes the segment a handle names, now: no process can open it any more, while views already
+/// mapped anywhere keep working. Only that very segment (its generation) is removed.
+pub fn free_handle(handle: &str) -> Result<bool> {
+    let (id, generation, place) = name::parse_handle(handle)?;
+    free_at(&id, Some(generation), &place)
+}
+
+/// Removes named segment `id` now, whatever its generation, if it is a segment of this package.
 pub fn free(id: &str) -> Result<bool> {
     name::validate_id(id)?;
-    #[cfg(windows)]
-    drop(with(|r| r.keepers.remove(id)));
-    with(|r| {
-        r.entries
-            .iter_mut()
-            .filter(|(k, _)| k.0 == id)
-            .for_each(|(_, e)| e.freed = true)
-    });
-    sys::unlink(id)
+    // An unnamed segment this process owns can be freed by id too.
+    let owned = with(|r| r.owned.keys().find(|k| k.0 == id).cloned());
+    if let Some(key) = owned {
+        if let Some(o) = with(|r| r.owned.get(&key).map(|o| !o.named)) {
+            if o {
+                return free_at(id, Some(key.1), &Place::Named);
+            }
+        }
+    }
+    free_at(id, None, &Place::Named)
 }
 
+fn free_at(id: &str, generation: Option<u64>, place: &Place) -> Result<bool> {
+    // This process's own segment: forget it as owner (closing a memfd ends its nameability).
+    let mine = with(|r| {
+        let key = r.owned.keys().find(|k| k.0 == id && generation.is_none_or(|g| g == k.1)).cloned()?;
+        let o = r.owned.remove(&key)?;
+        Some((key, o))
+    });
+    if let Some((key, o)) = mine {
+        let named = o.named;
+        #[cfg(windows)]
+        let had_keeper = o.keeper.is_some();
+        drop(o);
+        if named {
+            #[cfg(windows)]
+            return Ok(had_keeper);
+            #[cfg(not(windows))]
+            return Ok(unlink_generation(&key.0, key.1));
+        }
+        return Ok(true);
+    }
+    match place {
+        Place::Named => {
+            // Only a readable segment of ours, of the right generation, is removed.
+            let f = match sys::open_named(id, false) {
+                Ok(f) => f,
+                Err(e) if e.code == Code::NotFound => return Ok(false),
+                Err(e) => return Err(e),
+            };
+            let head = sys::read_head(&f)?;
+            let h = Header::decode(&head, f.size())?;
+            if generation.is_some_and(|g| g != h.generation) {
+                return Ok(false);
+            }
+            drop(f);
+            sys::unlink(id)
+        }
+        Place::Memfd { .. } => {
+            // Another process holds it: mark it freed in its header, so nobody opens it again.
+            match open_checked(id, generation, place, true) {
+                Ok((f, _, _)) => sys::set_flags(&f, header::FLAG_FREED).map(|()| true),
+                Err(e) if e.code == Code::NotFound => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+/// Whether named segment `id` exists (as a segment of this user's).
 pub fn exists(id: &str) -> Result<bool> {
     name::validate_id(id)?;
     Ok(sys::exists(id))
 }
 
+/// Header, attributes and size of named segment `id`, read without mapping it.
+pub fn peek(id: &str) -> Result<(Header, String, u64)> {
+    name::validate_id(id)?;
+    let f = sys::open_named(id, false)?;
+    let head = sys::read_head(&f)?;
+    let (h, a) = decode_head(&head, f.size())?;
+    Ok((h, a, f.size()))
+}
+
 /// The developer API's allocation: an untyped, persistent segment of `size` bytes that nobody
 /// maps yet. An existing developer segment of that name and at least that size is accepted.
+/// Returns the id it made or accepted (never another thread's).
 pub fn allocate(size: u64, id: Option<&str>) -> Result<String> {
     if let Some(id) = id {
         name::validate_id(id)?;
-        if sys::exists(id) {
-            let (h, _, _) = peek(id)?;
-            if h.developer() && h.byte_length >= size {
-                return Ok(id.to_string());
+        match peek(id) {
+            Ok((h, _, _)) if h.developer() && h.byte_length >= size => return Ok(id.to_string()),
+            Ok(_) => {
+                return Err(Error::new(
+                    Code::Exists,
+                    format!("segment {id:?} exists and is smaller than your request or not a developer segment"),
+                ))
             }
-            return Err(Error::new(Code::Exists, format!("segment {id:?} exists and is smaller than your request or not a developer segment")));
+            Err(e) if e.code == Code::NotFound => {}
+            Err(e) => return Err(e),
         }
     }
     let spec = CreateSpec {
@@ -525,8 +753,10 @@ pub fn allocate(size: u64, id: Option<&str>) -> Result<String> {
         reserve: true,
         ..Default::default()
     };
-    create_inner(&spec, None, false)?;
-    Ok(with(|r| r.last_created.clone().expect("just created")))
+    let view = create(&spec, None)?;
+    let made = view.id().to_string();
+    drop(view); // persistent: it stays until freed
+    Ok(made)
 }
 
 /// The id of the last segment this process created.
@@ -534,58 +764,86 @@ pub fn last_created() -> Option<String> {
     with(|r| r.last_created.clone())
 }
 
-/// Every segment of this package on the machine (Windows: this process's own).
+/// Every segment of this package on the machine that this user can see: named segments, and
+/// on Linux the unnamed ones this user's processes hold.
 pub fn list() -> Vec<Listing> {
-    let mut ids = sys::list_ids();
-    with(|r| ids.extend(r.entries.keys().map(|k| k.0.clone())));
-    ids.sort();
-    ids.dedup();
-    ids.into_iter()
-        .filter_map(|id| {
-            let (header, _, size) = peek(&id).ok()?;
-            let owner_alive =
-                sys::owner_alive(header.owner_pid, header.owner_start, header.owner_pidns);
-            Some(Listing {
-                id,
-                header,
-                size,
-                owner_alive,
-            })
-        })
-        .collect()
+    let mut out = Vec::new();
+    for id in sys::list_ids() {
+        let Ok(f) = sys::open_named(&id, false) else { continue };
+        let Ok(head) = sys::read_head(&f) else { continue };
+        let Ok(header) = Header::decode(&head, f.size()) else { continue };
+        let owner_alive = sys::owner_alive(header.owner_pid, header.owner_start, header.owner_pidns);
+        out.push(Listing { id, header, size: f.size(), owner_alive, named: true });
+    }
+    #[cfg(target_os = "linux")]
+    for (id, pid, fd) in sys::list_memfds() {
+        let Ok(f) = sys::open_memfd(&id, pid, fd, 0, false) else { continue };
+        let Ok(head) = sys::read_head(&f) else { continue };
+        let Ok(header) = Header::decode(&head, f.size()) else { continue };
+        // Only the owner's own descriptor counts; a freed one is not listed.
+        if header.owner_pid != pid || header.flags & header::FLAG_FREED != 0 {
+            continue;
+        }
+        if out.iter().any(|l: &Listing| l.id == id && l.header.generation == header.generation) {
+            continue;
+        }
+        out.push(Listing { id, header, size: f.size(), owner_alive: Some(true), named: false });
+    }
+    #[cfg(windows)]
+    {
+        let known: Vec<SegKey> = with(|r| r.owned.keys().cloned().collect());
+        for (id, _) in known {
+            if out.iter().any(|l| l.id == id) {
+                continue;
+            }
+            if let Ok((header, _, size)) = peek(&id) {
+                out.push(Listing { id, header, size, owner_alive: None, named: true });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
 }
 
-/// Frees every segment whose owner died, unless it is persistent or a developer segment.
+/// Frees every named segment whose owner died, unless it is persistent or a developer segment.
 /// A live owner's segment, or one whose owner this process cannot judge, is never touched.
-pub fn sweep() -> Vec<Listing> {
+pub fn sweep(dry_run: bool) -> Vec<Listing> {
     list()
         .into_iter()
-        .filter(|l| l.owner_alive == Some(false) && !l.header.persistent() && !l.header.developer())
-        .filter(|l| unlink_generation(&l.id, l.header.generation))
+        .filter(|l| l.named && l.owner_alive == Some(false) && !l.header.persistent() && !l.header.developer())
+        .filter(|l| dry_run || unlink_generation(&l.id, l.header.generation))
         .collect()
 }
 
-/// Removes the names of the segments this process owns, as its exit would. Views keep working.
+/// Removes the names of the segments this process owns, as its exit would (on a signal, or
+/// `releaseSharedObjectPackageData`). Views keep working. Returns how many names were removed.
 pub fn release_owned() -> usize {
-    let owned: Vec<(String, u64)> = with(|r| {
-        r.entries
-            .iter_mut()
-            .filter(|(_, e)| e.owner && !e.freed && !e.header.persistent())
-            .map(|(k, e)| {
-                e.freed = true;
-                (k.0.clone(), k.1)
-            })
-            .collect()
+    let owned: Vec<SegKey> = with(|r| {
+        let keys: Vec<SegKey> = r.owned.iter().filter(|(_, o)| o.named && !o.persistent).map(|(k, _)| k.clone()).collect();
+        for k in &keys {
+            r.owned.remove(k);
+        }
+        keys
     });
-    owned
-        .iter()
-        .filter(|(id, g)| unlink_generation(id, *g))
-        .count()
+    owned.iter().filter(|(id, g)| unlink_generation(id, *g)).count()
 }
 
-/// Mappings and views this process holds: for tests and diagnostics.
+/// Mappings this process holds (registered and alive) and live mappings overall.
 pub fn stats() -> (usize, usize) {
-    with(|r| (r.entries.len(), r.views.len()))
+    let alive = with(|r| r.mappings.values().filter(|w| w.strong_count() > 0).count());
+    (alive, LIVE.load(Ordering::Relaxed))
+}
+
+/// The path of the segment a handle names, for readers in other languages.
+pub fn path_of(handle: &str) -> Option<String> {
+    let (id, _, place) = name::parse_handle(handle).ok()?;
+    match place {
+        #[cfg(target_os = "linux")]
+        Place::Named => Some(format!("/dev/shm/{}{id}", name::PREFIX)),
+        #[cfg(not(target_os = "linux"))]
+        Place::Named => None,
+        Place::Memfd { pid, fd, .. } => Some(format!("/proc/{pid}/fd/{fd}")),
+    }
 }
 
 fn install_exit_hook() {
@@ -600,8 +858,8 @@ fn install_exit_hook() {
                 Err(std::sync::TryLockError::WouldBlock) => return,
             };
             if let Some(r) = guard.as_ref() {
-                for (k, e) in &r.entries {
-                    if e.owner && !e.freed && !e.header.persistent() {
+                for (k, o) in &r.owned {
+                    if o.named && !o.persistent {
                         unlink_generation(&k.0, k.1);
                     }
                 }

@@ -1,11 +1,14 @@
 //! The Node-API binding: JavaScript types in, core calls, JavaScript types out. Lifecycle rules
-//! live in `sharedobject-core`; this crate only makes external ArrayBuffers over the core's
-//! views and turns core errors into coded JavaScript errors.
+//! live in `sharedobject-core`. This crate hands each core `View` to the engine together with the
+//! buffer made over it, so the view (and with it the mapping) lives exactly as long as the engine
+//! keeps the buffer's memory: through transfers, thread-pool jobs and worker threads.
 
+use std::collections::HashMap;
 use std::ffi::c_void;
 use std::ptr;
+use std::sync::Mutex;
 
-use napi::bindgen_prelude::{ArrayBuffer, ToNapiValue, TypeName, Uint8ArraySlice};
+use napi::bindgen_prelude::{FromNapiValue, ToNapiValue, TypeName, Uint8ArraySlice, ValidateNapiValue};
 use napi::{sys, Env, Error, Result, Status, ValueType};
 use napi_derive::napi;
 use sharedobject_core::{registry, Code, CreateSpec, ErrorClass, Kind, Mode};
@@ -25,19 +28,92 @@ fn core_err(code: Code, message: impl Into<String>) -> sharedobject_core::Error 
     sharedobject_core::Error::new(code, message)
 }
 
-/// A view's bytes as a JavaScript ArrayBuffer over the mapping itself: no copy.
-pub struct ExternalView {
-    ptr: *mut u8,
-    len: usize,
-    token: u64,
+/// `node_api_create_external_sharedarraybuffer` (Node >= 24.16 on the 24 line, >= 26.1), found
+/// at run time so that the addon still loads on older Node.
+type CreateSab = unsafe extern "C" fn(
+    sys::napi_env,
+    *mut c_void,
+    usize,
+    Option<unsafe extern "C" fn(*mut c_void, *mut c_void)>,
+    *mut c_void,
+    *mut sys::napi_value,
+) -> sys::napi_status;
+
+fn create_sab_fn() -> Option<CreateSab> {
+    static FOUND: std::sync::OnceLock<Option<CreateSab>> = std::sync::OnceLock::new();
+    *FOUND.get_or_init(|| {
+        if std::env::var_os("SHAREDOBJECT_NO_SAB").is_some() {
+            return None;
+        }
+        lookup_sab()
+    })
 }
 
-unsafe extern "C" fn finalize_view(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-    // The ArrayBuffer was collected (or its environment torn down): its view is no longer used.
-    registry::release(hint as usize as u64);
+#[cfg(unix)]
+fn lookup_sab() -> Option<CreateSab> {
+    // SAFETY: dlsym with RTLD_DEFAULT searches the process's global symbols (node exports its
+    // Node-API there); a found symbol is this function, whose C signature CreateSab matches
+    // js_native_api.h.
+    unsafe {
+        let p = libc::dlsym(libc::RTLD_DEFAULT, c"node_api_create_external_sharedarraybuffer".as_ptr());
+        (!p.is_null()).then(|| std::mem::transmute::<*mut c_void, CreateSab>(p))
+    }
 }
 
-impl TypeName for ExternalView {
+#[cfg(not(unix))]
+fn lookup_sab() -> Option<CreateSab> {
+    None
+}
+
+/// Bytes of creators' SharedArrayBuffer views that were reported to the engine and since
+/// released, per environment: given back on the environment's next call (the finalizer of a
+/// SharedArrayBuffer runs on any thread, where no environment can be called).
+static GIVE_BACK: Mutex<Option<HashMap<usize, i64>>> = Mutex::new(None);
+
+fn settle_external_memory(env: sys::napi_env) {
+    let back = GIVE_BACK.lock().unwrap_or_else(|p| p.into_inner()).as_mut().and_then(|m| m.remove(&(env as usize)));
+    if let Some(n) = back.filter(|&n| n > 0) {
+        let mut out = 0i64;
+        // SAFETY: a plain Node-API call on the environment's own thread.
+        unsafe { sys::napi_adjust_external_memory(env, -n, &mut out) };
+    }
+}
+
+/// What a finalizer releases: the core view, and the bytes to give back to a creator's engine.
+struct Held {
+    _view: registry::View,
+    reported: Option<(usize, i64)>,
+}
+
+unsafe extern "C" fn release_held(data: *mut c_void) {
+    // SAFETY: `data` is the Box<Held> leaked in `make_buffer`, handed to the engine exactly
+    // once; the engine calls the finalizer exactly once.
+    let held = unsafe { Box::from_raw(data.cast::<Held>()) };
+    if let Some((env, n)) = held.reported {
+        *GIVE_BACK.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(HashMap::new).entry(env).or_insert(0) += n;
+    }
+    drop(held); // releases the view: the mapping is unmapped with its last view
+}
+
+unsafe extern "C" fn finalize_sab(_data: *mut c_void, hint: *mut c_void) {
+    // SAFETY: forwarded: `hint` is the Box<Held>.
+    unsafe { release_held(hint) }
+}
+
+unsafe extern "C" fn finalize_ab(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+    // SAFETY: forwarded: `hint` is the Box<Held>.
+    unsafe { release_held(hint) }
+}
+
+/// A view's bytes as a JavaScript buffer over the mapping itself: a SharedArrayBuffer where
+/// the runtime can make one, else an external ArrayBuffer.
+pub struct ViewBuffer {
+    view: registry::View,
+    /// The creator reports the segment's size to its engine (see `settle_external_memory`).
+    report: bool,
+}
+
+impl TypeName for ViewBuffer {
     fn type_name() -> &'static str {
         "ArrayBuffer"
     }
@@ -46,45 +122,62 @@ impl TypeName for ExternalView {
     }
 }
 
-impl ToNapiValue for ExternalView {
+impl ToNapiValue for ViewBuffer {
     unsafe fn to_napi_value(env: sys::napi_env, v: Self) -> Result<sys::napi_value> {
-        let mut out = ptr::null_mut();
+        let len = v.view.byte_length();
         // An empty view still gets a valid, non-null address so the engine never sees null data.
-        let data = if v.len == 0 {
-            ptr::NonNull::<u64>::dangling().as_ptr().cast()
-        } else {
-            v.ptr.cast()
-        };
-        // SAFETY: `data` points to `len` bytes of a mapping the registry keeps alive until
-        // `release(token)`, which runs only from the finalizer below or from `close` after the
-        // buffer is detached; so no live ArrayBuffer ever points at unmapped memory.
+        let data: *mut c_void = if len == 0 { ptr::NonNull::<u64>::dangling().as_ptr().cast() } else { v.view.ptr().cast() };
+        let sab = create_sab_fn();
+        let reported = (v.report && sab.is_some()).then(|| (env as usize, len as i64));
+        let held = Box::into_raw(Box::new(Held { _view: v.view, reported }));
+        let mut out = ptr::null_mut();
+        // SAFETY: `data` points to `len` bytes that stay mapped while `held` lives (the view
+        // owns its mapping); the engine owns `held` from here and releases it in the finalizer,
+        // only when nothing (object, transferred buffer, job) can reach the memory any more.
         let status = unsafe {
-            sys::napi_create_external_arraybuffer(
-                env,
-                data,
-                v.len,
-                Some(finalize_view),
-                v.token as usize as *mut c_void,
-                &mut out,
-            )
+            match sab {
+                Some(f) => f(env, data, len, Some(finalize_sab), held.cast(), &mut out),
+                None => sys::napi_create_external_arraybuffer(env, data, len, Some(finalize_ab), held.cast(), &mut out),
+            }
         };
         if status == sys::Status::napi_ok {
+            if let Some((_, n)) = reported {
+                let mut total = 0i64;
+                // SAFETY: a plain Node-API call on this environment's thread.
+                unsafe { sys::napi_adjust_external_memory(env, n, &mut total) };
+            }
             return Ok(out);
         }
-        registry::release(v.token);
+        // SAFETY: the engine did not take `held`: it is still ours to drop.
+        drop(unsafe { Box::from_raw(held) });
         let e = if status == sys::Status::napi_no_external_buffers_allowed {
             core_err(
-        Code::ExternalBuffers,
-        "this runtime forbids buffers over external memory (as Electron does), so a shared view cannot be made; \
-         open(handle, { copy: true }) gives a private copy instead",
-      )
-        } else {
-            core_err(
-                Code::Os,
-                format!("cannot create an ArrayBuffer over the segment (napi status {status})"),
+                Code::ExternalBuffers,
+                "this runtime forbids buffers over external memory (as Electron does), so a shared view cannot be made; \
+                 open(handle, { copy: true }) gives a private copy instead",
             )
+        } else {
+            core_err(Code::Os, format!("cannot create a buffer over the segment (napi status {status})"))
         };
         Err(throw(&Env::from_raw(env), e))
+    }
+}
+
+/// Any JavaScript value, untouched.
+pub struct Raw(sys::napi_value);
+
+impl TypeName for Raw {
+    fn type_name() -> &'static str {
+        "unknown"
+    }
+    fn value_type() -> ValueType {
+        ValueType::Unknown
+    }
+}
+impl ValidateNapiValue for Raw {}
+impl FromNapiValue for Raw {
+    unsafe fn from_napi_value(_env: sys::napi_env, v: sys::napi_value) -> Result<Self> {
+        Ok(Raw(v))
     }
 }
 
@@ -99,6 +192,7 @@ pub struct CreateOptions {
     pub attributes: Option<String>,
     pub copy_on_write: bool,
     pub persist: bool,
+    pub named: Option<bool>,
     pub reserve: bool,
     pub aux: Option<Vec<f64>>,
 }
@@ -106,9 +200,10 @@ pub struct CreateOptions {
 /// One view, with what the header says of its segment.
 #[napi(object, object_from_js = false)]
 pub struct ViewInfo {
-    #[napi(ts_type = "ArrayBuffer")]
-    pub buffer: ExternalView,
-    pub token: f64,
+    #[napi(ts_type = "ArrayBuffer | SharedArrayBuffer")]
+    pub buffer: ViewBuffer,
+    /// The same for every view of one mapping: `id:generation:mode`.
+    pub key: String,
     pub id: String,
     pub handle: String,
     pub kind: String,
@@ -121,28 +216,27 @@ pub struct ViewInfo {
     pub created: f64,
     pub attributes: String,
     pub aux: Vec<f64>,
+    pub path: Option<String>,
 }
 
-fn to_info(v: registry::View) -> ViewInfo {
+fn to_info(v: registry::View, report: bool) -> ViewInfo {
+    let h = v.header().clone();
     ViewInfo {
-        buffer: ExternalView {
-            ptr: v.ptr,
-            len: v.byte_length,
-            token: v.token,
-        },
-        token: v.token as f64,
-        kind: v.header.kind.name().to_string(),
-        length: v.header.length as f64,
-        byte_length: v.header.byte_length as f64,
-        copy_on_write: v.mode == Mode::CopyOnWrite,
-        persistent: v.header.persistent(),
-        owner: v.owner,
-        owner_pid: v.header.owner_pid,
-        created: v.header.created_ms as f64,
-        aux: v.header.aux.iter().map(|&w| w as f64).collect(),
-        id: v.id,
-        handle: v.handle,
-        attributes: v.attributes,
+        key: v.key(),
+        id: v.id().to_string(),
+        handle: v.handle().to_string(),
+        kind: h.kind.name().to_string(),
+        length: h.length as f64,
+        byte_length: h.byte_length as f64,
+        copy_on_write: v.mode() == Mode::CopyOnWrite,
+        persistent: h.persistent(),
+        owner: v.owner(),
+        owner_pid: h.owner_pid,
+        created: h.created_ms as f64,
+        attributes: v.attributes().to_string(),
+        aux: h.aux.iter().map(|&w| w as f64).collect(),
+        path: v.path(),
+        buffer: ViewBuffer { view: v, report },
     }
 }
 
@@ -150,10 +244,7 @@ fn whole(x: f64, what: &str) -> sharedobject_core::Result<u64> {
     if x.is_finite() && x >= 0.0 && x.fract() == 0.0 && x <= 9_007_199_254_740_991.0 {
         Ok(x as u64)
     } else {
-        Err(core_err(
-            Code::OutOfRange,
-            format!("{what} must be a whole number from 0 to 2^53 - 1, got {x}"),
-        ))
+        Err(core_err(Code::OutOfRange, format!("{what} must be a whole number from 0 to 2^53 - 1, got {x}")))
     }
 }
 
@@ -161,28 +252,24 @@ fn mode_of(copy_on_write: Option<bool>) -> Option<Mode> {
     copy_on_write.map(|c| if c { Mode::CopyOnWrite } else { Mode::Shared })
 }
 
+/// Whether views are SharedArrayBuffers in this runtime.
+#[napi]
+pub fn shared_buffers() -> bool {
+    create_sab_fn().is_some()
+}
+
 /// Creates a segment, copies `init` into it, and returns the owner's view.
 #[napi]
 pub fn create(env: Env, options: CreateOptions, init: Option<Uint8ArraySlice>) -> Result<ViewInfo> {
+    settle_external_memory(env.raw());
     let run = || {
-        let kind = Kind::from_name(&options.kind).ok_or_else(|| {
-            core_err(
-                Code::InvalidArgument,
-                format!("unknown kind {:?}", options.kind),
-            )
-        })?;
+        let kind = Kind::from_name(&options.kind)
+            .ok_or_else(|| core_err(Code::InvalidArgument, format!("unknown kind {:?}", options.kind)))?;
         let length = whole(options.length, "length")?;
         let byte_length = match (options.byte_length, kind.element_size()) {
             (Some(b), _) => whole(b, "byteLength")?,
-            (None, Some(size)) => length
-                .checked_mul(size)
-                .ok_or_else(|| core_err(Code::OutOfRange, "length too large"))?,
-            (None, None) => {
-                return Err(core_err(
-                    Code::InvalidArgument,
-                    "byteLength is required for this kind",
-                ))
-            }
+            (None, Some(size)) => length.checked_mul(size).ok_or_else(|| core_err(Code::OutOfRange, "length too large"))?,
+            (None, None) => return Err(core_err(Code::InvalidArgument, "byteLength is required for this kind")),
         };
         let mut aux = [0u64; sharedobject_core::header::AUX_WORDS];
         for (slot, &w) in aux.iter_mut().zip(options.aux.iter().flatten()) {
@@ -196,32 +283,48 @@ pub fn create(env: Env, options: CreateOptions, init: Option<Uint8ArraySlice>) -
             attributes: options.attributes.as_deref().unwrap_or(""),
             copy_on_write: options.copy_on_write,
             persist: options.persist,
+            named: options.named.unwrap_or(false),
             reserve: options.reserve,
             developer: false,
             aux,
         };
         registry::create(&spec, init.as_deref())
     };
-    run().map(to_info).map_err(|e| throw(&env, e))
+    run().map(|v| to_info(v, true)).map_err(|e| throw(&env, e))
+}
+
+/// What a handle names, found without mapping it.
+#[napi(object, object_from_js = false)]
+pub struct LocateInfo {
+    /// The mapping key it would open under.
+    pub key: String,
+    pub kind: String,
+    pub byte_length: f64,
+}
+
+/// The mapping key a handle would open under (`copyOnWrite` undefined takes the sharer's
+/// default), after checking the segment can still be opened; nothing is mapped.
+#[napi]
+pub fn locate(env: Env, handle: String, copy_on_write: Option<bool>) -> Result<LocateInfo> {
+    registry::locate(&handle, mode_of(copy_on_write))
+        .map(|l| LocateInfo { key: l.key, kind: l.header.kind.name().to_string(), byte_length: l.header.byte_length as f64 })
+        .map_err(|e| throw(&env, e))
 }
 
 /// Opens the segment a handle names; `copyOnWrite` undefined takes the sharer's default.
 #[napi]
 pub fn open(env: Env, handle: String, copy_on_write: Option<bool>) -> Result<ViewInfo> {
-    registry::open_handle(&handle, mode_of(copy_on_write))
-        .map(to_info)
-        .map_err(|e| throw(&env, e))
+    settle_external_memory(env.raw());
+    registry::open_handle(&handle, mode_of(copy_on_write)).map(|v| to_info(v, false)).map_err(|e| throw(&env, e))
 }
 
-/// Opens a segment by id (the developer API's `mapSharedMemory`).
+/// Opens a named segment by id (the developer API's `mapSharedMemory`).
 #[napi]
 pub fn open_id(env: Env, id: String, copy_on_write: Option<bool>) -> Result<ViewInfo> {
-    registry::open_id(&id, None, mode_of(copy_on_write))
-        .map(to_info)
-        .map_err(|e| throw(&env, e))
+    registry::open_id(&id, mode_of(copy_on_write)).map(|v| to_info(v, false)).map_err(|e| throw(&env, e))
 }
 
-/// A segment's header, for a copy read without mapping.
+/// A segment's header, for a copy read without keeping it mapped.
 #[napi(object, object_from_js = false)]
 pub struct CopyInfo {
     pub kind: String,
@@ -234,10 +337,10 @@ pub struct CopyInfo {
 }
 
 /// Copies the segment a handle names into engine-owned memory: the fallback for runtimes that
-/// forbid external buffers.
+/// forbid external buffers. Segments larger than `maxBytes` are refused before any allocation.
 #[napi]
-pub fn read_copy(env: Env, handle: String) -> Result<CopyInfo> {
-    let (h, attributes, data) = registry::read_copy(&handle).map_err(|e| throw(&env, e))?;
+pub fn read_copy(env: Env, handle: String, max_bytes: f64) -> Result<CopyInfo> {
+    let (h, attributes, data) = registry::read_copy(&handle, max_bytes.max(0.0) as u64).map_err(|e| throw(&env, e))?;
     Ok(CopyInfo {
         kind: h.kind.name().to_string(),
         length: h.length as f64,
@@ -248,20 +351,47 @@ pub fn read_copy(env: Env, handle: String) -> Result<CopyInfo> {
     })
 }
 
-/// Detaches `buffer` (every TypedArray over it now has length 0) and releases its view. The
-/// mapping is unmapped when no other view in this process uses it. Returns false if the view was
-/// released already.
+/// Records that a handle was handed out, so its owner keeps the segment nameable until `free`
+/// or exit. Returns whether this process owns it.
 #[napi]
-pub fn close(buffer: ArrayBuffer, token: f64) -> Result<bool> {
-    if !buffer.is_detached()? {
-        buffer.detach()?;
-    }
-    Ok(registry::release(token as u64))
+pub fn hand_out(env: Env, handle: String) -> Result<bool> {
+    registry::hand_out(&handle).map_err(|e| throw(&env, e))
 }
 
+/// Closes a view in this process: detaches `buffer` when it is an ArrayBuffer (every TypedArray
+/// over it then has length 0), and gives the mapping named by `key` back to the OS now. Memory
+/// that something else still references is never unmapped here: it reads as zeros until the
+/// engine releases it. Returns whether a live mapping was retired.
+#[napi]
+pub fn close(env: Env, #[napi(ts_arg_type = "ArrayBuffer | SharedArrayBuffer")] buffer: Raw, key: String) -> Result<bool> {
+    settle_external_memory(env.raw());
+    let raw = env.raw();
+    let mut is_ab = false;
+    // SAFETY: plain Node-API queries on a value of this call.
+    unsafe { sys::napi_is_arraybuffer(raw, buffer.0, &mut is_ab) };
+    if is_ab {
+        let mut detached = false;
+        // SAFETY: as above; detaching an external ArrayBuffer is allowed (it is detachable).
+        unsafe {
+            sys::napi_is_detached_arraybuffer(raw, buffer.0, &mut detached);
+            if !detached {
+                sys::napi_detach_arraybuffer(raw, buffer.0);
+            }
+        }
+    }
+    Ok(registry::retire(&key))
+}
+
+/// Removes the segment named by an id.
 #[napi]
 pub fn free(env: Env, id: String) -> Result<bool> {
     registry::free(&id).map_err(|e| throw(&env, e))
+}
+
+/// Removes the very segment a handle names (and no newer one of the same id).
+#[napi]
+pub fn free_handle(env: Env, handle: String) -> Result<bool> {
+    registry::free_handle(&handle).map_err(|e| throw(&env, e))
 }
 
 #[napi]
@@ -269,25 +399,15 @@ pub fn exists(env: Env, id: String) -> Result<bool> {
     registry::exists(&id).map_err(|e| throw(&env, e))
 }
 
-/// Whether the segment a handle names can still be opened by it (not freed, not replaced).
-#[napi]
-pub fn is_current(env: Env, handle: String) -> Result<bool> {
-    registry::handle_is_current(&handle).map_err(|e| throw(&env, e))
-}
-
-/// Bytes a segment's data region holds.
+/// Bytes a named segment's data region holds.
 #[napi]
 pub fn data_size(env: Env, id: String) -> Result<f64> {
-    registry::peek(&id)
-        .map(|(h, _, _)| h.byte_length as f64)
-        .map_err(|e| throw(&env, e))
+    registry::peek(&id).map(|(h, _, _)| h.byte_length as f64).map_err(|e| throw(&env, e))
 }
 
 #[napi]
 pub fn allocate(env: Env, size: f64, id: Option<String>) -> Result<String> {
-    whole(size, "size")
-        .and_then(|s| registry::allocate(s, id.as_deref()))
-        .map_err(|e| throw(&env, e))
+    whole(size, "size").and_then(|s| registry::allocate(s, id.as_deref())).map_err(|e| throw(&env, e))
 }
 
 #[napi]
@@ -314,6 +434,7 @@ pub struct SegmentInfo {
     pub persistent: bool,
     pub developer: bool,
     pub copy_on_write: bool,
+    pub named: bool,
     pub created: f64,
 }
 
@@ -328,6 +449,7 @@ fn to_segment(l: registry::Listing) -> SegmentInfo {
         persistent: l.header.persistent(),
         developer: l.header.developer(),
         copy_on_write: l.header.copy_on_write(),
+        named: l.named,
         created: l.header.created_ms as f64,
         id: l.id,
     }
@@ -339,22 +461,21 @@ pub fn list() -> Vec<SegmentInfo> {
 }
 
 #[napi]
-pub fn sweep() -> Vec<SegmentInfo> {
-    registry::sweep().into_iter().map(to_segment).collect()
+pub fn sweep(dry_run: bool) -> Vec<SegmentInfo> {
+    registry::sweep(dry_run).into_iter().map(to_segment).collect()
 }
 
-/// Mappings and views this process holds.
+/// Mappings this process holds.
 #[napi(object, object_from_js = false)]
 pub struct Stats {
+    /// Mappings registered and alive (one per segment and mode).
     pub mappings: u32,
-    pub views: u32,
+    /// Mappings not yet retired or released, across threads.
+    pub live: u32,
 }
 
 #[napi]
 pub fn stats() -> Stats {
-    let (mappings, views) = registry::stats();
-    Stats {
-        mappings: mappings as u32,
-        views: views as u32,
-    }
+    let (mappings, live) = registry::stats();
+    Stats { mappings: mappings as u32, live: live as u32 }
 }

@@ -28,3 +28,72 @@ pub(crate) unsafe fn fill_map(map: &Map, head: &[u8], data_offset: u64, init: &[
         );
     }
 }
+
+/// Windows opens a mapping by name each time it maps one: a `File` is the name, checked to exist.
+#[cfg(windows)]
+pub(crate) struct File {
+    id: String,
+    size: u64,
+}
+
+#[cfg(windows)]
+impl File {
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+}
+
+#[cfg(windows)]
+pub(crate) fn open_named(id: &str, _write: bool) -> crate::Result<File> {
+    let map = open(id, Access::Peek)?;
+    Ok(File { id: id.to_string(), size: map.len() as u64 })
+}
+
+#[cfg(windows)]
+pub(crate) fn read_head(file: &File) -> crate::Result<Vec<u8>> {
+    let map = open(&file.id, Access::Peek)?;
+    let n = map.len().min(crate::header::FIXED_SIZE + crate::header::MAX_ATTRIBUTES);
+    let mut out = vec![0u8; n];
+    // SAFETY: n <= map.len(); the bytes are copied out while `map` keeps them mapped.
+    unsafe { std::ptr::copy_nonoverlapping(map.ptr(), out.as_mut_ptr(), n) };
+    Ok(out)
+}
+
+#[cfg(windows)]
+pub(crate) fn map_file(file: &File, access: Access) -> crate::Result<Map> {
+    open(&file.id, access)
+}
+
+#[cfg(windows)]
+pub(crate) fn create_named(
+    id: &str,
+    head: &[u8],
+    data_offset: u64,
+    total: u64,
+    init: Option<&[u8]>,
+    reserve: bool,
+) -> crate::Result<(File, Map)> {
+    let map = create(id, head, data_offset, total, init, reserve)?;
+    Ok((File { id: id.to_string(), size: map.len() as u64 }, map))
+}
+
+#[cfg(windows)]
+pub(crate) fn set_flags(file: &File, bits: u16) -> crate::Result<()> {
+    let map = open(&file.id, Access::Shared)?;
+    // SAFETY: the map holds at least a header; two bytes at 14 are the flags.
+    unsafe {
+        let p = map.ptr().add(14);
+        let flags = u16::from_le_bytes([*p, *p.add(1)]) | bits;
+        std::ptr::copy_nonoverlapping(flags.to_le_bytes().as_ptr(), p, 2);
+    }
+    Ok(())
+}
+
+/// Windows cannot replace a view in place: a closed view's pages go with its last reference.
+#[cfg(windows)]
+pub(crate) fn retire(_map: &Map) {}
+
+#[cfg(windows)]
+pub(crate) fn max_map_count() -> usize {
+    65530
+}

@@ -1,21 +1,19 @@
-//! POSIX shared memory: `shm_open` objects mapped with memmap2. On Linux they are files in
-//! `/dev/shm` (a tmpfs), which is also how `list` finds them; macOS keeps no listing, so a
-//! directory of empty marker files stands in for one.
+//! POSIX shared memory. On Linux, a named segment is a file in `/dev/shm` opened with
+//! `O_NOFOLLOW | O_NONBLOCK` and checked (a regular file of this user) before anything is read,
+//! and an unnamed one is a sealed memfd that other processes open through
+//! `/proc/<owner pid>/fd/<fd>`. macOS has only `shm_open` and keeps no listing, so a directory of
+//! empty marker files stands in for one.
 
-use std::fs::File;
-use std::os::fd::OwnedFd;
+use std::fs::File as StdFile;
+use std::os::fd::{AsFd, OwnedFd};
 
 use memmap2::{Mmap, MmapMut, MmapOptions};
 use rustix::fs::Mode;
 use rustix::io::Errno;
-use rustix::shm;
 
 use crate::error::{Code, Error, Result};
+use crate::header;
 use crate::name::PREFIX;
-
-fn os_name(id: &str) -> String {
-    format!("/{PREFIX}{id}")
-}
 
 fn os_error(e: Errno, what: &str, id: &str) -> Error {
     let code = match e {
@@ -39,9 +37,19 @@ fn os_error(e: Errno, what: &str, id: &str) -> Error {
     Error::new(code, message)
 }
 
-/// The error for a segment the filesystem cannot hold, with what it has and how to get more.
-pub(crate) fn no_space(id: &str, needed: u64, fd: Option<&OwnedFd>) -> Error {
+/// The error for a segment the system cannot hold, with what it has and how to get more.
+pub(crate) fn no_space(id: &str, needed: u64, fd: Option<&OwnedFd>, named: bool) -> Error {
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    if !named {
+        return Error::new(
+            Code::NoSpace,
+            format!(
+                "not enough memory for segment {id:?}: it needs {:.1} MiB. Free or close vectors you no longer need, \
+                 or give the machine or container more memory.",
+                mib(needed)
+            ),
+        );
+    }
     let room = fd
         .and_then(|fd| rustix::fs::fstatvfs(fd).ok())
         .map(|s| {
@@ -54,16 +62,17 @@ pub(crate) fn no_space(id: &str, needed: u64, fd: Option<&OwnedFd>) -> Error {
         })
         .unwrap_or_default();
     Error::new(
-    Code::NoSpace,
-    format!(
-      "not enough shared memory for segment {id:?}: it needs {:.1} MiB.{room} Free segments you no longer need (sharedobject gc), \
-       or give the machine or container more: docker run --shm-size=2g, or a Kubernetes emptyDir with medium: Memory.",
-      mib(needed)
-    ),
-  )
+        Code::NoSpace,
+        format!(
+            "not enough shared memory for segment {id:?}: it needs {:.1} MiB.{room} Free segments you no longer need \
+             (sharedobject gc), or give the machine or container more: docker run --shm-size=2g, or a Kubernetes \
+             emptyDir with medium: Memory.",
+            mib(needed)
+        ),
+    )
 }
 
-/// A mapping of a whole segment. Unmapped when dropped; no descriptor is kept.
+/// A mapping of a whole segment. Unmapped when dropped.
 pub(crate) enum Map {
     Writable(MmapMut),
     ReadOnly(Mmap),
@@ -85,50 +94,249 @@ impl Map {
 }
 
 /// How a segment is mapped.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Access {
     /// MAP_SHARED: writes reach every process.
     Shared,
     /// MAP_PRIVATE: a write copies the page it touches for this process alone.
     CopyOnWrite,
     /// Read-only, to inspect a header.
+    #[cfg_attr(target_os = "linux", allow(dead_code))]
     Peek,
 }
 
-fn map_fd(fd: OwnedFd, len: u64, access: Access, id: &str) -> Result<Map> {
-    let len = usize::try_from(len)
-        .map_err(|_| Error::new(Code::OutOfRange, "segment larger than the address space"))?;
-    let file = File::from(fd);
-    let mut opts = MmapOptions::new();
-    opts.len(len);
-    // SAFETY (all three): the mapping covers exactly the segment's current size, checked by the
-    // caller against fstat. Segments are only ever created at their final size and never
-    // truncated by this package, so every mapped byte stays backed. memmap2 unmaps on drop, and
-    // the registry hands out pointers only while the Map is alive.
-    let mapped = unsafe {
-        match access {
-            Access::Shared => opts.map_mut(&file).map(Map::Writable),
-            Access::CopyOnWrite => private_copy(&opts, &file),
-            Access::Peek => opts.map(&file).map(Map::ReadOnly),
+/// An open segment: its descriptor, checked to be a regular file of this user, and its size.
+pub(crate) struct File {
+    fd: OwnedFd,
+    size: u64,
+    id: String,
+    named: bool,
+}
+
+impl File {
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+    #[cfg(target_os = "linux")]
+    pub(crate) fn raw_fd(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        self.fd.as_raw_fd()
+    }
+    /// The descriptor, for the owner of a memfd segment to keep.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn into_fd(self) -> OwnedFd {
+        self.fd
+    }
+}
+
+/// Checks what was opened: a regular file (not a FIFO, device or directory) owned by this user,
+/// at least as large as a header.
+fn checked(fd: OwnedFd, id: &str, named: bool) -> Result<File> {
+    let st = rustix::fs::fstat(&fd).map_err(|e| os_error(e, "inspect", id))?;
+    let regular = rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile;
+    // macOS reports shm objects with their own file type; only Linux files can be checked here.
+    if cfg!(target_os = "linux") && !regular {
+        return Err(Error::new(
+            Code::Permission,
+            format!("{id:?} is not a regular file, so it is not a sharedobject segment; nothing was read or removed"),
+        ));
+    }
+    if st.st_uid != rustix::process::geteuid().as_raw() {
+        return Err(Error::new(
+            Code::Permission,
+            format!("segment {id:?} belongs to another user (uid {}); only this user's segments are opened", st.st_uid),
+        ));
+    }
+    let size = st.st_size as u64;
+    if size < header::FIXED_SIZE as u64 {
+        return Err(Error::new(
+            Code::BadHeader,
+            format!("segment {id:?} is too small to be a sharedobject segment"),
+        ));
+    }
+    Ok(File { fd, size, id: id.to_string(), named })
+}
+
+#[cfg(target_os = "linux")]
+fn named_path(id: &str) -> String {
+    format!("/dev/shm/{PREFIX}{id}")
+}
+
+/// Opens named segment `id`, never blocking on a FIFO and never following a link.
+pub(crate) fn open_named(id: &str, write: bool) -> Result<File> {
+    #[cfg(target_os = "linux")]
+    let fd = {
+        use rustix::fs::OFlags;
+        let access = if write { OFlags::RDWR } else { OFlags::RDONLY };
+        let flags = access | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+        retry(|| rustix::fs::openat(rustix::fs::CWD, named_path(id).as_str(), flags, Mode::empty()))
+            .map_err(|e| match e {
+                Errno::LOOP => Error::new(
+                    Code::Permission,
+                    format!("{id:?} is a symbolic link, so it is not a sharedobject segment; it was not followed"),
+                ),
+                e => os_error(e, "open", id),
+            })?
+    };
+    #[cfg(not(target_os = "linux"))]
+    let fd = {
+        let access = if write { rustix::shm::OFlags::RDWR } else { rustix::shm::OFlags::RDONLY };
+        rustix::shm::open(format!("/{PREFIX}{id}").as_str(), access, Mode::empty())
+            .map_err(|e| os_error(e, "open", id))?
+    };
+    checked(fd, id, true)
+}
+
+/// Opens the memfd that process `pid` holds as descriptor `fd`, checking first that it is the
+/// memfd of segment `id`.
+#[cfg(target_os = "linux")]
+pub(crate) fn open_memfd(id: &str, pid: u32, fd: i32, pidns: u64, write: bool) -> Result<File> {
+    use rustix::fs::OFlags;
+    let link = format!("/proc/{pid}/fd/{fd}");
+    let unreachable = |e: Errno| -> Error {
+        let ours = pid_namespace();
+        let hint = "share with { named: true } (or setOptions({ named: true })) so that segments are files in /dev/shm";
+        match e {
+            Errno::ACCESS | Errno::PERM => Error::new(
+                Code::Permission,
+                format!("segment {id:?} belongs to a process of another user (pid {pid}); only the same user can open it"),
+            ),
+            _ if pidns != 0 && ours != 0 && pidns != ours => Error::new(
+                Code::NotFound,
+                format!("segment {id:?} is held by pid {pid} in another pid namespace (another container?), which this process cannot reach through /proc; {hint}"),
+            ),
+            _ => Error::new(
+                Code::NotFound,
+                format!("no segment {id:?}: its owner (pid {pid}) exited or freed it. If the owner runs in another container, or /proc is mounted with hidepid, {hint}"),
+            ),
         }
     };
-    // `file` drops here: the descriptor is closed once mapped, so live segments cost none.
-    mapped.map_err(|e| {
-        let code = if e.raw_os_error() == Some(libc::ENOMEM) {
-            Code::NoSpace
-        } else {
-            Code::Os
+    let target = rustix::fs::readlink(link.as_str(), Vec::new()).map_err(unreachable)?;
+    let expected = format!("/memfd:{PREFIX}{id} (deleted)");
+    if target.as_bytes() != expected.as_bytes() {
+        // The owner freed the segment and the descriptor number now names something else.
+        return Err(unreachable(Errno::NOENT));
+    }
+    let access = if write { OFlags::RDWR } else { OFlags::RDONLY };
+    let flags = access | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
+    let opened = retry(|| rustix::fs::openat(rustix::fs::CWD, link.as_str(), flags, Mode::empty())).map_err(unreachable)?;
+    checked(opened, id, false)
+}
+
+fn retry<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> rustix::io::Result<T> {
+    loop {
+        match f() {
+            Err(Errno::INTR) => continue,
+            r => return r,
+        }
+    }
+}
+
+/// The header and attributes at the start of a segment, read without mapping it.
+pub(crate) fn read_head(file: &File) -> Result<Vec<u8>> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut fixed = vec![0u8; header::FIXED_SIZE];
+        read_exact_at(file, &mut fixed, 0)?;
+        let attrs = u32::from_le_bytes(fixed[52..56].try_into().expect("4 bytes")) as u64;
+        let attrs = attrs.min(header::MAX_ATTRIBUTES as u64 + 1);
+        if header::FIXED_SIZE as u64 + attrs > file.size {
+            return Ok(fixed); // decode reports the bad header against the real size
+        }
+        let mut rest = vec![0u8; attrs as usize];
+        read_exact_at(file, &mut rest, header::FIXED_SIZE as u64)?;
+        fixed.extend_from_slice(&rest);
+        Ok(fixed)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // macOS shared memory cannot be read(): map it read-only and copy the header out.
+        let map = map_file(file, Access::Peek)?;
+        let attrs = {
+            let mut w = [0u8; 4];
+            // SAFETY: the map holds at least FIXED_SIZE bytes (checked when opened).
+            unsafe { std::ptr::copy_nonoverlapping(map.ptr().add(52), w.as_mut_ptr(), 4) };
+            u32::from_le_bytes(w) as usize
         };
-        Error::new(code, format!("cannot map segment {id:?}: {e}"))
+        let n = (header::FIXED_SIZE + attrs.min(header::MAX_ATTRIBUTES + 1)).min(map.len());
+        let mut out = vec![0u8; n];
+        // SAFETY: n <= map.len(), and the bytes are copied out while `map` keeps them mapped.
+        unsafe { std::ptr::copy_nonoverlapping(map.ptr(), out.as_mut_ptr(), n) };
+        Ok(out)
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> Result<()> {
+    while !buf.is_empty() {
+        match rustix::io::pread(&file.fd, &mut *buf, offset) {
+            Ok(0) => return Err(Error::new(Code::BadHeader, format!("segment {:?} ends inside its header", file.id))),
+            Ok(n) => {
+                buf = &mut buf[n..];
+                offset += n as u64;
+            }
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(os_error(e, "read", &file.id)),
+        }
+    }
+    Ok(())
+}
+
+/// Sets flag bits in a segment's header, through its descriptor (Linux) or a mapping.
+pub(crate) fn set_flags(file: &File, bits: u16) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut b = [0u8; 2];
+        read_exact_at(file, &mut b, 14)?;
+        let flags = u16::from_le_bytes(b) | bits;
+        write_all_at(&file.fd, &flags.to_le_bytes(), 14, &file.id, file.size, file.named)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let map = map_file(file, Access::Shared)?;
+        // SAFETY: the map holds at least FIXED_SIZE bytes; two bytes at 14 are the flags.
+        unsafe {
+            let p = map.ptr().add(14);
+            let flags = u16::from_le_bytes([*p, *p.add(1)]) | bits;
+            std::ptr::copy_nonoverlapping(flags.to_le_bytes().as_ptr(), p, 2);
+        }
+        Ok(())
+    }
+}
+
+/// Maps all of an open segment.
+pub(crate) fn map_file(file: &File, access: Access) -> Result<Map> {
+    let len = usize::try_from(file.size)
+        .map_err(|_| Error::new(Code::OutOfRange, "segment larger than the address space"))?;
+    let dup = file.fd.as_fd().try_clone_to_owned().map_err(|e| {
+        Error::new(Code::Os, format!("cannot map segment {:?}: {e}", file.id))
+    })?;
+    let f = StdFile::from(dup);
+    let mut opts = MmapOptions::new();
+    opts.len(len);
+    // SAFETY (all three): the mapping covers exactly the segment's size as fstat gave it. Named
+    // segments are created at their final size and never truncated by this package; memfd
+    // segments are sealed against shrinking, so every mapped byte stays backed. memmap2 unmaps
+    // on drop, and views hold the Map alive (see registry).
+    let mapped = unsafe {
+        match access {
+            Access::Shared => opts.map_mut(&f).map(Map::Writable),
+            Access::CopyOnWrite => private_copy(&opts, &f),
+            Access::Peek => opts.map(&f).map(Map::ReadOnly),
+        }
+    };
+    mapped.map_err(|e| {
+        let code = if e.raw_os_error() == Some(libc::ENOMEM) { Code::NoSpace } else { Code::Os };
+        Error::new(code, format!("cannot map segment {:?}: {e}", file.id))
     })
 }
 
 /// A copy-on-write mapping: MAP_PRIVATE, so a write copies just the page it touches.
 ///
 /// # Safety
-/// As for `map_fd`: `opts` covers exactly the segment's current size.
+/// As for `map_file`: `opts` covers exactly the segment's current size.
 #[cfg(not(target_os = "macos"))]
-unsafe fn private_copy(opts: &MmapOptions, file: &File) -> std::io::Result<Map> {
+unsafe fn private_copy(opts: &MmapOptions, file: &StdFile) -> std::io::Result<Map> {
     // SAFETY: forwarded from the caller.
     unsafe { opts.map_copy(file) }.map(Map::Writable)
 }
@@ -137,9 +345,9 @@ unsafe fn private_copy(opts: &MmapOptions, file: &File) -> std::io::Result<Map> 
 /// an eager private copy: anonymous memory filled from a read-only shared mapping.
 ///
 /// # Safety
-/// As for `map_fd`: `opts` covers exactly the segment's current size.
+/// As for `map_file`: `opts` covers exactly the segment's current size.
 #[cfg(target_os = "macos")]
-unsafe fn private_copy(opts: &MmapOptions, file: &File) -> std::io::Result<Map> {
+unsafe fn private_copy(opts: &MmapOptions, file: &StdFile) -> std::io::Result<Map> {
     // SAFETY: forwarded from the caller; the shared mapping lives until the copy is made.
     let shared = unsafe { opts.map(file) }?;
     let mut private = MmapOptions::new().len(shared.len()).map_anon()?;
@@ -147,16 +355,34 @@ unsafe fn private_copy(opts: &MmapOptions, file: &File) -> std::io::Result<Map> 
     Ok(Map::Writable(private))
 }
 
-fn write_all_at(
-    fd: &OwnedFd,
-    mut data: &[u8],
-    mut offset: u64,
-    id: &str,
-    total: u64,
-) -> Result<()> {
+/// Gives this process's pages of `map` back now, leaving private zero pages at the same
+/// addresses: anything that still writes there (a thread-pool job, a transferred buffer) writes
+/// into memory nobody reads instead of faulting. The range is unmapped when `map` drops.
+pub(crate) fn retire(map: &Map) {
+    if map.len() == 0 {
+        return;
+    }
+    use rustix::mm::{MapFlags, ProtFlags};
+    // SAFETY: the range is exactly a mapping this process made and still owns (memmap2 unmaps
+    // it only on drop, which cannot run while `map` is borrowed). MAP_FIXED replaces it in one
+    // step, so at no instant is the range unmapped: concurrent readers and writers see either
+    // the segment or zero pages, never a fault.
+    let replaced = unsafe {
+        rustix::mm::mmap_anonymous(
+            map.ptr().cast(),
+            map.len(),
+            ProtFlags::READ | ProtFlags::WRITE,
+            MapFlags::PRIVATE | MapFlags::FIXED | MapFlags::NORESERVE,
+        )
+    };
+    // On failure (no memory for the new mapping) the segment simply stays mapped until drop.
+    let _ = replaced;
+}
+
+fn write_all_at(fd: &OwnedFd, mut data: &[u8], mut offset: u64, id: &str, total: u64, named: bool) -> Result<()> {
     while !data.is_empty() {
         match rustix::io::pwrite(fd, data, offset) {
-            Ok(0) | Err(Errno::NOSPC) => return Err(no_space(id, total, Some(fd))),
+            Ok(0) | Err(Errno::NOSPC) | Err(Errno::NOMEM) => return Err(no_space(id, total, Some(fd), named)),
             Ok(n) => {
                 data = &data[n..];
                 offset += n as u64;
@@ -168,137 +394,130 @@ fn write_all_at(
     Ok(())
 }
 
-/// Gives the segment its size. With `reserve`, every page is allocated now, so a full tmpfs is
-/// an error here rather than a SIGBUS at some later write.
-fn size_segment(fd: &OwnedFd, total: u64, reserve: bool, id: &str) -> Result<()> {
+/// Gives the segment its size. With `reserve`, every page is allocated now, so a full tmpfs (or
+/// memory) is an error here rather than a SIGBUS at some later write.
+fn size_segment(fd: &OwnedFd, total: u64, reserve: bool, id: &str, named: bool) -> Result<()> {
+    rustix::fs::ftruncate(fd, total).map_err(|e| match e {
+        Errno::FBIG | Errno::NOSPC | Errno::NOMEM => no_space(id, total, Some(fd), named),
+        e => os_error(e, "size", id),
+    })?;
     #[cfg(target_os = "linux")]
     if reserve {
-        match rustix::fs::fallocate(fd, rustix::fs::FallocateFlags::empty(), 0, total) {
-            Ok(()) => return Ok(()),
-            Err(Errno::NOSPC) | Err(Errno::FBIG) => return Err(no_space(id, total, Some(fd))),
-            // A filesystem without fallocate: fall through to ftruncate after a free-space check.
-            Err(Errno::OPNOTSUPP) | Err(Errno::NOSYS) => {
-                if let Ok(s) = rustix::fs::fstatvfs(fd) {
-                    if s.f_bavail.saturating_mul(s.f_frsize) < total {
-                        return Err(no_space(id, total, Some(fd)));
-                    }
+        loop {
+            match rustix::fs::fallocate(fd, rustix::fs::FallocateFlags::empty(), 0, total) {
+                Ok(()) => break,
+                Err(Errno::INTR) => continue,
+                Err(Errno::NOSPC) | Err(Errno::FBIG) | Err(Errno::NOMEM) => {
+                    return Err(no_space(id, total, Some(fd), named))
                 }
+                // A filesystem without fallocate: check free space instead.
+                Err(Errno::OPNOTSUPP) | Err(Errno::NOSYS) => {
+                    if let Ok(s) = rustix::fs::fstatvfs(fd) {
+                        if s.f_bavail.saturating_mul(s.f_frsize) < total {
+                            return Err(no_space(id, total, Some(fd), named));
+                        }
+                    }
+                    break;
+                }
+                Err(e) => return Err(os_error(e, "reserve space for", id)),
             }
-            Err(e) => return Err(os_error(e, "reserve space for", id)),
         }
     }
     #[cfg(not(target_os = "linux"))]
     let _ = reserve; // macOS backs shared memory with swappable VM: there is no tmpfs to overfill.
-    rustix::fs::ftruncate(fd, total).map_err(|e| match e {
-        Errno::FBIG | Errno::NOSPC | Errno::NOMEM => no_space(id, total, Some(fd)),
-        e => os_error(e, "size", id),
-    })
+    Ok(())
 }
 
-/// Creates segment `id` exclusively with mode 0600, writes `head` (header and attributes) at 0
-/// and `init` at `data_offset`, and maps it shared. On failure nothing is left behind.
-pub(crate) fn create(
-    id: &str,
-    head: &[u8],
-    data_offset: u64,
-    total: u64,
-    init: Option<&[u8]>,
-    reserve: bool,
-) -> Result<Map> {
-    let fd = shm::open(
-        os_name(id).as_str(),
-        shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR,
+/// Sizes a new segment and writes its header (with attributes) first, then its data: a crash
+/// part-way leaves a segment whose header names its owner, which the sweep can judge.
+fn fill(fd: &OwnedFd, id: &str, head: &[u8], data_offset: u64, total: u64, init: Option<&[u8]>, reserve: bool, named: bool) -> Result<()> {
+    size_segment(fd, total, reserve, id, named)?;
+    #[cfg(target_os = "linux")]
+    {
+        write_all_at(fd, head, 0, id, total, named)?;
+        if let Some(data) = init.filter(|d| !d.is_empty()) {
+            write_all_at(fd, data, data_offset, id, total, named)?;
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (fd, head, data_offset, init, write_all_at);
+    Ok(())
+}
+
+/// macOS cannot write() to shared memory: header, then data, are copied through the mapping.
+fn fill_mapping(map: &Map, head: &[u8], data_offset: u64, init: Option<&[u8]>) {
+    if cfg!(target_os = "linux") {
+        return;
+    }
+    // SAFETY: the map is the whole new segment, head fits before data_offset and init after it
+    // (checked by the caller); nobody else knows this segment's handle yet.
+    unsafe { super::fill_map(map, head, data_offset, init.unwrap_or(&[])) };
+}
+
+/// Creates named segment `id` exclusively with mode 0600, writes its header and data, and maps
+/// it shared. On failure nothing is left behind.
+pub(crate) fn create_named(id: &str, head: &[u8], data_offset: u64, total: u64, init: Option<&[u8]>, reserve: bool) -> Result<(File, Map)> {
+    #[cfg(target_os = "linux")]
+    let fd = {
+        use rustix::fs::OFlags;
+        let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        retry(|| rustix::fs::openat(rustix::fs::CWD, named_path(id).as_str(), flags, Mode::from_raw_mode(0o600)))
+            .map_err(|e| os_error(e, "create", id))?
+    };
+    #[cfg(not(target_os = "linux"))]
+    let fd = rustix::shm::open(
+        format!("/{PREFIX}{id}").as_str(),
+        rustix::shm::OFlags::CREATE | rustix::shm::OFlags::EXCL | rustix::shm::OFlags::RDWR,
         Mode::from_raw_mode(0o600),
     )
     .map_err(|e| os_error(e, "create", id))?;
-    let filled = fill(&fd, id, head, data_offset, total, init, reserve);
-    let result = filled.and_then(|pending| {
-        let map = map_fd(fd, total, Access::Shared, id)?;
-        if let Some((head, init)) = pending {
-            // SAFETY: the map is `total` bytes, head fits before data_offset and init after it
-            // (checked by the caller); nobody else knows this segment's handle yet.
-            unsafe { super::fill_map(&map, head, data_offset, init) };
-        }
-        Ok(map)
+    let made = fill(&fd, id, head, data_offset, total, init, reserve, true).and_then(|()| {
+        let file = File { fd, size: total, id: id.to_string(), named: true };
+        let map = map_file(&file, Access::Shared)?;
+        fill_mapping(&map, head, data_offset, init);
+        Ok((file, map))
     });
-    match result {
-        Ok(map) => {
+    match made {
+        Ok(m) => {
             register_marker(id);
-            Ok(map)
+            Ok(m)
         }
         Err(e) => {
-            let _ = shm::unlink(os_name(id).as_str());
+            let _ = unlink(id);
             Err(e)
         }
     }
 }
 
-/// Writes what can be written through the descriptor. Linux writes header and data with
-/// `pwrite`, which allocates each page as it copies (one pass, and a full tmpfs answers
-/// ENOSPC). Other systems cannot `write` to shared memory; what is left to copy after mapping
-/// is returned.
-#[allow(clippy::type_complexity)]
-fn fill<'a>(
-    fd: &OwnedFd,
-    id: &str,
-    head: &'a [u8],
-    data_offset: u64,
-    total: u64,
-    init: Option<&'a [u8]>,
-    reserve: bool,
-) -> Result<Option<(&'a [u8], &'a [u8])>> {
-    #[cfg(target_os = "linux")]
-    {
-        match init {
-            Some(data) if !data.is_empty() => {
-                write_all_at(fd, data, data_offset, id, total)?;
-                if data_offset + (data.len() as u64) < total {
-                    size_segment(fd, total, reserve, id)?;
-                }
-            }
-            _ => size_segment(fd, total, reserve, id)?,
-        }
-        write_all_at(fd, head, 0, id, total)?;
-        Ok(None)
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (write_all_at, data_offset);
-        size_segment(fd, total, reserve, id)?;
-        Ok(Some((head, init.unwrap_or(&[]))))
-    }
-}
-
-/// Opens segment `id` and maps all of it. The caller validates the header before any view.
-pub(crate) fn open(id: &str, access: Access) -> Result<Map> {
-    let flags = match access {
-        Access::Shared => shm::OFlags::RDWR,
-        Access::CopyOnWrite | Access::Peek => shm::OFlags::RDONLY,
-    };
-    let fd = shm::open(os_name(id).as_str(), flags, Mode::empty())
-        .map_err(|e| os_error(e, "open", id))?;
-    let size = rustix::fs::fstat(&fd)
-        .map_err(|e| os_error(e, "inspect", id))?
-        .st_size as u64;
-    if size < crate::header::FIXED_SIZE as u64 {
-        return Err(Error::new(
-            Code::BadHeader,
-            format!("segment {id:?} is too small to be a sharedobject segment"),
-        ));
-    }
-    map_fd(fd, size, access, id)
+/// Creates an unnamed segment: a memfd sealed against shrinking and growing, with its header and
+/// data written, mapped shared. The kernel frees it when the last descriptor and mapping go.
+#[cfg(target_os = "linux")]
+pub(crate) fn create_memfd(id: &str, head: &[u8], data_offset: u64, total: u64, init: Option<&[u8]>, reserve: bool) -> Result<(File, Map)> {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let fd = rustix::fs::memfd_create(format!("{PREFIX}{id}").as_str(), MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
+        .map_err(|e| os_error(e, "create", id))?;
+    fill(&fd, id, head, data_offset, total, init, reserve, false)?;
+    rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)
+        .map_err(|e| os_error(e, "seal", id))?;
+    let file = File { fd, size: total, id: id.to_string(), named: false };
+    let map = map_file(&file, Access::Shared)?;
+    Ok((file, map))
 }
 
 pub(crate) fn exists(id: &str) -> bool {
-    match shm::open(os_name(id).as_str(), shm::OFlags::RDONLY, Mode::empty()) {
+    match open_named(id, false) {
         Ok(_) => true,
-        Err(e) => e != Errno::NOENT,
+        Err(e) => e.code != Code::NotFound,
     }
 }
 
 /// Removes the name. Processes that mapped the segment keep their pages.
 pub(crate) fn unlink(id: &str) -> Result<bool> {
-    match shm::unlink(os_name(id).as_str()) {
+    #[cfg(target_os = "linux")]
+    let r = rustix::fs::unlinkat(rustix::fs::CWD, named_path(id).as_str(), rustix::fs::AtFlags::empty());
+    #[cfg(not(target_os = "linux"))]
+    let r = rustix::shm::unlink(format!("/{PREFIX}{id}").as_str());
+    match r {
         Ok(()) => {
             unregister_marker(id);
             Ok(true)
@@ -311,7 +530,7 @@ pub(crate) fn unlink(id: &str) -> Result<bool> {
     }
 }
 
-/// The ids of every segment of this package on the machine.
+/// The ids of every named segment of this package on the machine.
 pub(crate) fn list_ids() -> Vec<String> {
     let Ok(dir) = std::fs::read_dir(listing_dir()) else {
         return Vec::new();
@@ -334,6 +553,43 @@ pub(crate) fn list_ids() -> Vec<String> {
     ids
 }
 
+/// The memfd segments this user's processes hold: (id, pid, fd).
+#[cfg(target_os = "linux")]
+pub(crate) fn list_memfds() -> Vec<(String, u32, i32)> {
+    let me = rustix::process::geteuid().as_raw();
+    let mut out = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for p in procs.filter_map(|e| e.ok()) {
+        let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            continue;
+        };
+        use std::os::unix::fs::MetadataExt;
+        if p.metadata().map(|m| m.uid() != me).unwrap_or(true) {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for f in fds.filter_map(|e| e.ok()) {
+            let Ok(target) = std::fs::read_link(f.path()) else {
+                continue;
+            };
+            let Some(t) = target.to_str() else { continue };
+            let Some(id) = t.strip_prefix("/memfd:").and_then(|s| s.strip_prefix(PREFIX)).and_then(|s| s.strip_suffix(" (deleted)")) else {
+                continue;
+            };
+            if let Some(fd) = f.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) {
+                if crate::name::validate_id(id).is_ok() {
+                    out.push((id.to_string(), pid, fd));
+                }
+            }
+        }
+    }
+    out
+}
+
 #[cfg(target_os = "linux")]
 fn listing_dir() -> std::path::PathBuf {
     std::path::PathBuf::from("/dev/shm")
@@ -345,19 +601,13 @@ fn unregister_marker(_id: &str) {}
 
 #[cfg(not(target_os = "linux"))]
 fn listing_dir() -> std::path::PathBuf {
-    std::env::temp_dir().join(format!(
-        "sharedobject-{}",
-        rustix::process::getuid().as_raw()
-    ))
+    std::env::temp_dir().join(format!("sharedobject-{}", rustix::process::getuid().as_raw()))
 }
 #[cfg(not(target_os = "linux"))]
 fn register_marker(id: &str) {
     use std::os::unix::fs::DirBuilderExt;
     let dir = listing_dir();
-    let _ = std::fs::DirBuilder::new()
-        .mode(0o700)
-        .recursive(true)
-        .create(&dir);
+    let _ = std::fs::DirBuilder::new().mode(0o700).recursive(true).create(&dir);
     let _ = std::fs::File::create(dir.join(format!("{PREFIX}{id}")));
 }
 #[cfg(not(target_os = "linux"))]
@@ -378,10 +628,7 @@ pub(crate) fn owner_alive(pid: u32, start: u64, pidns: u64) -> Option<bool> {
     if pidns != 0 && ours != 0 && pidns != ours {
         return None;
     }
-    let Some(p) = i32::try_from(pid)
-        .ok()
-        .and_then(rustix::process::Pid::from_raw)
-    else {
+    let Some(p) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else {
         return Some(false);
     };
     match rustix::process::test_kill_process(p) {
@@ -396,24 +643,25 @@ pub(crate) fn owner_alive(pid: u32, start: u64, pidns: u64) -> Option<bool> {
     }
 }
 
+/// A process's start time (clock ticks since boot), from `/proc/<pid>/task/<pid>/stat`: qemu-user
+/// fakes `/proc/<pid>/stat` for the processes it runs (a few ticks off, different per thread),
+/// but passes the task's stat through unchanged.
 #[cfg(target_os = "linux")]
-fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+pub(crate) fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields resume after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 #[cfg(target_os = "linux")]
-fn pid_namespace() -> u64 {
+pub(crate) fn pid_namespace() -> u64 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self/ns/pid")
-        .map(|m| m.ino())
-        .unwrap_or(0)
+    std::fs::metadata("/proc/self/ns/pid").map(|m| m.ino()).unwrap_or(0)
 }
 
 #[cfg(target_os = "macos")]
-fn start_time(pid: u32) -> Option<u64> {
+pub(crate) fn start_time(pid: u32) -> Option<u64> {
     // SAFETY: proc_pidinfo writes at most `size` bytes into `info`, a plain C struct for which
     // all-zero bytes are a valid value.
     unsafe {
@@ -431,16 +679,25 @@ fn start_time(pid: u32) -> Option<u64> {
 }
 
 #[cfg(target_os = "macos")]
-fn pid_namespace() -> u64 {
+pub(crate) fn pid_namespace() -> u64 {
     0
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "macos")))]
-fn start_time(_pid: u32) -> Option<u64> {
+pub(crate) fn start_time(_pid: u32) -> Option<u64> {
     None
 }
 
 #[cfg(not(any(target_os = "linux", target_os = "macos")))]
-fn pid_namespace() -> u64 {
+pub(crate) fn pid_namespace() -> u64 {
     0
+}
+
+/// The most mappings a process may have (`vm.max_map_count`), or a conservative default.
+pub(crate) fn max_map_count() -> usize {
+    #[cfg(target_os = "linux")]
+    if let Some(n) = std::fs::read_to_string("/proc/sys/vm/max_map_count").ok().and_then(|s| s.trim().parse().ok()) {
+        return n;
+    }
+    65530
 }
