@@ -1,5 +1,5 @@
 // Shared test helpers: real child processes driven over IPC.
-import { fork, execFile } from 'node:child_process'
+import { fork, execFile, execFileSync } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -68,3 +68,27 @@ export const isLinux = process.platform === 'linux'
  * with their last view and have no name to remove. Tests of name removal run where names exist.
  */
 export const isPosix = process.platform !== 'win32'
+
+/** Another local user, made if this is root and it does not exist; undefined otherwise. */
+function otherUser() {
+  if (process.platform !== 'linux' || process.getuid?.() !== 0) return undefined
+  const name = 'sobjtest'
+  const find = () => fs.readFileSync('/etc/passwd', 'utf8').split('\n').map((l) => l.split(':')).find((f) => f[0] === name)
+  let row = find()
+  if (!row) {
+    try {
+      execFileSync('useradd', ['-M', '-s', '/usr/sbin/nologin', name], { stdio: 'ignore' })
+    } catch {
+      return undefined
+    }
+    row = find()
+  }
+  return row && { name, uid: Number(row[2]), gid: Number(row[3]) }
+}
+
+/** What this platform can do; tests of platform behaviour are gated here and nowhere else. */
+export const can = {
+  /** Linux /proc and /dev/shm: memfd segments, named files, owners judged by start time. */
+  procfs: process.platform === 'linux' && fs.existsSync('/proc/self/fd'),
+  otherUser: otherUser(),
+}

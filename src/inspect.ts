@@ -58,6 +58,16 @@ export interface Properties {
   path?: string
 }
 
+/** A segment's attributes, which any process could have written: corrupt JSON is a coded error. */
+function parseAttributes(text: string): unknown {
+  if (text === '') return undefined
+  try {
+    return JSON.parse(text)
+  } catch {
+    throw coded(codes.BAD_HEADER, 'properties: the segment’s attributes are not valid JSON')
+  }
+}
+
 /**
  * The properties of a shared vector; for a container, a container of the same shape with each
  * shared leaf's properties (and null for the rest).
@@ -80,7 +90,7 @@ export function properties(value: unknown): Properties | object {
     ownerPid: m.ownerPid,
     persistent: m.persistent,
     created: new Date(m.created),
-    attributes: m.attributes === '' ? undefined : JSON.parse(m.attributes),
+    attributes: parseAttributes(m.attributes),
   }
   if (m.kind === 'string') p.dictionary = m.aux[4] !== 0
   if (m.path !== undefined) p.path = m.path

@@ -229,7 +229,7 @@ export class SharedStringVector implements Iterable<string | null> {
   #decode(e: number): string {
     const start = this.#offsets[e]
     const end = this.#offsets[e + 1]
-    if (!(start >= 0 && end >= start && end <= this.#values.length)) {
+    if (!(e + 1 < this.#offsets.length && start >= 0 && end >= start && end <= this.#values.length)) {
       throw coded(codes.BAD_HEADER, `string vector offsets ${start}..${end} are corrupt`)
     }
     return utf8Slice.call(this.#values, start, end)
@@ -251,6 +251,10 @@ export class SharedStringVector implements Iterable<string | null> {
     if (e < 0) return null
     const start = this.#offsets[e]
     const end = this.#offsets[e + 1]
+    // Offsets and codes come from shared memory that any process may write: check them.
+    if (!(e + 1 < this.#offsets.length && start >= 0 && end >= start && end <= this.#values.length)) {
+      throw coded(codes.BAD_HEADER, `string vector entry ${e} has corrupt offsets ${start}..${end}`)
+    }
     return new Uint8Array(this.#buffer, this.#values.byteOffset + start, end - start)
   }
 

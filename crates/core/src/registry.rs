@@ -80,7 +80,8 @@ pub type SegKey = (String, u64);
 
 /// One mapping of a segment in this process, shared by all its views in every thread.
 pub struct Mapping {
-    map: sys::Map,
+    /// Unmapped on drop, except after `retire` replaced it in place (see Drop).
+    map: std::mem::ManuallyDrop<sys::Map>,
     header: Header,
     attributes: String,
     key: SegKey,
@@ -97,8 +98,16 @@ impl Drop for Mapping {
             if self.owner {
                 mapping_gone(&self.key);
             }
+        } else if sys::RETIRE_REPLACES {
+            // A retired mapping is zero pages already. Its buffer may have been detached by
+            // close() while a thread-pool job still writes through a raw pointer the engine no
+            // longer tracks, so the range is never unmapped: its pages are dropped and the
+            // address range stays reserved (untouched, it costs no memory).
+            sys::discard(&self.map);
+            return;
         }
-        // `map` unmaps after this.
+        // SAFETY: dropped exactly once, here; nothing uses `map` after the Mapping's drop.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.map) };
     }
 }
 
@@ -402,7 +411,7 @@ pub fn create(spec: &CreateSpec<'_>, init: Option<&[u8]>) -> Result<View> {
     #[cfg(not(target_os = "linux"))]
     let handle = name::format_handle(&id, h.generation, &Place::Named);
     let mapping = Arc::new(Mapping {
-        map,
+        map: std::mem::ManuallyDrop::new(map),
         header: h.clone(),
         attributes: spec.attributes.to_string(),
         key: key.clone(),
@@ -498,7 +507,7 @@ fn open_at(id: &str, generation: Option<u64>, place: &Place, mode: Option<Mode>)
     let (pid, _, _) = sys::current_process();
     let owner = h.owner_pid == pid && with(|r| r.owned.contains_key(&key));
     let mapping = Arc::new(Mapping {
-        map,
+        map: std::mem::ManuallyDrop::new(map),
         header: h,
         attributes,
         key: key.clone(),

@@ -369,7 +369,10 @@ pub fn close(env: Env, #[napi(ts_arg_type = "ArrayBuffer | SharedArrayBuffer")] 
     let mut is_ab = false;
     // SAFETY: plain Node-API queries on a value of this call.
     unsafe { sys::napi_is_arraybuffer(raw, buffer.0, &mut is_ab) };
-    if is_ab {
+    // Windows cannot replace a closed view's pages, so its buffer stays attached (and mapped)
+    // until the engine releases it: detaching there could leave a thread-pool job writing into
+    // unmapped memory.
+    if is_ab && cfg!(not(windows)) {
         let mut detached = false;
         // SAFETY: as above; detaching an external ArrayBuffer is allowed (it is detachable).
         unsafe {

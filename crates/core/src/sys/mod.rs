@@ -94,6 +94,12 @@ pub(crate) fn set_flags(file: &File, bits: u16) -> crate::Result<()> {
 pub(crate) fn retire(_map: &Map) {}
 
 #[cfg(windows)]
+pub(crate) const RETIRE_REPLACES: bool = false;
+
+#[cfg(windows)]
+pub(crate) fn discard(_map: &Map) {}
+
+#[cfg(windows)]
 pub(crate) fn max_map_count() -> usize {
     65530
 }

@@ -379,6 +379,19 @@ pub(crate) fn retire(map: &Map) {
     let _ = replaced;
 }
 
+/// Whether `retire` replaces a mapping's pages in place (so its range must then never be unmapped).
+pub(crate) const RETIRE_REPLACES: bool = true;
+
+/// Drops whatever pages a retired range holds (they read as zeros again).
+pub(crate) fn discard(map: &Map) {
+    if map.len() == 0 {
+        return;
+    }
+    // SAFETY: the range is a private anonymous mapping this process owns (see `retire`);
+    // MADV_DONTNEED only frees its pages, and later accesses see zero pages.
+    let _ = unsafe { rustix::mm::madvise(map.ptr().cast(), map.len(), rustix::mm::Advice::LinuxDontNeed) };
+}
+
 fn write_all_at(fd: &OwnedFd, mut data: &[u8], mut offset: u64, id: &str, total: u64, named: bool) -> Result<()> {
     while !data.is_empty() {
         match rustix::io::pwrite(fd, data, offset) {
