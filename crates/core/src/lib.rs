@@ -9,8 +9,8 @@
 //! use sharedobject_core::{registry, Kind};
 //! let spec = registry::CreateSpec { kind: Some(Kind::Float64), length: 4, byte_length: 32, reserve: true, ..Default::default() };
 //! let view = registry::create(&spec, Some(&[0u8; 32])).unwrap();
-//! // send view.handle to another process; there: registry::open_handle(&handle, None)
-//! registry::release(view.token); // the owner's last view: the segment's name is removed
+//! // send view.handle() to another process; there: registry::open_handle(&handle, None)
+//! drop(view); // the owner's last view, and no handle handed out: the segment is released
 //! ```
 
 pub mod error;

@@ -66,7 +66,9 @@ pub enum Place {
 pub fn format_handle(id: &str, generation: u64, place: &Place) -> String {
     match place {
         Place::Named => format!("{HANDLE_TAG}:{id}:{generation:016x}"),
-        Place::Memfd { pid, fd, pidns } => format!("{HANDLE_TAG}:{id}:{generation:016x}:{pid}.{fd}.{pidns}"),
+        Place::Memfd { pid, fd, pidns } => {
+            format!("{HANDLE_TAG}:{id}:{generation:016x}:{pid}.{fd}.{pidns}")
+        }
     }
 }
 
@@ -74,16 +76,29 @@ pub fn format_handle(id: &str, generation: u64, place: &Place) -> String {
 pub fn parse_handle(handle: &str) -> Result<(String, u64, Place)> {
     let invalid = || {
         let shown: String = handle.chars().take(60).collect();
-        Error::new(Code::InvalidHandle, format!("not a sharedobject handle: {shown:?}"))
+        Error::new(
+            Code::InvalidHandle,
+            format!("not a sharedobject handle: {shown:?}"),
+        )
     };
     if handle.len() > 100 {
         return Err(invalid());
     }
     let mut parts = handle.split(':');
-    let (Some(tag), Some(id), Some(generation), place, None) = (parts.next(), parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(tag), Some(id), Some(generation), place, None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
         return Err(invalid());
     };
-    if tag != HANDLE_TAG || generation.len() != 16 || !generation.bytes().all(|c| c.is_ascii_hexdigit()) || validate_id(id).is_err() {
+    if tag != HANDLE_TAG
+        || generation.len() != 16
+        || !generation.bytes().all(|c| c.is_ascii_hexdigit())
+        || validate_id(id).is_err()
+    {
         return Err(invalid());
     }
     let generation = u64::from_str_radix(generation, 16).map_err(|_| invalid())?;
@@ -91,10 +106,13 @@ pub fn parse_handle(handle: &str) -> Result<(String, u64, Place)> {
         None => Place::Named,
         Some(p) => {
             let mut nums = p.split('.');
-            let (Some(pid), Some(fd), Some(ns), None) = (nums.next(), nums.next(), nums.next(), nums.next()) else {
+            let (Some(pid), Some(fd), Some(ns), None) =
+                (nums.next(), nums.next(), nums.next(), nums.next())
+            else {
                 return Err(invalid());
             };
-            let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|c| c.is_ascii_digit());
+            let digits =
+                |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|c| c.is_ascii_digit());
             if !digits(pid) || !digits(fd) || !digits(ns) {
                 return Err(invalid());
             }
@@ -145,9 +163,16 @@ mod tests {
     fn handles_round_trip_and_reject_garbage() {
         let h = format_handle("abc", 0xdead_beef, &Place::Named);
         assert!(h.len() < 100);
-        assert_eq!(parse_handle(&h).unwrap(), ("abc".to_string(), 0xdead_beef, Place::Named));
+        assert_eq!(
+            parse_handle(&h).unwrap(),
+            ("abc".to_string(), 0xdead_beef, Place::Named)
+        );
         let long = "a".repeat(MAX_ID_LEN);
-        let memfd = Place::Memfd { pid: 4_194_304, fd: 1_048_576, pidns: u32::MAX as u64 };
+        let memfd = Place::Memfd {
+            pid: 4_194_304,
+            fd: 1_048_576,
+            pidns: u32::MAX as u64,
+        };
         let h = format_handle(&long, u64::MAX, &memfd);
         assert!(h.len() <= 80, "{h} is {} bytes", h.len());
         assert_eq!(parse_handle(&h).unwrap(), (long, u64::MAX, memfd));

@@ -130,7 +130,12 @@ impl View {
     pub fn ptr(&self) -> *mut u8 {
         // SAFETY: data_offset + byte_length <= map.len() was checked by Header::decode against
         // the mapped size, so the pointer stays inside the mapping.
-        unsafe { self.mapping.map.ptr().add(self.mapping.header.data_offset as usize) }
+        unsafe {
+            self.mapping
+                .map
+                .ptr()
+                .add(self.mapping.header.data_offset as usize)
+        }
     }
     pub fn byte_length(&self) -> usize {
         self.mapping.header.byte_length as usize
@@ -160,6 +165,15 @@ impl View {
     /// A file path another process of this user can open to read the segment, if there is one.
     pub fn path(&self) -> Option<String> {
         path_of(&self.mapping.handle)
+    }
+}
+
+impl std::fmt::Debug for View {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("View")
+            .field("handle", &self.handle())
+            .field("mode", &self.mode())
+            .finish()
     }
 }
 
@@ -228,13 +242,18 @@ fn with<T>(f: impl FnOnce(&mut Registry) -> T) -> T {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn gone(id: &str) -> Error {
     Error::new(
         Code::NotFound,
-        format!("no segment with id {id:?}: it was freed, its owner released it, or it never existed"),
+        format!(
+            "no segment with id {id:?}: it was freed, its owner released it, or it never existed"
+        ),
     )
 }
 
@@ -242,9 +261,12 @@ fn gone(id: &str) -> Error {
 fn decode_head(head: &[u8], size: u64) -> Result<(Header, String)> {
     let h = Header::decode(head, size)?;
     let end = header::FIXED_SIZE + h.attributes_len as usize;
-    let attrs = head
-        .get(header::FIXED_SIZE..end)
-        .ok_or_else(|| Error::new(Code::BadHeader, "segment attributes run past the header read"))?;
+    let attrs = head.get(header::FIXED_SIZE..end).ok_or_else(|| {
+        Error::new(
+            Code::BadHeader,
+            "segment attributes run past the header read",
+        )
+    })?;
     let attrs = String::from_utf8(attrs.to_vec())
         .map_err(|_| Error::new(Code::BadHeader, "segment attributes are not UTF-8"))?;
     Ok((h, attrs))
@@ -257,13 +279,21 @@ fn open_place(id: &str, place: &Place, write: bool) -> Result<sys::File> {
         #[cfg(target_os = "linux")]
         Place::Memfd { pid, fd, pidns } => sys::open_memfd(id, pid, fd, pidns, write),
         #[cfg(not(target_os = "linux"))]
-        Place::Memfd { .. } => Err(Error::new(Code::NotFound, "unnamed segments of Linux processes open only on Linux")),
+        Place::Memfd { .. } => Err(Error::new(
+            Code::NotFound,
+            "unnamed segments of Linux processes open only on Linux",
+        )),
     }
 }
 
 /// Opens and checks the segment a handle names: the header must decode against the real size,
 /// carry the handle's generation, not be freed, and (for a memfd) name the owner that holds it.
-fn open_checked(id: &str, generation: Option<u64>, place: &Place, write: bool) -> Result<(sys::File, Header, String)> {
+fn open_checked(
+    id: &str,
+    generation: Option<u64>,
+    place: &Place,
+    write: bool,
+) -> Result<(sys::File, Header, String)> {
     let file = match open_place(id, place, write) {
         Err(e) if write && e.code == Code::Permission && matches!(place, Place::Named) => {
             // Read-only access still serves copy-on-write and inspection.
@@ -283,7 +313,8 @@ fn open_checked(id: &str, generation: Option<u64>, place: &Place, write: bool) -
         return Err(gone(id));
     }
     if let Place::Memfd { pid, .. } = *place {
-        if h.owner_pid != pid || sys::owner_alive(pid, h.owner_start, h.owner_pidns) == Some(false) {
+        if h.owner_pid != pid || sys::owner_alive(pid, h.owner_start, h.owner_pidns) == Some(false)
+        {
             return Err(gone(id));
         }
     }
@@ -292,7 +323,9 @@ fn open_checked(id: &str, generation: Option<u64>, place: &Place, write: bool) -
 
 /// Creates a segment, fills it with `init` (or zeros), and returns the owner's first view.
 pub fn create(spec: &CreateSpec<'_>, init: Option<&[u8]>) -> Result<View> {
-    let kind = spec.kind.ok_or_else(|| Error::new(Code::InvalidArgument, "no kind given"))?;
+    let kind = spec
+        .kind
+        .ok_or_else(|| Error::new(Code::InvalidArgument, "no kind given"))?;
     if let Some(size) = kind.element_size() {
         if spec.length.checked_mul(size) != Some(spec.byte_length) {
             return Err(Error::new(
@@ -309,7 +342,10 @@ pub fn create(spec: &CreateSpec<'_>, init: Option<&[u8]>) -> Result<View> {
     if spec.byte_length > isize::MAX as u64 / 2 {
         return Err(Error::new(
             Code::OutOfRange,
-            format!("{} bytes is more than one segment can hold", spec.byte_length),
+            format!(
+                "{} bytes is more than one segment can hold",
+                spec.byte_length
+            ),
         ));
     }
     if spec.attributes.len() > header::MAX_ATTRIBUTES {
@@ -323,7 +359,10 @@ pub fn create(spec: &CreateSpec<'_>, init: Option<&[u8]>) -> Result<View> {
         ));
     }
     if init.is_some_and(|i| i.len() as u64 > spec.byte_length) {
-        return Err(Error::new(Code::OutOfRange, "initial data larger than the segment"));
+        return Err(Error::new(
+            Code::OutOfRange,
+            "initial data larger than the segment",
+        ));
     }
     if let Some(id) = spec.id {
         name::validate_id(id)?;
@@ -405,7 +444,11 @@ pub fn create(spec: &CreateSpec<'_>, init: Option<&[u8]>) -> Result<View> {
     let handle = if named {
         name::format_handle(&id, h.generation, &Place::Named)
     } else {
-        let place = Place::Memfd { pid, fd: file.raw_fd(), pidns };
+        let place = Place::Memfd {
+            pid,
+            fd: file.raw_fd(),
+            pidns,
+        };
         name::format_handle(&id, h.generation, &place)
     };
     #[cfg(not(target_os = "linux"))]
@@ -422,7 +465,11 @@ pub fn create(spec: &CreateSpec<'_>, init: Option<&[u8]>) -> Result<View> {
     });
     LIVE.fetch_add(1, Ordering::Relaxed);
     #[cfg(windows)]
-    let keeper = if spec.persist || spec.developer { sys::map_file(&file, sys::Access::Peek).ok() } else { None };
+    let keeper = if spec.persist || spec.developer {
+        sys::map_file(&file, sys::Access::Peek).ok()
+    } else {
+        None
+    };
     let owned = Owned {
         named,
         persistent: spec.persist || spec.developer,
@@ -466,7 +513,20 @@ pub fn locate(handle: &str, mode: Option<Mode>) -> Result<Located> {
     let (id, generation, place) = name::parse_handle(handle)?;
     let (_, h, _) = open_checked(&id, Some(generation), &place, false)?;
     let mode = mode.unwrap_or_else(|| Mode::of_header(&h));
-    Ok(Located { key: view_key(&(id, generation), mode), header: h, mode })
+    Ok(Located {
+        key: view_key(&(id, generation), mode),
+        header: h,
+        mode,
+    })
+}
+
+/// Whether the segment a handle names can still be opened by it (not freed, not replaced).
+pub fn handle_is_current(handle: &str) -> Result<bool> {
+    match locate(handle, None) {
+        Ok(_) => Ok(true),
+        Err(e) if e.code == Code::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Opens the segment a handle names. `mode: None` takes the sharer's default. Opening has no
@@ -486,7 +546,9 @@ fn open_at(id: &str, generation: Option<u64>, place: &Place, mode: Option<Mode>)
     let write = mode != Some(Mode::CopyOnWrite);
     let (file, h, attributes) = match open_checked(id, generation, place, write) {
         // A segment this user may only read still opens copy-on-write.
-        Err(e) if write && mode.is_none() && e.code == Code::Permission => open_checked(id, generation, place, false)?,
+        Err(e) if write && mode.is_none() && e.code == Code::Permission => {
+            open_checked(id, generation, place, false)?
+        }
         r => r?,
     };
     let mode = mode.unwrap_or_else(|| Mode::of_header(&h));
@@ -525,7 +587,8 @@ fn open_at(id: &str, generation: Option<u64>, place: &Place, mode: Option<Mode>)
                 return Some(existing);
             }
         }
-        r.mappings.insert((key.clone(), mode), Arc::downgrade(&mapping));
+        r.mappings
+            .insert((key.clone(), mode), Arc::downgrade(&mapping));
         if owner {
             if let Some(o) = r.owned.get_mut(&key) {
                 o.live += 1;
@@ -558,13 +621,24 @@ pub fn read_copy(handle: &str, max_bytes: u64) -> Result<(Header, String, Vec<u8
     }
     let map = sys::map_file(&file, sys::Access::CopyOnWrite)?;
     let mut data = Vec::new();
-    data.try_reserve_exact(h.byte_length as usize).map_err(|_| {
-        Error::new(Code::NoSpace, format!("not enough memory for a private copy of segment {id:?} ({} bytes)", h.byte_length))
-    })?;
+    data.try_reserve_exact(h.byte_length as usize)
+        .map_err(|_| {
+            Error::new(
+                Code::NoSpace,
+                format!(
+                    "not enough memory for a private copy of segment {id:?} ({} bytes)",
+                    h.byte_length
+                ),
+            )
+        })?;
     // SAFETY: decode checked data_offset + byte_length <= the file's size, which the map covers;
     // the bytes are copied out while `map` keeps them mapped, into capacity reserved above.
     unsafe {
-        std::ptr::copy_nonoverlapping(map.ptr().add(h.data_offset as usize), data.as_mut_ptr(), h.byte_length as usize);
+        std::ptr::copy_nonoverlapping(
+            map.ptr().add(h.data_offset as usize),
+            data.as_mut_ptr(),
+            h.byte_length as usize,
+        );
         data.set_len(h.byte_length as usize);
     }
     Ok((h, attributes, data))
@@ -590,7 +664,7 @@ fn release_owned_segment(key: &SegKey, o: Owned) {
     if o.named {
         unlink_generation(&key.0, key.1);
     }
-    drop(o); // closes the memfd (Linux) or the keeper (Windows)
+    // `o` drops here: that closes the memfd (Linux) or the keeper (Windows).
 }
 
 /// Records that a segment's handle was handed out: the owner keeps it nameable until `free` or
@@ -600,7 +674,9 @@ pub fn hand_out(handle: &str) -> Result<bool> {
     let key = (id, generation);
     #[cfg(windows)]
     let keeper = if with(|r| r.owned.get(&key).is_some_and(|o| o.keeper.is_none())) {
-        sys::open_named(&key.0, false).and_then(|f| sys::map_file(&f, sys::Access::Peek)).ok()
+        sys::open_named(&key.0, false)
+            .and_then(|f| sys::map_file(&f, sys::Access::Peek))
+            .ok()
     } else {
         None
     };
@@ -622,7 +698,11 @@ pub fn hand_out(handle: &str) -> Result<bool> {
 /// Returns whether a live mapping was retired.
 pub fn retire(view_key_text: &str) -> bool {
     let found = with(|r| {
-        let k = r.mappings.iter().find(|((k, m), _)| view_key(k, *m) == view_key_text).map(|(k, _)| k.clone())?;
+        let k = r
+            .mappings
+            .iter()
+            .find(|((k, m), _)| view_key(k, *m) == view_key_text)
+            .map(|(k, _)| k.clone())?;
         r.mappings.remove(&k).and_then(|w| w.upgrade())
     });
     let Some(m) = found else { return false };
@@ -675,15 +755,21 @@ pub fn free(id: &str) -> Result<bool> {
 fn free_at(id: &str, generation: Option<u64>, place: &Place) -> Result<bool> {
     // This process's own segment: forget it as owner (closing a memfd ends its nameability).
     let mine = with(|r| {
-        let key = r.owned.keys().find(|k| k.0 == id && generation.is_none_or(|g| g == k.1)).cloned()?;
+        let key = r
+            .owned
+            .keys()
+            .find(|k| k.0 == id && generation.is_none_or(|g| g == k.1))
+            .cloned()?;
         let o = r.owned.remove(&key)?;
         Some((key, o))
     });
     if let Some((key, o)) = mine {
+        let _ = &key;
         let named = o.named;
         #[cfg(windows)]
         let had_keeper = o.keeper.is_some();
-        drop(o);
+        // Forgetting it closes the memfd (Linux) or the keeper (Windows).
+        let _owned = o;
         if named {
             #[cfg(windows)]
             return Ok(had_keeper);
@@ -778,25 +864,53 @@ pub fn last_created() -> Option<String> {
 pub fn list() -> Vec<Listing> {
     let mut out = Vec::new();
     for id in sys::list_ids() {
-        let Ok(f) = sys::open_named(&id, false) else { continue };
-        let Ok(head) = sys::read_head(&f) else { continue };
-        let Ok(header) = Header::decode(&head, f.size()) else { continue };
-        let owner_alive = sys::owner_alive(header.owner_pid, header.owner_start, header.owner_pidns);
-        out.push(Listing { id, header, size: f.size(), owner_alive, named: true });
+        let Ok(f) = sys::open_named(&id, false) else {
+            continue;
+        };
+        let Ok(head) = sys::read_head(&f) else {
+            continue;
+        };
+        let Ok(header) = Header::decode(&head, f.size()) else {
+            continue;
+        };
+        let owner_alive =
+            sys::owner_alive(header.owner_pid, header.owner_start, header.owner_pidns);
+        out.push(Listing {
+            id,
+            header,
+            size: f.size(),
+            owner_alive,
+            named: true,
+        });
     }
     #[cfg(target_os = "linux")]
     for (id, pid, fd) in sys::list_memfds() {
-        let Ok(f) = sys::open_memfd(&id, pid, fd, 0, false) else { continue };
-        let Ok(head) = sys::read_head(&f) else { continue };
-        let Ok(header) = Header::decode(&head, f.size()) else { continue };
+        let Ok(f) = sys::open_memfd(&id, pid, fd, 0, false) else {
+            continue;
+        };
+        let Ok(head) = sys::read_head(&f) else {
+            continue;
+        };
+        let Ok(header) = Header::decode(&head, f.size()) else {
+            continue;
+        };
         // Only the owner's own descriptor counts; a freed one is not listed.
         if header.owner_pid != pid || header.flags & header::FLAG_FREED != 0 {
             continue;
         }
-        if out.iter().any(|l: &Listing| l.id == id && l.header.generation == header.generation) {
+        if out
+            .iter()
+            .any(|l: &Listing| l.id == id && l.header.generation == header.generation)
+        {
             continue;
         }
-        out.push(Listing { id, header, size: f.size(), owner_alive: Some(true), named: false });
+        out.push(Listing {
+            id,
+            header,
+            size: f.size(),
+            owner_alive: Some(true),
+            named: false,
+        });
     }
     #[cfg(windows)]
     {
@@ -806,7 +920,13 @@ pub fn list() -> Vec<Listing> {
                 continue;
             }
             if let Ok((header, _, size)) = peek(&id) {
-                out.push(Listing { id, header, size, owner_alive: None, named: true });
+                out.push(Listing {
+                    id,
+                    header,
+                    size,
+                    owner_alive: None,
+                    named: true,
+                });
             }
         }
     }
@@ -819,7 +939,12 @@ pub fn list() -> Vec<Listing> {
 pub fn sweep(dry_run: bool) -> Vec<Listing> {
     list()
         .into_iter()
-        .filter(|l| l.named && l.owner_alive == Some(false) && !l.header.persistent() && !l.header.developer())
+        .filter(|l| {
+            l.named
+                && l.owner_alive == Some(false)
+                && !l.header.persistent()
+                && !l.header.developer()
+        })
         .filter(|l| dry_run || unlink_generation(&l.id, l.header.generation))
         .collect()
 }
@@ -828,13 +953,21 @@ pub fn sweep(dry_run: bool) -> Vec<Listing> {
 /// `releaseSharedObjectPackageData`). Views keep working. Returns how many names were removed.
 pub fn release_owned() -> usize {
     let owned: Vec<SegKey> = with(|r| {
-        let keys: Vec<SegKey> = r.owned.iter().filter(|(_, o)| o.named && !o.persistent).map(|(k, _)| k.clone()).collect();
+        let keys: Vec<SegKey> = r
+            .owned
+            .iter()
+            .filter(|(_, o)| o.named && !o.persistent)
+            .map(|(k, _)| k.clone())
+            .collect();
         for k in &keys {
             r.owned.remove(k);
         }
         keys
     });
-    owned.iter().filter(|(id, g)| unlink_generation(id, *g)).count()
+    owned
+        .iter()
+        .filter(|(id, g)| unlink_generation(id, *g))
+        .count()
 }
 
 /// Mappings this process holds (registered and alive) and live mappings overall.
@@ -845,10 +978,10 @@ pub fn stats() -> (usize, usize) {
 
 /// The path of the segment a handle names, for readers in other languages.
 pub fn path_of(handle: &str) -> Option<String> {
-    let (id, _, place) = name::parse_handle(handle).ok()?;
+    let (_id, _, place) = name::parse_handle(handle).ok()?;
     match place {
         #[cfg(target_os = "linux")]
-        Place::Named => Some(format!("/dev/shm/{}{id}", name::PREFIX)),
+        Place::Named => Some(format!("/dev/shm/{}{_id}", name::PREFIX)),
         #[cfg(not(target_os = "linux"))]
         Place::Named => None,
         Place::Memfd { pid, fd, .. } => Some(format!("/proc/{pid}/fd/{fd}")),

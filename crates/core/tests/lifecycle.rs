@@ -14,15 +14,15 @@ fn spec(len: u64) -> CreateSpec<'static> {
 }
 
 fn read_f64(v: &sharedobject_core::View, i: usize) -> f64 {
-    assert!((i + 1) * 8 <= v.byte_length);
+    assert!((i + 1) * 8 <= v.byte_length());
     // SAFETY: in bounds (checked above) and the view is not released yet.
-    unsafe { (v.ptr as *const f64).add(i).read_unaligned() }
+    unsafe { (v.ptr() as *const f64).add(i).read_unaligned() }
 }
 
 fn write_f64(v: &sharedobject_core::View, i: usize, x: f64) {
-    assert!((i + 1) * 8 <= v.byte_length);
+    assert!((i + 1) * 8 <= v.byte_length());
     // SAFETY: as in read_f64; views are writable in both modes.
-    unsafe { (v.ptr as *mut f64).add(i).write_unaligned(x) }
+    unsafe { (v.ptr() as *mut f64).add(i).write_unaligned(x) }
 }
 
 fn bytes_of(xs: &[f64]) -> Vec<u8> {
@@ -32,31 +32,74 @@ fn bytes_of(xs: &[f64]) -> Vec<u8> {
 #[test]
 fn created_data_is_read_back_through_a_second_mapping() {
     let owner = registry::create(&spec(3), Some(&bytes_of(&[1.5, 2.5, 3.5]))).unwrap();
-    let other = registry::open_handle(&owner.handle, None).unwrap();
-    assert_eq!(other.header.length, 3);
+    let other = registry::open_handle(owner.handle(), None).unwrap();
+    assert_eq!(other.header().length, 3);
     assert_eq!(read_f64(&other, 2), 3.5);
     assert!(
-        other.owner,
+        other.owner(),
         "the owning process stays the owner whichever view it uses"
     );
     assert_eq!(
-        other.ptr, owner.ptr,
+        other.ptr(),
+        owner.ptr(),
         "one mapping per segment and mode in a process"
     );
-    registry::release(other.token);
-    registry::release(owner.token);
+    let handle = owner.handle().to_string();
+    drop(other);
+    drop(owner);
     assert_eq!(
-        registry::open_handle(&owner.handle, None).unwrap_err().code,
+        registry::open_handle(&handle, None).unwrap_err().code,
+        Code::NotFound,
+        "the owner's last view went and the handle was never handed out: the segment is gone"
+    );
+}
+
+#[test]
+fn a_handed_out_segment_outlives_its_owners_views_until_freed() {
+    let owner = registry::create(&spec(1), Some(&bytes_of(&[9.0]))).unwrap();
+    let handle = owner.handle().to_string();
+    assert!(registry::hand_out(&handle).unwrap());
+    drop(owner);
+    let again = registry::open_handle(&handle, None).unwrap();
+    assert_eq!(read_f64(&again, 0), 9.0);
+    drop(again);
+    assert!(registry::free_handle(&handle).unwrap());
+    assert_eq!(
+        registry::open_handle(&handle, None).unwrap_err().code,
         Code::NotFound
     );
+}
+
+#[test]
+fn a_retired_mapping_reads_zeros_and_the_next_open_maps_afresh() {
+    let owner = registry::create(&spec(2), Some(&bytes_of(&[1.0, 2.0]))).unwrap();
+    let handle = owner.handle().to_string();
+    registry::hand_out(&handle).unwrap();
+    assert!(registry::retire(&owner.key()));
+    assert!(!registry::retire(&owner.key()), "retiring twice is a no-op");
+    assert_eq!(
+        read_f64(&owner, 1),
+        0.0,
+        "zero pages, never unmapped memory"
+    );
+    write_f64(&owner, 1, 5.0);
+    let fresh = registry::open_handle(&handle, None).unwrap();
+    assert_ne!(fresh.ptr(), owner.ptr());
+    assert_eq!(
+        read_f64(&fresh, 1),
+        2.0,
+        "writes to a retired view go nowhere"
+    );
+    registry::free_handle(&handle).unwrap();
+    drop((fresh, owner));
 }
 
 #[test]
 fn copy_on_write_views_keep_their_writes_to_themselves() {
     // Three pages of doubles: the private write copies the first page only.
     let owner = registry::create(&spec(1536), None).unwrap();
-    let private = registry::open_handle(&owner.handle, Some(Mode::CopyOnWrite)).unwrap();
-    assert_ne!(private.ptr, owner.ptr);
+    let private = registry::open_handle(owner.handle(), Some(Mode::CopyOnWrite)).unwrap();
+    assert_ne!(private.ptr(), owner.ptr());
     write_f64(&private, 0, 99.0);
     assert_eq!(read_f64(&owner, 0), 0.0);
     // Page by page on Linux and Windows; macOS copies the whole vector when it is opened.
@@ -71,8 +114,8 @@ fn copy_on_write_views_keep_their_writes_to_themselves() {
     }
     write_f64(&owner, 1, 5.0);
     assert_eq!(read_f64(&private, 1), 0.0, "a copied page no longer does");
-    registry::release(private.token);
-    registry::release(owner.token);
+    drop(private);
+    drop(owner);
 }
 
 #[test]
@@ -82,32 +125,32 @@ fn the_sharers_copy_on_write_choice_is_the_default_for_openers() {
         ..spec(1)
     };
     let owner = registry::create(&s, None).unwrap();
-    let opened = registry::open_handle(&owner.handle, None).unwrap();
-    assert_eq!(opened.mode, Mode::CopyOnWrite);
-    let shared = registry::open_handle(&owner.handle, Some(Mode::Shared)).unwrap();
-    assert_eq!(shared.mode, Mode::Shared);
-    for t in [shared.token, opened.token, owner.token] {
-        registry::release(t);
-    }
+    let opened = registry::open_handle(owner.handle(), None).unwrap();
+    assert_eq!(opened.mode(), Mode::CopyOnWrite);
+    let shared = registry::open_handle(owner.handle(), Some(Mode::Shared)).unwrap();
+    assert_eq!(shared.mode(), Mode::Shared);
+    drop((shared, opened, owner));
 }
 
 // Windows has no names to remove or list: a mapping ends with its last view.
 #[cfg(unix)]
 #[test]
 fn free_removes_the_name_but_mapped_views_keep_working() {
-    let owner = registry::create(&spec(1), Some(&bytes_of(&[42.0]))).unwrap();
-    assert!(registry::free(&owner.id).unwrap());
-    assert!(!registry::exists(&owner.id).unwrap());
+    let s = CreateSpec {
+        named: true,
+        ..spec(1)
+    };
+    let owner = registry::create(&s, Some(&bytes_of(&[42.0]))).unwrap();
+    assert!(registry::free(owner.id()).unwrap());
+    assert!(!registry::exists(owner.id()).unwrap());
     assert_eq!(read_f64(&owner, 0), 42.0);
     assert_eq!(
-        registry::open_handle(&owner.handle, None).unwrap_err().code,
+        registry::open_handle(owner.handle(), None)
+            .unwrap_err()
+            .code,
         Code::NotFound
     );
-    assert!(registry::release(owner.token));
-    assert!(
-        !registry::release(owner.token),
-        "a second release is a no-op"
-    );
+    drop(owner);
 }
 
 // Windows has no names to remove or list: a mapping ends with its last view.
@@ -119,11 +162,12 @@ fn persistent_segments_survive_their_owners_release() {
         ..spec(1)
     };
     let owner = registry::create(&s, None).unwrap();
-    registry::release(owner.token);
-    assert!(registry::exists(&owner.id).unwrap());
-    let again = registry::open_handle(&owner.handle, None).unwrap();
-    registry::release(again.token);
-    assert!(registry::free(&owner.id).unwrap());
+    let (id, handle) = (owner.id().to_string(), owner.handle().to_string());
+    drop(owner);
+    assert!(registry::exists(&id).unwrap());
+    let again = registry::open_handle(&handle, None).unwrap();
+    drop(again);
+    assert!(registry::free(&id).unwrap());
 }
 
 #[test]
@@ -134,7 +178,7 @@ fn user_ids_are_exclusive_and_validated() {
     };
     let owner = registry::create(&s, None).unwrap();
     assert_eq!(registry::create(&s, None).unwrap_err().code, Code::Exists);
-    registry::release(owner.token);
+    drop(owner);
     let bad = CreateSpec {
         id: Some("../etc/passwd"),
         ..spec(1)
@@ -149,9 +193,9 @@ fn developer_segments_follow_the_seed() {
     let id = registry::allocate(10, None).unwrap();
     assert!(registry::last_created().is_some());
     assert!(registry::exists(&id).unwrap());
-    let v = registry::open_id(&id, None, Some(Mode::Shared)).unwrap();
-    assert!(v.byte_length >= 10);
-    registry::release(v.token);
+    let v = registry::open_id(&id, Some(Mode::Shared)).unwrap();
+    assert!(v.byte_length() >= 10);
+    drop(v);
     assert!(registry::exists(&id).unwrap(), "unmapping does not free");
     assert!(registry::free(&id).unwrap());
     assert!(!registry::exists(&id).unwrap());
@@ -197,16 +241,32 @@ fn lengths_that_do_not_match_the_kind_are_refused() {
 #[cfg(unix)]
 #[test]
 fn our_own_live_segments_are_listed_and_never_swept() {
-    let owner = registry::create(&spec(1), None).unwrap();
+    let owner = registry::create(
+        &CreateSpec {
+            named: true,
+            ..spec(1)
+        },
+        None,
+    )
+    .unwrap();
+    #[cfg(target_os = "linux")]
+    {
+        let unnamed = registry::create(&spec(1), None).unwrap();
+        let l = registry::list()
+            .into_iter()
+            .find(|l| l.id == unnamed.id())
+            .expect("an unnamed segment is listed");
+        assert!(!l.named);
+    }
     let listed = registry::list()
         .into_iter()
-        .find(|l| l.id == owner.id)
+        .find(|l| l.id == owner.id())
         .expect("listed");
     assert_eq!(listed.owner_alive, Some(true));
     assert_eq!(listed.header.kind, Kind::Float64);
-    assert!(registry::sweep().iter().all(|l| l.id != owner.id));
-    assert!(registry::exists(&owner.id).unwrap());
-    registry::release(owner.token);
+    assert!(registry::sweep(false).iter().all(|l| l.id != owner.id()));
+    assert!(registry::exists(owner.id()).unwrap());
+    drop(owner);
 }
 
 #[cfg(target_os = "linux")]
@@ -214,9 +274,9 @@ fn our_own_live_segments_are_listed_and_never_swept() {
 fn a_segment_that_is_not_ours_is_a_bad_header_and_is_left_alone() {
     let path = "/dev/shm/sobj.core-test-foreign";
     std::fs::write(path, vec![7u8; 4096]).unwrap();
-    let err = registry::open_id("core-test-foreign", None, None).unwrap_err();
+    let err = registry::open_id("core-test-foreign", None).unwrap_err();
     assert_eq!(err.code, Code::BadHeader);
-    assert!(registry::sweep()
+    assert!(registry::sweep(false)
         .iter()
         .all(|l| l.id != "core-test-foreign"));
     assert!(
@@ -238,17 +298,19 @@ fn a_name_freed_and_made_again_is_another_segment() {
     let second = registry::create(&s, Some(&bytes_of(&[2.0]))).unwrap();
     // The old handle names the freed segment, even in the process that still maps it.
     assert_eq!(
-        registry::open_handle(&first.handle, None).unwrap_err().code,
+        registry::open_handle(first.handle(), None)
+            .unwrap_err()
+            .code,
         Code::NotFound
     );
-    assert!(!registry::handle_is_current(&first.handle).unwrap());
-    assert!(registry::handle_is_current(&second.handle).unwrap());
+    assert!(!registry::handle_is_current(first.handle()).unwrap());
+    assert!(registry::handle_is_current(second.handle()).unwrap());
     // Releasing the old owner's view must not remove the new segment's name.
-    registry::release(first.token);
+    drop(first);
     assert!(registry::exists("core-test-reborn").unwrap());
-    let again = registry::open_handle(&second.handle, None).unwrap();
+    let again = registry::open_handle(second.handle(), None).unwrap();
     assert_eq!(read_f64(&again, 0), 2.0);
-    registry::release(again.token);
-    registry::release(second.token);
+    drop(again);
+    drop(second);
     assert!(!registry::exists("core-test-reborn").unwrap());
 }

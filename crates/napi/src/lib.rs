@@ -8,7 +8,9 @@ use std::ffi::c_void;
 use std::ptr;
 use std::sync::Mutex;
 
-use napi::bindgen_prelude::{FromNapiValue, ToNapiValue, TypeName, Uint8ArraySlice, ValidateNapiValue};
+use napi::bindgen_prelude::{
+    FromNapiValue, ToNapiValue, TypeName, Uint8ArraySlice, ValidateNapiValue,
+};
 use napi::{sys, Env, Error, Result, Status, ValueType};
 use napi_derive::napi;
 use sharedobject_core::{registry, Code, CreateSpec, ErrorClass, Kind, Mode};
@@ -55,7 +57,10 @@ fn lookup_sab() -> Option<CreateSab> {
     // Node-API there); a found symbol is this function, whose C signature CreateSab matches
     // js_native_api.h.
     unsafe {
-        let p = libc::dlsym(libc::RTLD_DEFAULT, c"node_api_create_external_sharedarraybuffer".as_ptr());
+        let p = libc::dlsym(
+            libc::RTLD_DEFAULT,
+            c"node_api_create_external_sharedarraybuffer".as_ptr(),
+        );
         (!p.is_null()).then(|| std::mem::transmute::<*mut c_void, CreateSab>(p))
     }
 }
@@ -71,7 +76,11 @@ fn lookup_sab() -> Option<CreateSab> {
 static GIVE_BACK: Mutex<Option<HashMap<usize, i64>>> = Mutex::new(None);
 
 fn settle_external_memory(env: sys::napi_env) {
-    let back = GIVE_BACK.lock().unwrap_or_else(|p| p.into_inner()).as_mut().and_then(|m| m.remove(&(env as usize)));
+    let back = GIVE_BACK
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_mut()
+        .and_then(|m| m.remove(&(env as usize)));
     if let Some(n) = back.filter(|&n| n > 0) {
         let mut out = 0i64;
         // SAFETY: a plain Node-API call on the environment's own thread.
@@ -90,7 +99,12 @@ unsafe extern "C" fn release_held(data: *mut c_void) {
     // once; the engine calls the finalizer exactly once.
     let held = unsafe { Box::from_raw(data.cast::<Held>()) };
     if let Some((env, n)) = held.reported {
-        *GIVE_BACK.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert_with(HashMap::new).entry(env).or_insert(0) += n;
+        *GIVE_BACK
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get_or_insert_with(HashMap::new)
+            .entry(env)
+            .or_insert(0) += n;
     }
     drop(held); // releases the view: the mapping is unmapped with its last view
 }
@@ -126,10 +140,17 @@ impl ToNapiValue for ViewBuffer {
     unsafe fn to_napi_value(env: sys::napi_env, v: Self) -> Result<sys::napi_value> {
         let len = v.view.byte_length();
         // An empty view still gets a valid, non-null address so the engine never sees null data.
-        let data: *mut c_void = if len == 0 { ptr::NonNull::<u64>::dangling().as_ptr().cast() } else { v.view.ptr().cast() };
+        let data: *mut c_void = if len == 0 {
+            ptr::NonNull::<u64>::dangling().as_ptr().cast()
+        } else {
+            v.view.ptr().cast()
+        };
         let sab = create_sab_fn();
-        let reported = (v.report && sab.is_some()).then(|| (env as usize, len as i64));
-        let held = Box::into_raw(Box::new(Held { _view: v.view, reported }));
+        let reported = (v.report && sab.is_some()).then_some((env as usize, len as i64));
+        let held = Box::into_raw(Box::new(Held {
+            _view: v.view,
+            reported,
+        }));
         let mut out = ptr::null_mut();
         // SAFETY: `data` points to `len` bytes that stay mapped while `held` lives (the view
         // owns its mapping); the engine owns `held` from here and releases it in the finalizer,
@@ -137,7 +158,14 @@ impl ToNapiValue for ViewBuffer {
         let status = unsafe {
             match sab {
                 Some(f) => f(env, data, len, Some(finalize_sab), held.cast(), &mut out),
-                None => sys::napi_create_external_arraybuffer(env, data, len, Some(finalize_ab), held.cast(), &mut out),
+                None => sys::napi_create_external_arraybuffer(
+                    env,
+                    data,
+                    len,
+                    Some(finalize_ab),
+                    held.cast(),
+                    &mut out,
+                ),
             }
         };
         if status == sys::Status::napi_ok {
@@ -157,7 +185,10 @@ impl ToNapiValue for ViewBuffer {
                  open(handle, { copy: true }) gives a private copy instead",
             )
         } else {
-            core_err(Code::Os, format!("cannot create a buffer over the segment (napi status {status})"))
+            core_err(
+                Code::Os,
+                format!("cannot create a buffer over the segment (napi status {status})"),
+            )
         };
         Err(throw(&Env::from_raw(env), e))
     }
@@ -244,7 +275,10 @@ fn whole(x: f64, what: &str) -> sharedobject_core::Result<u64> {
     if x.is_finite() && x >= 0.0 && x.fract() == 0.0 && x <= 9_007_199_254_740_991.0 {
         Ok(x as u64)
     } else {
-        Err(core_err(Code::OutOfRange, format!("{what} must be a whole number from 0 to 2^53 - 1, got {x}")))
+        Err(core_err(
+            Code::OutOfRange,
+            format!("{what} must be a whole number from 0 to 2^53 - 1, got {x}"),
+        ))
     }
 }
 
@@ -263,13 +297,24 @@ pub fn shared_buffers() -> bool {
 pub fn create(env: Env, options: CreateOptions, init: Option<Uint8ArraySlice>) -> Result<ViewInfo> {
     settle_external_memory(env.raw());
     let run = || {
-        let kind = Kind::from_name(&options.kind)
-            .ok_or_else(|| core_err(Code::InvalidArgument, format!("unknown kind {:?}", options.kind)))?;
+        let kind = Kind::from_name(&options.kind).ok_or_else(|| {
+            core_err(
+                Code::InvalidArgument,
+                format!("unknown kind {:?}", options.kind),
+            )
+        })?;
         let length = whole(options.length, "length")?;
         let byte_length = match (options.byte_length, kind.element_size()) {
             (Some(b), _) => whole(b, "byteLength")?,
-            (None, Some(size)) => length.checked_mul(size).ok_or_else(|| core_err(Code::OutOfRange, "length too large"))?,
-            (None, None) => return Err(core_err(Code::InvalidArgument, "byteLength is required for this kind")),
+            (None, Some(size)) => length
+                .checked_mul(size)
+                .ok_or_else(|| core_err(Code::OutOfRange, "length too large"))?,
+            (None, None) => {
+                return Err(core_err(
+                    Code::InvalidArgument,
+                    "byteLength is required for this kind",
+                ))
+            }
         };
         let mut aux = [0u64; sharedobject_core::header::AUX_WORDS];
         for (slot, &w) in aux.iter_mut().zip(options.aux.iter().flatten()) {
@@ -307,7 +352,11 @@ pub struct LocateInfo {
 #[napi]
 pub fn locate(env: Env, handle: String, copy_on_write: Option<bool>) -> Result<LocateInfo> {
     registry::locate(&handle, mode_of(copy_on_write))
-        .map(|l| LocateInfo { key: l.key, kind: l.header.kind.name().to_string(), byte_length: l.header.byte_length as f64 })
+        .map(|l| LocateInfo {
+            key: l.key,
+            kind: l.header.kind.name().to_string(),
+            byte_length: l.header.byte_length as f64,
+        })
         .map_err(|e| throw(&env, e))
 }
 
@@ -315,13 +364,17 @@ pub fn locate(env: Env, handle: String, copy_on_write: Option<bool>) -> Result<L
 #[napi]
 pub fn open(env: Env, handle: String, copy_on_write: Option<bool>) -> Result<ViewInfo> {
     settle_external_memory(env.raw());
-    registry::open_handle(&handle, mode_of(copy_on_write)).map(|v| to_info(v, false)).map_err(|e| throw(&env, e))
+    registry::open_handle(&handle, mode_of(copy_on_write))
+        .map(|v| to_info(v, false))
+        .map_err(|e| throw(&env, e))
 }
 
 /// Opens a named segment by id (the developer API's `mapSharedMemory`).
 #[napi]
 pub fn open_id(env: Env, id: String, copy_on_write: Option<bool>) -> Result<ViewInfo> {
-    registry::open_id(&id, mode_of(copy_on_write)).map(|v| to_info(v, false)).map_err(|e| throw(&env, e))
+    registry::open_id(&id, mode_of(copy_on_write))
+        .map(|v| to_info(v, false))
+        .map_err(|e| throw(&env, e))
 }
 
 /// A segment's header, for a copy read without keeping it mapped.
@@ -340,7 +393,8 @@ pub struct CopyInfo {
 /// forbid external buffers. Segments larger than `maxBytes` are refused before any allocation.
 #[napi]
 pub fn read_copy(env: Env, handle: String, max_bytes: f64) -> Result<CopyInfo> {
-    let (h, attributes, data) = registry::read_copy(&handle, max_bytes.max(0.0) as u64).map_err(|e| throw(&env, e))?;
+    let (h, attributes, data) =
+        registry::read_copy(&handle, max_bytes.max(0.0) as u64).map_err(|e| throw(&env, e))?;
     Ok(CopyInfo {
         kind: h.kind.name().to_string(),
         length: h.length as f64,
@@ -363,7 +417,11 @@ pub fn hand_out(env: Env, handle: String) -> Result<bool> {
 /// that something else still references is never unmapped here: it reads as zeros until the
 /// engine releases it. Returns whether a live mapping was retired.
 #[napi]
-pub fn close(env: Env, #[napi(ts_arg_type = "ArrayBuffer | SharedArrayBuffer")] buffer: Raw, key: String) -> Result<bool> {
+pub fn close(
+    env: Env,
+    #[napi(ts_arg_type = "ArrayBuffer | SharedArrayBuffer")] buffer: Raw,
+    key: String,
+) -> Result<bool> {
     settle_external_memory(env.raw());
     let raw = env.raw();
     let mut is_ab = false;
@@ -405,12 +463,16 @@ pub fn exists(env: Env, id: String) -> Result<bool> {
 /// Bytes a named segment's data region holds.
 #[napi]
 pub fn data_size(env: Env, id: String) -> Result<f64> {
-    registry::peek(&id).map(|(h, _, _)| h.byte_length as f64).map_err(|e| throw(&env, e))
+    registry::peek(&id)
+        .map(|(h, _, _)| h.byte_length as f64)
+        .map_err(|e| throw(&env, e))
 }
 
 #[napi]
 pub fn allocate(env: Env, size: f64, id: Option<String>) -> Result<String> {
-    whole(size, "size").and_then(|s| registry::allocate(s, id.as_deref())).map_err(|e| throw(&env, e))
+    whole(size, "size")
+        .and_then(|s| registry::allocate(s, id.as_deref()))
+        .map_err(|e| throw(&env, e))
 }
 
 #[napi]
@@ -465,7 +527,10 @@ pub fn list() -> Vec<SegmentInfo> {
 
 #[napi]
 pub fn sweep(dry_run: bool) -> Vec<SegmentInfo> {
-    registry::sweep(dry_run).into_iter().map(to_segment).collect()
+    registry::sweep(dry_run)
+        .into_iter()
+        .map(to_segment)
+        .collect()
 }
 
 /// Mappings this process holds.
@@ -480,5 +545,8 @@ pub struct Stats {
 #[napi]
 pub fn stats() -> Stats {
     let (mappings, live) = registry::stats();
-    Stats { mappings: mappings as u32, live: live as u32 }
+    Stats {
+        mappings: mappings as u32,
+        live: live as u32,
+    }
 }

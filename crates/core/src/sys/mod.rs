@@ -46,13 +46,18 @@ impl File {
 #[cfg(windows)]
 pub(crate) fn open_named(id: &str, _write: bool) -> crate::Result<File> {
     let map = open(id, Access::Peek)?;
-    Ok(File { id: id.to_string(), size: map.len() as u64 })
+    Ok(File {
+        id: id.to_string(),
+        size: map.len() as u64,
+    })
 }
 
 #[cfg(windows)]
 pub(crate) fn read_head(file: &File) -> crate::Result<Vec<u8>> {
     let map = open(&file.id, Access::Peek)?;
-    let n = map.len().min(crate::header::FIXED_SIZE + crate::header::MAX_ATTRIBUTES);
+    let n = map
+        .len()
+        .min(crate::header::FIXED_SIZE + crate::header::MAX_ATTRIBUTES);
     let mut out = vec![0u8; n];
     // SAFETY: n <= map.len(); the bytes are copied out while `map` keeps them mapped.
     unsafe { std::ptr::copy_nonoverlapping(map.ptr(), out.as_mut_ptr(), n) };
@@ -74,7 +79,13 @@ pub(crate) fn create_named(
     reserve: bool,
 ) -> crate::Result<(File, Map)> {
     let map = create(id, head, data_offset, total, init, reserve)?;
-    Ok((File { id: id.to_string(), size: map.len() as u64 }, map))
+    Ok((
+        File {
+            id: id.to_string(),
+            size: map.len() as u64,
+        },
+        map,
+    ))
 }
 
 #[cfg(windows)]

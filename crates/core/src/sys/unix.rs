@@ -110,6 +110,7 @@ pub(crate) struct File {
     fd: OwnedFd,
     size: u64,
     id: String,
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     named: bool,
 }
 
@@ -133,7 +134,8 @@ impl File {
 /// at least as large as a header.
 fn checked(fd: OwnedFd, id: &str, named: bool) -> Result<File> {
     let st = rustix::fs::fstat(&fd).map_err(|e| os_error(e, "inspect", id))?;
-    let regular = rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile;
+    let regular =
+        rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::RegularFile;
     // macOS reports shm objects with their own file type; only Linux files can be checked here.
     if cfg!(target_os = "linux") && !regular {
         return Err(Error::new(
@@ -154,7 +156,12 @@ fn checked(fd: OwnedFd, id: &str, named: bool) -> Result<File> {
             format!("segment {id:?} is too small to be a sharedobject segment"),
         ));
     }
-    Ok(File { fd, size, id: id.to_string(), named })
+    Ok(File {
+        fd,
+        size,
+        id: id.to_string(),
+        named,
+    })
 }
 
 #[cfg(target_os = "linux")]
@@ -180,7 +187,11 @@ pub(crate) fn open_named(id: &str, write: bool) -> Result<File> {
     };
     #[cfg(not(target_os = "linux"))]
     let fd = {
-        let access = if write { rustix::shm::OFlags::RDWR } else { rustix::shm::OFlags::RDONLY };
+        let access = if write {
+            rustix::shm::OFlags::RDWR
+        } else {
+            rustix::shm::OFlags::RDONLY
+        };
         rustix::shm::open(format!("/{PREFIX}{id}").as_str(), access, Mode::empty())
             .map_err(|e| os_error(e, "open", id))?
     };
@@ -219,10 +230,12 @@ pub(crate) fn open_memfd(id: &str, pid: u32, fd: i32, pidns: u64, write: bool) -
     }
     let access = if write { OFlags::RDWR } else { OFlags::RDONLY };
     let flags = access | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
-    let opened = retry(|| rustix::fs::openat(rustix::fs::CWD, link.as_str(), flags, Mode::empty())).map_err(unreachable)?;
+    let opened = retry(|| rustix::fs::openat(rustix::fs::CWD, link.as_str(), flags, Mode::empty()))
+        .map_err(unreachable)?;
     checked(opened, id, false)
 }
 
+#[cfg(target_os = "linux")]
 fn retry<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> rustix::io::Result<T> {
     loop {
         match f() {
@@ -270,7 +283,12 @@ pub(crate) fn read_head(file: &File) -> Result<Vec<u8>> {
 fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) -> Result<()> {
     while !buf.is_empty() {
         match rustix::io::pread(&file.fd, &mut *buf, offset) {
-            Ok(0) => return Err(Error::new(Code::BadHeader, format!("segment {:?} ends inside its header", file.id))),
+            Ok(0) => {
+                return Err(Error::new(
+                    Code::BadHeader,
+                    format!("segment {:?} ends inside its header", file.id),
+                ))
+            }
             Ok(n) => {
                 buf = &mut buf[n..];
                 offset += n as u64;
@@ -289,7 +307,14 @@ pub(crate) fn set_flags(file: &File, bits: u16) -> Result<()> {
         let mut b = [0u8; 2];
         read_exact_at(file, &mut b, 14)?;
         let flags = u16::from_le_bytes(b) | bits;
-        write_all_at(&file.fd, &flags.to_le_bytes(), 14, &file.id, file.size, file.named)
+        write_all_at(
+            &file.fd,
+            &flags.to_le_bytes(),
+            14,
+            &file.id,
+            file.size,
+            file.named,
+        )
     }
     #[cfg(not(target_os = "linux"))]
     {
@@ -308,9 +333,11 @@ pub(crate) fn set_flags(file: &File, bits: u16) -> Result<()> {
 pub(crate) fn map_file(file: &File, access: Access) -> Result<Map> {
     let len = usize::try_from(file.size)
         .map_err(|_| Error::new(Code::OutOfRange, "segment larger than the address space"))?;
-    let dup = file.fd.as_fd().try_clone_to_owned().map_err(|e| {
-        Error::new(Code::Os, format!("cannot map segment {:?}: {e}", file.id))
-    })?;
+    let dup = file
+        .fd
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| Error::new(Code::Os, format!("cannot map segment {:?}: {e}", file.id)))?;
     let f = StdFile::from(dup);
     let mut opts = MmapOptions::new();
     opts.len(len);
@@ -326,7 +353,11 @@ pub(crate) fn map_file(file: &File, access: Access) -> Result<Map> {
         }
     };
     mapped.map_err(|e| {
-        let code = if e.raw_os_error() == Some(libc::ENOMEM) { Code::NoSpace } else { Code::Os };
+        let code = if e.raw_os_error() == Some(libc::ENOMEM) {
+            Code::NoSpace
+        } else {
+            Code::Os
+        };
         Error::new(code, format!("cannot map segment {:?}: {e}", file.id))
     })
 }
@@ -389,13 +420,26 @@ pub(crate) fn discard(map: &Map) {
     }
     // SAFETY: the range is a private anonymous mapping this process owns (see `retire`);
     // MADV_DONTNEED only frees its pages, and later accesses see zero pages.
-    let _ = unsafe { rustix::mm::madvise(map.ptr().cast(), map.len(), rustix::mm::Advice::LinuxDontNeed) };
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let advice = rustix::mm::Advice::LinuxDontNeed;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let advice = rustix::mm::Advice::DontNeed;
+    let _ = unsafe { rustix::mm::madvise(map.ptr().cast(), map.len(), advice) };
 }
 
-fn write_all_at(fd: &OwnedFd, mut data: &[u8], mut offset: u64, id: &str, total: u64, named: bool) -> Result<()> {
+fn write_all_at(
+    fd: &OwnedFd,
+    mut data: &[u8],
+    mut offset: u64,
+    id: &str,
+    total: u64,
+    named: bool,
+) -> Result<()> {
     while !data.is_empty() {
         match rustix::io::pwrite(fd, data, offset) {
-            Ok(0) | Err(Errno::NOSPC) | Err(Errno::NOMEM) => return Err(no_space(id, total, Some(fd), named)),
+            Ok(0) | Err(Errno::NOSPC) | Err(Errno::NOMEM) => {
+                return Err(no_space(id, total, Some(fd), named))
+            }
             Ok(n) => {
                 data = &data[n..];
                 offset += n as u64;
@@ -441,9 +485,19 @@ fn size_segment(fd: &OwnedFd, total: u64, reserve: bool, id: &str, named: bool) 
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 /// Sizes a new segment and writes its header (with attributes) first, then its data: a crash
 /// part-way leaves a segment whose header names its owner, which the sweep can judge.
-fn fill(fd: &OwnedFd, id: &str, head: &[u8], data_offset: u64, total: u64, init: Option<&[u8]>, reserve: bool, named: bool) -> Result<()> {
+fn fill(
+    fd: &OwnedFd,
+    id: &str,
+    head: &[u8],
+    data_offset: u64,
+    total: u64,
+    init: Option<&[u8]>,
+    reserve: bool,
+    named: bool,
+) -> Result<()> {
     size_segment(fd, total, reserve, id, named)?;
     #[cfg(target_os = "linux")]
     {
@@ -469,13 +523,28 @@ fn fill_mapping(map: &Map, head: &[u8], data_offset: u64, init: Option<&[u8]>) {
 
 /// Creates named segment `id` exclusively with mode 0600, writes its header and data, and maps
 /// it shared. On failure nothing is left behind.
-pub(crate) fn create_named(id: &str, head: &[u8], data_offset: u64, total: u64, init: Option<&[u8]>, reserve: bool) -> Result<(File, Map)> {
+pub(crate) fn create_named(
+    id: &str,
+    head: &[u8],
+    data_offset: u64,
+    total: u64,
+    init: Option<&[u8]>,
+    reserve: bool,
+) -> Result<(File, Map)> {
     #[cfg(target_os = "linux")]
     let fd = {
         use rustix::fs::OFlags;
-        let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        retry(|| rustix::fs::openat(rustix::fs::CWD, named_path(id).as_str(), flags, Mode::from_raw_mode(0o600)))
-            .map_err(|e| os_error(e, "create", id))?
+        let flags =
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        retry(|| {
+            rustix::fs::openat(
+                rustix::fs::CWD,
+                named_path(id).as_str(),
+                flags,
+                Mode::from_raw_mode(0o600),
+            )
+        })
+        .map_err(|e| os_error(e, "create", id))?
     };
     #[cfg(not(target_os = "linux"))]
     let fd = rustix::shm::open(
@@ -485,7 +554,12 @@ pub(crate) fn create_named(id: &str, head: &[u8], data_offset: u64, total: u64, 
     )
     .map_err(|e| os_error(e, "create", id))?;
     let made = fill(&fd, id, head, data_offset, total, init, reserve, true).and_then(|()| {
-        let file = File { fd, size: total, id: id.to_string(), named: true };
+        let file = File {
+            fd,
+            size: total,
+            id: id.to_string(),
+            named: true,
+        };
         let map = map_file(&file, Access::Shared)?;
         fill_mapping(&map, head, data_offset, init);
         Ok((file, map))
@@ -505,14 +579,29 @@ pub(crate) fn create_named(id: &str, head: &[u8], data_offset: u64, total: u64, 
 /// Creates an unnamed segment: a memfd sealed against shrinking and growing, with its header and
 /// data written, mapped shared. The kernel frees it when the last descriptor and mapping go.
 #[cfg(target_os = "linux")]
-pub(crate) fn create_memfd(id: &str, head: &[u8], data_offset: u64, total: u64, init: Option<&[u8]>, reserve: bool) -> Result<(File, Map)> {
+pub(crate) fn create_memfd(
+    id: &str,
+    head: &[u8],
+    data_offset: u64,
+    total: u64,
+    init: Option<&[u8]>,
+    reserve: bool,
+) -> Result<(File, Map)> {
     use rustix::fs::{MemfdFlags, SealFlags};
-    let fd = rustix::fs::memfd_create(format!("{PREFIX}{id}").as_str(), MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING)
-        .map_err(|e| os_error(e, "create", id))?;
+    let fd = rustix::fs::memfd_create(
+        format!("{PREFIX}{id}").as_str(),
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )
+    .map_err(|e| os_error(e, "create", id))?;
     fill(&fd, id, head, data_offset, total, init, reserve, false)?;
     rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)
         .map_err(|e| os_error(e, "seal", id))?;
-    let file = File { fd, size: total, id: id.to_string(), named: false };
+    let file = File {
+        fd,
+        size: total,
+        id: id.to_string(),
+        named: false,
+    };
     let map = map_file(&file, Access::Shared)?;
     Ok((file, map))
 }
@@ -527,7 +616,11 @@ pub(crate) fn exists(id: &str) -> bool {
 /// Removes the name. Processes that mapped the segment keep their pages.
 pub(crate) fn unlink(id: &str) -> Result<bool> {
     #[cfg(target_os = "linux")]
-    let r = rustix::fs::unlinkat(rustix::fs::CWD, named_path(id).as_str(), rustix::fs::AtFlags::empty());
+    let r = rustix::fs::unlinkat(
+        rustix::fs::CWD,
+        named_path(id).as_str(),
+        rustix::fs::AtFlags::empty(),
+    );
     #[cfg(not(target_os = "linux"))]
     let r = rustix::shm::unlink(format!("/{PREFIX}{id}").as_str());
     match r {
@@ -590,7 +683,11 @@ pub(crate) fn list_memfds() -> Vec<(String, u32, i32)> {
                 continue;
             };
             let Some(t) = target.to_str() else { continue };
-            let Some(id) = t.strip_prefix("/memfd:").and_then(|s| s.strip_prefix(PREFIX)).and_then(|s| s.strip_suffix(" (deleted)")) else {
+            let Some(id) = t
+                .strip_prefix("/memfd:")
+                .and_then(|s| s.strip_prefix(PREFIX))
+                .and_then(|s| s.strip_suffix(" (deleted)"))
+            else {
                 continue;
             };
             if let Some(fd) = f.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) {
@@ -614,13 +711,19 @@ fn unregister_marker(_id: &str) {}
 
 #[cfg(not(target_os = "linux"))]
 fn listing_dir() -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("sharedobject-{}", rustix::process::getuid().as_raw()))
+    std::env::temp_dir().join(format!(
+        "sharedobject-{}",
+        rustix::process::getuid().as_raw()
+    ))
 }
 #[cfg(not(target_os = "linux"))]
 fn register_marker(id: &str) {
     use std::os::unix::fs::DirBuilderExt;
     let dir = listing_dir();
-    let _ = std::fs::DirBuilder::new().mode(0o700).recursive(true).create(&dir);
+    let _ = std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(&dir);
     let _ = std::fs::File::create(dir.join(format!("{PREFIX}{id}")));
 }
 #[cfg(not(target_os = "linux"))]
@@ -641,7 +744,10 @@ pub(crate) fn owner_alive(pid: u32, start: u64, pidns: u64) -> Option<bool> {
     if pidns != 0 && ours != 0 && pidns != ours {
         return None;
     }
-    let Some(p) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else {
+    let Some(p) = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
         return Some(false);
     };
     match rustix::process::test_kill_process(p) {
@@ -670,7 +776,9 @@ pub(crate) fn start_time(pid: u32) -> Option<u64> {
 #[cfg(target_os = "linux")]
 pub(crate) fn pid_namespace() -> u64 {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self/ns/pid").map(|m| m.ino()).unwrap_or(0)
+    std::fs::metadata("/proc/self/ns/pid")
+        .map(|m| m.ino())
+        .unwrap_or(0)
 }
 
 #[cfg(target_os = "macos")]
@@ -709,7 +817,10 @@ pub(crate) fn pid_namespace() -> u64 {
 /// The most mappings a process may have (`vm.max_map_count`), or a conservative default.
 pub(crate) fn max_map_count() -> usize {
     #[cfg(target_os = "linux")]
-    if let Some(n) = std::fs::read_to_string("/proc/sys/vm/max_map_count").ok().and_then(|s| s.trim().parse().ok()) {
+    if let Some(n) = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+    {
         return n;
     }
     65530
