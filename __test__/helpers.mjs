@@ -91,4 +91,6 @@ export const can = {
   /** Linux /proc and /dev/shm: memfd segments, named files, owners judged by start time. */
   procfs: process.platform === 'linux' && fs.existsSync('/proc/self/fd'),
   otherUser: otherUser(),
+  /** Root on Linux: `unshare --pid` makes another pid namespace. */
+  pidNamespaces: process.platform === 'linux' && process.getuid?.() === 0,
 }

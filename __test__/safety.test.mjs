@@ -339,3 +339,32 @@ test.serial('100,000 × (share, free, drop) either completes or fails with a cod
   const r = JSON.parse(stdout)
   t.true(r.made === 100000 || r.code === 'ERR_SHM_NO_SPACE', JSON.stringify(r))
 })
+
+;(can.otherUser ? test.serial : test.serial.skip)('another user cannot open an unnamed segment: ERR_SHM_PERMISSION from /proc', async (t) => {
+  const x = so.share(Float64Array.of(1, 2))
+  const h = so.handleOf(x)
+  const { uid, gid } = can.otherUser
+  const code = `try { require(${JSON.stringify(root)}).open(${JSON.stringify(h)}); console.log('opened') } catch (e) { console.log(e.code) }`
+  const { stdout } = await run('setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', process.execPath, '-e', code], { cwd: '/' })
+  t.is(stdout.trim(), 'ERR_SHM_PERMISSION')
+  so.free(x)
+  so.close(x)
+})
+
+;(can.pidNamespaces ? test.serial : test.serial.skip)('a receiver in another pid namespace is told to share with { named: true }', async (t) => {
+  const x = so.share(Float64Array.of(1, 2))
+  const h = so.handleOf(x)
+  const code = `try { require(${JSON.stringify(root)}).open(${JSON.stringify(h)}); console.log(JSON.stringify({ opened: true })) } catch (e) { console.log(JSON.stringify({ code: e.code, message: e.message })) }`
+  const { stdout } = await run('unshare', ['--pid', '--fork', '--mount-proc', process.execPath, '-e', code])
+  const r = JSON.parse(stdout)
+  t.is(r.code, 'ERR_SHM_NOT_FOUND')
+  t.regex(r.message, /named: true/)
+  const named = so.share(Float64Array.of(3), { named: true })
+  const hn = so.handleOf(named)
+  const ok = await run('unshare', ['--pid', '--fork', '--mount-proc', process.execPath, '-e', `console.log(require(${JSON.stringify(root)}).open(${JSON.stringify(hn)})[0])`])
+  t.is(ok.stdout.trim(), '3', 'a named segment opens across pid namespaces')
+  for (const v of [x, named]) {
+    so.free(v)
+    so.close(v)
+  }
+})

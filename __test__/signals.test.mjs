@@ -81,3 +81,16 @@ async function killScenario(t, who) {
 linux('SIGKILL of the owner: readers keep their pages; nothing is left once they end', (t) => killScenario(t, 'owner'))
 linux('SIGKILL of the readers: the owner is unaffected; nothing is left once it ends', (t) => killScenario(t, 'readers'))
 linux('SIGKILL of owner and readers together: nothing is left', (t) => killScenario(t, 'all'))
+
+linux('SIGKILL in the middle of large named shares leaves only segments that list() and gc see', async (t) => {
+  const child = fork(fixture('owner.mjs'), ['churn'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  await once(child, 'message')
+  await new Promise((r) => setTimeout(r, 150))
+  child.kill('SIGKILL')
+  await once(child, 'exit')
+  const files = fs.readdirSync('/dev/shm').filter((f) => f.startsWith('sobj.')).map((f) => f.slice(5))
+  const listed = new Set(so.list().map((s) => s.id))
+  t.deepEqual(files.filter((id) => !listed.has(id)), [], 'every file a crash left has a header naming its owner')
+  so.sweep()
+  t.deepEqual(fs.readdirSync('/dev/shm').filter((f) => f.startsWith('sobj.')), [])
+})

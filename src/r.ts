@@ -6,10 +6,8 @@ import * as path from 'node:path'
 
 import { native } from './native'
 import { codes, coded } from './errors'
-import { closeMeta, remember, type Meta } from './views'
+import { closeMeta, devMaps, remember } from './views'
 
-/** What this thread mapped through `mapSharedMemory`: one buffer per id, counted. */
-const devMaps = new Map<string, { meta: Meta; count: number }>()
 
 /** An id argument, checked before it reaches the native side (whose messages would quote it). */
 function idArg(id: unknown, fn: string): string {

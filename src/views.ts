@@ -198,3 +198,6 @@ export function leaves(value: unknown, f: (leaf: unknown) => void, fn = 'sharedo
 
 /** A container's manifest segment, made on the first `handleOf` and kept while the container lives. */
 export const manifests = new WeakMap<object, Meta>()
+
+/** What this thread mapped through the developer API's `mapSharedMemory`: one buffer per id, counted. */
+export const devMaps = new Map<string, { meta: Meta; count: number }>()

@@ -89,6 +89,8 @@ pub struct Mapping {
     handle: String,
     owner: bool,
     retired: AtomicBool,
+    /// Set when a buffer over it was detached on close: its range must then stay reserved.
+    keep_range: AtomicBool,
 }
 
 impl Drop for Mapping {
@@ -98,11 +100,12 @@ impl Drop for Mapping {
             if self.owner {
                 mapping_gone(&self.key);
             }
-        } else if sys::RETIRE_REPLACES {
-            // A retired mapping is zero pages already. Its buffer may have been detached by
-            // close() while a thread-pool job still writes through a raw pointer the engine no
-            // longer tracks, so the range is never unmapped: its pages are dropped and the
-            // address range stays reserved (untouched, it costs no memory).
+        } else if sys::RETIRE_REPLACES && self.keep_range.load(Ordering::Acquire) {
+            // A retired mapping is zero pages already. Its buffer was detached by close() and a
+            // thread-pool job may still write through a raw pointer the engine no longer
+            // tracks, so the range is never unmapped: its pages are dropped and the address
+            // range stays reserved (untouched, it costs no memory). Buffers that were never
+            // detached (SharedArrayBuffers) are finalized only when nothing reaches them.
             sys::discard(&self.map);
             return;
         }
@@ -462,6 +465,7 @@ pub fn create(spec: &CreateSpec<'_>, init: Option<&[u8]>) -> Result<View> {
         handle,
         owner: true,
         retired: AtomicBool::new(false),
+        keep_range: AtomicBool::new(false),
     });
     LIVE.fetch_add(1, Ordering::Relaxed);
     #[cfg(windows)]
@@ -577,6 +581,7 @@ fn open_at(id: &str, generation: Option<u64>, place: &Place, mode: Option<Mode>)
         handle,
         owner,
         retired: AtomicBool::new(false),
+        keep_range: AtomicBool::new(false),
     });
     LIVE.fetch_add(1, Ordering::Relaxed);
     // Two threads may race to map the same segment: the first mapping registered wins, and the
@@ -695,8 +700,9 @@ pub fn hand_out(handle: &str) -> Result<bool> {
 
 /// Gives back this process's pages of the mapping a view key names, now: later reads through
 /// any view of it see zeros, writes go nowhere, and the next `open` maps the segment afresh.
-/// Returns whether a live mapping was retired.
-pub fn retire(view_key_text: &str) -> bool {
+/// `detached`: a buffer over it was detached, so its address range is never unmapped (see
+/// `Mapping`'s drop). Returns whether a live mapping was retired.
+pub fn retire(view_key_text: &str, detached: bool) -> bool {
     let found = with(|r| {
         let k = r
             .mappings
@@ -706,6 +712,9 @@ pub fn retire(view_key_text: &str) -> bool {
         r.mappings.remove(&k).and_then(|w| w.upgrade())
     });
     let Some(m) = found else { return false };
+    if detached {
+        m.keep_range.store(true, Ordering::Release);
+    }
     if m.retired.swap(true, Ordering::AcqRel) {
         return false;
     }

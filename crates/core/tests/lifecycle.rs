@@ -75,8 +75,11 @@ fn a_retired_mapping_reads_zeros_and_the_next_open_maps_afresh() {
     let owner = registry::create(&spec(2), Some(&bytes_of(&[1.0, 2.0]))).unwrap();
     let handle = owner.handle().to_string();
     registry::hand_out(&handle).unwrap();
-    assert!(registry::retire(&owner.key()));
-    assert!(!registry::retire(&owner.key()), "retiring twice is a no-op");
+    assert!(registry::retire(&owner.key(), true));
+    assert!(
+        !registry::retire(&owner.key(), true),
+        "retiring twice is a no-op"
+    );
     assert_eq!(
         read_f64(&owner, 1),
         0.0,

@@ -430,17 +430,17 @@ pub fn close(
     // Windows cannot replace a closed view's pages, so its buffer stays attached (and mapped)
     // until the engine releases it: detaching there could leave a thread-pool job writing into
     // unmapped memory.
+    let mut detached = false;
     if is_ab && cfg!(not(windows)) {
-        let mut detached = false;
         // SAFETY: as above; detaching an external ArrayBuffer is allowed (it is detachable).
         unsafe {
             sys::napi_is_detached_arraybuffer(raw, buffer.0, &mut detached);
             if !detached {
-                sys::napi_detach_arraybuffer(raw, buffer.0);
+                detached = sys::napi_detach_arraybuffer(raw, buffer.0) == sys::Status::napi_ok;
             }
         }
     }
-    Ok(registry::retire(&key))
+    Ok(registry::retire(&key, detached))
 }
 
 /// Removes the segment named by an id.
