@@ -20,7 +20,7 @@ fn os_error(e: Errno, what: &str, id: &str) -> Error {
         Errno::NOENT => Code::NotFound,
         Errno::EXIST => Code::Exists,
         Errno::ACCESS | Errno::PERM => Code::Permission,
-        Errno::NOSPC | Errno::NOMEM => Code::NoSpace,
+        Errno::NOSPC | Errno::NOMEM | Errno::MFILE | Errno::NFILE => Code::NoSpace,
         Errno::NAMETOOLONG | Errno::INVAL => Code::Name,
         _ => Code::Os,
     };
@@ -32,6 +32,10 @@ fn os_error(e: Errno, what: &str, id: &str) -> Error {
         Code::Permission => {
             format!("the OS refused to {what} segment {id:?} ({e}): it belongs to another user")
         }
+        Code::NoSpace if matches!(e, Errno::MFILE | Errno::NFILE) => format!(
+            "cannot {what} segment {id:?}: this process has too many open descriptors ({e}); each unnamed segment \
+             its owner keeps openable holds one: close() or free() vectors you no longer need, or raise the limit (ulimit -n)"
+        ),
         _ => format!("cannot {what} segment {id:?}: {e}"),
     };
     Error::new(code, message)
