@@ -7,6 +7,7 @@ import { createOptions, created } from './share'
 import { isShared } from './inspect'
 import { cache, cached, isContainer, isPlainObject, liveMeta, modeKey, remember, vectorOf, manifests } from './views'
 import { SharedLogicalVector, SharedStringVector, layoutFromAux } from './vectors'
+import { tableFromBytes } from './arrow'
 
 
 function handleText(handle: unknown, fn: string): string {
@@ -35,7 +36,7 @@ export function open(handle: string | { $sharedobject: string }, opts?: OpenOpti
     native.close(info.buffer, info.token)
     return revive((JSON.parse(info.attributes) as { $container: unknown }).$container, opts) as object
   }
-  if (!isKind(info.kind)) {
+  if (!isKind(info.kind) && info.kind !== 'arrow') {
     native.close(info.buffer, info.token)
     throw coded(codes.BAD_HEADER, `open: the segment holds ${info.kind} data, not a vector; use mapSharedMemory for developer segments`)
   }
@@ -47,6 +48,7 @@ export function open(handle: string | { $sharedobject: string }, opts?: OpenOpti
 function openCopy(h: string, opts: OpenOptions): SharedVector | object {
   const c = native.readCopy(h)
   if (c.kind === 'list') return revive((JSON.parse(c.attributes) as { $container: unknown }).$container, opts) as object
+  if (c.kind === 'arrow') return tableFromBytes(c.data, c.length)
   if (!isKind(c.kind)) {
     throw coded(codes.BAD_HEADER, `open: the segment holds ${c.kind} data, not a vector; use mapSharedMemory for developer segments`)
   }

@@ -8,9 +8,10 @@ import { resolve, type Resolved, type ShareOptions } from './options'
 import { NA_LOGICAL, SharedLogicalVector, SharedStringVector, encodeStrings } from './vectors'
 import { cache, isContainer, modeKey, remember, vectorOf, type Meta } from './views'
 import { close } from './inspect'
+import { arrowShape, shareArrow } from './arrow'
 
 
-export function createOptions(kind: Kind | 'list', length: number, o: Resolved, extra: Partial<CreateOptions> = {}): CreateOptions {
+export function createOptions(kind: Kind | 'list' | 'arrow', length: number, o: Resolved, extra: Partial<CreateOptions> = {}): CreateOptions {
   let attributes: string | undefined
   if (o.attributes !== undefined) {
     try {
@@ -56,6 +57,8 @@ function numericFrom(kind: NumericKind, values: readonly unknown[]): NumericVect
 
 /** Shares one vector, or returns undefined when `value` is not one. */
 function shareVector(value: unknown, o: Resolved): SharedVector | undefined {
+  const arrow = arrowShape(value)
+  if (arrow) return shareArrow(value, arrow, o) as SharedVector
   let numeric = numericKindOf(value)
   let kind: Kind | undefined = numeric
   if (!kind && value instanceof SharedLogicalVector) kind = 'logical'

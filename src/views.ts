@@ -6,6 +6,7 @@ import { native, type ViewInfo } from './native'
 import { codes, coded } from './errors'
 import { CTORS, type Kind, type NumericKind, type SharedVector } from './kinds'
 import { SharedLogicalVector, SharedStringVector, layoutFromAux } from './vectors'
+import { tableOf } from './arrow'
 
 
 /** What this process knows of one view; keyed by the view's ArrayBuffer. */
@@ -13,7 +14,7 @@ export interface Meta {
   token: number
   id: string
   handle: string
-  kind: Kind | 'bytes' | 'list'
+  kind: Kind | 'bytes' | 'list' | 'arrow'
   length: number
   byteLength: number
   copyOnWrite: boolean
@@ -28,6 +29,9 @@ export interface Meta {
 }
 
 export const metas = new WeakMap<ArrayBuffer, Meta>()
+
+/** The buffer behind each shared Arrow table (or record batch) this thread holds. */
+export const arrowBuffers = new WeakMap<object, ArrayBuffer>()
 
 /**
  * One ArrayBuffer per segment and mode per thread: opening a handle again (every task message
@@ -60,6 +64,7 @@ export function bufferOf(value: unknown): ArrayBuffer | undefined {
   if (ArrayBuffer.isView(value)) return value.buffer as ArrayBuffer
   if (value instanceof SharedLogicalVector || value instanceof SharedStringVector) return value.buffer
   if (value instanceof ArrayBuffer) return value
+  if (value !== null && typeof value === 'object') return arrowBuffers.get(value)
   return undefined
 }
 
@@ -99,6 +104,7 @@ Object.defineProperty(SharedLogicalVector.prototype, 'toJSON', { value: sharedTo
 Object.defineProperty(SharedStringVector.prototype, 'toJSON', { value: sharedToJSON, configurable: true, writable: true })
 
 export function vectorOf(meta: Meta): SharedVector {
+  if (meta.kind === 'arrow') return tableOf(meta) as unknown as SharedVector
   if (meta.kind === 'logical') return new SharedLogicalVector(new Int8Array(meta.buffer, 0, meta.length))
   if (meta.kind === 'string') return new SharedStringVector(meta.buffer, meta.length, layoutFromAux(meta.aux))
   const Ctor = CTORS[meta.kind as NumericKind]
