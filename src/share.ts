@@ -68,7 +68,7 @@ function shareVector(value: unknown, o: Resolved): SharedVector | undefined {
     if (!kind && !Array.isArray(value)) {
       throw coded(codes.INVALID_ARG_TYPE, `share: kind ${o.kind} needs an array or a vector`, TypeError)
     }
-    if (kind !== o.kind) {
+    if (kind !== o.kind || (Array.isArray(value) && isNumericKind(o.kind))) {
       const items = value instanceof SharedLogicalVector || value instanceof SharedStringVector ? value.toArray() : Array.from(value as ArrayLike<unknown>)
       value = isNumericKind(o.kind) ? numericFrom(o.kind, items) : items
     }
