@@ -97,7 +97,11 @@
  * are zero. The writer pads the leading magic to 64 bytes and starts every message and every
  * buffer on a 64-byte boundary of the data, so, the data itself being 64-byte aligned, every
  * column buffer is 64-byte aligned in memory. Buffers are not compressed; the byte order is
- * little-endian. Any Arrow implementation reads it in place, for instance in C++:
+ * little-endian. Bytes 8 to 11 of the file (in the padding after the magic, which Arrow
+ * readers skip) hold the little-endian 32-bit FNV-1a hash of its metadata: every byte from
+ * offset 64 on that is not in a message body, in file order; JavaScript's Arrow reader cannot
+ * verify flatbuffers, so the package checks it before parsing. Any Arrow implementation reads
+ * the file in place, for instance in C++:
  *
  *     auto buf = std::make_shared<arrow::Buffer>(sobj_data(seg, &h), h.byte_length);
  *     auto reader = arrow::ipc::RecordBatchFileReader::Open(
@@ -668,6 +672,8 @@ static inline int sobj_string_get(const unsigned char *seg, const sobj_header *h
 #define SOBJ_ARROW_MAGIC_LEN 6
 /** Every message and buffer of an arrow segment's IPC file starts on this boundary. */
 #define SOBJ_ARROW_ALIGN 64
+/** Where in the IPC file the u32 FNV-1a hash of its metadata is (inside the magic's padding). */
+#define SOBJ_ARROW_HASH_OFFSET 8
 
 /**
  * The Arrow IPC file of an arrow segment whose header `h` sobj_header_check() accepted: points

@@ -122,9 +122,11 @@ export function arrowShape(value: unknown): ArrowShape | undefined {
 // ---- writing a table with 64-byte aligned buffers ------------------------------------------
 
 const up = (n: number): number => Math.ceil(n / ALIGN) * ALIGN
+const MAGIC = [0x41, 0x52, 0x52, 0x4f, 0x57, 0x31] // "ARROW1"
+const magicAt = (b: Uint8Array, at: number): boolean => MAGIC.every((c, i) => b[at + i] === c)
 const asBytes = (v: ArrayBufferView): Uint8Array => (v instanceof Uint8Array ? v : new Uint8Array(v.buffer, v.byteOffset, v.byteLength))
 
-const writers = new WeakMap<ArrowModule, new () => Arrow.RecordBatchFileWriter & { chunks: Uint8Array[] }>()
+const writers = new WeakMap<ArrowModule, new () => Arrow.RecordBatchFileWriter & { chunks: Uint8Array[]; body: boolean[] }>()
 
 /**
  * apache-arrow's file writer pads buffers to 8 bytes. This one starts every message and every
@@ -132,24 +134,29 @@ const writers = new WeakMap<ArrowModule, new () => Arrow.RecordBatchFileWriter &
  * the offsets in the metadata), and keeps the chunks instead of concatenating them, so that they
  * are copied once, into the segment.
  */
-function alignedWriter(A: ArrowModule): new () => Arrow.RecordBatchFileWriter & { chunks: Uint8Array[] } {
+function alignedWriter(A: ArrowModule): new () => Arrow.RecordBatchFileWriter & { chunks: Uint8Array[]; body: boolean[] } {
   let W = writers.get(A)
   if (W) return W
   class AlignedFileWriter extends A.RecordBatchFileWriter {
     chunks: Uint8Array[] = []
+    /** Whether each chunk is part of a message body. */
+    body: boolean[] = []
+    #inBody = false
     protected override _write(chunk: ArrayBufferViewInput): this {
       if (this._started) {
         if (!ArrayBuffer.isView(chunk)) throw new TypeError('the Arrow writer wrote something that is not bytes')
         const b = asBytes(chunk)
         if (b.byteLength > 0) {
           this.chunks.push(b)
+          this.body.push(this.#inBody)
           this._position += b.byteLength
         }
       }
       return this
     }
     protected override _writeSchema(): this {
-      // "ARROW1" padded to 64 instead of 8: the first message starts aligned.
+      // "ARROW1" padded to 64 instead of 8, so that the first message starts aligned; the
+      // padding's bytes 8 to 11 get the metadata hash once the file is complete.
       return this._writeMagic()._writePadding(ALIGN - 6)
     }
     protected override _writeMessage<T extends Arrow.MessageHeader>(message: Message<T>): this {
@@ -170,24 +177,94 @@ function alignedWriter(A: ArrowModule): new () => Arrow.RecordBatchFileWriter & 
     protected override _writeBodyBuffers(buffers: ArrayBufferView[]): this {
       const start = this._position
       const pad = (): this => this._writePadding(up(this._position - start) - (this._position - start))
+      this.#inBody = true
       for (const b of buffers) {
         if (b.byteLength === 0) continue
         pad()._write(b)
       }
-      return pad()
+      pad()
+      this.#inBody = false
+      return this
     }
   }
-  W = AlignedFileWriter as unknown as new () => Arrow.RecordBatchFileWriter & { chunks: Uint8Array[] }
+  W = AlignedFileWriter as unknown as new () => Arrow.RecordBatchFileWriter & { chunks: Uint8Array[]; body: boolean[] }
   writers.set(A, W)
   return W
+}
+
+/*
+ * apache-arrow's reader has no flatbuffer verifier: corrupt metadata can make it allocate
+ * without bound. So the file carries a 32-bit FNV-1a hash of its metadata (every byte from 64 on
+ * that is not in a message body) in bytes 8 to 11 of the padding after the leading "ARROW1",
+ * which Arrow readers skip; this reader walks the messages and checks it before parsing.
+ */
+const HASH_AT = 8
+const FNV_BASIS = 0x811c9dc5
+const FNV_PRIME = 0x01000193
+const fnv = (h: number, b: Uint8Array): number => {
+  for (let i = 0; i < b.length; i++) h = Math.imul(h ^ b[i], FNV_PRIME)
+  return h
 }
 
 /** The IPC file of `table` as chunks, every buffer 64-byte aligned from the first byte. */
 export function ipcChunks(A: ArrowModule, table: Arrow.Table): { chunks: Uint8Array[]; byteLength: number } {
   const w = new (alignedWriter(A))()
   w.writeAll(table)
-  const chunks = w.chunks
-  return { chunks, byteLength: chunks.reduce((n, c) => n + c.byteLength, 0) }
+  const { chunks, body } = w
+  let h = FNV_BASIS
+  let at = 0
+  chunks.forEach((c, i) => {
+    if (!body[i]) h = fnv(h, c.subarray(Math.max(0, ALIGN - at)))
+    at += c.byteLength
+  })
+  if (chunks[0].byteLength + chunks[1].byteLength !== ALIGN) throw new Error('apache-arrow wrote the file in an unforeseen way')
+  const lead = new Uint8Array(ALIGN)
+  lead.set(chunks[0])
+  new DataView(lead.buffer).setUint32(HASH_AT, h >>> 0, true)
+  chunks.splice(0, 2, lead)
+  return { chunks, byteLength: at }
+}
+
+/** Checks the structure of an IPC file this writer made, and its metadata hash. */
+function checkFile(b: Uint8Array): void {
+  const bad = (why: string) => coded(codes.BAD_HEADER, `the segment's Arrow IPC file is corrupt: ${why}`)
+  const n = b.length
+  if (n < ALIGN + 8 + 10 || !magicAt(b, 0) || !magicAt(b, n - 6)) throw bad('it does not start and end with "ARROW1"')
+  const dv = new DataView(b.buffer, b.byteOffset, n)
+  let h = FNV_BASIS
+  let pos = ALIGN
+  for (;;) {
+    if (pos + 8 > n || dv.getInt32(pos, true) !== -1) throw bad(`no message at byte ${pos}`)
+    const len = dv.getInt32(pos + 4, true)
+    if (len === 0) break
+    if (len < 0 || pos + 8 + len > n) throw bad(`the message at byte ${pos} runs past the end`)
+    const body = bodyLength(dv, pos + 8, len)
+    if (body === undefined || pos + 8 + len + body > n) throw bad(`the message at byte ${pos} is not one`)
+    h = fnv(h, b.subarray(pos, pos + 8 + len))
+    pos += 8 + len + body
+  }
+  if (pos + 8 + dv.getInt32(n - 10, true) + 10 !== n) throw bad('the footer does not end the file')
+  h = fnv(h, b.subarray(pos))
+  if (h >>> 0 !== dv.getUint32(HASH_AT, true)) throw bad('its metadata differ from what was written')
+}
+
+/** The bodyLength field (id 3) of the Message flatbuffer at `at`, or undefined if it is not one. */
+function bodyLength(dv: DataView, at: number, len: number): number | undefined {
+  const end = at + len
+  const inside = (p: number, size: number): boolean => p >= at && p + size <= end
+  if (!inside(at, 4)) return undefined
+  const table = at + dv.getUint32(at, true)
+  if (!inside(table, 4)) return undefined
+  const vtable = table - dv.getInt32(table, true)
+  if (!inside(vtable, 4)) return undefined
+  const vsize = dv.getUint16(vtable, true)
+  if (vsize < 12) return 0
+  if (!inside(vtable, vsize)) return undefined
+  const field = dv.getUint16(vtable + 10, true)
+  if (field === 0) return 0
+  if (!inside(table + field, 8)) return undefined
+  const v = dv.getBigInt64(table + field, true)
+  return v >= 0n && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : undefined
 }
 
 // ---- tables over shared memory -------------------------------------------------------------
@@ -204,6 +281,7 @@ function adopt<T extends object>(t: T, buffer: ArrayBuffer): T {
 }
 
 function readTable(A: ArrowModule, bytes: Uint8Array, rows: number): Arrow.Table {
+  checkFile(bytes)
   let table: Arrow.Table
   try {
     table = A.tableFromIPC(bytes)

@@ -30,8 +30,10 @@
 //!
 //! Tables (kind 15, `arrow`) hold an Arrow IPC file in the data region, byte length bytes long:
 //! "ARROW1", padding to 64, the record batches (and dictionaries) with every message and every
-//! buffer starting on a 64-byte boundary of the data, then the footer. The length is the number
-//! of rows; the layout words are zero.
+//! buffer starting on a 64-byte boundary of the data, then the footer. Bytes 8 to 11 of the
+//! padding hold the 32-bit FNV-1a hash of the file's metadata (every byte from 64 on outside the
+//! message bodies), which the JavaScript reader checks before it parses. The length is the
+//! number of rows; the layout words are zero.
 
 use crate::error::{Code, Error, Result};
 use crate::kind::Kind;
