@@ -23,7 +23,7 @@ import { arrowBuffers, liveMeta, metaOf, type Meta } from './views'
 type ArrowModule = typeof Arrow
 
 /** Every message and buffer of a table's IPC file starts on this boundary of the data. */
-export const ALIGN = 64
+const ALIGN = 64
 
 // ---- loading apache-arrow ------------------------------------------------------------------
 
@@ -82,7 +82,7 @@ function loadEsm(): ArrowModule | undefined {
 const programUsesCjs = (): boolean => require.cache[entry()] !== undefined && !cjsOurs
 
 /** The apache-arrow build for what this package makes. */
-export function arrow(): ArrowModule {
+function arrow(): ArrowModule {
   return programUsesCjs() ? loadCjs() : (loadEsm() ?? loadCjs())
 }
 
@@ -207,7 +207,7 @@ const fnv = (h: number, b: Uint8Array): number => {
 }
 
 /** The IPC file of `table` as chunks, every buffer 64-byte aligned from the first byte. */
-export function ipcChunks(A: ArrowModule, table: Arrow.Table): { chunks: Uint8Array[]; byteLength: number } {
+function ipcChunks(A: ArrowModule, table: Arrow.Table): { chunks: Uint8Array[]; byteLength: number } {
   const w = new (alignedWriter(A))()
   w.writeAll(table)
   const { chunks, body } = w
