@@ -13,6 +13,7 @@ export { open, revive, handleOf } from './src/open'
 export { unshare, isShared, properties, close, free, list, sweep, type Properties, type SegmentInfo } from './src/inspect'
 export { setOptions, getOptions, type Options, type ShareOptions, type OpenOptions } from './src/options'
 export { SharedLogicalVector, SharedStringVector, NA_LOGICAL } from './src/vectors'
+export { toArrow } from './src/arrow'
 export { codes, type CodedError, type ErrorCode } from './src/errors'
 export type { Kind, NumericKind, NumericVector, SharedVector, Shared } from './src/kinds'
 export {

@@ -93,6 +93,29 @@
  * A list segment (kind 14) is a container's manifest: its shape and its leaves' handles are
  * in the attributes, and it has no data of its own.
  *
+ * ------------------------------------------------------------------------------------------
+ * Arrow tables (kind 15)
+ * ------------------------------------------------------------------------------------------
+ *
+ * An arrow segment holds one Arrow IPC *file* (the random-access format: "ARROW1", record
+ * batches and dictionary batches, a flatbuffer footer, "ARROW1") as its whole data region:
+ * h.byte_length bytes at sobj_data(). The length is the number of rows; the six layout words
+ * are zero. The writer pads the leading magic to 64 bytes and starts every message and every
+ * buffer on a 64-byte boundary of the data, so, the data itself being 64-byte aligned, every
+ * column buffer is 64-byte aligned in memory. Buffers are not compressed; the byte order is
+ * little-endian. Bytes 8 to 11 of the file (in the padding after the magic, which Arrow
+ * readers skip) hold the little-endian 32-bit FNV-1a hash of its metadata: every byte from
+ * offset 64 on that is not in a message body, in file order; JavaScript's Arrow reader cannot
+ * verify flatbuffers, so the package checks it before parsing. Any Arrow implementation reads
+ * the file in place, for instance in C++:
+ *
+ *     auto buf = std::make_shared<arrow::Buffer>(sobj_data(seg, &h), h.byte_length);
+ *     auto reader = arrow::ipc::RecordBatchFileReader::Open(
+ *         std::make_shared<arrow::io::BufferReader>(buf)).ValueOrDie();
+ *
+ * sobj_arrow_file() below checks the two magics and gives the file's bytes. Like any other
+ * segment, the file is untrusted input: let the Arrow library validate it.
+ *
  * The header is written once, by the owner, before anyone else can open the segment, and
  * never changes afterwards. Everyone else must treat it as untrusted input: decode it with
  * sobj_header_check(), which believes nothing until it is checked against the real size of
@@ -236,10 +259,11 @@ extern "C" {
 #define SOBJ_E_GENERATION (-14)
 /** Bad kind-specific words: a string section out of bounds or misaligned (see
  *  sobj_header_check()), layout words set for a kind that has none, or (from
- *  sobj_string_get()) corrupt string offsets or a dictionary code past the dictionary. */
+ *  sobj_string_get()) corrupt string offsets or a dictionary code past the dictionary, or
+ *  (from sobj_arrow_file()) data that is not an Arrow IPC file. */
 #define SOBJ_E_LAYOUT (-15)
 /** An element index >= the segment's length, or a string function used on a segment that is
- *  not a string segment. */
+ *  not a string segment (or sobj_arrow_file() on one that is not an arrow segment). */
 #define SOBJ_E_INDEX (-16)
 
 /** A short English description of an error code from this header. */
@@ -261,7 +285,7 @@ static inline const char *sobj_strerror(int code) {
     case SOBJ_E_BUFFER: return "output buffer too small";
     case SOBJ_E_GENERATION: return "the segment's generation differs from the handle's";
     case SOBJ_E_LAYOUT: return "bad layout: string sections out of bounds or corrupt, or layout words set for a kind that has none";
-    case SOBJ_E_INDEX: return "index out of range, or not a string segment";
+    case SOBJ_E_INDEX: return "index out of range, or not a segment of the kind asked for";
     default: return "unknown error";
   }
 }
@@ -286,12 +310,13 @@ typedef enum sobj_kind {
   SOBJ_UINT64 = 11,        /**< uint64_t */
   SOBJ_LOGICAL = 12,       /**< true / false / NA, one byte each */
   SOBJ_STRING = 13,        /**< variable-width UTF-8 strings; the layout lives in the data */
-  SOBJ_LIST = 14           /**< a container's manifest (shape, leaves' handles) in the
+  SOBJ_LIST = 14,          /**< a container's manifest (shape, leaves' handles) in the
                                 attributes; no data */
+  SOBJ_ARROW = 15          /**< a table: an Arrow IPC file, 64-byte aligned buffers */
 } sobj_kind;
 
 /** Number of kind codes; valid codes are 0 .. SOBJ_KIND_COUNT - 1. */
-#define SOBJ_KIND_COUNT 15
+#define SOBJ_KIND_COUNT 16
 
 /* Element sizes in bytes of the fixed-width kinds. */
 #define SOBJ_SIZEOF_BYTES 1
@@ -313,8 +338,8 @@ static inline int sobj_kind_valid(uint16_t code) {
   return code < SOBJ_KIND_COUNT;
 }
 
-/** Bytes per element of kind `code`; 0 for SOBJ_STRING and SOBJ_LIST (not plain arrays of
- *  elements) and for unknown codes. */
+/** Bytes per element of kind `code`; 0 for SOBJ_STRING, SOBJ_LIST and SOBJ_ARROW (not plain
+ *  arrays of elements) and for unknown codes. */
 static inline uint64_t sobj_kind_element_size(uint16_t code) {
   switch (code) {
     case SOBJ_BYTES: case SOBJ_INT8: case SOBJ_UINT8: case SOBJ_UINT8_CLAMPED: case SOBJ_LOGICAL:
@@ -334,7 +359,7 @@ static inline uint64_t sobj_kind_element_size(uint16_t code) {
 static inline const char *sobj_kind_name(uint16_t code) {
   static const char *const names[SOBJ_KIND_COUNT] = {
     "bytes", "float64", "float32", "int8", "uint8", "uint8clamped", "int16",
-    "uint16", "int32", "uint32", "int64", "uint64", "logical", "string", "list",
+    "uint16", "int32", "uint32", "int64", "uint64", "logical", "string", "list", "arrow",
   };
   return code < SOBJ_KIND_COUNT ? names[code] : NULL;
 }
@@ -391,7 +416,8 @@ typedef struct sobj_header {
   /** Owner pid (offset 48). */
   uint32_t owner_pid;
   /** Length in elements (offset 16). For a fixed-width kind, length * element size ==
-   *  byte_length; for SOBJ_STRING, the number of strings; for SOBJ_LIST, not checked. */
+   *  byte_length; for SOBJ_STRING, the number of strings; for SOBJ_ARROW, the number of
+   *  rows (not checked against the file); for SOBJ_LIST, not checked. */
   uint64_t length;
   /** Data byte length (offset 24). */
   uint64_t byte_length;
@@ -644,6 +670,40 @@ static inline int sobj_string_get(const unsigned char *seg, const sobj_header *h
   if (start > end || end > h->aux[SOBJ_STRING_VALUES_LEN]) return SOBJ_E_LAYOUT;
   *str = (const char *)(data + h->aux[SOBJ_STRING_VALUES] + start);
   *len = (size_t)(end - start);
+  return SOBJ_OK;
+}
+
+/** The magic an Arrow IPC file starts and ends with (not NUL-terminated in the segment). */
+#define SOBJ_ARROW_MAGIC "ARROW1"
+/** Bytes of SOBJ_ARROW_MAGIC. */
+#define SOBJ_ARROW_MAGIC_LEN 6
+/** Every message and buffer of an arrow segment's IPC file starts on this boundary. */
+#define SOBJ_ARROW_ALIGN 64
+/** Where in the IPC file the u32 FNV-1a hash of its metadata is (inside the magic's padding). */
+#define SOBJ_ARROW_HASH_OFFSET 8
+
+/**
+ * The Arrow IPC file of an arrow segment whose header `h` sobj_header_check() accepted: points
+ * `*file` at its first byte (64-byte aligned, inside the segment) and sets `*len` to its byte
+ * length. Returns SOBJ_OK, SOBJ_E_ARGUMENT (a NULL pointer), SOBJ_E_INDEX (not an arrow
+ * segment) or SOBJ_E_LAYOUT (too short for a file, or a missing leading or trailing
+ * "ARROW1"); on failure the outputs are untouched. The footer and the batches are for an
+ * Arrow library to read and check.
+ */
+static inline int sobj_arrow_file(const unsigned char *seg, const sobj_header *h,
+                                  const unsigned char **file, size_t *len) {
+  const unsigned char *data;
+  if (seg == NULL || h == NULL || file == NULL || len == NULL) return SOBJ_E_ARGUMENT;
+  if (h->kind != SOBJ_ARROW) return SOBJ_E_INDEX;
+  /* The smallest file: magic and padding (8), footer length (4), magic (6). */
+  if (h->byte_length < 8 + 4 + SOBJ_ARROW_MAGIC_LEN || h->byte_length > (uint64_t)SIZE_MAX)
+    return SOBJ_E_LAYOUT;
+  data = seg + h->data_offset;
+  if (memcmp(data, SOBJ_ARROW_MAGIC, SOBJ_ARROW_MAGIC_LEN) != 0 ||
+      memcmp(data + h->byte_length - SOBJ_ARROW_MAGIC_LEN, SOBJ_ARROW_MAGIC, SOBJ_ARROW_MAGIC_LEN) != 0)
+    return SOBJ_E_LAYOUT;
+  *file = data;
+  *len = (size_t)h->byte_length;
   return SOBJ_OK;
 }
 

@@ -18,6 +18,7 @@ export const codes = {
   INVALID_ARG_VALUE: 'ERR_INVALID_ARG_VALUE',
   NOT_SHARED: 'ERR_SHM_NOT_SHARED',
   READ_ONLY: 'ERR_SHM_READ_ONLY',
+  NO_ARROW: 'ERR_SHM_NO_ARROW',
 } as const
 
 export type ErrorCode = (typeof codes)[keyof typeof codes]

@@ -33,18 +33,30 @@ export type NumericVector =
   | BigUint64Array
 export type SharedVector = NumericVector | SharedLogicalVector | SharedStringVector
 
-/** What `share` makes of a value: vectors become shared vectors, containers keep their shape. */
+/** An apache-arrow Table or RecordBatch, known by its shape so that typing needs no apache-arrow. */
+type ArrowTableLike = { readonly schema: unknown; readonly numRows: number; getChild(name: never): unknown }
+/** An apache-arrow Vector, likewise. */
+type ArrowVectorLike = { readonly type: { readonly typeId: number }; readonly data: readonly unknown[] }
+
+/**
+ * What `share` makes of a value: vectors become shared vectors, containers keep their shape, an
+ * Arrow table stays a table (over shared memory) and an Arrow vector becomes a vector of ours.
+ */
 export type Shared<T> = T extends NumericVector | SharedLogicalVector | SharedStringVector
   ? T
-  : T extends readonly (boolean | null)[]
-    ? SharedLogicalVector
-    : T extends readonly (string | null)[]
-      ? SharedStringVector
-      : T extends readonly number[]
-        ? Float64Array
-        : T extends object
-          ? { [K in keyof T]: Shared<T[K]> }
-          : T
+  : T extends ArrowTableLike
+    ? T
+    : T extends ArrowVectorLike
+      ? SharedVector
+      : T extends readonly (boolean | null)[]
+        ? SharedLogicalVector
+        : T extends readonly (string | null)[]
+          ? SharedStringVector
+          : T extends readonly number[]
+            ? Float64Array
+            : T extends object
+              ? { [K in keyof T]: Shared<T[K]> }
+              : T
 
 const KIND_OF_TAG: Record<string, NumericKind> = {
   '[object Float64Array]': 'float64',

@@ -8,6 +8,7 @@ import { getOptions, type OpenOptions } from './options'
 import { createOptions } from './share'
 import { isShared } from './inspect'
 import { SharedLogicalVector, SharedStringVector, layoutFromAux } from './vectors'
+import { tableFromBytes } from './arrow'
 import { MAX_DEPTH, cachedByKey, handOut, isContainer, isPlainObject, liveMeta, manifests, metaOf, remember, vectorOf, viewHandle, type Meta } from './views'
 
 function handleText(handle: unknown, fn: string): string {
@@ -58,7 +59,7 @@ function fromMeta(meta: Meta, part: Part | undefined, opts: OpenOptions | undefi
       opening.delete(meta.key)
     }
   }
-  if (!isKind(meta.kind)) {
+  if (!isKind(meta.kind) && meta.kind !== 'arrow') {
     throw coded(codes.BAD_HEADER, `open: the segment holds ${meta.kind} data, not a vector; use mapSharedMemory for developer segments`)
   }
   if (!part) return vectorOf(meta)
@@ -90,6 +91,7 @@ export function open(handle: string | { $sharedobject: string }, opts?: OpenOpti
 function openCopy(h: string, part: Part | undefined, opts: OpenOptions): SharedVector | object {
   const c = native.readCopy(h, bufferConstants.MAX_LENGTH)
   if (c.kind === 'list') return revive(manifestShape(c.attributes), opts) as object
+  if (c.kind === 'arrow') return tableFromBytes(c.data, c.length)
   if (!isKind(c.kind)) {
     throw coded(codes.BAD_HEADER, `open: the segment holds ${c.kind} data, not a vector; use mapSharedMemory for developer segments`)
   }

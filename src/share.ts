@@ -9,9 +9,10 @@ import { NA_LOGICAL, SharedLogicalVector, SharedStringVector, encodeStrings } fr
 import { MAX_DEPTH, isContainer, remember, vectorOf, type Meta } from './views'
 import { close, free } from './inspect'
 import { watchSignals } from './signals'
+import { arrowShape, shareArrow } from './arrow'
 
 
-export function createOptions(kind: Kind | 'list', length: number, o: Resolved, extra: Partial<CreateOptions> = {}): CreateOptions {
+export function createOptions(kind: Kind | 'list' | 'arrow', length: number, o: Resolved, extra: Partial<CreateOptions> = {}): CreateOptions {
   let attributes: string | undefined
   if (o.attributes !== undefined) {
     try {
@@ -55,6 +56,8 @@ function numericFrom(kind: NumericKind, values: readonly unknown[]): NumericVect
 
 /** Shares one vector, or returns undefined when `value` is not one. */
 function shareVector(value: unknown, o: Resolved): SharedVector | undefined {
+  const arrow = arrowShape(value)
+  if (arrow) return shareArrow(value, arrow, o) as SharedVector
   let numeric = numericKindOf(value)
   let kind: Kind | undefined = numeric
   if (!kind && value instanceof SharedLogicalVector) kind = 'logical'
@@ -64,7 +67,7 @@ function shareVector(value: unknown, o: Resolved): SharedVector | undefined {
     if (!kind && !Array.isArray(value)) {
       throw coded(codes.INVALID_ARG_TYPE, `share: kind ${o.kind} needs an array or a vector`, TypeError)
     }
-    if (kind !== o.kind) {
+    if (kind !== o.kind || (Array.isArray(value) && isNumericKind(o.kind))) {
       const items = value instanceof SharedLogicalVector || value instanceof SharedStringVector ? value.toArray() : Array.from(value as ArrayLike<unknown>)
       value = isNumericKind(o.kind) ? numericFrom(o.kind, items) : items
     }

@@ -93,8 +93,6 @@ export const layoutFromAux = (aux: number[]): StringLayout => ({
   dictionarySize: aux[5],
 })
 
-const layoutToAux = (l: StringLayout): number[] => [l.validity, l.offsets, l.values, l.valuesLength, l.codes, l.dictionarySize]
-
 /** Buffer's own UTF-8 decoder without `toString`'s argument handling, where Node has it. */
 const utf8Slice: (this: Buffer, start: number, end: number) => string =
   (Buffer.prototype as unknown as { utf8Slice?: (this: Buffer, s: number, e: number) => string }).utf8Slice ??
@@ -104,6 +102,29 @@ const utf8Slice: (this: Buffer, start: number, end: number) => string =
 
 const align64 = (n: number): number => Math.ceil(n / 64) * 64
 const MAX_VALUES = 2 ** 31 - 1
+
+/**
+ * Where the sections of `n` strings go in the data region: the validity bitmap, the dictionary
+ * codes (with a dictionary), `entries + 1` offsets and `valuesLength` bytes of UTF-8, each
+ * 64-byte aligned. The data takes `values + valuesLength` bytes.
+ */
+export function stringLayout(n: number, entries: number, valuesLength: number, dictionary: boolean): StringLayout {
+  if (valuesLength > MAX_VALUES) {
+    throw coded(codes.OUT_OF_RANGE, `the strings take ${valuesLength} bytes of UTF-8; one string vector holds at most ${MAX_VALUES}`, RangeError)
+  }
+  const layout: StringLayout = { validity: 0, offsets: 0, values: 0, valuesLength, codes: 0, dictionarySize: dictionary ? entries : 0 }
+  // The validity bitmap takes at least one 64-byte block, so a dictionary never starts at 0.
+  let at = align64(Math.max(1, Math.ceil(n / 8)))
+  if (dictionary) {
+    layout.codes = at
+    at = align64(at + 4 * n)
+  }
+  layout.offsets = at
+  layout.values = align64(at + 4 * (entries + 1))
+  return layout
+}
+
+export const layoutToAux = (l: StringLayout): number[] => [l.validity, l.offsets, l.values, l.valuesLength, l.codes, l.dictionarySize]
 
 /**
  * Lays out strings the way Arrow does (validity bitmap, int32 offsets, UTF-8 bytes), or with a
@@ -144,18 +165,7 @@ export function encodeStrings(values: readonly unknown[], dictionary: boolean): 
   const entries = unique.length
   let valuesLength = 0
   for (let i = 0; i < entries; i++) if (unique[i] !== null) valuesLength += Buffer.byteLength(unique[i], 'utf8')
-  if (valuesLength > MAX_VALUES) {
-    throw coded(codes.OUT_OF_RANGE, `the strings take ${valuesLength} bytes of UTF-8; one string vector holds at most ${MAX_VALUES}`, RangeError)
-  }
-  const layout: StringLayout = { validity: 0, offsets: 0, values: 0, valuesLength, codes: 0, dictionarySize: dictionary ? entries : 0 }
-  // The validity bitmap takes at least one 64-byte block, so a dictionary never starts at 0.
-  let at = align64(Math.max(1, Math.ceil(n / 8)))
-  if (dictionary) {
-    layout.codes = at
-    at = align64(at + 4 * n)
-  }
-  layout.offsets = at
-  layout.values = align64(at + 4 * (entries + 1))
+  const layout = stringLayout(n, entries, valuesLength, dictionary)
   const buf = Buffer.alloc(layout.values + valuesLength)
   const validity = buf.subarray(0, Math.ceil(n / 8))
   for (let i = 0; i < n; i++) if (strings[i] !== null) validity[i >> 3] |= 1 << (i & 7)
@@ -170,6 +180,17 @@ export function encodeStrings(values: readonly unknown[], dictionary: boolean): 
   offsets[entries] = pos
   return { bytes: buf, aux: layoutToAux(layout) }
 }
+
+/** The sections of a string vector, as views of its buffer: what `toArrow` hands to Arrow. */
+export interface StringSections {
+  validity: Uint8Array
+  offsets: Int32Array
+  values: Uint8Array
+  codes: Int32Array | undefined
+}
+
+/** The sections of a live string vector; set by the class, which alone can reach them. */
+export let stringSections: (v: SharedStringVector) => StringSections
 
 /**
  * An immutable vector of strings over shared memory. Elements are decoded when read; `bytes(i)`
@@ -195,6 +216,13 @@ export class SharedStringVector implements Iterable<string | null> {
     this.#offsets = new Int32Array(buffer, layout.offsets, entries + 1)
     this.#values = Buffer.from(buffer, layout.values, layout.valuesLength)
     this.#codes = layout.codes ? new Int32Array(buffer, layout.codes, length) : undefined
+  }
+
+  static {
+    stringSections = (v) => {
+      v.#live()
+      return { validity: v.#validity, offsets: v.#offsets, values: v.#values, codes: v.#codes }
+    }
   }
 
   /** The ArrayBuffer over the mapping. */

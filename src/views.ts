@@ -7,6 +7,7 @@ import { native, type ViewInfo } from './native'
 import { codes, coded } from './errors'
 import { CTORS, type Kind, type NumericKind, type SharedVector } from './kinds'
 import { SharedLogicalVector, SharedStringVector, layoutFromAux } from './vectors'
+import { tableOf } from './arrow'
 
 /** A buffer over a mapping: a SharedArrayBuffer where the runtime can make one. */
 export type ViewBuffer = ArrayBuffer | SharedArrayBuffer
@@ -34,6 +35,9 @@ export interface Meta {
 }
 
 const metas = new WeakMap<object, Meta>()
+
+/** The buffer behind each shared Arrow table (or record batch) this thread holds. */
+export const arrowBuffers = new WeakMap<object, ArrayBuffer>()
 
 /**
  * One buffer per mapping (segment and mode) in this thread: opening a handle again reuses it.
@@ -83,6 +87,7 @@ export function bufferOf(value: unknown): ViewBuffer | undefined {
   if (ArrayBuffer.isView(value)) return value.buffer
   if (value instanceof SharedLogicalVector || value instanceof SharedStringVector) return value.buffer
   if (value instanceof ArrayBuffer || (typeof SharedArrayBuffer === 'function' && value instanceof SharedArrayBuffer)) return value
+  if (value !== null && typeof value === 'object') return arrowBuffers.get(value)
   return undefined
 }
 
@@ -162,6 +167,7 @@ if (!Object.prototype.hasOwnProperty.call(TypedArrayPrototype, 'toJSON')) {
 
 /** The user's value over a mapping: a TypedArray, a logical or a string vector. */
 export function vectorOf(meta: Meta): SharedVector {
+  if (meta.kind === 'arrow') return tableOf(meta) as unknown as SharedVector
   if (meta.kind === 'logical') return new SharedLogicalVector(new Int8Array(meta.buffer, 0, meta.length))
   if (meta.kind === 'string') return new SharedStringVector(meta.buffer as ArrayBuffer, meta.length, layoutFromAux(meta.aux))
   const Ctor = CTORS[meta.kind as NumericKind]

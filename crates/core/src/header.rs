@@ -27,6 +27,13 @@
 //! 4 the int32 dictionary codes (0 when there is no dictionary) and 5 the dictionary size. Without
 //! a dictionary there are `length + 1` offsets into the bytes; with one, `dictionary size + 1`
 //! offsets describe the unique strings and each element holds a code (-1 for NA).
+//!
+//! Tables (kind 15, `arrow`) hold an Arrow IPC file in the data region, byte length bytes long:
+//! "ARROW1", padding to 64, the record batches (and dictionaries) with every message and every
+//! buffer starting on a 64-byte boundary of the data, then the footer. Bytes 8 to 11 of the
+//! padding hold the 32-bit FNV-1a hash of the file's metadata (every byte from 64 on outside the
+//! message bodies), which the JavaScript reader checks before it parses. The length is the
+//! number of rows; the layout words are zero.
 
 use crate::error::{Code, Error, Result};
 use crate::kind::Kind;
@@ -341,6 +348,27 @@ mod tests {
             let err = Header::decode(&h.encode(), h.total_size()).unwrap_err();
             assert_eq!(err.code, Code::BadHeader, "{:?}", h.aux);
         }
+    }
+
+    #[test]
+    fn a_table_has_rows_of_any_byte_length_and_no_layout_words() {
+        let h = Header {
+            kind: Kind::Arrow,
+            length: 1000,
+            byte_length: 4242,
+            ..sample()
+        };
+        assert_eq!(Header::decode(&h.encode(), h.total_size()).unwrap(), h);
+        let worded = Header {
+            aux: [64, 0, 0, 0, 0, 0],
+            ..h
+        };
+        assert_eq!(
+            Header::decode(&worded.encode(), worded.total_size())
+                .unwrap_err()
+                .code,
+            Code::BadHeader
+        );
     }
 
     #[test]

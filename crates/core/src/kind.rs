@@ -23,10 +23,13 @@ pub enum Kind {
     String = 13,
     /// A container's manifest: its shape and its leaves' handles, in the attributes; no data.
     List = 14,
+    /// A table: an Arrow IPC file in the data region, its buffers 64-byte aligned; the length
+    /// is the number of rows.
+    Arrow = 15,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 16] = [
         Kind::Bytes,
         Kind::Float64,
         Kind::Float32,
@@ -42,6 +45,7 @@ impl Kind {
         Kind::Logical,
         Kind::String,
         Kind::List,
+        Kind::Arrow,
     ];
 
     pub fn from_code(code: u16) -> Option<Kind> {
@@ -66,6 +70,7 @@ impl Kind {
             Kind::Logical => "logical",
             Kind::String => "string",
             Kind::List => "list",
+            Kind::Arrow => "arrow",
         }
     }
 
@@ -80,7 +85,7 @@ impl Kind {
             Kind::Int16 | Kind::Uint16 => Some(2),
             Kind::Float32 | Kind::Int32 | Kind::Uint32 => Some(4),
             Kind::Float64 | Kind::Int64 | Kind::Uint64 => Some(8),
-            Kind::String | Kind::List => None,
+            Kind::String | Kind::List | Kind::Arrow => None,
         }
     }
 }
