@@ -16,7 +16,12 @@ export const CTORS = {
   uint64: BigUint64Array,
 } as const
 
+/**
+ * A numeric kind: `'float64'`, `'float32'`, `'int8'`, `'uint8'`, `'uint8clamped'`, `'int16'`,
+ * `'uint16'`, `'int32'`, `'uint32'`, `'int64'` or `'uint64'`, named after the TypedArray it gives.
+ */
 export type NumericKind = keyof typeof CTORS
+/** Every kind of shared vector: a numeric kind, `'logical'` or `'string'`. */
 export type Kind = NumericKind | 'logical' | 'string'
 /** The value a user holds for each numeric kind. */
 export type NumericVector =

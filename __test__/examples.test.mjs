@@ -1,0 +1,42 @@
+// Every file in examples/ runs to the end by itself (no hang, exit code 0) and prints what it
+// promises; the README shows the examples it embeds exactly as they are in the files.
+import test from 'ava'
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { run } from './helpers.mjs'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const dir = path.join(root, 'examples')
+const lines = (stdout) => stdout.trim().split('\n').sort()
+
+/** What each example prints, line by line in any order (workers answer in any order). */
+const expected = {
+  'quickstart.cjs': ['the child summed 5000000'],
+  'cluster.cjs': [1, 2, 3, 4].map((id) => `worker ${id} summed 45000000`),
+  'data-frame.cjs': ['fig: 29 EUR; sold: 1', 'fig: 29 EUR; sold: 1'],
+  'advanced-serialization.cjs': ['the child opened 1000000 int32, the first is 7'],
+  'worker-threads.cjs': ['elements 0 to 499999 sum to 124999750000', 'elements 500000 to 999999 sum to 374999750000'],
+  'developer-api.cjs': ['has it: true', 'has it after free: false', 'size: true'],
+}
+
+test('every example has its expected output here', (t) => {
+  t.deepEqual(fs.readdirSync(dir).sort(), Object.keys(expected).sort())
+})
+
+for (const [file, want] of Object.entries(expected)) {
+  test.serial(`examples/${file} exits 0 by itself`, async (t) => {
+    const { stdout } = await run(process.execPath, [path.join(dir, file)], { cwd: root, timeout: 60_000, killSignal: 'SIGKILL' })
+    t.deepEqual(lines(stdout), [...want].sort())
+  })
+}
+
+test('the README embeds its examples exactly as the files are', (t) => {
+  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8')
+  for (const file of ['quickstart.cjs', 'data-frame.cjs', 'advanced-serialization.cjs', 'developer-api.cjs']) {
+    // The file's header comment is what the README's prose around the block says.
+    const body = fs.readFileSync(path.join(dir, file), 'utf8').replace(/^(\/\/.*\n)+/, '').trim()
+    t.true(readme.includes(`\`\`\`js\n${body}\n\`\`\``), `README shows examples/${file}`)
+    t.true(readme.includes(`examples/${file}`), `README links examples/${file}`)
+  }
+})
