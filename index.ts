@@ -13,9 +13,15 @@ export { open, revive, handleOf } from './src/open'
 export { unshare, isShared, properties, close, free, list, sweep, type Properties, type SegmentInfo } from './src/inspect'
 export { setOptions, getOptions, type Options, type ShareOptions, type OpenOptions } from './src/options'
 export { SharedLogicalVector, SharedStringVector, NA_LOGICAL } from './src/vectors'
-export { toArrow } from './src/arrow'
+import { toArrow as arrowOf } from './src/arrow'
+import type { ArrowVector, SharedVector } from './src/kinds'
+/**
+ * An apache-arrow Vector over the same memory as a shared vector (a logical vector is the one
+ * copy: Arrow packs booleans in bits). apache-arrow is loaded on first use.
+ */
+export const toArrow: (vector: SharedVector) => ArrowVector = arrowOf
 export { codes, type CodedError, type ErrorCode } from './src/errors'
-export type { Kind, NumericKind, NumericVector, SharedVector, Shared } from './src/kinds'
+export type { Kind, NumericKind, NumericVector, SharedVector, Shared, ArrowVector } from './src/kinds'
 export {
   getLastIndex,
   allocateSharedMemory,

@@ -18,6 +18,8 @@ const expected = {
   'advanced-serialization.cjs': ['the child opened 1000000 int32, the first is 7'],
   'worker-threads.cjs': ['elements 0 to 499999 sum to 124999750000', 'elements 500000 to 999999 sum to 374999750000'],
   'developer-api.cjs': ['has it: true', 'has it after free: false', 'size: true'],
+  // arquero prints a table of the workers' totals, then whether they match the whole table's.
+  'arrow-dataframe.mjs': (out) => out.trim().split('\n').at(-1) === 'the workers’ totals match the whole table',
 }
 
 test('every example has its expected output here', (t) => {
@@ -27,7 +29,8 @@ test('every example has its expected output here', (t) => {
 for (const [file, want] of Object.entries(expected)) {
   test.serial(`examples/${file} exits 0 by itself`, async (t) => {
     const { stdout } = await run(process.execPath, [path.join(dir, file)], { cwd: root, timeout: 60_000, killSignal: 'SIGKILL' })
-    t.deepEqual(lines(stdout), [...want].sort())
+    if (typeof want === 'function') t.true(want(stdout), stdout)
+    else t.deepEqual(lines(stdout), [...want].sort())
   })
 }
 

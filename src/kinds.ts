@@ -44,6 +44,17 @@ type ArrowTableLike = { readonly schema: unknown; readonly numRows: number; getC
 type ArrowVectorLike = { readonly type: { readonly typeId: number }; readonly data: readonly unknown[] }
 
 /**
+ * The apache-arrow `Vector` that `toArrow` returns, typed by its shape so that the package's
+ * types never require apache-arrow: with apache-arrow installed, cast it to the precise
+ * `Vector<Float64>` (etc.) its kind gives.
+ */
+export interface ArrowVector extends ArrowVectorLike {
+  readonly length: number
+  get(index: number): unknown
+  toArray(): unknown
+}
+
+/**
  * What `share` makes of a value: vectors become shared vectors, containers keep their shape, an
  * Arrow table stays a table (over shared memory) and an Arrow vector becomes a vector of ours.
  */

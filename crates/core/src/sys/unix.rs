@@ -527,6 +527,10 @@ fn fill_mapping(map: &Map, head: &[u8], data_offset: u64, init: Option<&[u8]>) {
 
 /// Creates named segment `id` exclusively with mode 0600, writes its header and data, and maps
 /// it shared. On failure nothing is left behind.
+///
+/// On Linux the file is made without a name (`O_TMPFILE`), filled, and only then linked under
+/// its name, so a crash at any point leaves either nothing or a whole segment: never a file
+/// without a header.
 pub(crate) fn create_named(
     id: &str,
     head: &[u8],
@@ -535,6 +539,10 @@ pub(crate) fn create_named(
     init: Option<&[u8]>,
     reserve: bool,
 ) -> Result<(File, Map)> {
+    #[cfg(target_os = "linux")]
+    if let Some(made) = create_linked(id, head, data_offset, total, init, reserve) {
+        return made;
+    }
     #[cfg(target_os = "linux")]
     let fd = {
         use rustix::fs::OFlags;
@@ -578,6 +586,61 @@ pub(crate) fn create_named(
             Err(e)
         }
     }
+}
+
+/// The `O_TMPFILE` way of `create_named`; `None` where /dev/shm or /proc cannot do it.
+#[cfg(target_os = "linux")]
+fn create_linked(
+    id: &str,
+    head: &[u8],
+    data_offset: u64,
+    total: u64,
+    init: Option<&[u8]>,
+    reserve: bool,
+) -> Option<Result<(File, Map)>> {
+    use rustix::fs::{AtFlags, OFlags};
+    let path = named_path(id);
+    let fd = retry(|| {
+        rustix::fs::openat(
+            rustix::fs::CWD,
+            "/dev/shm",
+            OFlags::RDWR | OFlags::TMPFILE | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+    })
+    .ok()?;
+    // Refuse a clash before copying anything; the link below is what makes it exclusive.
+    if rustix::fs::statat(rustix::fs::CWD, path.as_str(), AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+        return Some(Err(os_error(Errno::EXIST, "create", id)));
+    }
+    if let Err(e) = fill(&fd, id, head, data_offset, total, init, reserve, true) {
+        return Some(Err(e)); // the file has no name: closing it frees it
+    }
+    let file = File {
+        fd,
+        size: total,
+        id: id.to_string(),
+        named: true,
+    };
+    let proc_path = format!("/proc/self/fd/{}", file.raw_fd());
+    match rustix::fs::linkat(
+        rustix::fs::CWD,
+        proc_path.as_str(),
+        rustix::fs::CWD,
+        path.as_str(),
+        AtFlags::SYMLINK_FOLLOW,
+    ) {
+        Ok(()) => {}
+        Err(Errno::NOENT) => return None, // no /proc: make it the old way
+        Err(e) => return Some(Err(os_error(e, "create", id))),
+    }
+    Some(match map_file(&file, Access::Shared) {
+        Ok(map) => Ok((file, map)),
+        Err(e) => {
+            let _ = unlink(id);
+            Err(e)
+        }
+    })
 }
 
 /// Creates an unnamed segment: a memfd sealed against shrinking and growing, with its header and
