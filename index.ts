@@ -8,14 +8,15 @@
  *
  * @packageDocumentation
  */
+import './src/advanced'
 export { share, alloc } from './src/share'
-export { open, revive, handleOf } from './src/open'
-export { unshare, isShared, properties, close, free, list, sweep, type Properties, type SegmentInfo } from './src/inspect'
+export { open, revive, handleOf, type Handle } from './src/open'
+export { unshare, isShared, properties, close, free, list, sweep, type Properties, type PropertiesOf, type SegmentInfo } from './src/inspect'
 export { setOptions, getOptions, type Options, type ShareOptions, type OpenOptions } from './src/options'
 export { SharedLogicalVector, SharedStringVector, NA_LOGICAL } from './src/vectors'
 export { toArrow } from './src/arrow'
 export { codes, type CodedError, type ErrorCode } from './src/errors'
-export type { Kind, NumericKind, NumericVector, SharedVector, Shared } from './src/kinds'
+export type { Kind, NumericKind, NumericVector, SharedVector, Shared, Unshared, VectorOf, VectorOfKind } from './src/kinds'
 export {
   getLastIndex,
   allocateSharedMemory,
