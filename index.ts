@@ -8,9 +8,10 @@
  *
  * @packageDocumentation
  */
+import './src/advanced'
 export { share, alloc } from './src/share'
-export { open, revive, handleOf } from './src/open'
-export { unshare, isShared, properties, close, free, list, sweep, type Properties, type SegmentInfo } from './src/inspect'
+export { open, revive, handleOf, type Handle } from './src/open'
+export { unshare, isShared, properties, close, free, list, sweep, type Properties, type PropertiesOf, type SegmentInfo } from './src/inspect'
 export { setOptions, getOptions, type Options, type ShareOptions, type OpenOptions } from './src/options'
 export { SharedLogicalVector, SharedStringVector, NA_LOGICAL } from './src/vectors'
 import { toArrow as arrowOf } from './src/arrow'
@@ -21,7 +22,7 @@ import type { ArrowVector, SharedVector } from './src/kinds'
  */
 export const toArrow: (vector: SharedVector) => ArrowVector = arrowOf
 export { codes, type CodedError, type ErrorCode } from './src/errors'
-export type { Kind, NumericKind, NumericVector, SharedVector, Shared, ArrowVector } from './src/kinds'
+export type { Kind, NumericKind, NumericVector, SharedVector, Shared, Unshared, VectorOf, VectorOfKind, ArrowVector } from './src/kinds'
 export {
   getLastIndex,
   allocateSharedMemory,

@@ -4,6 +4,7 @@ import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import fs from 'node:fs'
+import { createRequire } from 'node:module'
 
 export const fixture = (name) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
 export const run = promisify(execFile)
@@ -86,8 +87,15 @@ function otherUser() {
   return row && { name, uid: Number(row[2]), gid: Number(row[3]) }
 }
 
+const binding = createRequire(import.meta.url)('../dist/binding.js')
+
 /** What this platform can do; tests of platform behaviour are gated here and nowhere else. */
 export const can = {
+  /**
+   * Views are SharedArrayBuffers (Node-API's node_api_create_external_sharedarraybuffer): posted
+   * to a worker they are shared, and Atomics.wait works on them. Elsewhere external ArrayBuffers.
+   */
+  sharedBuffers: binding.sharedBuffers(),
   /** Linux /proc and /dev/shm: memfd segments, named files, owners judged by start time. */
   procfs: process.platform === 'linux' && fs.existsSync('/proc/self/fd'),
   otherUser: otherUser(),

@@ -230,8 +230,17 @@ linux('named segments that lie are coded errors: corrupt attributes, a self-refe
   const codes = sparse ? ['ERR_OUT_OF_RANGE', 'ERR_SHM_NO_SPACE'] : ['ERR_SHM_BAD_HEADER']
   const e1 = t.throws(() => so.open(hb, { copy: true }))
   t.true(codes.includes(e1.code), e1.code)
-  const e2 = t.throws(() => so.open(hb))
-  t.true(codes.includes(e2.code), e2.code)
+  // Where one buffer may hold 2^53 bytes (Node 22 and later) and the file really is sparse, the
+  // claim is true: a 1 TiB view of holes opens. Either way, never a crash.
+  let e2
+  try {
+    const v = so.open(hb)
+    e2 = { code: v.length === tib ? 'opened' : `opened ${v.length}` }
+    so.close(v)
+  } catch (e) {
+    e2 = e
+  }
+  t.true(codes.includes(e2.code) || (sparse && e2.code === 'opened'), e2.code)
   so.free(bid)
 })
 

@@ -19,6 +19,8 @@ export const codes = {
   NOT_SHARED: 'ERR_SHM_NOT_SHARED',
   READ_ONLY: 'ERR_SHM_READ_ONLY',
   NO_ARROW: 'ERR_SHM_NO_ARROW',
+  WRONG_KIND: 'ERR_SHM_WRONG_KIND',
+  WOULD_COPY: 'ERR_SHM_WOULD_COPY',
 } as const
 
 export type ErrorCode = (typeof codes)[keyof typeof codes]

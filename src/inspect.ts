@@ -2,7 +2,7 @@
 import { native, type SegmentInfo as NativeSegmentInfo } from './native'
 import { closeMeta, isContainer, leaves, liveMeta, manifests, metaOf } from './views'
 import { codes, coded } from './errors'
-import { type Kind, type NumericVector } from './kinds'
+import { type Kind, type NumericVector, type SharedVector } from './kinds'
 import { SharedLogicalVector, SharedStringVector } from './vectors'
 import { unshareTable } from './arrow'
 
@@ -70,11 +70,22 @@ function parseAttributes(text: string): unknown {
   }
 }
 
+/** What `properties` gives for a container: its shape, with each shared leaf's properties. */
+export type PropertiesOf<T> = T extends SharedVector
+  ? Properties | null
+  : T extends readonly unknown[] | Record<string, unknown>
+    ? { -readonly [K in keyof T]: PropertiesOf<T[K]> }
+    : null
+
 /**
- * The properties of a shared vector; for a container, a container of the same shape with each
- * shared leaf's properties (and null for the rest).
+ * The properties of a shared vector (a `ERR_SHM_NOT_SHARED` error for anything else); for a
+ * container, a container of the same shape with each shared leaf's properties (and null for the
+ * rest).
  */
-export function properties(value: unknown): Properties | object {
+export function properties(value: SharedVector): Properties
+export function properties<T extends readonly unknown[] | Record<string, unknown>>(value: T): PropertiesOf<T>
+export function properties(value: unknown): Properties | object
+export function properties(value: unknown): unknown {
   if (isContainer(value)) {
     const one = (v: unknown): unknown => (isContainer(v) ? properties(v) : isShared(v) ? properties(v) : null)
     if (Array.isArray(value)) return value.map(one)
@@ -101,11 +112,14 @@ export function properties(value: unknown): Properties | object {
 
 /**
  * Closes a vector (every shared vector of a container) in this process now: its pages are given
- * back to the OS at once. An ArrayBuffer-backed vector is detached, so every view of it in this
- * thread reads as empty; a SharedArrayBuffer cannot be detached, so its views keep their length
- * and read zeros (writes go nowhere). Either way nothing can touch unmapped memory: the address
- * range itself is released only when the engine releases the last buffer over it. Views of the
- * segment in other processes are not affected. Returns whether anything was open.
+ * back to the OS at once, in every thread of the process. An ArrayBuffer-backed vector is
+ * detached, so every view of it in this thread reads as empty; a SharedArrayBuffer cannot be
+ * detached and may be in use by other threads, so its views (here and in every worker it was
+ * posted to) keep their length, read zeros, and take writes that nobody will read. Either way
+ * nothing can touch unmapped memory: the address range itself is released only when the engine
+ * releases the last buffer over it. Later `handleOf`, `properties` and `JSON.stringify` of it in
+ * this thread throw `ERR_SHM_CLOSED`. Views of the segment in other processes are not affected.
+ * Returns whether anything was open.
  */
 export function close(value: unknown): boolean {
   let any = false

@@ -55,24 +55,90 @@ export interface ArrowVector extends ArrowVectorLike {
 }
 
 /**
- * What `share` makes of a value: vectors become shared vectors, containers keep their shape, an
- * Arrow table stays a table (over shared memory) and an Arrow vector becomes a vector of ours.
+ * The value a user holds for each kind. A shared TypedArray's buffer is a SharedArrayBuffer where
+ * the runtime can make one and an ArrayBuffer elsewhere, so its type says `ArrayBufferLike`.
  */
-export type Shared<T> = T extends NumericVector | SharedLogicalVector | SharedStringVector
+export interface VectorOfKind {
+  float64: Float64Array<ArrayBufferLike>
+  float32: Float32Array<ArrayBufferLike>
+  int8: Int8Array<ArrayBufferLike>
+  uint8: Uint8Array<ArrayBufferLike>
+  uint8clamped: Uint8ClampedArray<ArrayBufferLike>
+  int16: Int16Array<ArrayBufferLike>
+  uint16: Uint16Array<ArrayBufferLike>
+  int32: Int32Array<ArrayBufferLike>
+  uint32: Uint32Array<ArrayBufferLike>
+  int64: BigInt64Array<ArrayBufferLike>
+  uint64: BigUint64Array<ArrayBufferLike>
+  logical: SharedLogicalVector
+  string: SharedStringVector
+}
+
+/** The vector of kind `K`. */
+export type VectorOf<K extends Kind> = VectorOfKind[K]
+
+/** The kind of a TypedArray type (by its `Symbol.toStringTag`), or never. */
+export type NumericKindOf<T> = T extends { readonly [Symbol.toStringTag]: infer Tag }
+  ? { [K in NumericKind]: VectorOfKind[K][typeof Symbol.toStringTag] extends Tag ? K : never }[NumericKind]
+  : never
+
+/** What `unshare` (or `open(h, { copy: true })`) gives for a vector: an ordinary private value. */
+export type Unshared<V> = V extends SharedLogicalVector
+  ? (boolean | null)[]
+  : V extends SharedStringVector
+    ? (string | null)[]
+    : V extends NumericVector
+      ? VectorOfKind[NumericKindOf<V>] extends infer R
+        ? R extends { slice(): infer C }
+          ? C
+          : V
+        : V
+      : V
+
+/** Values `share` leaves as they are: they are neither vectors nor containers. */
+export type Kept =
+  // eslint-disable-next-line @typescript-eslint/no-unsafe-function-type
+  | Function
+  | Date
+  | RegExp
+  | Error
+  | Promise<unknown>
+  | ReadonlyMap<unknown, unknown>
+  | ReadonlySet<unknown>
+  | WeakMap<WeakKey, unknown>
+  | WeakSet<WeakKey>
+  | ArrayBuffer
+  | SharedArrayBuffer
+  | DataView
+
+/**
+ * What `share` makes of a value: vectors become shared vectors (a TypedArray stays its type, now
+ * over a buffer that may be a SharedArrayBuffer), `boolean[]` a `SharedLogicalVector`, `string[]`
+ * a `SharedStringVector`, `number[]` a `Float64Array`; plain objects and other arrays keep their
+ * shape with every leaf shared; an Arrow table stays a table (over shared memory) and an Arrow
+ * vector becomes a vector of ours; `[]`, functions, Dates and other objects stay as they are.
+ */
+export type Shared<T> = T extends SharedLogicalVector | SharedStringVector
   ? T
-  : T extends ArrowTableLike
-    ? T
-    : T extends ArrowVectorLike
-      ? SharedVector
-      : T extends readonly (boolean | null)[]
-        ? SharedLogicalVector
-        : T extends readonly (string | null)[]
-          ? SharedStringVector
-          : T extends readonly number[]
-            ? Float64Array
-            : T extends object
-              ? { [K in keyof T]: Shared<T[K]> }
-              : T
+  : T extends NumericVector
+    ? VectorOfKind[NumericKindOf<T>]
+    : T extends ArrowTableLike
+      ? T
+      : T extends ArrowVectorLike
+        ? SharedVector
+        : T extends Kept
+          ? T
+          : T extends readonly never[]
+            ? T
+            : T extends readonly (boolean | null)[]
+              ? SharedLogicalVector
+              : T extends readonly (string | null)[]
+                ? SharedStringVector
+                : T extends readonly number[]
+                  ? Float64Array<ArrayBufferLike>
+                  : T extends object
+                    ? { -readonly [K in keyof T]: Shared<T[K]> }
+                    : T
 
 const KIND_OF_TAG: Record<string, NumericKind> = {
   '[object Float64Array]': 'float64',

@@ -3,7 +3,7 @@ import { constants as bufferConstants } from 'node:buffer'
 
 import { native } from './native'
 import { codes, coded } from './errors'
-import { CTORS, isKind, isNumericKind, type SharedVector } from './kinds'
+import { CTORS, isKind, isNumericKind, type Kind, type NumericKind, type SharedVector, type Unshared, type VectorOf } from './kinds'
 import { getOptions, type OpenOptions } from './options'
 import { createOptions } from './share'
 import { isShared } from './inspect'
@@ -22,9 +22,12 @@ function handleText(handle: unknown, fn: string): string {
   return handle
 }
 
-/** A handle's part: `base#kind:byteOffset:length` names a view over part of a vector. */
+/**
+ * A handle's part: `base#kind:byteOffset:length` names a TypedArray (`dataview`: a DataView, its
+ * length in bytes) over part of a vector's data.
+ */
 interface Part {
-  kind: keyof typeof CTORS
+  kind: NumericKind | 'dataview'
   byteOffset: number
   length: number
 }
@@ -33,8 +36,27 @@ function splitHandle(h: string): { base: string; part?: Part } {
   const at = h.indexOf('#')
   if (at < 0) return { base: h }
   const m = /^([a-z0-9]+):(\d{1,16}):(\d{1,16})$/.exec(h.slice(at + 1))
-  if (!m || !isNumericKind(m[1])) throw coded(codes.INVALID_HANDLE, `not a sharedobject handle: ${JSON.stringify(h.slice(0, 60))}`, TypeError)
+  if (!m || !(isNumericKind(m[1]) || m[1] === 'dataview')) {
+    throw coded(codes.INVALID_HANDLE, `not a sharedobject handle: ${JSON.stringify(h.slice(0, 60))}`, TypeError)
+  }
   return { base: h.slice(0, at), part: { kind: m[1], byteOffset: Number(m[2]), length: Number(m[3]) } }
+}
+
+/** The view a part names over `buffer`, checked against the data's `byteLength`. */
+function partView(buffer: ArrayBufferLike, byteLength: number, part: Part): ArrayBufferView {
+  const size = part.kind === 'dataview' ? 1 : CTORS[part.kind].BYTES_PER_ELEMENT
+  if (part.byteOffset % size !== 0 || part.byteOffset + part.length * size > byteLength) {
+    throw coded(codes.INVALID_HANDLE, `open: the handle names a part outside the vector (${part.kind} at byte ${part.byteOffset}, ${part.length} elements)`, TypeError)
+  }
+  if (part.kind === 'dataview') return new DataView(buffer, part.byteOffset, part.length)
+  return new CTORS[part.kind](buffer as ArrayBuffer, part.byteOffset, part.length)
+}
+
+/** Refuses a result that is not of the kind the caller asked for. */
+function checkKind(want: Kind | undefined, got: string, handle: string): void {
+  if (want !== undefined && want !== got) {
+    throw coded(codes.WRONG_KIND, `open: ${JSON.stringify(handle.slice(0, 80))} holds ${got === 'list' ? 'a container' : got === 'dataview' ? 'a DataView' : `a ${got} vector`}, not ${want}`, TypeError)
+  }
 }
 
 /** Parses a manifest's attributes: a container's shape with its leaves' handles. */
@@ -50,6 +72,7 @@ function manifestShape(attributes: string): unknown {
 const opening = new Set<string>()
 
 function fromMeta(meta: Meta, part: Part | undefined, opts: OpenOptions | undefined): SharedVector | object {
+  checkKind(opts?.kind, part?.kind ?? meta.kind, meta.handle)
   if (meta.kind === 'list') {
     if (opening.has(meta.key)) throw coded(codes.BAD_HEADER, 'open: a container manifest that contains itself')
     opening.add(meta.key)
@@ -63,20 +86,33 @@ function fromMeta(meta: Meta, part: Part | undefined, opts: OpenOptions | undefi
     throw coded(codes.BAD_HEADER, `open: the segment holds ${meta.kind} data, not a vector; use mapSharedMemory for developer segments`)
   }
   if (!part) return vectorOf(meta)
-  const Ctor = CTORS[part.kind]
-  if (!isNumericKind(meta.kind) || part.byteOffset % Ctor.BYTES_PER_ELEMENT !== 0 || part.byteOffset + part.length * Ctor.BYTES_PER_ELEMENT > meta.byteLength) {
-    throw coded(codes.INVALID_HANDLE, `open: the handle names a part outside the vector (${part.kind} at byte ${part.byteOffset}, ${part.length} elements)`, TypeError)
-  }
-  return new Ctor(meta.buffer as ArrayBuffer, part.byteOffset, part.length)
+  return partView(meta.buffer, meta.byteLength, part)
 }
 
-/** Maps a vector (or a container) shared by any process, from its handle or its JSON form. */
-export function open(handle: string | { $sharedobject: string }, opts?: OpenOptions): SharedVector | object {
+/** A handle as `handleOf` gives it, or as a shared vector serialises to JSON. */
+export type Handle = string | { $sharedobject: string }
+
+/**
+ * Maps a vector (or a container) shared by any process, from its handle or its JSON form. With
+ * `kind`, the result is that kind of vector, or a `ERR_SHM_WRONG_KIND` error; with `copy`, an
+ * ordinary private copy.
+ */
+export function open<K extends Kind>(handle: Handle, opts: OpenOptions & { kind: K; copy: true }): Unshared<VectorOf<K>>
+export function open<K extends Kind>(handle: Handle, opts: OpenOptions & { kind: K; copy?: false }): VectorOf<K>
+export function open(handle: Handle, opts?: OpenOptions): SharedVector | object
+export function open(handle: Handle, opts?: OpenOptions): SharedVector | object {
   const h = handleText(handle, 'open')
   if (opts !== undefined && (opts === null || typeof opts !== 'object')) throw coded(codes.INVALID_ARG_TYPE, 'open: options must be an object', TypeError)
   const cow = opts?.copyOnWrite
   if (cow !== undefined && typeof cow !== 'boolean') {
     throw coded(codes.INVALID_ARG_TYPE, 'open: copyOnWrite must be a boolean', TypeError)
+  }
+  const populate = opts?.populate
+  if (populate !== undefined && typeof populate !== 'boolean') {
+    throw coded(codes.INVALID_ARG_TYPE, 'open: populate must be a boolean', TypeError)
+  }
+  if (opts?.kind !== undefined && !isKind(opts.kind)) {
+    throw coded(codes.INVALID_ARG_VALUE, `open: unknown kind ${JSON.stringify(opts.kind)}; kinds are ${[...Object.keys(CTORS), 'logical', 'string'].join(', ')}`, TypeError)
   }
   const { base, part } = splitHandle(h)
   if (opts?.copy) return openCopy(base, part, opts)
@@ -84,12 +120,17 @@ export function open(handle: string | { $sharedobject: string }, opts?: OpenOpti
   if (found.byteLength > bufferConstants.MAX_LENGTH) {
     throw coded(codes.OUT_OF_RANGE, `open: the segment holds ${found.byteLength} bytes, more than this Node.js can view as one buffer (${bufferConstants.MAX_LENGTH})`, RangeError)
   }
-  const meta = cachedByKey(found.key) ?? remember(native.open(base, cow))
+  // Checked before mapping, so that a wrong kind maps nothing.
+  checkKind(opts?.kind, part?.kind ?? found.kind, base)
+  const cached = cachedByKey(found.key)
+  if (cached && populate) native.populate(cached.key)
+  const meta = cached ?? remember(native.open(base, cow, populate))
   return fromMeta(meta, part, opts)
 }
 
 function openCopy(h: string, part: Part | undefined, opts: OpenOptions): SharedVector | object {
   const c = native.readCopy(h, bufferConstants.MAX_LENGTH)
+  checkKind(opts.kind, part?.kind ?? c.kind, h)
   if (c.kind === 'list') return revive(manifestShape(c.attributes), opts) as object
   if (c.kind === 'arrow') return tableFromBytes(c.data, c.length)
   if (!isKind(c.kind)) {
@@ -99,7 +140,7 @@ function openCopy(h: string, part: Part | undefined, opts: OpenOptions): SharedV
   const ab = new Uint8Array(c.data).buffer
   if (c.kind === 'logical') return new SharedLogicalVector(new Int8Array(ab)).toArray()
   if (c.kind === 'string') return new SharedStringVector(ab, c.length, layoutFromAux(c.aux)).toArray()
-  if (part) return new CTORS[part.kind](ab, part.byteOffset, part.length)
+  if (part) return partView(ab, c.data.length, part)
   return new CTORS[c.kind](ab, 0, c.length)
 }
 
@@ -135,7 +176,9 @@ function isHandleObject(v: object): v is { $sharedobject: string } {
  * Walks a received message and opens every `{"$sharedobject": handle}` in it. Arrays and plain
  * objects are rebuilt; everything else is returned as it is.
  */
-export function revive<T = unknown>(message: unknown, opts?: OpenOptions): T {
+export function revive<T = unknown>(message: unknown, opts?: Omit<OpenOptions, 'kind'>): T {
+  // A message holds vectors of any kind: `kind` would refuse all but one.
+  if (opts !== null && typeof opts === 'object' && 'kind' in opts) opts = { ...opts, kind: undefined } as OpenOptions
   const walk = (v: unknown, depth: number): unknown => {
     if (v === null || typeof v !== 'object') return v
     if (depth > MAX_DEPTH) throw coded(codes.OUT_OF_RANGE, `revive: the message nests deeper than ${MAX_DEPTH} levels`, RangeError)

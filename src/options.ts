@@ -50,6 +50,19 @@ export interface OpenOptions {
   /** Override the sharer's copy-on-write choice for this process. */
   copyOnWrite?: boolean
   /**
+   * `open` only: the kind of vector expected. A segment (or part) of another kind, or a container,
+   * is refused with `ERR_SHM_WRONG_KIND` before anything is mapped, and TypeScript types the result
+   * as that kind's class.
+   */
+  kind?: Kind
+  /**
+   * Map every page now rather than at first touch (Linux: MAP_POPULATE, or MADV_POPULATE_READ for
+   * a mapping already made or copy-on-write), so that a first pass over a big vector takes no page
+   * faults; `open` then takes about as long as those faults would have. Elsewhere pages are mapped
+   * at first touch as usual.
+   */
+  populate?: boolean
+  /**
    * Read an ordinary private copy instead of mapping: for runtimes that forbid external buffers
    * (Electron), where mapping throws `ERR_SHM_EXTERNAL_BUFFERS`. The result is what `unshare`
    * would give.

@@ -3,7 +3,7 @@ import { constants as bufferConstants } from 'node:buffer'
 
 import { native, type CreateOptions, type ViewInfo } from './native'
 import { codes, coded, type CodedError } from './errors'
-import { CTORS, arrayKind, isKind, isNumericKind, numericKindOf, type Kind, type NumericKind, type NumericVector, type Shared, type SharedVector } from './kinds'
+import { CTORS, arrayKind, isKind, isNumericKind, numericKindOf, type Kind, type NumericKind, type NumericVector, type Shared, type SharedVector, type VectorOf } from './kinds'
 import { resolve, type Resolved, type ShareOptions } from './options'
 import { NA_LOGICAL, SharedLogicalVector, SharedStringVector, encodeStrings } from './vectors'
 import { MAX_DEPTH, isContainer, remember, vectorOf, type Meta } from './views'
@@ -76,7 +76,8 @@ function shareVector(value: unknown, o: Resolved): SharedVector | undefined {
   }
   if (!kind) return undefined
   const length = (value as { length: number }).length
-  if (length < o.minLength && o.name === undefined) return value as SharedVector
+  // A vector of an explicit kind is what the caller asked for, short or not.
+  if (length < o.minLength && o.name === undefined && o.kind === undefined) return value as SharedVector
   let info: ViewInfo
   if (numeric) {
     info = native.create(createOptions(numeric, length, o), bytesOf(value as NumericVector))
@@ -98,8 +99,11 @@ function shareVector(value: unknown, o: Resolved): SharedVector | undefined {
  * `number[]` becomes a shared vector (a TypedArray, `SharedLogicalVector`, `SharedStringVector`,
  * `Float64Array`); plain objects and arrays of other things are shared element by element,
  * recursively, into a container of the same shape (R's lists and data.frames). Other values stay
- * as they are, or throw with `mustWork`.
+ * as they are, or throw with `mustWork`. With `kind`, an array or vector becomes a vector of that
+ * kind (whatever `minLength` says).
  */
+export function share<K extends Kind>(value: ArrayLike<unknown> | SharedLogicalVector | SharedStringVector, opts: ShareOptions & { kind: K }): VectorOf<K>
+export function share<T>(value: T, opts?: ShareOptions): Shared<T>
 export function share<T>(value: T, opts?: ShareOptions): Shared<T> {
   const o = resolve(opts)
   const vector = shareVector(value, o)

@@ -11,6 +11,16 @@ function checkIndex(i: number, length: number): number {
   return i
 }
 
+/**
+ * What a vector knows of its mapping: whether this thread closed it. A detached ArrayBuffer is
+ * empty by itself; a SharedArrayBuffer cannot be detached, so its vectors ask this.
+ */
+export interface ViewState {
+  readonly closed: boolean
+}
+
+const OPEN: ViewState = { closed: false }
+
 /** The code of NA in a logical vector's storage; false is 0 and true is 1. */
 export const NA_LOGICAL = -1
 
@@ -18,27 +28,29 @@ export const NA_LOGICAL = -1
 export class SharedLogicalVector implements Iterable<boolean | null> {
   /** The raw storage: 0 false, 1 true, -1 NA. Writes through it are seen like any other. */
   readonly codes: Int8Array
+  readonly #state: ViewState
 
-  constructor(codes: Int8Array) {
+  constructor(codes: Int8Array, state: ViewState = OPEN) {
     this.codes = codes
+    this.#state = state
   }
 
-  /** The ArrayBuffer over the mapping. */
-  get buffer(): ArrayBuffer {
-    return this.codes.buffer as ArrayBuffer
+  /** The buffer over the mapping: a SharedArrayBuffer where the runtime can make one. */
+  get buffer(): ArrayBufferLike {
+    return this.codes.buffer
   }
 
   get length(): number {
-    return this.codes.length
+    return this.#state.closed ? 0 : this.codes.length
   }
 
   get(i: number): boolean | null {
-    const c = this.codes[checkIndex(i, this.codes.length)]
+    const c = this.codes[checkIndex(i, this.length)]
     return c === 1 ? true : c === 0 ? false : null
   }
 
   set(i: number, value: boolean | null): void {
-    checkIndex(i, this.codes.length)
+    checkIndex(i, this.length)
     if (value !== true && value !== false && value !== null) {
       throw coded(codes.INVALID_ARG_TYPE, `a logical vector holds true, false or null, got ${typeof value}`, TypeError)
     }
@@ -46,11 +58,11 @@ export class SharedLogicalVector implements Iterable<boolean | null> {
   }
 
   *[Symbol.iterator](): Iterator<boolean | null> {
-    for (let i = 0; i < this.codes.length; i++) yield this.get(i)
+    for (let i = 0; i < this.length; i++) yield this.get(i)
   }
 
   toArray(): (boolean | null)[] {
-    const c = this.codes
+    const c = this.length === 0 ? new Int8Array(0) : this.codes
     const out = new Array<boolean | null>(c.length)
     for (let i = 0; i < c.length; i++) out[i] = c[i] === 1 ? true : c[i] === 0 ? false : null
     return out
@@ -58,7 +70,7 @@ export class SharedLogicalVector implements Iterable<boolean | null> {
 
   /** How many elements are true (NA is not). */
   countTrue(): number {
-    const c = this.codes
+    const c = this.length === 0 ? new Int8Array(0) : this.codes
     let n = 0
     for (let i = 0; i < c.length; i++) if (c[i] === 1) n++
     return n
@@ -66,7 +78,7 @@ export class SharedLogicalVector implements Iterable<boolean | null> {
 
   /** How many elements are NA. */
   countNA(): number {
-    const c = this.codes
+    const c = this.length === 0 ? new Int8Array(0) : this.codes
     let n = 0
     for (let i = 0; i < c.length; i++) if (c[i] !== 0 && c[i] !== 1) n++
     return n
@@ -198,7 +210,8 @@ export let stringSections: (v: SharedStringVector) => StringSections
  * string the dictionary already holds.
  */
 export class SharedStringVector implements Iterable<string | null> {
-  readonly #buffer: ArrayBuffer
+  readonly #buffer: ArrayBufferLike
+  readonly #state: ViewState
   readonly #length: number
   readonly #validity: Uint8Array
   readonly #offsets: Int32Array
@@ -207,8 +220,9 @@ export class SharedStringVector implements Iterable<string | null> {
   #lookup: Map<string, number> | undefined
   #decoded: string[] | undefined
 
-  constructor(buffer: ArrayBuffer, length: number, layout: StringLayout) {
+  constructor(buffer: ArrayBufferLike, length: number, layout: StringLayout, state: ViewState = OPEN) {
     this.#buffer = buffer
+    this.#state = state
     this.#length = length
     const entries = layout.codes ? layout.dictionarySize : length
     // Every section was checked against the data region's size before this view was made.
@@ -225,8 +239,8 @@ export class SharedStringVector implements Iterable<string | null> {
     }
   }
 
-  /** The ArrayBuffer over the mapping. */
-  get buffer(): ArrayBuffer {
+  /** The buffer over the mapping: a SharedArrayBuffer where the runtime can make one. */
+  get buffer(): ArrayBufferLike {
     return this.#buffer
   }
 
@@ -236,17 +250,17 @@ export class SharedStringVector implements Iterable<string | null> {
   }
 
   get length(): number {
-    return this.#buffer.byteLength === 0 ? 0 : this.#length
+    return this.#buffer.byteLength === 0 || this.#state.closed ? 0 : this.#length
   }
 
   #live(): void {
-    if (this.#buffer.byteLength === 0) throw coded(codes.CLOSED, 'the string vector was closed in this thread')
+    if (this.#buffer.byteLength === 0 || this.#state.closed) throw coded(codes.CLOSED, 'the string vector was closed in this thread')
   }
 
   /** The entry (element or dictionary slot) behind element i, or -1 for NA. */
   #entry(i: number): number {
     // Hot path: one comparison proves i is a whole number in range; anything else is checked slowly.
-    if (i >>> 0 !== i || i >= this.#length || this.#offsets.length === 0) {
+    if (i >>> 0 !== i || i >= this.#length || this.#offsets.length === 0 || this.#state.closed) {
       this.#live()
       checkIndex(i, this.#length)
     }

@@ -93,7 +93,27 @@ export function bufferOf(value: unknown): ViewBuffer | undefined {
 
 export function metaOf(value: unknown): Meta | undefined {
   const b = bufferOf(value)
-  return b && metas.get(b)
+  return b && (metas.get(b) ?? adopt(b))
+}
+
+/** SharedArrayBuffers seen in this thread that are over none of this process's mappings. */
+const strangers = new WeakSet<object>()
+
+/**
+ * A SharedArrayBuffer that another thread made over a mapping (a vector posted to a worker
+ * arrives as a new SharedArrayBuffer object over the same memory) becomes known here, so that it
+ * serialises, gives its handle and closes as the vector it is.
+ */
+function adopt(b: ViewBuffer): Meta | undefined {
+  if (typeof SharedArrayBuffer !== 'function' || !(b instanceof SharedArrayBuffer) || strangers.has(b)) return undefined
+  const info = b.byteLength > 0 ? native.identify(new Uint8Array(b)) : null
+  if (!info) {
+    strangers.add(b)
+    return undefined
+  }
+  const meta = cachedByKey(info.key) ?? remember(info)
+  metas.set(b, meta)
+  return meta
 }
 
 export function liveMeta(value: unknown, fn: string): Meta {
@@ -129,18 +149,23 @@ const TAG_OF_KIND: Record<string, NumericKind> = Object.fromEntries(
 )
 
 /**
- * The handle of a TypedArray over part of a shared mapping: the segment's handle, then the view's
- * type, byte offset and length. `open` gives back exactly that view over the same memory.
+ * The handle of a TypedArray (or DataView) over part of a shared mapping: the segment's handle,
+ * then the view's type, byte offset and length. `open` gives back exactly that view over the same
+ * memory.
  */
 export function viewHandle(value: ArrayBufferView, meta: Meta): string {
   const base = handOut(meta)
+  if (value instanceof DataView) return `${base}#dataview:${value.byteOffset}:${value.byteLength}`
   const kind = TAG_OF_KIND[Object.prototype.toString.call(value)]
   const whole = kind === meta.kind && value.byteOffset === 0 && value.byteLength === meta.byteLength
   if (whole || kind === undefined) return base
   return `${base}#${kind}:${value.byteOffset}:${(value as unknown as { length: number }).length}`
 }
 
-/** `JSON.stringify` of a shared vector gives its handle, which `revive` turns back into it. */
+/**
+ * `JSON.stringify` of a shared vector gives its handle, which `revive` turns back into it. A
+ * closed one throws `ERR_SHM_CLOSED` rather than serialise as something it is not.
+ */
 function sharedToJSON(this: SharedLogicalVector | SharedStringVector): { $sharedobject: string } {
   return { $sharedobject: handOut(liveMeta(this, 'toJSON')) }
 }
@@ -148,15 +173,18 @@ Object.defineProperty(SharedLogicalVector.prototype, 'toJSON', { value: sharedTo
 Object.defineProperty(SharedStringVector.prototype, 'toJSON', { value: sharedToJSON, configurable: true, writable: true })
 
 /**
- * Every TypedArray over shared memory (a whole vector, or a subarray of one) serialises as its
- * handle; any other TypedArray serialises exactly as it always has (the object of its indexes).
+ * Every TypedArray over shared memory (a whole vector, or a subarray of one, in this thread or
+ * posted from another) serialises as its handle, and a closed one throws `ERR_SHM_CLOSED`; any
+ * other TypedArray (a `slice()`, an `unshare` copy) serialises exactly as it always has (the
+ * object of its indexes).
  */
 const TypedArrayPrototype = Object.getPrototypeOf(Int8Array.prototype) as object
 if (!Object.prototype.hasOwnProperty.call(TypedArrayPrototype, 'toJSON')) {
   Object.defineProperty(TypedArrayPrototype, 'toJSON', {
     value: function toJSON(this: ArrayBufferView): unknown {
-      const meta = metas.get(this.buffer)
-      if (!meta || meta.closed) return this
+      const meta = metaOf(this)
+      if (!meta) return this
+      if (meta.closed) throw coded(codes.CLOSED, 'toJSON: the vector was closed in this thread; it has no handle to send')
       return { $sharedobject: viewHandle(this, meta) }
     },
     configurable: true,
@@ -168,8 +196,8 @@ if (!Object.prototype.hasOwnProperty.call(TypedArrayPrototype, 'toJSON')) {
 /** The user's value over a mapping: a TypedArray, a logical or a string vector. */
 export function vectorOf(meta: Meta): SharedVector {
   if (meta.kind === 'arrow') return tableOf(meta) as unknown as SharedVector
-  if (meta.kind === 'logical') return new SharedLogicalVector(new Int8Array(meta.buffer, 0, meta.length))
-  if (meta.kind === 'string') return new SharedStringVector(meta.buffer as ArrayBuffer, meta.length, layoutFromAux(meta.aux))
+  if (meta.kind === 'logical') return new SharedLogicalVector(new Int8Array(meta.buffer, 0, meta.length), meta)
+  if (meta.kind === 'string') return new SharedStringVector(meta.buffer, meta.length, layoutFromAux(meta.aux), meta)
   const Ctor = CTORS[meta.kind as NumericKind]
   return new Ctor(meta.buffer as ArrayBuffer, 0, meta.length)
 }

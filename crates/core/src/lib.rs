@@ -9,7 +9,7 @@
 //! use sharedobject_core::{registry, Kind};
 //! let spec = registry::CreateSpec { kind: Some(Kind::Float64), length: 4, byte_length: 32, reserve: true, ..Default::default() };
 //! let view = registry::create(&spec, Some(&[0u8; 32])).unwrap();
-//! // send view.handle() to another process; there: registry::open_handle(&handle, None)
+//! // send view.handle() to another process; there: registry::open_handle(&handle, None, false)
 //! drop(view); // the owner's last view, and no handle handed out: the segment is released
 //! ```
 

@@ -131,14 +131,12 @@ unsafe impl Sync for Mapping {}
 impl View {
     /// The first data byte.
     pub fn ptr(&self) -> *mut u8 {
+        Self::data_ptr(&self.mapping)
+    }
+    fn data_ptr(m: &Mapping) -> *mut u8 {
         // SAFETY: data_offset + byte_length <= map.len() was checked by Header::decode against
         // the mapped size, so the pointer stays inside the mapping.
-        unsafe {
-            self.mapping
-                .map
-                .ptr()
-                .add(self.mapping.header.data_offset as usize)
-        }
+        unsafe { m.map.ptr().add(m.header.data_offset as usize) }
     }
     pub fn byte_length(&self) -> usize {
         self.mapping.header.byte_length as usize
@@ -351,6 +349,15 @@ pub fn create(spec: &CreateSpec<'_>, init: Option<&[u8]>) -> Result<View> {
             ),
         ));
     }
+    if let Some(limit) = sys::memory_limit().filter(|&l| spec.byte_length > l) {
+        return Err(Error::new(
+            Code::OutOfRange,
+            format!(
+                "{} bytes is more than this machine's memory ({limit} bytes of RAM and swap) can hold",
+                spec.byte_length
+            ),
+        ));
+    }
     if spec.attributes.len() > header::MAX_ATTRIBUTES {
         return Err(Error::new(
             Code::OutOfRange,
@@ -433,7 +440,7 @@ pub fn create(spec: &CreateSpec<'_>, init: Option<&[u8]>) -> Result<View> {
     // holder (on Windows that would end it).
     let map = match mode {
         Mode::Shared => map,
-        Mode::CopyOnWrite => match sys::map_file(&file, sys::Access::CopyOnWrite) {
+        Mode::CopyOnWrite => match sys::map_file(&file, sys::Access::CopyOnWrite, false) {
             Ok(m) => m,
             Err(e) => {
                 if named {
@@ -470,7 +477,7 @@ pub fn create(spec: &CreateSpec<'_>, init: Option<&[u8]>) -> Result<View> {
     LIVE.fetch_add(1, Ordering::Relaxed);
     #[cfg(windows)]
     let keeper = if spec.persist || spec.developer {
-        sys::map_file(&file, sys::Access::Peek).ok()
+        sys::map_file(&file, sys::Access::Peek, false).ok()
     } else {
         None
     };
@@ -533,20 +540,29 @@ pub fn handle_is_current(handle: &str) -> Result<bool> {
     }
 }
 
-/// Opens the segment a handle names. `mode: None` takes the sharer's default. Opening has no
-/// side effect on the segment, whatever happens.
-pub fn open_handle(handle: &str, mode: Option<Mode>) -> Result<View> {
+/// Opens the segment a handle names. `mode: None` takes the sharer's default. With `populate`,
+/// every page is mapped into this process now (MAP_POPULATE, or read-faulted in for a mapping
+/// that exists already or is copy-on-write), so that a first pass over the data takes no page
+/// faults; it costs the same time up front. Opening has no side effect on the segment, whatever
+/// happens.
+pub fn open_handle(handle: &str, mode: Option<Mode>, populate: bool) -> Result<View> {
     let (id, generation, place) = name::parse_handle(handle)?;
-    open_at(&id, Some(generation), &place, mode)
+    open_at(&id, Some(generation), &place, mode, populate)
 }
 
 /// Opens named segment `id`, whatever its generation (the developer API's `mapSharedMemory`).
 pub fn open_id(id: &str, mode: Option<Mode>) -> Result<View> {
     name::validate_id(id)?;
-    open_at(id, None, &Place::Named, mode)
+    open_at(id, None, &Place::Named, mode, false)
 }
 
-fn open_at(id: &str, generation: Option<u64>, place: &Place, mode: Option<Mode>) -> Result<View> {
+fn open_at(
+    id: &str,
+    generation: Option<u64>,
+    place: &Place,
+    mode: Option<Mode>,
+    populate: bool,
+) -> Result<View> {
     let write = mode != Some(Mode::CopyOnWrite);
     let (file, h, attributes) = match open_checked(id, generation, place, write) {
         // A segment this user may only read still opens copy-on-write.
@@ -559,11 +575,14 @@ fn open_at(id: &str, generation: Option<u64>, place: &Place, mode: Option<Mode>)
     let key: SegKey = (id.to_string(), h.generation);
     if let Some(m) = with(|r| r.mappings.get(&(key.clone(), mode)).and_then(Weak::upgrade)) {
         if !m.retired.load(Ordering::Acquire) {
+            if populate {
+                sys::prefault(&m.map);
+            }
             return Ok(View { mapping: m });
         }
     }
     check_mapping_budget()?;
-    let map = sys::map_file(&file, mode.access())?;
+    let map = sys::map_file(&file, mode.access(), populate)?;
     drop(file);
     // The handle a view gives is the one it was opened by, or the named one for an id.
     let handle = match place {
@@ -624,7 +643,7 @@ pub fn read_copy(handle: &str, max_bytes: u64) -> Result<(Header, String, Vec<u8
             format!("segment {id:?} holds {} bytes, more than this runtime can hold in one buffer ({max_bytes})", h.byte_length),
         ));
     }
-    let map = sys::map_file(&file, sys::Access::CopyOnWrite)?;
+    let map = sys::map_file(&file, sys::Access::CopyOnWrite, false)?;
     let mut data = Vec::new();
     data.try_reserve_exact(h.byte_length as usize)
         .map_err(|_| {
@@ -680,7 +699,7 @@ pub fn hand_out(handle: &str) -> Result<bool> {
     #[cfg(windows)]
     let keeper = if with(|r| r.owned.get(&key).is_some_and(|o| o.keeper.is_none())) {
         sys::open_named(&key.0, false)
-            .and_then(|f| sys::map_file(&f, sys::Access::Peek))
+            .and_then(|f| sys::map_file(&f, sys::Access::Peek, false))
             .ok()
     } else {
         None
@@ -724,6 +743,39 @@ pub fn retire(view_key_text: &str, detached: bool) -> bool {
         mapping_gone(&m.key);
     }
     true
+}
+
+/// A new view of the live mapping whose data starts at `ptr` and holds `len` bytes: for a buffer
+/// over it that reached this thread from another (a SharedArrayBuffer posted to a worker).
+pub fn find(ptr: *const u8, len: usize) -> Option<View> {
+    // Upgraded under the lock, compared and dropped outside it: dropping the last reference to
+    // a mapping takes the lock again.
+    let all: Vec<Arc<Mapping>> = with(|r| r.mappings.values().filter_map(Weak::upgrade).collect());
+    all.into_iter()
+        .find(|m| {
+            !m.retired.load(Ordering::Acquire)
+                && m.header.byte_length as usize == len
+                && std::ptr::eq(View::data_ptr(m), ptr)
+        })
+        .map(|mapping| View { mapping })
+}
+
+/// Maps every page of the live mapping a view key names into this process now (see
+/// `open_handle`). Returns whether there was one.
+pub fn populate(view_key_text: &str) -> bool {
+    let found = with(|r| {
+        r.mappings
+            .iter()
+            .find(|((k, m), _)| view_key(k, *m) == view_key_text)
+            .and_then(|(_, w)| w.upgrade())
+    });
+    match found {
+        Some(m) if !m.retired.load(Ordering::Acquire) => {
+            sys::prefault(&m.map);
+            true
+        }
+        _ => false,
+    }
 }
 
 /// Removes `id`'s name only while it still names generation `generation`: a name freed and

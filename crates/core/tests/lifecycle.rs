@@ -32,7 +32,7 @@ fn bytes_of(xs: &[f64]) -> Vec<u8> {
 #[test]
 fn created_data_is_read_back_through_a_second_mapping() {
     let owner = registry::create(&spec(3), Some(&bytes_of(&[1.5, 2.5, 3.5]))).unwrap();
-    let other = registry::open_handle(owner.handle(), None).unwrap();
+    let other = registry::open_handle(owner.handle(), None, false).unwrap();
     assert_eq!(other.header().length, 3);
     assert_eq!(read_f64(&other, 2), 3.5);
     assert!(
@@ -48,7 +48,9 @@ fn created_data_is_read_back_through_a_second_mapping() {
     drop(other);
     drop(owner);
     assert_eq!(
-        registry::open_handle(&handle, None).unwrap_err().code,
+        registry::open_handle(&handle, None, false)
+            .unwrap_err()
+            .code,
         Code::NotFound,
         "the owner's last view went and the handle was never handed out: the segment is gone"
     );
@@ -60,12 +62,14 @@ fn a_handed_out_segment_outlives_its_owners_views_until_freed() {
     let handle = owner.handle().to_string();
     assert!(registry::hand_out(&handle).unwrap());
     drop(owner);
-    let again = registry::open_handle(&handle, None).unwrap();
+    let again = registry::open_handle(&handle, None, false).unwrap();
     assert_eq!(read_f64(&again, 0), 9.0);
     drop(again);
     assert!(registry::free_handle(&handle).unwrap());
     assert_eq!(
-        registry::open_handle(&handle, None).unwrap_err().code,
+        registry::open_handle(&handle, None, false)
+            .unwrap_err()
+            .code,
         Code::NotFound
     );
 }
@@ -86,7 +90,7 @@ fn a_retired_mapping_reads_zeros_and_the_next_open_maps_afresh() {
         "zero pages, never unmapped memory"
     );
     write_f64(&owner, 1, 5.0);
-    let fresh = registry::open_handle(&handle, None).unwrap();
+    let fresh = registry::open_handle(&handle, None, false).unwrap();
     assert_ne!(fresh.ptr(), owner.ptr());
     assert_eq!(
         read_f64(&fresh, 1),
@@ -101,7 +105,7 @@ fn a_retired_mapping_reads_zeros_and_the_next_open_maps_afresh() {
 fn copy_on_write_views_keep_their_writes_to_themselves() {
     // Three pages of doubles: the private write copies the first page only.
     let owner = registry::create(&spec(1536), None).unwrap();
-    let private = registry::open_handle(owner.handle(), Some(Mode::CopyOnWrite)).unwrap();
+    let private = registry::open_handle(owner.handle(), Some(Mode::CopyOnWrite), false).unwrap();
     assert_ne!(private.ptr(), owner.ptr());
     write_f64(&private, 0, 99.0);
     assert_eq!(read_f64(&owner, 0), 0.0);
@@ -128,9 +132,9 @@ fn the_sharers_copy_on_write_choice_is_the_default_for_openers() {
         ..spec(1)
     };
     let owner = registry::create(&s, None).unwrap();
-    let opened = registry::open_handle(owner.handle(), None).unwrap();
+    let opened = registry::open_handle(owner.handle(), None, false).unwrap();
     assert_eq!(opened.mode(), Mode::CopyOnWrite);
-    let shared = registry::open_handle(owner.handle(), Some(Mode::Shared)).unwrap();
+    let shared = registry::open_handle(owner.handle(), Some(Mode::Shared), false).unwrap();
     assert_eq!(shared.mode(), Mode::Shared);
     drop((shared, opened, owner));
 }
@@ -148,7 +152,7 @@ fn free_removes_the_name_but_mapped_views_keep_working() {
     assert!(!registry::exists(owner.id()).unwrap());
     assert_eq!(read_f64(&owner, 0), 42.0);
     assert_eq!(
-        registry::open_handle(owner.handle(), None)
+        registry::open_handle(owner.handle(), None, false)
             .unwrap_err()
             .code,
         Code::NotFound
@@ -168,7 +172,7 @@ fn persistent_segments_survive_their_owners_release() {
     let (id, handle) = (owner.id().to_string(), owner.handle().to_string());
     drop(owner);
     assert!(registry::exists(&id).unwrap());
-    let again = registry::open_handle(&handle, None).unwrap();
+    let again = registry::open_handle(&handle, None, false).unwrap();
     drop(again);
     assert!(registry::free(&id).unwrap());
 }
@@ -301,7 +305,7 @@ fn a_name_freed_and_made_again_is_another_segment() {
     let second = registry::create(&s, Some(&bytes_of(&[2.0]))).unwrap();
     // The old handle names the freed segment, even in the process that still maps it.
     assert_eq!(
-        registry::open_handle(first.handle(), None)
+        registry::open_handle(first.handle(), None, false)
             .unwrap_err()
             .code,
         Code::NotFound
@@ -311,7 +315,7 @@ fn a_name_freed_and_made_again_is_another_segment() {
     // Releasing the old owner's view must not remove the new segment's name.
     drop(first);
     assert!(registry::exists("core-test-reborn").unwrap());
-    let again = registry::open_handle(second.handle(), None).unwrap();
+    let again = registry::open_handle(second.handle(), None, false).unwrap();
     assert_eq!(read_f64(&again, 0), 2.0);
     drop(again);
     drop(second);

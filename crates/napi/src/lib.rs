@@ -3,10 +3,10 @@
 //! buffer made over it, so the view (and with it the mapping) lives exactly as long as the engine
 //! keeps the buffer's memory: through transfers, thread-pool jobs and worker threads.
 
-use std::collections::HashMap;
 use std::ffi::c_void;
 use std::ptr;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 
 use napi::bindgen_prelude::{
     FromNapiValue, ToNapiValue, TypeName, Uint8ArraySlice, ValidateNapiValue,
@@ -70,41 +70,37 @@ fn lookup_sab() -> Option<CreateSab> {
     None
 }
 
-/// Bytes of creators' SharedArrayBuffer views that were reported to the engine and since
-/// released, per environment: given back on the environment's next call (the finalizer of a
-/// SharedArrayBuffer runs on any thread, where no environment can be called).
-static GIVE_BACK: Mutex<Option<HashMap<usize, i64>>> = Mutex::new(None);
+/// Bytes of creators' SharedArrayBuffer views that were reported to this thread's engine and
+/// whose buffers have since been released. A SharedArrayBuffer's finalizer runs on whatever
+/// thread frees it, where no engine may be called, so it only counts here; the creating thread
+/// gives the bytes back on its next call (one engine per thread, so one ledger per thread).
+type Ledger = Arc<AtomicI64>;
+
+thread_local! {
+    static LEDGER: Ledger = Arc::new(AtomicI64::new(0));
+}
 
 fn settle_external_memory(env: sys::napi_env) {
-    let back = GIVE_BACK
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .as_mut()
-        .and_then(|m| m.remove(&(env as usize)));
-    if let Some(n) = back.filter(|&n| n > 0) {
+    let back = LEDGER.with(|l| l.swap(0, Ordering::AcqRel));
+    if back > 0 {
         let mut out = 0i64;
         // SAFETY: a plain Node-API call on the environment's own thread.
-        unsafe { sys::napi_adjust_external_memory(env, -n, &mut out) };
+        unsafe { sys::napi_adjust_external_memory(env, -back, &mut out) };
     }
 }
 
 /// What a finalizer releases: the core view, and the bytes to give back to a creator's engine.
 struct Held {
     _view: registry::View,
-    reported: Option<(usize, i64)>,
+    reported: Option<(Ledger, i64)>,
 }
 
 unsafe extern "C" fn release_held(data: *mut c_void) {
-    // SAFETY: `data` is the Box<Held> leaked in `make_buffer`, handed to the engine exactly
+    // SAFETY: `data` is the Box<Held> leaked in `to_napi_value`, handed to the engine exactly
     // once; the engine calls the finalizer exactly once.
     let held = unsafe { Box::from_raw(data.cast::<Held>()) };
-    if let Some((env, n)) = held.reported {
-        *GIVE_BACK
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_or_insert_with(HashMap::new)
-            .entry(env)
-            .or_insert(0) += n;
+    if let Some((ledger, n)) = &held.reported {
+        ledger.fetch_add(*n, Ordering::AcqRel);
     }
     drop(held); // releases the view: the mapping is unmapped with its last view
 }
@@ -125,6 +121,9 @@ pub struct ViewBuffer {
     view: registry::View,
     /// The creator reports the segment's size to its engine (see `settle_external_memory`).
     report: bool,
+    /// A SharedArrayBuffer where the runtime can make one; else (the developer API, whose
+    /// buffers are ArrayBuffers that unmapping detaches, as in R) always an ArrayBuffer.
+    shared: bool,
 }
 
 impl TypeName for ViewBuffer {
@@ -145,8 +144,14 @@ impl ToNapiValue for ViewBuffer {
         } else {
             v.view.ptr().cast()
         };
-        let sab = create_sab_fn();
-        let reported = (v.report && sab.is_some()).then_some((env as usize, len as i64));
+        let sab = create_sab_fn().filter(|_| v.shared);
+        // The engine counts an external ArrayBuffer's bytes by itself, but not a
+        // SharedArrayBuffer's: the creator reports those, so that a loop that shares and drops
+        // big vectors still makes the engine collect. Openers report nothing, so opening never
+        // starts a collection.
+        let reported =
+            (v.report && sab.is_some() && len > 0).then(|| (LEDGER.with(Arc::clone), len as i64));
+        let reported_bytes = reported.as_ref().map(|(_, n)| *n);
         let held = Box::into_raw(Box::new(Held {
             _view: v.view,
             reported,
@@ -169,7 +174,7 @@ impl ToNapiValue for ViewBuffer {
             }
         };
         if status == sys::Status::napi_ok {
-            if let Some((_, n)) = reported {
+            if let Some(n) = reported_bytes {
                 let mut total = 0i64;
                 // SAFETY: a plain Node-API call on this environment's thread.
                 unsafe { sys::napi_adjust_external_memory(env, n, &mut total) };
@@ -251,6 +256,10 @@ pub struct ViewInfo {
 }
 
 fn to_info(v: registry::View, report: bool) -> ViewInfo {
+    to_info_as(v, report, true)
+}
+
+fn to_info_as(v: registry::View, report: bool, shared: bool) -> ViewInfo {
     let h = v.header().clone();
     ViewInfo {
         key: v.key(),
@@ -267,7 +276,11 @@ fn to_info(v: registry::View, report: bool) -> ViewInfo {
         attributes: v.attributes().to_string(),
         aux: h.aux.iter().map(|&w| w as f64).collect(),
         path: v.path(),
-        buffer: ViewBuffer { view: v, report },
+        buffer: ViewBuffer {
+            view: v,
+            report,
+            shared,
+        },
     }
 }
 
@@ -361,19 +374,59 @@ pub fn locate(env: Env, handle: String, copy_on_write: Option<bool>) -> Result<L
 }
 
 /// Opens the segment a handle names; `copyOnWrite` undefined takes the sharer's default.
+/// `populate` maps every page now instead of at first touch.
 #[napi]
-pub fn open(env: Env, handle: String, copy_on_write: Option<bool>) -> Result<ViewInfo> {
+pub fn open(
+    env: Env,
+    handle: String,
+    copy_on_write: Option<bool>,
+    populate: Option<bool>,
+) -> Result<ViewInfo> {
     settle_external_memory(env.raw());
-    registry::open_handle(&handle, mode_of(copy_on_write))
+    registry::open_handle(&handle, mode_of(copy_on_write), populate.unwrap_or(false))
         .map(|v| to_info(v, false))
         .map_err(|e| throw(&env, e))
 }
 
-/// Opens a named segment by id (the developer API's `mapSharedMemory`).
+/// The view whose data `bytes` (a Uint8Array over a whole SharedArrayBuffer that came from
+/// another thread) covers exactly, as a new buffer over the same memory, when it is one of this
+/// process's live mappings; null otherwise.
+#[napi]
+pub fn identify(
+    env: Env,
+    #[napi(ts_arg_type = "Uint8Array")] bytes: Raw,
+) -> Result<Option<ViewInfo>> {
+    let (mut kind, mut len, mut data, mut ab, mut offset) =
+        (0, 0usize, ptr::null_mut(), ptr::null_mut(), 0usize);
+    // SAFETY: a plain Node-API query on a value of this call; on failure nothing is read.
+    let status = unsafe {
+        sys::napi_get_typedarray_info(
+            env.raw(),
+            bytes.0,
+            &mut kind,
+            &mut len,
+            &mut data,
+            &mut ab,
+            &mut offset,
+        )
+    };
+    if status != sys::Status::napi_ok || len == 0 || data.is_null() {
+        return Ok(None);
+    }
+    Ok(registry::find(data.cast::<u8>().cast_const(), len).map(|v| to_info(v, false)))
+}
+
+/// Maps every page of the mapping named by `key` into this process now.
+#[napi]
+pub fn populate(key: String) -> bool {
+    registry::populate(&key)
+}
+
+/// Opens a named segment by id (the developer API's `mapSharedMemory`), as an ArrayBuffer.
 #[napi]
 pub fn open_id(env: Env, id: String, copy_on_write: Option<bool>) -> Result<ViewInfo> {
     registry::open_id(&id, mode_of(copy_on_write))
-        .map(|v| to_info(v, false))
+        .map(|v| to_info_as(v, false, false))
         .map_err(|e| throw(&env, e))
 }
 

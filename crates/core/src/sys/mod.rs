@@ -65,9 +65,13 @@ pub(crate) fn read_head(file: &File) -> crate::Result<Vec<u8>> {
 }
 
 #[cfg(windows)]
-pub(crate) fn map_file(file: &File, access: Access) -> crate::Result<Map> {
+pub(crate) fn map_file(file: &File, access: Access, _populate: bool) -> crate::Result<Map> {
     open(&file.id, access)
 }
+
+/// Windows maps a view's pages at first touch; there is nothing to ask for ahead of it.
+#[cfg(windows)]
+pub(crate) fn prefault(_map: &Map) {}
 
 #[cfg(windows)]
 pub(crate) fn create_named(

@@ -268,7 +268,7 @@ pub(crate) fn read_head(file: &File) -> Result<Vec<u8>> {
     #[cfg(not(target_os = "linux"))]
     {
         // macOS shared memory cannot be read(): map it read-only and copy the header out.
-        let map = map_file(file, Access::Peek)?;
+        let map = map_file(file, Access::Peek, false)?;
         let attrs = {
             let mut w = [0u8; 4];
             // SAFETY: the map holds at least FIXED_SIZE bytes (checked when opened).
@@ -322,7 +322,7 @@ pub(crate) fn set_flags(file: &File, bits: u16) -> Result<()> {
     }
     #[cfg(not(target_os = "linux"))]
     {
-        let map = map_file(file, Access::Shared)?;
+        let map = map_file(file, Access::Shared, false)?;
         // SAFETY: the map holds at least FIXED_SIZE bytes; two bytes at 14 are the flags.
         unsafe {
             let p = map.ptr().add(14);
@@ -333,8 +333,9 @@ pub(crate) fn set_flags(file: &File, bits: u16) -> Result<()> {
     }
 }
 
-/// Maps all of an open segment.
-pub(crate) fn map_file(file: &File, access: Access) -> Result<Map> {
+/// Maps all of an open segment. With `populate`, the pages are mapped now rather than at first
+/// touch (see `prefault`).
+pub(crate) fn map_file(file: &File, access: Access, populate: bool) -> Result<Map> {
     let len = usize::try_from(file.size)
         .map_err(|_| Error::new(Code::OutOfRange, "segment larger than the address space"))?;
     let dup = file
@@ -345,6 +346,11 @@ pub(crate) fn map_file(file: &File, access: Access) -> Result<Map> {
     let f = StdFile::from(dup);
     let mut opts = MmapOptions::new();
     opts.len(len);
+    // MAP_POPULATE on a private writable mapping would copy every page (it write-faults them),
+    // so a copy-on-write mapping is read-faulted after mapping instead.
+    if populate && access == Access::Shared {
+        opts.populate();
+    }
     // SAFETY (all three): the mapping covers exactly the segment's size as fstat gave it. Named
     // segments are created at their final size and never truncated by this package; memfd
     // segments are sealed against shrinking, so every mapped byte stays backed. memmap2 unmaps
@@ -356,6 +362,11 @@ pub(crate) fn map_file(file: &File, access: Access) -> Result<Map> {
             Access::Peek => opts.map(&f).map(Map::ReadOnly),
         }
     };
+    let mapped = mapped.inspect(|m| {
+        if populate && access != Access::Shared {
+            prefault(m);
+        }
+    });
     mapped.map_err(|e| {
         let code = if e.raw_os_error() == Some(libc::ENOMEM) {
             Code::NoSpace
@@ -412,6 +423,26 @@ pub(crate) fn retire(map: &Map) {
     };
     // On failure (no memory for the new mapping) the segment simply stays mapped until drop.
     let _ = replaced;
+}
+
+/// Maps every page of `map` into this process now, reading only, so that a first pass over the
+/// data takes no page faults: for a copy-on-write mapping nothing is copied. Linux 5.14 and later;
+/// elsewhere, or when the kernel refuses, pages are mapped at first touch as usual.
+pub(crate) fn prefault(map: &Map) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if map.len() > 0 {
+        // SAFETY: the range is exactly a mapping this process owns; MADV_POPULATE_READ only
+        // read-faults its pages in, which changes no byte of it.
+        let _ = unsafe {
+            rustix::mm::madvise(
+                map.ptr().cast(),
+                map.len(),
+                rustix::mm::Advice::LinuxPopulateRead,
+            )
+        };
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = map;
 }
 
 /// Whether `retire` replaces a mapping's pages in place (so its range must then never be unmapped).
@@ -572,7 +603,7 @@ pub(crate) fn create_named(
             id: id.to_string(),
             named: true,
         };
-        let map = map_file(&file, Access::Shared)?;
+        let map = map_file(&file, Access::Shared, false)?;
         fill_mapping(&map, head, data_offset, init);
         Ok((file, map))
     });
@@ -634,7 +665,7 @@ fn create_linked(
         Err(Errno::NOENT) => return None, // no /proc: make it the old way
         Err(e) => return Some(Err(os_error(e, "create", id))),
     }
-    Some(match map_file(&file, Access::Shared) {
+    Some(match map_file(&file, Access::Shared, false) {
         Ok(map) => Ok((file, map)),
         Err(e) => {
             let _ = unlink(id);
@@ -669,7 +700,7 @@ pub(crate) fn create_memfd(
         id: id.to_string(),
         named: false,
     };
-    let map = map_file(&file, Access::Shared)?;
+    let map = map_file(&file, Access::Shared, false)?;
     Ok((file, map))
 }
 
@@ -891,4 +922,18 @@ pub(crate) fn max_map_count() -> usize {
         return n;
     }
     65530
+}
+
+/// Bytes of memory (RAM and swap) this machine has, where the OS says: a shared-memory segment
+/// lives in memory, and an unnamed one (a memfd) is bounded by nothing smaller, so reserving more
+/// than this would only end in the OOM killer.
+pub(crate) fn memory_limit() -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        let info = rustix::system::sysinfo();
+        let unit = u64::from(info.mem_unit.max(1));
+        Some((info.totalram as u64 + info.totalswap as u64).saturating_mul(unit))
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
 }

@@ -205,3 +205,8 @@ pub(crate) fn current_process() -> (u32, u64, u64) {
 pub(crate) fn owner_alive(_pid: u32, _start: u64, _pidns: u64) -> Option<bool> {
     None
 }
+
+/// Windows bounds a pagefile-backed mapping by the commit limit itself, with an error.
+pub(crate) fn memory_limit() -> Option<u64> {
+    None
+}

