@@ -23,10 +23,14 @@ pub enum Kind {
     String = 13,
     /// A container's manifest: its shape and its leaves' handles, in the attributes; no data.
     List = 14,
+    /// A robust mutex: the words `sync::RawMutex` describes; no elements.
+    Mutex = 16,
+    /// A barrier: the words `sync::RawBarrier` describes; no elements.
+    Barrier = 17,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 17] = [
         Kind::Bytes,
         Kind::Float64,
         Kind::Float32,
@@ -42,6 +46,8 @@ impl Kind {
         Kind::Logical,
         Kind::String,
         Kind::List,
+        Kind::Mutex,
+        Kind::Barrier,
     ];
 
     pub fn from_code(code: u16) -> Option<Kind> {
@@ -66,6 +72,8 @@ impl Kind {
             Kind::Logical => "logical",
             Kind::String => "string",
             Kind::List => "list",
+            Kind::Mutex => "mutex",
+            Kind::Barrier => "barrier",
         }
     }
 
@@ -80,7 +88,7 @@ impl Kind {
             Kind::Int16 | Kind::Uint16 => Some(2),
             Kind::Float32 | Kind::Int32 | Kind::Uint32 => Some(4),
             Kind::Float64 | Kind::Int64 | Kind::Uint64 => Some(8),
-            Kind::String | Kind::List => None,
+            Kind::String | Kind::List | Kind::Mutex | Kind::Barrier => None,
         }
     }
 }
