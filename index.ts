@@ -14,6 +14,20 @@ export { unshare, isShared, properties, close, free, list, sweep, type Propertie
 export { setOptions, getOptions, type Options, type ShareOptions, type OpenOptions } from './src/options'
 export { SharedLogicalVector, SharedStringVector, NA_LOGICAL } from './src/vectors'
 export { codes, type CodedError, type ErrorCode } from './src/errors'
+export {
+  wait,
+  notify,
+  waitAsync,
+  mutex,
+  barrier,
+  SharedMutex,
+  SharedBarrier,
+  MutexGuard,
+  type WaitResult,
+  type WaitableVector,
+  type MutexOptions,
+  type BarrierOptions,
+} from './src/sync'
 export type { Kind, NumericKind, NumericVector, SharedVector, Shared } from './src/kinds'
 export {
   getLastIndex,

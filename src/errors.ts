@@ -18,6 +18,9 @@ export const codes = {
   INVALID_ARG_VALUE: 'ERR_INVALID_ARG_VALUE',
   NOT_SHARED: 'ERR_SHM_NOT_SHARED',
   READ_ONLY: 'ERR_SHM_READ_ONLY',
+  COPY_ON_WRITE: 'ERR_SHM_COPY_ON_WRITE',
+  NOT_OWNER: 'ERR_SHM_NOT_OWNER',
+  DEADLOCK: 'ERR_SHM_DEADLOCK',
 } as const
 
 export type ErrorCode = (typeof codes)[keyof typeof codes]

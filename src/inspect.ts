@@ -4,6 +4,7 @@ import { isContainer, leaves, liveMeta, manifests, metaOf } from './views'
 import { codes, coded } from './errors'
 import { type Kind, type NumericVector } from './kinds'
 import { SharedLogicalVector, SharedStringVector } from './vectors'
+import { isSyncKind } from './sync'
 
 
 /**
@@ -18,7 +19,7 @@ export function unshare<T>(value: T): T {
     return out as T
   }
   const meta = metaOf(value)
-  if (!meta || meta.kind === 'bytes') return value
+  if (!meta || meta.kind === 'bytes' || isSyncKind(meta.kind)) return value
   if (meta.closed) throw coded(codes.CLOSED, 'unshare: the vector was closed in this thread')
   if (value instanceof SharedLogicalVector || value instanceof SharedStringVector) return value.toArray() as T
   return (value as unknown as NumericVector).slice() as unknown as T
@@ -38,7 +39,7 @@ export function isShared(value: unknown): boolean {
 export interface Properties {
   id: string
   handle: string
-  kind: Kind | 'bytes'
+  kind: Kind | 'bytes' | 'mutex' | 'barrier'
   length: number
   byteLength: number
   /** How this process maps it. */
@@ -72,7 +73,7 @@ export function properties(value: unknown): Properties | object {
   const p: Properties = {
     id: m.id,
     handle: m.handle,
-    kind: m.kind as Kind | 'bytes',
+    kind: m.kind as Properties['kind'],
     length: m.length,
     byteLength: m.byteLength,
     copyOnWrite: m.copyOnWrite,
@@ -134,7 +135,7 @@ export function free(value: unknown): boolean {
 /** A segment of this package, as `list()` and `sweep()` report it. */
 export interface SegmentInfo {
   id: string
-  kind: Kind | 'bytes' | 'list'
+  kind: Kind | 'bytes' | 'list' | 'mutex' | 'barrier'
   length: number
   byteLength: number
   /** Bytes the segment occupies, header included. */

@@ -7,6 +7,7 @@ import { createOptions, created } from './share'
 import { isShared } from './inspect'
 import { cache, cached, isContainer, isPlainObject, liveMeta, modeKey, remember, vectorOf, manifests } from './views'
 import { SharedLogicalVector, SharedStringVector, layoutFromAux } from './vectors'
+import { isSyncKind, syncOf } from './sync'
 
 
 function handleText(handle: unknown, fn: string): string {
@@ -28,12 +29,17 @@ export function open(handle: string | { $sharedobject: string }, opts?: OpenOpti
   }
   if (opts?.copy) return openCopy(h, opts)
   const hit = cached(h, cow)
-  if (hit) return vectorOf(hit)
+  if (hit) return isSyncKind(hit.kind) ? syncOf(hit) : vectorOf(hit)
   const info = native.open(h, cow)
   if (info.kind === 'list') {
     // A container's manifest: its shape, with its leaves' handles. Only the leaves stay mapped.
     native.close(info.buffer, info.token)
     return revive((JSON.parse(info.attributes) as { $container: unknown }).$container, opts) as object
+  }
+  if (isSyncKind(info.kind)) {
+    const meta = remember(info)
+    cache(`${h}|${modeKey(cow)}`, info.buffer)
+    return syncOf(meta)
   }
   if (!isKind(info.kind)) {
     native.close(info.buffer, info.token)

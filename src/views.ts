@@ -55,8 +55,12 @@ export function cached(handle: string, cow: boolean | undefined): Meta | undefin
   return native.isCurrent(handle) ? meta : undefined
 }
 
-/** The buffer behind a shared vector (or a developer ArrayBuffer). */
+/** Where an object that is not a vector (a mutex, a barrier) keeps the buffer of its segment. */
+export const SEGMENT_BUFFER = Symbol('sharedobject.segmentBuffer')
+
+/** The buffer behind a shared vector (or a developer ArrayBuffer, a mutex, a barrier). */
 export function bufferOf(value: unknown): ArrayBuffer | undefined {
+  if (value !== null && typeof value === 'object' && SEGMENT_BUFFER in value) return (value as { [SEGMENT_BUFFER]: ArrayBuffer })[SEGMENT_BUFFER]
   if (ArrayBuffer.isView(value)) return value.buffer as ArrayBuffer
   if (value instanceof SharedLogicalVector || value instanceof SharedStringVector) return value.buffer
   if (value instanceof ArrayBuffer) return value
