@@ -175,8 +175,9 @@ function syncOptions(fn: string, opts: object | undefined, extra: string[]): Res
   for (const k of Object.keys(opts)) {
     if (!known.includes(k)) throw coded(codes.INVALID_ARG_VALUE, `${fn}: unknown option ${JSON.stringify(k)}; options are ${known.join(', ')}`, TypeError)
   }
-  const { name, persist } = opts as { name?: string; persist?: boolean }
-  return { ...resolve({ name, persist }), copyOnWrite: false, attributes: undefined }
+  const picked: Record<string, unknown> = {}
+  for (const k of ['name', 'persist']) if ((opts as Record<string, unknown>)[k] !== undefined) picked[k] = (opts as Record<string, unknown>)[k]
+  return { ...resolve(picked), copyOnWrite: false, attributes: undefined }
 }
 
 function make(kind: 'mutex' | 'barrier', o: Resolved, init: Uint8Array): Meta {
