@@ -19,41 +19,38 @@ use sharedobject_core::Code;
 
 use crate::{core_err, throw};
 
-/// Where the bytes of a TypedArray (from its first element) or an ArrayBuffer are, and how many.
+/// Where the bytes of an ArrayBuffer or a TypedArray (from its first element) are, and how
+/// many. One Node-API call on the common path: a lock is a handful of these.
 fn region(env: &Env, value: &Unknown) -> Result<(*mut u8, usize)> {
     let (env_raw, v) = (env.raw(), value.raw());
-    let mut is = false;
-    // SAFETY: napi type checks of a value of this call's scope; `is` receives the answer.
-    unsafe { sys::napi_is_typedarray(env_raw, v, &mut is) };
-    if is {
-        let (mut kind, mut length, mut data, mut buffer, mut offset) =
-            (0, 0usize, ptr::null_mut(), ptr::null_mut(), 0usize);
-        // SAFETY: `v` is a TypedArray; every out-pointer is a live local.
-        unsafe {
-            sys::napi_get_typedarray_info(
-                env_raw,
-                v,
-                &mut kind,
-                &mut length,
-                &mut data,
-                &mut buffer,
-                &mut offset,
-            )
-        };
+    let (mut data, mut len) = (ptr::null_mut(), 0usize);
+    // SAFETY: both out-pointers are live locals; a value that is not an ArrayBuffer is answered
+    // with a status, not undefined behaviour.
+    if unsafe { sys::napi_get_arraybuffer_info(env_raw, v, &mut data, &mut len) }
+        == sys::Status::napi_ok
+    {
+        return Ok((data.cast(), len));
+    }
+    let (mut kind, mut length, mut buffer, mut offset) = (0, 0usize, ptr::null_mut(), 0usize);
+    // SAFETY: as above, for a TypedArray.
+    let status = unsafe {
+        sys::napi_get_typedarray_info(
+            env_raw,
+            v,
+            &mut kind,
+            &mut length,
+            &mut data,
+            &mut buffer,
+            &mut offset,
+        )
+    };
+    if status == sys::Status::napi_ok {
         let size = match kind {
             sys::TypedarrayType::int32_array | sys::TypedarrayType::uint32_array => 4,
             sys::TypedarrayType::bigint64_array | sys::TypedarrayType::biguint64_array => 8,
             _ => 0,
         };
         return Ok((data.cast(), length * size));
-    }
-    // SAFETY: as above.
-    unsafe { sys::napi_is_arraybuffer(env_raw, v, &mut is) };
-    if is {
-        let (mut data, mut len) = (ptr::null_mut(), 0usize);
-        // SAFETY: `v` is an ArrayBuffer; both out-pointers are live locals.
-        unsafe { sys::napi_get_arraybuffer_info(env_raw, v, &mut data, &mut len) };
-        return Ok((data.cast(), len));
     }
     Err(throw(
         env,
