@@ -106,12 +106,20 @@ export function notify(vector: WaitableVector, index: number, count?: number): n
   return native.syncNotify(w.target, w.byteOffset, w.wide ? 8 : 4, n)
 }
 
-/** Keeps `value` reachable until `p` settles. */
-function holding<T>(p: Promise<T>, value: unknown): Promise<T> {
-  return p.then((r) => {
-    keep(value)
-    return r
-  })
+/**
+ * A parked wait's promise: keeps `value` (what is waited on) reachable until it settles, and
+ * gives a failure to start a waiting thread its code.
+ */
+function parked<T>(p: Promise<T>, value: unknown): Promise<T> {
+  return p.then(
+    (r) => {
+      keep(value)
+      return r
+    },
+    (e: Error) => {
+      throw coded(codes.OS, e.message.replace(/^ERR_SHM_OS: /, ''))
+    },
+  )
 }
 function keep(_value: unknown): void {}
 
@@ -119,8 +127,9 @@ function keep(_value: unknown): void {}
  * As {@link wait}, without blocking: the promise settles when the wait ends, and the event loop
  * (timers, I/O) keeps running meanwhile. The wait happens on a thread of the package's own
  * (never libuv's thread pool); each pending `waitAsync` holds one such thread. A notify that
- * races with the start of the wait is seen if it changed the value, as notifiers do.
- * Argument errors throw at once, as with {@link wait}.
+ * races with the start of the wait is seen if it changed the value, as notifiers do. A pending
+ * `waitAsync` keeps the process alive, as a pending timer does. Argument errors throw at once,
+ * as with {@link wait}; a failure to start a waiting thread rejects with `ERR_SHM_OS`.
  */
 export function waitAsync(vector: WaitableVector, index: number, value: number | bigint, timeoutMs?: number): Promise<WaitResult> {
   const w = wordOf('waitAsync', vector, index)
@@ -128,7 +137,7 @@ export function waitAsync(vector: WaitableVector, index: number, value: number |
   const t = timeoutOf('waitAsync', timeoutMs)
   if (kernelWaits) {
     const p = w.wide ? native.syncWaitAsync64(w.target, w.byteOffset, v as bigint, t) : native.syncWaitAsync32(w.target, w.byteOffset, v as number, t)
-    return holding(p, w.target)
+    return parked(p, w.target)
   }
   const now = (): number | bigint => (w.wide ? Atomics.load(w.target as BigInt64Array, w.index) : Atomics.load(w.target as Int32Array, w.index))
   if (now() !== v) return Promise.resolve('not-equal')
@@ -331,10 +340,10 @@ export class SharedMutex {
       if (kernelWaits) {
         const seq = native.mutexWaitBegin(buffer)
         if (seq < 0) continue
-        const r = await native.mutexParkAsync(buffer, seq, slice)
+        const r = await parked(native.mutexParkAsync(buffer, seq, slice), this)
         native.mutexWaitEnd(bufferOf(this, 'lockAsync'))
-        // A sleep that ran out saw no unlock for a whole interval: time to look at the holder.
-        judge = r === 'timed-out' && slice === this.#detectionMs
+        // A sleep that ran out saw no unlock: time to look at the holder.
+        judge = r === 'timed-out'
       } else {
         await (nap === 0 ? new Promise<void>((r) => setImmediate(r)) : sleep(Math.min(nap, left)))
         judge = performance.now() - judged >= this.#detectionMs
@@ -427,7 +436,7 @@ export class SharedBarrier {
     if (generation < 0) return true
     if (kernelWaits) {
       while (!native.barrierPassed(bufferOf(this, 'waitAsync'), generation)) {
-        await native.barrierParkAsync(bufferOf(this, 'waitAsync'), generation)
+        await parked(native.barrierParkAsync(bufferOf(this, 'waitAsync'), generation), this)
       }
     } else {
       await pollUntil(() => native.barrierPassed(bufferOf(this, 'waitAsync'), generation), Infinity)
