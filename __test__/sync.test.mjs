@@ -289,8 +289,10 @@ test.serial('a worker thread is a holder of its own, and one that ends holding t
      parentPort.postMessage(results)`,
     so.handleOf(m),
   )
+  // Listen for the exit now: a worker that ends posts its last message and exits in one go.
+  const exited = once(w, 'exit')
   t.deepEqual((await once(w, 'message'))[0], { tryLock: null, heldHere: false, unlock: 'ERR_SHM_NOT_OWNER' })
-  await once(w, 'exit')
+  await exited
   g.unlock()
 
   const holder = worker(
