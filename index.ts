@@ -22,6 +22,20 @@ import type { ArrowVector, SharedVector } from './src/kinds'
  */
 export const toArrow: (vector: SharedVector) => ArrowVector = arrowOf
 export { codes, type CodedError, type ErrorCode } from './src/errors'
+export {
+  wait,
+  notify,
+  waitAsync,
+  mutex,
+  barrier,
+  SharedMutex,
+  SharedBarrier,
+  MutexGuard,
+  type WaitResult,
+  type WaitableVector,
+  type MutexOptions,
+  type BarrierOptions,
+} from './src/sync'
 export type { Kind, NumericKind, NumericVector, SharedVector, Shared, Unshared, VectorOf, VectorOfKind, ArrowVector } from './src/kinds'
 export {
   getLastIndex,

@@ -116,6 +116,15 @@
  * sobj_arrow_file() below checks the two magics and gives the file's bytes. Like any other
  * segment, the file is untrusted input: let the Arrow library validate it.
  *
+ * A mutex segment (kind 16) and a barrier segment (kind 17) hold 64 bytes of words in native
+ * byte order, changed only with atomic operations (crates/core/src/sync/mutex.rs and
+ * barrier.rs describe them). Read them if you must; never write them from C, or the
+ * processes that lock and wait on them stop agreeing.
+ *
+ *   mutex    0 u64 holder (0 free, else pid << 32 | thread)   8 u32 waiters   12 u32 seq
+ *           16 u64 holder start time   24 u64 holder pid namespace   32 u32 detection ms
+ *   barrier  0 u32 arrived   4 u32 generation   8 u32 parties
+ *
  * The header is written once, by the owner, before anyone else can open the segment, and
  * never changes afterwards. Everyone else must treat it as untrusted input: decode it with
  * sobj_header_check(), which believes nothing until it is checked against the real size of
@@ -312,11 +321,13 @@ typedef enum sobj_kind {
   SOBJ_STRING = 13,        /**< variable-width UTF-8 strings; the layout lives in the data */
   SOBJ_LIST = 14,          /**< a container's manifest (shape, leaves' handles) in the
                                 attributes; no data */
-  SOBJ_ARROW = 15          /**< a table: an Arrow IPC file, 64-byte aligned buffers */
+  SOBJ_ARROW = 15,         /**< a table: an Arrow IPC file, 64-byte aligned buffers */
+  SOBJ_MUTEX = 16,         /**< a robust mutex: 64 bytes of atomic words, no elements */
+  SOBJ_BARRIER = 17        /**< a barrier: 64 bytes of atomic words, no elements */
 } sobj_kind;
 
-/** Number of kind codes; valid codes are 0 .. SOBJ_KIND_COUNT - 1. */
-#define SOBJ_KIND_COUNT 16
+/** One more than the largest kind code; a code below it is valid if sobj_kind_name() knows it. */
+#define SOBJ_KIND_COUNT 18
 
 /* Element sizes in bytes of the fixed-width kinds. */
 #define SOBJ_SIZEOF_BYTES 1
@@ -333,13 +344,15 @@ typedef enum sobj_kind {
 #define SOBJ_SIZEOF_UINT64 8
 #define SOBJ_SIZEOF_LOGICAL 1
 
+static inline const char *sobj_kind_name(uint16_t code);
+
 /** Whether `code` is a kind this format version defines. */
 static inline int sobj_kind_valid(uint16_t code) {
-  return code < SOBJ_KIND_COUNT;
+  return sobj_kind_name(code) != NULL;
 }
 
-/** Bytes per element of kind `code`; 0 for SOBJ_STRING, SOBJ_LIST and SOBJ_ARROW (not plain
- *  arrays of elements) and for unknown codes. */
+/** Bytes per element of kind `code`; 0 for SOBJ_STRING, SOBJ_LIST, SOBJ_ARROW, SOBJ_MUTEX and
+ *  SOBJ_BARRIER (not plain arrays of elements) and for unknown codes. */
 static inline uint64_t sobj_kind_element_size(uint16_t code) {
   switch (code) {
     case SOBJ_BYTES: case SOBJ_INT8: case SOBJ_UINT8: case SOBJ_UINT8_CLAMPED: case SOBJ_LOGICAL:
@@ -360,6 +373,7 @@ static inline const char *sobj_kind_name(uint16_t code) {
   static const char *const names[SOBJ_KIND_COUNT] = {
     "bytes", "float64", "float32", "int8", "uint8", "uint8clamped", "int16",
     "uint16", "int32", "uint32", "int64", "uint64", "logical", "string", "list", "arrow",
+    "mutex", "barrier",
   };
   return code < SOBJ_KIND_COUNT ? names[code] : NULL;
 }
@@ -417,7 +431,8 @@ typedef struct sobj_header {
   uint32_t owner_pid;
   /** Length in elements (offset 16). For a fixed-width kind, length * element size ==
    *  byte_length; for SOBJ_STRING, the number of strings; for SOBJ_ARROW, the number of
-   *  rows (not checked against the file); for SOBJ_LIST, not checked. */
+   *  rows (not checked against the file); for SOBJ_LIST, SOBJ_MUTEX and SOBJ_BARRIER, not
+   *  checked (1 for the last two). */
   uint64_t length;
   /** Data byte length (offset 24). */
   uint64_t byte_length;

@@ -21,6 +21,9 @@ export const codes = {
   NO_ARROW: 'ERR_SHM_NO_ARROW',
   WRONG_KIND: 'ERR_SHM_WRONG_KIND',
   WOULD_COPY: 'ERR_SHM_WOULD_COPY',
+  COPY_ON_WRITE: 'ERR_SHM_COPY_ON_WRITE',
+  NOT_OWNER: 'ERR_SHM_NOT_OWNER',
+  DEADLOCK: 'ERR_SHM_DEADLOCK',
 } as const
 
 export type ErrorCode = (typeof codes)[keyof typeof codes]

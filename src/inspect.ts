@@ -5,6 +5,7 @@ import { codes, coded } from './errors'
 import { type Kind, type NumericVector, type SharedVector } from './kinds'
 import { SharedLogicalVector, SharedStringVector } from './vectors'
 import { unshareTable } from './arrow'
+import { isSyncKind } from './sync'
 
 
 /**
@@ -19,7 +20,7 @@ export function unshare<T>(value: T): T {
     return out as T
   }
   const meta = metaOf(value)
-  if (!meta || meta.kind === 'bytes') return value
+  if (!meta || meta.kind === 'bytes' || isSyncKind(meta.kind)) return value
   if (meta.closed) throw coded(codes.CLOSED, 'unshare: the vector was closed in this thread')
   if (meta.kind === 'arrow') return unshareTable(value)
   if (value instanceof SharedLogicalVector || value instanceof SharedStringVector) return value.toArray() as T
@@ -40,7 +41,7 @@ export function isShared(value: unknown): boolean {
 export interface Properties {
   id: string
   handle: string
-  kind: Kind | 'bytes' | 'arrow'
+  kind: Kind | 'bytes' | 'arrow' | 'mutex' | 'barrier'
   length: number
   byteLength: number
   /** How this process maps it. */
@@ -165,7 +166,7 @@ export function free(value: unknown): boolean {
 /** A segment of this package, as `list()` and `sweep()` report it. */
 export interface SegmentInfo {
   id: string
-  kind: Kind | 'bytes' | 'list' | 'arrow'
+  kind: Kind | 'bytes' | 'list' | 'arrow' | 'mutex' | 'barrier'
   length: number
   byteLength: number
   /** Bytes the segment occupies, header included. */

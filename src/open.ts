@@ -9,6 +9,7 @@ import { createOptions } from './share'
 import { isShared } from './inspect'
 import { SharedLogicalVector, SharedStringVector, layoutFromAux } from './vectors'
 import { tableFromBytes } from './arrow'
+import { isSyncKind, syncOf } from './sync'
 import { MAX_DEPTH, cachedByKey, handOut, isContainer, isPlainObject, liveMeta, manifests, metaOf, remember, vectorOf, viewHandle, type Meta } from './views'
 
 function handleText(handle: unknown, fn: string): string {
@@ -82,6 +83,7 @@ function fromMeta(meta: Meta, part: Part | undefined, opts: OpenOptions | undefi
       opening.delete(meta.key)
     }
   }
+  if (isSyncKind(meta.kind)) return syncOf(meta)
   if (!isKind(meta.kind) && meta.kind !== 'arrow') {
     throw coded(codes.BAD_HEADER, `open: the segment holds ${meta.kind} data, not a vector; use mapSharedMemory for developer segments`)
   }

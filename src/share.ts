@@ -6,7 +6,7 @@ import { codes, coded, type CodedError } from './errors'
 import { CTORS, arrayKind, isKind, isNumericKind, numericKindOf, type Kind, type NumericKind, type NumericVector, type Shared, type SharedVector, type VectorOf } from './kinds'
 import { resolve, type Resolved, type ShareOptions } from './options'
 import { NA_LOGICAL, SharedLogicalVector, SharedStringVector, encodeStrings } from './vectors'
-import { MAX_DEPTH, isContainer, remember, vectorOf, type Meta } from './views'
+import { MAX_DEPTH, isContainer, metaOf, remember, vectorOf, type Meta } from './views'
 import { close, free } from './inspect'
 import { watchSignals } from './signals'
 import { arrowShape, shareArrow } from './arrow'
@@ -109,7 +109,8 @@ export function share<T>(value: T, opts?: ShareOptions): Shared<T> {
   const vector = shareVector(value, o)
   if (vector !== undefined) return vector as Shared<T>
   if (!isContainer(value)) {
-    if (o.mustWork) throw unsharable(value, 'value')
+    // A mutex or barrier is shared already: it stays as it is.
+    if (o.mustWork && !metaOf(value)) throw unsharable(value, 'value')
     return value as Shared<T>
   }
   if (o.name !== undefined || o.attributes !== undefined || o.kind !== undefined) {
@@ -146,7 +147,7 @@ function shareContainer(value: object, o: Resolved, where: string, made: unknown
     if (isContainer(v)) return shareContainer(v, o, at, made, path)
     // Plain values of a container (numbers, strings, booleans, null) travel by value anyway.
     if (v === null || v === undefined || ['number', 'string', 'boolean', 'bigint'].includes(typeof v)) return v
-    if (o.mustWork) throw unsharable(v, at)
+    if (o.mustWork && !metaOf(v)) throw unsharable(v, at)
     return v
   }
   if (Array.isArray(value)) return value.map((v, i) => one(v, `${where}[${i}]`))

@@ -82,8 +82,24 @@ export function remember(info: ViewInfo): Meta {
   return meta
 }
 
-/** The buffer behind a shared vector (or a developer ArrayBuffer). */
+/** Where an object that is not a vector (a mutex, a barrier) keeps the buffer of its segment. */
+export const SEGMENT_BUFFER = Symbol('sharedobject.segmentBuffer')
+
+const wordViews = new WeakMap<object, Uint32Array>()
+
+/**
+ * The words of a mutex or barrier segment as one Uint32Array per buffer: Node-API reads a
+ * TypedArray over a SharedArrayBuffer as well as over an ArrayBuffer.
+ */
+export function wordsOf(buffer: ViewBuffer): Uint32Array {
+  let w = wordViews.get(buffer)
+  if (!w) wordViews.set(buffer, (w = new Uint32Array(buffer)))
+  return w
+}
+
+/** The buffer behind a shared vector (or a developer ArrayBuffer, a mutex, a barrier). */
 export function bufferOf(value: unknown): ViewBuffer | undefined {
+  if (value !== null && typeof value === 'object' && SEGMENT_BUFFER in value) return (value as { [SEGMENT_BUFFER]: ViewBuffer })[SEGMENT_BUFFER]
   if (ArrayBuffer.isView(value)) return value.buffer
   if (value instanceof SharedLogicalVector || value instanceof SharedStringVector) return value.buffer
   if (value instanceof ArrayBuffer || (typeof SharedArrayBuffer === 'function' && value instanceof SharedArrayBuffer)) return value

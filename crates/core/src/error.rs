@@ -29,6 +29,12 @@ pub enum Code {
     InvalidArgument,
     /// Any other OS failure; the message carries the OS error.
     Os,
+    /// A copy-on-write view, where only a shared one can work (waiting, locking).
+    CopyOnWrite,
+    /// An unlock by a thread or process that does not hold the mutex.
+    NotOwner,
+    /// A blocking lock by the thread that holds the mutex already: it would wait forever.
+    Deadlock,
 }
 
 impl Code {
@@ -47,6 +53,9 @@ impl Code {
             Code::OutOfRange => "ERR_OUT_OF_RANGE",
             Code::InvalidArgument => "ERR_INVALID_ARG_VALUE",
             Code::Os => "ERR_SHM_OS",
+            Code::CopyOnWrite => "ERR_SHM_COPY_ON_WRITE",
+            Code::NotOwner => "ERR_SHM_NOT_OWNER",
+            Code::Deadlock => "ERR_SHM_DEADLOCK",
         }
     }
 
@@ -113,6 +122,9 @@ mod tests {
             Code::OutOfRange,
             Code::InvalidArgument,
             Code::Os,
+            Code::CopyOnWrite,
+            Code::NotOwner,
+            Code::Deadlock,
         ];
         let names: std::collections::HashSet<_> = all.iter().map(|c| c.as_str()).collect();
         assert_eq!(names.len(), all.len());

@@ -26,10 +26,14 @@ pub enum Kind {
     /// A table: an Arrow IPC file in the data region, its buffers 64-byte aligned; the length
     /// is the number of rows.
     Arrow = 15,
+    /// A robust mutex: the words `sync::RawMutex` describes; no elements.
+    Mutex = 16,
+    /// A barrier: the words `sync::RawBarrier` describes; no elements.
+    Barrier = 17,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 18] = [
         Kind::Bytes,
         Kind::Float64,
         Kind::Float32,
@@ -46,6 +50,8 @@ impl Kind {
         Kind::String,
         Kind::List,
         Kind::Arrow,
+        Kind::Mutex,
+        Kind::Barrier,
     ];
 
     pub fn from_code(code: u16) -> Option<Kind> {
@@ -71,6 +77,8 @@ impl Kind {
             Kind::String => "string",
             Kind::List => "list",
             Kind::Arrow => "arrow",
+            Kind::Mutex => "mutex",
+            Kind::Barrier => "barrier",
         }
     }
 
@@ -85,7 +93,7 @@ impl Kind {
             Kind::Int16 | Kind::Uint16 => Some(2),
             Kind::Float32 | Kind::Int32 | Kind::Uint32 => Some(4),
             Kind::Float64 | Kind::Int64 | Kind::Uint64 => Some(8),
-            Kind::String | Kind::List | Kind::Arrow => None,
+            Kind::String | Kind::List | Kind::Arrow | Kind::Mutex | Kind::Barrier => None,
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod header;
 pub mod kind;
 pub mod name;
 pub mod registry;
+pub mod sync;
 mod sys;
 
 pub use error::{Code, Error, ErrorClass, Result};

@@ -15,6 +15,8 @@ use napi::{sys, Env, Error, Result, Status, ValueType};
 use napi_derive::napi;
 use sharedobject_core::{registry, Code, CreateSpec, ErrorClass, Kind, Mode};
 
+pub mod sync;
+
 /// Throws `e` as a JavaScript error with `code`, of the class the code calls for.
 fn throw(env: &Env, e: sharedobject_core::Error) -> Error {
     let code = Some(e.code.as_str());

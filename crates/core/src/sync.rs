@@ -1,0 +1,477 @@
+//! Synchronisation between the processes (and threads) that map a segment: sleeping on a word of
+//! shared memory until another process notifies it, a robust mutex ([`RawMutex`]) and a barrier
+//! ([`RawBarrier`]).
+//!
+//! # Waiting on a word
+//!
+//! [`wait32`] and [`wait64`] sleep while a word holds an expected value, until [`wake32`] /
+//! [`wake64`] on the same word (in any process that maps it) or a timeout ends the sleep: the
+//! semantics of `Atomics.wait` and `Atomics.notify`, across processes. Per platform:
+//!
+//! - **Linux**: `futex(FUTEX_WAIT)` / `futex(FUTEX_WAKE)` *without* `FUTEX_PRIVATE_FLAG`, so the
+//!   kernel keys the sleep by the shared page rather than by this process's address space. Futexes
+//!   are 32-bit: a 64-bit word is watched through both of its halves at once with `futex_waitv`
+//!   (Linux 5.16 and later), and woken through its low half. On older kernels a 64-bit wait sleeps
+//!   on the low half alone and re-reads the whole word every [`SLICE_64`], so a change confined to
+//!   the high half that races with the sleep is seen within that time.
+//! - **macOS 14.4 and later**: `os_sync_wait_on_address` with `OS_SYNC_WAIT_ON_ADDRESS_SHARED`
+//!   (4 and 8 bytes), looked up at run time. Earlier macOS polls, as below.
+//! - **Windows**: `WaitOnAddress` wakes only threads of one process, so a waiter polls the word:
+//!   a short spin, a few yields, then sleeps that double from 50 µs up to [`MAX_NAP`]. A change
+//!   made in another process is seen within about 2 ms, and a long wait costs about 500 short
+//!   wake-ups a second. [`wake32`] cannot count pollers and returns 0 there.
+//!
+//! The kernel waits ([`park_async32`], [`park_async64`]) never read the word in user space: the
+//! kernel compares it, and answers `EFAULT` rather than faulting if the memory is gone. That is
+//! what lets a parked thread wait on behalf of JavaScript while JavaScript stays free to unmap.
+//!
+//! # Memory order
+//!
+//! Every load, store and read-modify-write here is sequentially consistent, and [`wake32`] /
+//! [`wait32`] put a full fence before waking and after waking up: whatever a process wrote
+//! before it woke a waiter is visible to that waiter once its wait returns `Ok`. [`RawMutex`]'s
+//! `lock` is an acquire and `unlock` a release, and [`RawBarrier::wait`] is both, so plain
+//! (non-atomic) writes made before them are visible after them, in every process.
+
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+mod barrier;
+mod mutex;
+mod parker;
+mod poll;
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+use linux as os;
+
+#[cfg(target_os = "macos")]
+mod macos;
+#[cfg(target_os = "macos")]
+use macos as os;
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use windows as os;
+
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+mod other;
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+use other as os;
+
+pub use barrier::{Arrival, RawBarrier, BARRIER_SIZE};
+pub use mutex::{Acquired, RawMutex, MUTEX_SIZE};
+
+/// How often a 64-bit wait without `futex_waitv` re-reads its whole word (see the module docs).
+pub const SLICE_64: Duration = Duration::from_millis(10);
+/// The longest sleep between two looks at the word where waiting means polling.
+pub const MAX_NAP: Duration = Duration::from_millis(2);
+
+/// How a wait ended, with the names `Atomics.wait` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitResult {
+    /// Woken by a notify, or the word changed while the waiter was going to sleep.
+    Ok,
+    /// The word did not hold the expected value when the wait began.
+    NotEqual,
+    /// The timeout passed first.
+    TimedOut,
+}
+
+impl WaitResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitResult::Ok => "ok",
+            WaitResult::NotEqual => "not-equal",
+            WaitResult::TimedOut => "timed-out",
+        }
+    }
+}
+
+/// A point in time a wait must not outlast; none for a wait without a timeout.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deadline(Option<Instant>);
+
+impl Deadline {
+    /// `None` waits forever, and so does a timeout too large to add to the clock.
+    pub(crate) fn after(timeout: Option<Duration>) -> Self {
+        Deadline(timeout.and_then(|t| Instant::now().checked_add(t)))
+    }
+
+    /// The time left: `None` once it has passed, `Some(None)` when there is no deadline.
+    pub(crate) fn left(&self) -> Option<Option<Duration>> {
+        match self.0 {
+            None => Some(None),
+            Some(end) => {
+                let now = Instant::now();
+                (end > now).then(|| Some(end - now))
+            }
+        }
+    }
+}
+
+/// The address of the half of a 64-bit word that a notify of the word wakes: its low half.
+fn low_half(addr: *const AtomicU64) -> *const AtomicU32 {
+    if cfg!(target_endian = "little") {
+        addr.cast()
+    } else {
+        addr.cast::<AtomicU32>().wrapping_add(1)
+    }
+}
+
+/// Sleeps while the word at `addr` holds `expected`, until a [`wake32`] on it or the timeout.
+///
+/// # Safety
+/// `addr` must point to an aligned 32-bit word that stays mapped for the whole call and that
+/// other threads and processes access only atomically (as `Atomics` does in JavaScript).
+///
+/// # Errors
+/// None: every outcome is a [`WaitResult`]. Interrupted sleeps are resumed with the time left.
+///
+/// ```no_run
+/// use std::sync::atomic::AtomicU32;
+/// use std::time::Duration;
+/// use sharedobject_core::sync::{wait32, WaitResult};
+/// let word = AtomicU32::new(0);
+/// // SAFETY: a live, aligned word of this process.
+/// let r = unsafe { wait32(&word, 0, Some(Duration::from_millis(1))) };
+/// assert_eq!(r, WaitResult::TimedOut);
+/// ```
+pub unsafe fn wait32(
+    addr: *const AtomicU32,
+    expected: u32,
+    timeout: Option<Duration>,
+) -> WaitResult {
+    // SAFETY: the caller guarantees a live, aligned word for the whole call.
+    let word = unsafe { &*addr };
+    if word.load(SeqCst) != expected {
+        return WaitResult::NotEqual;
+    }
+    let r = match os::park32(addr.cast(), expected, timeout) {
+        Some(r) => r,
+        None => poll::wait(|| word.load(SeqCst) == expected, timeout),
+    };
+    fence(SeqCst);
+    r
+}
+
+/// Sleeps while the 64-bit word at `addr` holds `expected`, until a [`wake64`] on it or the
+/// timeout. Linux watches both halves with `futex_waitv`; see the module docs for older kernels.
+///
+/// # Safety
+/// As for [`wait32`], for an aligned 64-bit word.
+pub unsafe fn wait64(
+    addr: *const AtomicU64,
+    expected: u64,
+    timeout: Option<Duration>,
+) -> WaitResult {
+    // SAFETY: the caller guarantees a live, aligned word for the whole call.
+    let word = unsafe { &*addr };
+    if word.load(SeqCst) != expected {
+        return WaitResult::NotEqual;
+    }
+    let r = if let Some(r) = os::park64(addr.cast(), expected, timeout) {
+        r
+    } else if os::kernel_waits() {
+        // Sleep on the low half, re-reading the whole word between slices.
+        let deadline = Deadline::after(timeout);
+        let low = low_half(addr);
+        let low_expected = if cfg!(target_endian = "little") {
+            expected as u32
+        } else {
+            (expected >> 32) as u32
+        };
+        loop {
+            let Some(left) = deadline.left() else {
+                break WaitResult::TimedOut;
+            };
+            let slice = left.map_or(SLICE_64, |l| l.min(SLICE_64));
+            let r = os::park32(low.cast(), low_expected, Some(slice));
+            if r == Some(WaitResult::Ok) || word.load(SeqCst) != expected {
+                break WaitResult::Ok;
+            }
+        }
+    } else {
+        poll::wait(|| word.load(SeqCst) == expected, timeout)
+    };
+    fence(SeqCst);
+    r
+}
+
+/// Wakes up to `count` waiters of the word at `addr` (`u32::MAX`: all of them) in every process
+/// that maps it, and returns how many it woke (0 where waiting means polling).
+///
+/// The word is never read or written: only its address is given to the kernel, which answers
+/// `EFAULT` if it is not mapped. Callers pass the address of a word they may touch anyway.
+pub fn wake32(addr: *const AtomicU32, count: u32) -> usize {
+    fence(SeqCst);
+    os::wake32(addr.cast(), count)
+}
+
+/// Wakes up to `count` waiters of the 64-bit word at `addr`; as [`wake32`].
+pub fn wake64(addr: *const AtomicU64, count: u32) -> usize {
+    fence(SeqCst);
+    os::wake64(addr.cast(), low_half(addr).cast(), count)
+}
+
+/// Whether this platform waits in the kernel ([`park_async32`] works). Where it does not
+/// (Windows, macOS before 14.4), asynchronous waiters poll from their own event loop instead.
+pub fn kernel_waits() -> bool {
+    os::kernel_waits()
+}
+
+/// Waits, on a thread of a small pool kept for this, while the word at `addr` holds `expected`,
+/// then calls `done` with the outcome on that thread. Neither the caller nor libuv's thread pool
+/// ever blocks. A word that differs when the parked thread arms its wait ends it with `Ok`: the
+/// caller compared it already, so it changed since, as a notify's writer would have changed it.
+///
+/// The word is never read in user space (see the module docs), so the memory may be unmapped
+/// while a thread waits on it: the wait then ends, at worst at its timeout.
+///
+/// # Errors
+/// `ERR_SHM_OS` where the platform has no kernel wait ([`kernel_waits`] is false). If no thread
+/// can be started, `done` gets the OS error.
+pub fn park_async32(
+    addr: *const AtomicU32,
+    expected: u32,
+    timeout: Option<Duration>,
+    done: impl FnOnce(std::io::Result<WaitResult>) + Send + 'static,
+) -> crate::Result<()> {
+    no_kernel_wait()?;
+    let addr = addr as usize;
+    parker::run(Box::new(move |failed| match failed {
+        Some(e) => done(Err(e)),
+        None => done(Ok(
+            os::park32(addr as *const u32, expected, timeout).unwrap_or(WaitResult::Ok)
+        )),
+    }));
+    Ok(())
+}
+
+/// As [`park_async32`] for a 64-bit word. Without `futex_waitv` (Linux before 5.16) the parked
+/// thread sleeps on the low half only, for the whole timeout: it cannot re-read the word.
+pub fn park_async64(
+    addr: *const AtomicU64,
+    expected: u64,
+    timeout: Option<Duration>,
+    done: impl FnOnce(std::io::Result<WaitResult>) + Send + 'static,
+) -> crate::Result<()> {
+    no_kernel_wait()?;
+    let addr = addr as usize;
+    parker::run(Box::new(move |failed| match failed {
+        Some(e) => done(Err(e)),
+        None => {
+            let word = addr as *const AtomicU64;
+            let r = os::park64(word.cast(), expected, timeout).or_else(|| {
+                let low_expected = if cfg!(target_endian = "little") {
+                    expected as u32
+                } else {
+                    (expected >> 32) as u32
+                };
+                os::park32(low_half(word).cast(), low_expected, timeout)
+            });
+            done(Ok(r.unwrap_or(WaitResult::Ok)))
+        }
+    }));
+    Ok(())
+}
+
+fn no_kernel_wait() -> crate::Result<()> {
+    if kernel_waits() {
+        Ok(())
+    } else {
+        Err(crate::Error::new(
+            crate::Code::Os,
+            "this platform has no kernel wait across processes; poll instead",
+        ))
+    }
+}
+
+/// Who holds a mutex: this process and thread, and what tells a dead holder from a reused pid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Holder {
+    /// The pid in the high half, the thread in the low half; never 0.
+    pub(crate) word: u64,
+    pub(crate) start: u64,
+    pub(crate) pidns: u64,
+}
+
+impl Holder {
+    /// This thread. Each JavaScript thread (the main thread, every worker) is a distinct holder.
+    pub(crate) fn me() -> Holder {
+        thread_local! {
+            static ME: Holder = {
+                let (pid, start, pidns) = os::process();
+                Holder { word: (u64::from(pid) << 32) | u64::from(os::thread_id()), start, pidns }
+            };
+        }
+        ME.with(|h| *h)
+    }
+
+    /// Whether the holder `word` (with the `start` and `pidns` it wrote) may still run. Only a
+    /// holder known to be gone is dead: one this process cannot judge counts as alive.
+    pub(crate) fn alive(word: u64, start: u64, pidns: u64) -> bool {
+        let (pid, thread) = ((word >> 32) as u32, word as u32);
+        let me = Holder::me();
+        if word == me.word {
+            return true;
+        }
+        let same_ns = pidns == 0 || me.pidns == 0 || pidns == me.pidns;
+        if same_ns && pid == (me.word >> 32) as u32 {
+            return os::thread_alive(pid, thread) != Some(false);
+        }
+        match os::process_alive(pid, start, pidns) {
+            Some(false) => false,
+            None => true,
+            Some(true) => os::thread_alive(pid, thread) != Some(false),
+        }
+    }
+}
+
+/// Threads numbered by this process, for platforms whose thread ids another process cannot
+/// look up: each JavaScript thread gets a number and is known alive until it ends.
+#[cfg(not(target_os = "linux"))]
+pub(crate) mod local_threads {
+    use std::collections::HashSet;
+    use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
+    use std::sync::Mutex;
+
+    static LIVE: Mutex<Option<HashSet<u32>>> = Mutex::new(None);
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+
+    struct Mark(u32);
+
+    impl Drop for Mark {
+        fn drop(&mut self) {
+            let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+            live.get_or_insert_with(HashSet::new).remove(&self.0);
+        }
+    }
+
+    thread_local! {
+        static MARK: Mark = {
+            let id = NEXT.fetch_add(1, Relaxed).max(1);
+            let mut live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+            live.get_or_insert_with(HashSet::new).insert(id);
+            Mark(id)
+        };
+    }
+
+    pub(crate) fn id() -> u32 {
+        MARK.with(|m| m.0)
+    }
+
+    pub(crate) fn alive(id: u32) -> bool {
+        let live = LIVE.lock().unwrap_or_else(|p| p.into_inner());
+        live.as_ref().is_some_and(|l| l.contains(&id))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_wait_on_another_value_returns_at_once() {
+        let w = AtomicU32::new(5);
+        // SAFETY: a live, aligned word of this test.
+        assert_eq!(unsafe { wait32(&w, 4, None) }, WaitResult::NotEqual);
+        let w = AtomicU64::new(1 << 40);
+        // SAFETY: as above.
+        assert_eq!(unsafe { wait64(&w, 0, None) }, WaitResult::NotEqual);
+    }
+
+    #[test]
+    fn a_wait_times_out() {
+        let w = AtomicU32::new(0);
+        let t = Instant::now();
+        // SAFETY: a live, aligned word of this test.
+        let r = unsafe { wait32(&w, 0, Some(Duration::from_millis(30))) };
+        assert_eq!(r, WaitResult::TimedOut);
+        assert!(t.elapsed() >= Duration::from_millis(30));
+        let w = AtomicU64::new(0);
+        // SAFETY: as above.
+        let r = unsafe { wait64(&w, 0, Some(Duration::from_millis(30))) };
+        assert_eq!(r, WaitResult::TimedOut);
+        // SAFETY: as above.
+        let r = unsafe { wait64(&w, 0, Some(Duration::ZERO)) };
+        assert_eq!(r, WaitResult::TimedOut);
+    }
+
+    #[test]
+    fn a_wake_ends_a_wait_in_another_thread() {
+        let w = Arc::new(AtomicU32::new(0));
+        let w2 = w.clone();
+        let t = std::thread::spawn(move || {
+            // SAFETY: the Arc keeps the word alive for the whole call.
+            unsafe { wait32(&*w2, 0, Some(Duration::from_secs(20))) }
+        });
+        // Give the waiter time to sleep, then store and wake until it is gone: it may not sleep
+        // yet when we first wake.
+        std::thread::sleep(Duration::from_millis(50));
+        w.store(1, SeqCst);
+        while !t.is_finished() {
+            wake32(&*w, u32::MAX);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(t.join().unwrap(), WaitResult::Ok);
+    }
+
+    #[test]
+    fn a_change_to_the_high_half_of_a_64_bit_word_ends_its_wait() {
+        let w = Arc::new(AtomicU64::new(7));
+        let w2 = w.clone();
+        let t = std::thread::spawn(move || {
+            // SAFETY: the Arc keeps the word alive for the whole call.
+            unsafe { wait64(&*w2, 7, Some(Duration::from_secs(20))) }
+        });
+        std::thread::sleep(Duration::from_millis(50));
+        w.store(7 | (1 << 33), SeqCst);
+        while !t.is_finished() {
+            wake64(&*w, 1);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(t.join().unwrap(), WaitResult::Ok);
+    }
+
+    #[test]
+    fn a_parked_wait_reports_on_its_own_thread() {
+        if !kernel_waits() {
+            return;
+        }
+        let w = Arc::new(AtomicU32::new(0));
+        let (tx, rx) = std::sync::mpsc::channel();
+        park_async32(&*w, 0, Some(Duration::from_secs(20)), move |r| {
+            tx.send(r.unwrap()).unwrap()
+        })
+        .unwrap();
+        w.store(1, SeqCst);
+        let r = loop {
+            wake32(&*w, u32::MAX);
+            if let Ok(r) = rx.recv_timeout(Duration::from_millis(5)) {
+                break r;
+            }
+        };
+        assert_eq!(r, WaitResult::Ok);
+        let (tx, rx) = std::sync::mpsc::channel();
+        park_async32(&*w, 1, Some(Duration::from_millis(10)), move |r| {
+            tx.send(r.unwrap()).unwrap()
+        })
+        .unwrap();
+        assert_eq!(rx.recv().unwrap(), WaitResult::TimedOut);
+    }
+
+    #[test]
+    fn this_thread_is_a_live_holder_and_a_finished_thread_is_not() {
+        let me = Holder::me();
+        assert_ne!(me.word, 0);
+        assert!(Holder::alive(me.word, me.start, me.pidns));
+        let other = std::thread::spawn(Holder::me).join().unwrap();
+        assert_ne!(other.word, me.word, "threads are distinct holders");
+        // The thread has ended (joined), so it is dead.
+        assert!(!Holder::alive(other.word, other.start, other.pidns));
+    }
+}

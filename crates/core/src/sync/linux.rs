@@ -1,0 +1,209 @@
+//! Linux: shared futexes. No `FUTEX_PRIVATE_FLAG` anywhere, so the kernel keys every wait by the
+//! page it is on, and processes that map a segment at different addresses meet on it. Nothing
+//! here reads a word in user space: the kernel compares it, and answers `EFAULT` for memory that
+//! is not mapped.
+
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::Duration;
+
+use super::{Deadline, WaitResult};
+
+const FUTEX_WAIT: libc::c_int = 0;
+const FUTEX_WAKE: libc::c_int = 1;
+/// `futex_waitv` flags of a 32-bit futex (FUTEX2_SIZE_U32), shared (no FUTEX2_PRIVATE).
+const FUTEX2_SIZE_U32: u32 = 2;
+
+/// Set once `futex_waitv` answered ENOSYS (Linux before 5.16).
+static NO_WAITV: AtomicBool = AtomicBool::new(false);
+
+fn errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+fn timespec(d: Duration) -> libc::timespec {
+    libc::timespec {
+        tv_sec: d.as_secs().min(i32::MAX as u64) as _,
+        tv_nsec: d.subsec_nanos() as _,
+    }
+}
+
+pub(super) fn kernel_waits() -> bool {
+    true
+}
+
+pub(super) fn park32(
+    addr: *const u32,
+    expected: u32,
+    timeout: Option<Duration>,
+) -> Option<WaitResult> {
+    let deadline = Deadline::after(timeout);
+    loop {
+        let Some(left) = deadline.left() else {
+            return Some(WaitResult::TimedOut);
+        };
+        let ts = left.map(timespec);
+        let tsp = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: FUTEX_WAIT reads the word in the kernel only (EFAULT if unmapped) and `tsp` is
+        // null or points to a timespec that outlives the call; the last two arguments are unused.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                addr,
+                FUTEX_WAIT,
+                expected,
+                tsp,
+                std::ptr::null::<u32>(),
+                0u32,
+            )
+        };
+        if r == 0 {
+            return Some(WaitResult::Ok);
+        }
+        match errno() {
+            libc::EINTR => continue,
+            libc::ETIMEDOUT => return Some(WaitResult::TimedOut),
+            // EAGAIN: the word no longer held `expected` (it changed since the caller looked).
+            // EFAULT: the memory is gone; the caller finds out when it looks.
+            _ => return Some(WaitResult::Ok),
+        }
+    }
+}
+
+/// Both halves of a 64-bit word at once, with `futex_waitv`; `None` where the kernel lacks it.
+pub(super) fn park64(
+    addr: *const u64,
+    expected: u64,
+    timeout: Option<Duration>,
+) -> Option<WaitResult> {
+    #[repr(C)]
+    struct FutexWaitv {
+        val: u64,
+        uaddr: u64,
+        flags: u32,
+        reserved: u32,
+    }
+    if NO_WAITV.load(Relaxed) {
+        return None;
+    }
+    let base = addr as u64;
+    let (lo, hi) = if cfg!(target_endian = "little") {
+        (base, base + 4)
+    } else {
+        (base + 4, base)
+    };
+    let waiters = [
+        FutexWaitv {
+            val: u64::from(expected as u32),
+            uaddr: lo,
+            flags: FUTEX2_SIZE_U32,
+            reserved: 0,
+        },
+        FutexWaitv {
+            val: expected >> 32,
+            uaddr: hi,
+            flags: FUTEX2_SIZE_U32,
+            reserved: 0,
+        },
+    ];
+    // futex_waitv takes an absolute time on the clock it is given.
+    let end = match timeout {
+        None => None,
+        Some(t) => {
+            let mut now = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: clock_gettime writes one timespec into `now`.
+            unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+            let now = Duration::new(now.tv_sec as u64, now.tv_nsec as u32);
+            now.checked_add(t).map(timespec)
+        }
+    };
+    let tsp = end
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    loop {
+        // SAFETY: `waiters` is an array of two futex_waitv structs laid out as the kernel expects;
+        // the kernel reads the words themselves (EFAULT if unmapped). `tsp` is null or points to
+        // a timespec that outlives the call.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_futex_waitv,
+                waiters.as_ptr(),
+                2u32,
+                0u32,
+                tsp,
+                libc::CLOCK_MONOTONIC,
+            )
+        };
+        if r >= 0 {
+            return Some(WaitResult::Ok);
+        }
+        match errno() {
+            libc::EINTR => continue,
+            libc::ETIMEDOUT => return Some(WaitResult::TimedOut),
+            libc::ENOSYS => {
+                NO_WAITV.store(true, Relaxed);
+                return None;
+            }
+            _ => return Some(WaitResult::Ok),
+        }
+    }
+}
+
+pub(super) fn wake32(addr: *const u32, count: u32) -> usize {
+    let n = count.min(i32::MAX as u32) as libc::c_int;
+    // SAFETY: FUTEX_WAKE only looks up the sleepers keyed by this address's page; it never reads
+    // or writes the word, and answers EFAULT for an unmapped address.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            addr,
+            FUTEX_WAKE,
+            n,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0u32,
+        )
+    };
+    usize::try_from(r).unwrap_or(0)
+}
+
+/// 64-bit waiters sleep on both halves (futex_waitv) or on the low half: waking the low half
+/// wakes them all.
+pub(super) fn wake64(_addr: *const u64, low: *const u32, count: u32) -> usize {
+    wake32(low, count)
+}
+
+pub(super) fn thread_id() -> u32 {
+    // SAFETY: gettid takes no arguments and cannot fail.
+    unsafe { libc::syscall(libc::SYS_gettid) as u32 }
+}
+
+pub(super) fn process() -> (u32, u64, u64) {
+    crate::sys::current_process()
+}
+
+pub(super) fn process_alive(pid: u32, start: u64, pidns: u64) -> Option<bool> {
+    crate::sys::owner_alive(pid, start, pidns)
+}
+
+/// Whether thread `tid` of process `pid` runs: its `/proc` entry exists and is not a zombie (a
+/// killed process stays a zombie until its parent reaps it, and must count as dead before that).
+pub(super) fn thread_alive(pid: u32, tid: u32) -> Option<bool> {
+    match std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")) {
+        Ok(stat) => {
+            // The command name may hold spaces and parentheses: the state follows the last ')'.
+            let state = stat[stat.rfind(')')? + 1..].split_whitespace().next()?;
+            Some(!matches!(state, "Z" | "X" | "x"))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(false),
+        Err(_) => None,
+    }
+}
+
+pub(super) fn nap(d: Duration) {
+    std::thread::sleep(d);
+}
