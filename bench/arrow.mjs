@@ -12,6 +12,12 @@ import fs from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import * as A from 'apache-arrow'
 import so from '@sharedobject/core'
+// A segment whose handle was handed out stays openable until it is freed (or its owner exits):
+// free it, then give this process's mapping back.
+const release = (v) => {
+  so.free(v)
+  return so.close(v)
+}
 
 const W = 4
 const self = fileURLToPath(import.meta.url)
@@ -175,7 +181,7 @@ if (process.argv[2] === 'child') {
   const shared = await measure('shared table (handle)', table, 'json', (t) => so.share(t), (k, t) => k.send({ op: 'shared', h: so.handleOf(t) }))
   report(shared, size)
   results.push(shared)
-  so.close(shared.prepared)
+  release(shared.prepared)
   await settle()
 
   const advanced = await measure('tableToIPC + advanced', table, 'advanced', (t) => A.tableToIPC(t), (k, bytes) => k.send({ op: 'ipc', bytes }))

@@ -93,6 +93,7 @@ async function measure() {
       k.send({ op: 'exit' })
     }
     out.fresh[n] = median(fresh)
+    so.free(x)
     so.close(x)
   }
   for (const k of kids) k.send({ op: 'exit' })
@@ -118,6 +119,7 @@ async function workerFigures(so) {
     res[name] = median(t)
   }
   await w.terminate()
+  so.free(x)
   so.close(x)
   return { n, ...res, shared: x.buffer instanceof SharedArrayBuffer }
 }
@@ -133,6 +135,7 @@ async function readFigures(so) {
       // A new segment each time, so no page is mapped in the receiver yet.
       const x = so.share(new Float64Array(n).fill(1))
       rows[populate ? 'populated' : 'cold'].push(await ask({ op: 'read', h: so.handleOf(x), populate }))
+      so.free(x)
       so.close(x)
     }
   }

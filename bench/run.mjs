@@ -16,6 +16,12 @@ import { Worker } from 'node:worker_threads'
 // Must stay ahead of the package's import: see shm-before.mjs.
 import { SHM_DIR, shmBefore, shmEntries } from './shm-before.mjs'
 import so from '@sharedobject/core'
+// A segment whose handle was handed out stays openable until it is freed (or its owner exits):
+// free it, then give this process's mapping back.
+const release = (v) => {
+  so.free(v)
+  return so.close(v)
+}
 
 const CHILD = fileURLToPath(new URL('./child.mjs', import.meta.url))
 const W = 4 // children, as in the spec's scenario
@@ -220,7 +226,7 @@ function makeData(n) {
 }
 
 function freeData(d) {
-  so.close(d.shared)
+  release(d.shared)
   if (d.sta) shm.destroy(STA_KEY)
 }
 
@@ -291,7 +297,7 @@ function header() {
 /** 1. share() copies into new shared memory: compare with the plainest copy, x.slice(). */
 function figShare() {
   console.log('\n1. share(x) vs x.slice() — both copy x into fresh memory (target ≤ 1.3×)')
-  so.close(so.share(new Float64Array(1024))) // load and warm the code path
+  release(so.share(new Float64Array(1024))) // load and warm the code path
   new Float64Array(1024).slice()
   let last = null
   for (const n of SIZES) {
@@ -304,7 +310,7 @@ function figShare() {
       const s = so.share(x)
       tShare.push(performance.now() - t)
       if (s[n - 1] !== x[n - 1]) throw new Error('share() returned different data')
-      so.close(s) // the owner's last view: the segment is removed and its pages freed
+      release(s) // the owner's last view: the segment is removed and its pages freed
       collect()
       t = performance.now()
       const c = x.slice()
@@ -346,8 +352,8 @@ function pythonFallocate(bytes) {
 function figAlloc() {
   console.log('\n2. alloc("float64", N) vs a bare posix_fallocate of the same bytes in /dev/shm, timed inside python3 (target ≤ 1.2×);')
   console.log('   alloc(..., { reserve: false }), just ftruncate (target < 5 ms)')
-  so.close(so.alloc('float64', 1024))
-  so.close(so.alloc('float64', 1024, { reserve: false }))
+  release(so.alloc('float64', 1024))
+  release(so.alloc('float64', 1024, { reserve: false }))
   let last = null
   let noPython = false
   for (const n of SIZES) {
@@ -355,7 +361,7 @@ function figAlloc() {
     const probe = so.alloc('float64', n, { reserve: false })
     const id = so.properties(probe).id
     const bytes = so.list().find((s) => s.id === id).size
-    so.close(probe)
+    release(probe)
     const tAlloc = []
     const tLazy = []
     const tFall = []
@@ -366,11 +372,11 @@ function figAlloc() {
       let t = performance.now()
       let v = so.alloc('float64', n)
       tAlloc.push(performance.now() - t)
-      so.close(v)
+      release(v)
       t = performance.now()
       v = so.alloc('float64', n, { reserve: false })
       tLazy.push(performance.now() - t)
-      so.close(v)
+      release(v)
       const f = pythonFallocate(bytes)
       if (f === null) noPython = true
       else tFall.push(f)
@@ -441,7 +447,7 @@ async function figHandover() {
       const segs = Array.from({ length: n <= 1e7 ? FAST_REPS : REPS }, () => so.share(d.x))
       await settle(all)
       const s = await sets.json[0].ask({ op: 'sum', handles: segs.map((v) => so.handleOf(v)) })
-      for (const v of segs) so.close(v)
+      for (const v of segs) release(v)
       let want = 0
       for (let i = 0; i < n; i++) want += d.x[i]
       if (s.sums.length !== 1 || s.sums[0] !== want) throw new Error(`child sums ${s.sums} differ from the parent's ${want}`)
@@ -504,7 +510,7 @@ async function figMemory() {
       const tiny = transport === 'sharedobject' ? so.alloc('float64', 1024) : new Float64Array(1024)
       await Promise.all(kids.map((k) => k.ask({ op: 'take', transport, keep: true, x: tiny })))
       await Promise.all(kids.map((k) => k.ask({ op: 'drop' })))
-      if (transport === 'sharedobject') so.close(tiny)
+      if (transport === 'sharedobject') release(tiny)
       await settle(kids)
       await settle(kids)
       const pids = [process.pid, ...kids.map((k) => k.pid)]
@@ -530,7 +536,7 @@ async function figMemory() {
       await Promise.all(kids.map((k) => k.ask({ op: 'drop' })))
     } finally {
       await stopKids(kids)
-      if (v && transport === 'sharedobject') so.close(v)
+      if (v && transport === 'sharedobject') release(v)
       v = null
       collect()
     }

@@ -6,6 +6,12 @@ import { fork } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import so from '@sharedobject/core'
+// A segment whose handle was handed out stays openable until it is freed (or its owner exits):
+// free it, then give this process's mapping back.
+const release = (v) => {
+  so.free(v)
+  return so.close(v)
+}
 
 const W = 4
 const quick = process.argv.includes('--quick')
@@ -74,8 +80,8 @@ if (process.argv[2] === 'child') {
       for (let r = 0; r < REPS; r++) times.push((await round(kids, msg)).ms)
       res[name] = median(times)
     }
-    so.close(x)
-    so.close(d)
+    release(x)
+    release(d)
     rows.push(res)
     console.log(
       `  N=${n.toExponential(0)}  share ${ms(res.shareMs)}   hand-over ${ms(res.handover)}   receive+read all: ` +

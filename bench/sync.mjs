@@ -8,6 +8,12 @@ import os from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import so from '@sharedobject/core'
+// A segment whose handle was handed out stays openable until it is freed (or its owner exits):
+// free it, then give this process's mapping back.
+const release = (v) => {
+  so.free(v)
+  return so.close(v)
+}
 
 const quick = process.argv.includes('--quick')
 const ROUNDS = quick ? 5_000 : 20_000
@@ -103,7 +109,7 @@ async function crossProcess() {
   }
   c.send({ op: 'exit' })
   await once(c, 'exit')
-  so.close(v)
+  release(v)
   return { times, send }
 }
 
@@ -138,7 +144,7 @@ function uncontended() {
   t0 = performance.now()
   for (let i = 0; i < LOCKS; i++) m.withLock(() => i)
   const withLock = performance.now() - t0
-  so.close(m)
+  release(m)
   return { plain, withLock }
 }
 
@@ -149,8 +155,8 @@ async function contended(n) {
   const results = await Promise.all(kids.map((c) => request(c, { op: 'contend', mutex: so.handleOf(mutex), start: so.handleOf(start), n: CONTENDED })))
   for (const c of kids) c.send({ op: 'exit' })
   await Promise.all(kids.map((c) => once(c, 'exit')))
-  so.close(mutex)
-  so.close(start)
+  release(mutex)
+  release(start)
   return Math.max(...results.map((r) => r.ms))
 }
 
