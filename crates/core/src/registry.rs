@@ -217,10 +217,15 @@ pub fn read_copy(handle: &str) -> Result<(Header, String, Vec<u8>)> {
 
 /// Creates a segment, fills it with `init` (or zeros), and returns the owner's first view.
 pub fn create(spec: &CreateSpec<'_>, init: Option<&[u8]>) -> Result<View> {
-    create_inner(spec, init, true).map(|v| v.expect("a view was asked for"))
+    create_inner(spec, init, true).map(|(_, v)| v.expect("a view was asked for"))
 }
 
-fn create_inner(spec: &CreateSpec<'_>, init: Option<&[u8]>, keep: bool) -> Result<Option<View>> {
+/// Creates a segment; returns its id and, when `keep`, the owner's first view.
+fn create_inner(
+    spec: &CreateSpec<'_>,
+    init: Option<&[u8]>,
+    keep: bool,
+) -> Result<(String, Option<View>)> {
     let kind = spec
         .kind
         .ok_or_else(|| Error::new(Code::InvalidArgument, "no kind given"))?;
@@ -326,7 +331,7 @@ fn create_inner(spec: &CreateSpec<'_>, init: Option<&[u8]>, keep: bool) -> Resul
     }
     if !keep {
         with(|r| r.last_created = Some(id.clone()));
-        return Ok(None);
+        return Ok((id, None));
     }
     let mode = Mode::of_header(&h);
     let map = match mode {
@@ -343,8 +348,8 @@ fn create_inner(spec: &CreateSpec<'_>, init: Option<&[u8]>, keep: bool) -> Resul
         }
     };
     let key: Key = (id.clone(), h.generation, mode);
-    Ok(Some(with(|r| {
-        r.last_created = Some(id);
+    let view = with(|r| {
+        r.last_created = Some(id.clone());
         r.entries.insert(
             key.clone(),
             Entry {
@@ -358,7 +363,8 @@ fn create_inner(spec: &CreateSpec<'_>, init: Option<&[u8]>, keep: bool) -> Resul
         );
         let token = r.add_view(&key);
         r.view(token, &key)
-    })))
+    });
+    Ok((id, Some(view)))
 }
 
 /// Opens the segment a handle names. `mode: None` takes the sharer's default.
@@ -525,8 +531,8 @@ pub fn allocate(size: u64, id: Option<&str>) -> Result<String> {
         reserve: true,
         ..Default::default()
     };
-    create_inner(&spec, None, false)?;
-    Ok(with(|r| r.last_created.clone().expect("just created")))
+    // The id comes back from the creation itself: last_created may name another thread's by now.
+    create_inner(&spec, None, false).map(|(id, _)| id)
 }
 
 /// The id of the last segment this process created.
