@@ -336,16 +336,19 @@ fn create_inner(
     let mode = Mode::of_header(&h);
     let map = match mode {
         Mode::Shared => map,
-        Mode::CopyOnWrite => {
-            drop(map);
-            match sys::open(&id, sys::Access::CopyOnWrite) {
-                Ok(m) => m,
-                Err(e) => {
-                    let _ = sys::unlink(&id);
-                    return Err(e);
-                }
+        // The private mapping is opened before the shared one goes: on Windows the shared
+        // one's handle may be the last, and the name would go with it.
+        Mode::CopyOnWrite => match sys::open(&id, sys::Access::CopyOnWrite) {
+            Ok(m) => {
+                drop(map);
+                m
             }
-        }
+            Err(e) => {
+                drop(map);
+                let _ = sys::unlink(&id);
+                return Err(e);
+            }
+        },
     };
     let key: Key = (id.clone(), h.generation, mode);
     let view = with(|r| {
@@ -492,15 +495,17 @@ fn unlink_generation(id: &str, generation: u64) -> bool {
 /// Removes segment `id` now. Views already mapped anywhere keep working.
 pub fn free(id: &str) -> Result<bool> {
     name::validate_id(id)?;
-    #[cfg(windows)]
-    drop(with(|r| r.keepers.remove(id)));
     with(|r| {
         r.entries
             .iter_mut()
             .filter(|(k, _)| k.0 == id)
             .for_each(|(_, e)| e.freed = true)
     });
-    sys::unlink(id)
+    let removed = sys::unlink(id);
+    // After unlink, which closes the keeper's handle too and so counts it in what it removed.
+    #[cfg(windows)]
+    drop(with(|r| r.keepers.remove(id)));
+    removed
 }
 
 pub fn exists(id: &str) -> Result<bool> {

@@ -91,8 +91,6 @@ fn the_sharers_copy_on_write_choice_is_the_default_for_openers() {
     }
 }
 
-// Windows has no names to remove or list: a mapping ends with its last view.
-#[cfg(unix)]
 #[test]
 fn free_removes_the_name_but_mapped_views_keep_working() {
     let owner = registry::create(&spec(1), Some(&bytes_of(&[42.0]))).unwrap();
@@ -110,8 +108,6 @@ fn free_removes_the_name_but_mapped_views_keep_working() {
     );
 }
 
-// Windows has no names to remove or list: a mapping ends with its last view.
-#[cfg(unix)]
 #[test]
 fn persistent_segments_survive_their_owners_release() {
     let s = CreateSpec {
@@ -142,8 +138,6 @@ fn user_ids_are_exclusive_and_validated() {
     assert_eq!(registry::create(&bad, None).unwrap_err().code, Code::Name);
 }
 
-// Windows has no names to remove or list: a mapping ends with its last view.
-#[cfg(unix)]
 #[test]
 fn developer_segments_follow_the_seed() {
     let id = registry::allocate(10, None).unwrap();
@@ -193,8 +187,6 @@ fn lengths_that_do_not_match_the_kind_are_refused() {
     );
 }
 
-// Windows has no names to remove or list: a mapping ends with its last view.
-#[cfg(unix)]
 #[test]
 fn our_own_live_segments_are_listed_and_never_swept() {
     let owner = registry::create(&spec(1), None).unwrap();
@@ -226,7 +218,6 @@ fn a_segment_that_is_not_ours_is_a_bad_header_and_is_left_alone() {
     std::fs::remove_file(path).unwrap();
 }
 
-#[cfg(unix)]
 #[test]
 fn a_name_freed_and_made_again_is_another_segment() {
     let s = CreateSpec {
