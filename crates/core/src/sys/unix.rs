@@ -396,9 +396,13 @@ pub(crate) fn owner_alive(pid: u32, start: u64, pidns: u64) -> Option<bool> {
     }
 }
 
+/// The start time of `pid`, from its main thread's stat file: the same number as
+/// `/proc/<pid>/stat`, which qemu-user fakes for its own processes (off by a few ticks, and
+/// different per thread), so that others would judge a live owner dead. The task file passes
+/// through unchanged.
 #[cfg(target_os = "linux")]
 fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/stat")).ok()?;
     // The command name may hold spaces and parentheses: fields resume after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_whitespace().nth(19)?.parse().ok()
