@@ -1,5 +1,5 @@
 // Shared test helpers: real child processes driven over IPC.
-import { fork, execFile } from 'node:child_process'
+import { fork, execFile, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -59,12 +59,44 @@ export function sharedChild(test) {
   return { run: (fn, ...args) => child.run(fn, ...args) }
 }
 
-/** Whether /dev/shm holds a segment with this id (Linux). */
+/** Whether /dev/shm holds a segment with this id (where `can.shmFiles`). */
 export const onDisk = (id) => fs.existsSync(`/dev/shm/sobj.${id}`)
 
-export const isLinux = process.platform === 'linux'
+const windows = process.platform === 'win32'
+const linux = process.platform === 'linux'
+const works = (cmd, args) => spawnSync(cmd, args, { stdio: 'ignore' }).status === 0
+
 /**
- * POSIX segments have names that outlive mappings and that `free` removes; Windows mappings end
- * with their last view and have no name to remove. Tests of name removal run where names exist.
+ * What this platform lets the tests see. A test of behaviour some platform does not have is
+ * declared with `when(can.x, test)`, so it shows as skipped there, never as passed; this is the
+ * one place that knows which platform has what.
  */
-export const isPosix = process.platform !== 'win32'
+export const can = {
+  /**
+   * `free`, and an owner's last release or exit, remove a segment's name while other processes
+   * still map it (POSIX `shm_unlink`). Windows keeps a name while any process holds the mapping.
+   */
+  removeNames: !windows,
+  /**
+   * Segments outlive every process that holds them: persistent and developer segments stay after
+   * their creator exits, a killed owner's stay until swept. On Windows a segment ends with the
+   * last process that holds it.
+   */
+  outliveProcesses: !windows,
+  /**
+   * A copy-on-write mapping copies a page when it is first written, and shows others' writes to
+   * pages it has not written. macOS copies the whole vector when it is opened.
+   */
+  copyPageByPage: process.platform !== 'darwin',
+  /** Segments are files in /dev/shm that tests can read, forge and corrupt (Linux). */
+  shmFiles: linux && fs.existsSync('/dev/shm'),
+  /** `/proc/self/fd` lists this process's descriptors (Linux). */
+  procfs: linux && fs.existsSync('/proc/self/fd'),
+  /** A private, small /dev/shm in a mount namespace: Linux, as root or with password-less sudo. */
+  smallShm: linux && (process.getuid?.() === 0 || works('sudo', ['-n', 'true'])),
+  /** A C compiler and `shm_open`, for the C reader of the package's header. */
+  cReader: linux && fs.existsSync('/dev/shm') && works('gcc', ['--version']),
+}
+
+/** `t` (test, test.serial, ...) when `capability` holds, its `.skip` otherwise. */
+export const when = (capability, t) => (capability ? t : t.skip)

@@ -1,7 +1,7 @@
 // pkgconfig() and include/sharedobject.h: a C program built with nothing but the flags the
 // package gives reads a segment that JavaScript shared, and rejects a corrupt one.
 import test from 'ava'
-import { execFile, spawnSync } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -9,16 +9,13 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import so from '../index.js'
+import { can, when } from './helpers.mjs'
 
 const run = promisify(execFile)
 const source = fileURLToPath(new URL('./fixtures/read_segment.c', import.meta.url))
 
 // sharedobject.h error codes the reader prints.
 const SOBJ_E_MAGIC = -3
-
-const hasGcc = spawnSync('gcc', ['--version'], { stdio: 'ignore' }).status === 0
-// The C reader uses shm_open, and the corrupt segment is written as a file in /dev/shm.
-const linuxWithGcc = process.platform === 'linux' && fs.existsSync('/dev/shm') && hasGcc
 
 /** Builds the C reader with nothing but the pkgconfig flags, in a directory the test removes. */
 async function buildReader(t) {
@@ -43,7 +40,7 @@ test('pkgconfig gives the include flag, no libraries, and refuses anything else'
   t.is(err.code, 'ERR_INVALID_ARG_VALUE')
 })
 
-;(linuxWithGcc ? test : test.skip)('a C reader built with the pkgconfig flags reads a shared vector and rejects a corrupt segment', async (t) => {
+when(can.cReader, test)('a C reader built with the pkgconfig flags reads a shared vector and rejects a corrupt segment', async (t) => {
   const exe = await buildReader(t)
 
   const x = so.share(new Float64Array([1.5, 2.5, 3]), { attributes: { dim: [3] } })
@@ -67,7 +64,7 @@ test('pkgconfig gives the include flag, no libraries, and refuses anything else'
   t.false(fs.existsSync(`/dev/shm/sobj.${id}`), 'closing the owner’s only view removes the segment')
 })
 
-;(linuxWithGcc ? test : test.skip)('the C reader reads string vectors, plain and with a dictionary, with sobj_string_get', async (t) => {
+when(can.cReader, test)('the C reader reads string vectors, plain and with a dictionary, with sobj_string_get', async (t) => {
   const exe = await buildReader(t)
   const read = async (v) => JSON.parse((await run(exe, [so.handleOf(v)])).stdout)
 
