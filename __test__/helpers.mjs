@@ -92,8 +92,11 @@ export const can = {
   shmFiles: linux && fs.existsSync('/dev/shm'),
   /** `/proc/self/fd` lists this process's descriptors (Linux). */
   procfs: linux && fs.existsSync('/proc/self/fd'),
-  /** A private, small /dev/shm in a mount namespace: Linux, as root or with password-less sudo. */
-  smallShm: linux && (process.getuid?.() === 0 || works('sudo', ['-n', 'true'])),
+  /**
+   * A private, small /dev/shm in a mount namespace: Linux, as root with the right to make one
+   * (not in an unprivileged container), or with password-less sudo.
+   */
+  smallShm: linux && (process.getuid?.() === 0 ? works('unshare', ['-m', 'true']) : works('sudo', ['-n', 'unshare', '-m', 'true'])),
   /** A C compiler and `shm_open`, for the C reader of the package's header. */
   cReader: linux && fs.existsSync('/dev/shm') && works('gcc', ['--version']),
 }
