@@ -1,7 +1,7 @@
 // Counts passed, failed and skipped tests in the output of `cargo test` and of ava's TAP
 // reporter, whether or not something failed. Used by scripts/test.mjs, and by the CI scripts on
 // logs of runs made elsewhere (under Wine):
-//   node scripts/counts.mjs cargo <log>... | tap <log>...   prints "N passed, N failed, N skipped"
+//   node scripts/counts.mjs cargo=<log> tap=<log> ...   prints the total, "N passed, N failed, N skipped"
 import fs from 'node:fs'
 import { fileURLToPath } from 'node:url'
 
@@ -47,12 +47,12 @@ export const add = (...cs) => cs.reduce((a, c) => ({ passed: a.passed + c.passed
 export const line = (c) => `${c.passed} passed, ${c.failed} failed, ${c.skipped} skipped`
 
 if (process.argv[1] && fs.realpathSync(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const [kind, ...files] = process.argv.slice(2)
-  const count = { cargo: cargoCounts, tap: tapCounts }[kind]
-  if (!count || files.length === 0) {
-    console.error('usage: node scripts/counts.mjs cargo|tap <log>...')
+  const parsers = { cargo: cargoCounts, tap: tapCounts }
+  const args = process.argv.slice(2).map((a) => a.match(/^(cargo|tap)=(.+)$/))
+  if (args.length === 0 || args.some((m) => !m)) {
+    console.error('usage: node scripts/counts.mjs cargo=<log> | tap=<log> ...')
     process.exit(2)
   }
   const read = (f) => (fs.existsSync(f) ? fs.readFileSync(f, 'utf8') : '')
-  console.log(line(add(...files.map((f) => count(read(f))))))
+  console.log(line(add(...args.map(([, kind, file]) => parsers[kind](read(file))))))
 }
