@@ -101,10 +101,15 @@ impl Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        if let Some((_, h)) = handles().open.remove(&self.0) {
-            // SAFETY: the handle came from CreateFileMappingW or OpenFileMappingW and was in the
-            // table, so nobody closed it yet; taking it out makes this the only close.
-            unsafe { CloseHandle(h as HANDLE) };
+        let Some((id, h)) = handles().open.remove(&self.0) else {
+            return;
+        };
+        // SAFETY: the handle came from CreateFileMappingW or OpenFileMappingW and was in the
+        // table, so nobody closed it yet; taking it out makes this the only close.
+        unsafe { CloseHandle(h as HANDLE) };
+        // The last handle anywhere takes the name: its marker goes now rather than at a list().
+        if !exists(&id) {
+            unregister_marker(&id);
         }
     }
 }
