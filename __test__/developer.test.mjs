@@ -1,9 +1,7 @@
 import test from 'ava'
 import so from '@sharedobject/core'
-import { spawnChild, isPosix } from './helpers.mjs'
+import { spawnChild, can, when } from './helpers.mjs'
 
-// Name removal is POSIX behaviour; see isPosix in helpers.mjs.
-const posixOnly = isPosix ? test : test.skip
 
 // The seed's example, step by step, unnamed and named.
 test('the developer API follows the seed’s example with a generated id', (t) => {
@@ -59,7 +57,7 @@ test('free while still mapped removes the segment and detaches this process’s 
   t.is(buf.byteLength, 0)
 })
 
-posixOnly('developer segments are shared with another process by id and outlive their creator', async (t) => {
+when(can.outliveProcesses, test)('developer segments are shared with another process by id and outlive their creator', async (t) => {
   const child = await spawnChild()
   const id = await child.run((so) => {
     const id = so.allocateSharedMemory(16)
@@ -87,7 +85,7 @@ test('a zero-byte developer segment works and sizes are checked', (t) => {
   t.false(so.hasSharedMemory('nosuchsegment'))
 })
 
-posixOnly('package data: initial sweeps, release removes what this process owns', (t) => {
+test('package data: initial sweeps, release removes what this process owns', (t) => {
   so.initialSharedObjectPackageData()
   const x = so.share(Float64Array.from([1]), { named: true })
   const id = so.properties(x).id

@@ -1,5 +1,5 @@
 // Shared test helpers: real child processes driven over IPC.
-import { fork, execFile, execFileSync } from 'node:child_process'
+import { fork, execFile, execFileSync, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -60,15 +60,15 @@ export function sharedChild(test) {
   return { run: (fn, ...args) => child.run(fn, ...args) }
 }
 
-/** Whether /dev/shm holds a segment with this id (Linux). */
+/** Whether /dev/shm holds a segment with this id (where `can.shmFiles`). */
 export const onDisk = (id) => fs.existsSync(`/dev/shm/sobj.${id}`)
 
-export const isLinux = process.platform === 'linux'
-/**
- * POSIX segments have names that outlive mappings and that `free` removes; Windows mappings end
- * with their last view and have no name to remove. Tests of name removal run where names exist.
- */
+const windows = process.platform === 'win32'
+const linux = process.platform === 'linux'
+const works = (cmd, args) => spawnSync(cmd, args, { stdio: 'ignore' }).status === 0
+
 export const isPosix = process.platform !== 'win32'
+export const isLinux = linux
 
 /** Another local user, made if this is root and it does not exist; undefined otherwise. */
 function otherUser() {
@@ -89,16 +89,51 @@ function otherUser() {
 
 const binding = createRequire(import.meta.url)('../dist/binding.js')
 
-/** What this platform can do; tests of platform behaviour are gated here and nowhere else. */
+/**
+ * What this platform lets the tests see. A test of behaviour some platform does not have is
+ * declared with `when(can.x, test)`, so it shows as skipped there, never as passed; this is the
+ * one place that knows which platform has what.
+ */
 export const can = {
+  /**
+   * `free`, and an owner's last release or exit, remove a segment's name while other processes
+   * still map it (POSIX `shm_unlink`). Windows keeps a name while any process holds the mapping.
+   */
+  removeNames: !windows,
+  /**
+   * Segments outlive every process that holds them: persistent and developer segments stay after
+   * their creator exits, a killed owner's stay until swept. On Windows a segment ends with the
+   * last process that holds it.
+   */
+  outliveProcesses: !windows,
+  /**
+   * A copy-on-write mapping copies a page when it is first written, and shows others' writes to
+   * pages it has not written. macOS copies the whole vector when it is opened.
+   */
+  copyPageByPage: process.platform !== 'darwin',
+  /** Segments are files in /dev/shm that tests can read, forge and corrupt (Linux). */
+  shmFiles: linux && fs.existsSync('/dev/shm'),
+  /** `/proc/self/fd` lists this process's descriptors (Linux). */
+  procfs: linux && fs.existsSync('/proc/self/fd'),
+  /**
+   * A private, small /dev/shm in a mount namespace: Linux, as root with the right to make one
+   * (not in an unprivileged container), or with password-less sudo.
+   */
+  smallShm: linux && (process.getuid?.() === 0 ? works('unshare', ['-m', 'true']) : works('sudo', ['-n', 'unshare', '-m', 'true'])),
+  /** A C compiler and `shm_open`, for the C reader of the package's header. */
+  cReader: linux && fs.existsSync('/dev/shm') && works('gcc', ['--version']),
   /**
    * Views are SharedArrayBuffers (Node-API's node_api_create_external_sharedarraybuffer): posted
    * to a worker they are shared, and Atomics.wait works on them. Elsewhere external ArrayBuffers.
    */
   sharedBuffers: binding.sharedBuffers(),
-  /** Linux /proc and /dev/shm: memfd segments, named files, owners judged by start time. */
-  procfs: process.platform === 'linux' && fs.existsSync('/proc/self/fd'),
+  /** Another local user to test permissions with (Linux, as root). */
   otherUser: otherUser(),
   /** Root on Linux: `unshare --pid` makes another pid namespace. */
-  pidNamespaces: process.platform === 'linux' && process.getuid?.() === 0,
+  pidNamespaces: linux && process.getuid?.() === 0,
+  /** npm runs here, so packed tarballs can be installed (not under Wine, which has no npm). */
+  npmPack: spawnSync('npm', ['--version'], { stdio: 'ignore', shell: windows }).status === 0,
 }
+
+/** `t` (test, test.serial, ...) when `capability` holds, its `.skip` otherwise. */
+export const when = (capability, t) => (capability ? t : t.skip)

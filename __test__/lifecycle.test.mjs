@@ -1,14 +1,11 @@
 import test from 'ava'
 import fs from 'node:fs'
 import so from '@sharedobject/core'
-import { spawnChild, run, fixture, isLinux, isPosix, can } from './helpers.mjs'
-
-// Name removal is POSIX behaviour; see isPosix in helpers.mjs.
-const posixOnly = isPosix ? test.serial : test.serial.skip
+import { spawnChild, run, fixture, isLinux, can, when } from './helpers.mjs'
 
 const idOf = (x) => so.properties(x).id
 
-test.serial('closing the owner’s view gives its pages back; a handed-out segment opens until freed', async (t) => {
+when(can.removeNames, test.serial)('closing the owner’s view gives its pages back; a handed-out segment opens until freed', async (t) => {
   const child = await spawnChild()
   const x = so.share(Float64Array.from([7, 8, 9]))
   const h = so.handleOf(x)
@@ -28,7 +25,7 @@ test.serial('closing the owner’s view gives its pages back; a handed-out segme
   await child.exit()
 })
 
-test.serial('a view collected by the garbage collector unmaps, and the owner’s removes the name', async (t) => {
+when(can.removeNames, test.serial)('a view collected by the garbage collector unmaps, and the owner’s removes the name', async (t) => {
   let x = so.alloc('float64', 1024, { named: true })
   const id = idOf(x)
   const before = so.stats()
@@ -52,8 +49,7 @@ test.serial('a process maps a segment once per mode, however many views it opens
   t.is(so.stats().mappings, base.mappings + 1, 'one more mapping for the other mode')
   views[0][0] = 5
   t.is(x[0], 5, 'views of one mapping share memory')
-  // Copy-on-write is page by page, except on macOS, which copies the vector when it is opened.
-  if (process.platform !== 'darwin') t.is(cow[0], 5, 'the private mapping sees pages it has not written')
+  if (can.copyPageByPage) t.is(cow[0], 5, 'the private mapping sees pages it has not written')
   so.close(views[0])
   if (can.sharedBuffers) {
     // A SharedArrayBuffer cannot be detached: its views keep their length and read zero pages.
@@ -67,7 +63,7 @@ test.serial('a process maps a segment once per mode, however many views it opens
   t.is(so.stats().mappings, base.mappings - 1)
 })
 
-posixOnly('opening after free fails with ERR_SHM_NOT_FOUND while earlier mappings keep working', async (t) => {
+when(can.removeNames, test.serial)('opening after free fails with ERR_SHM_NOT_FOUND while earlier mappings keep working', async (t) => {
   const child = await spawnChild()
   const x = so.share(Float64Array.from([1, 2, 3]))
   const h = so.handleOf(x)
@@ -86,16 +82,27 @@ posixOnly('opening after free fails with ERR_SHM_NOT_FOUND while earlier mapping
   await Promise.all([child.exit(), fresh.exit()])
 })
 
-posixOnly('a child’s segments go when it exits; persistent ones stay until freed', async (t) => {
+test.serial('a child’s segments go when it exits', async (t) => {
   const child = await spawnChild()
-  const [plain, kept] = await child.run((so) => {
+  const plain = await child.run((so) => {
     const a = so.share(Float64Array.from([1]))
-    const b = so.share(Float64Array.from([2]), { persist: true })
-    globalThis.kept.push(a, b)
-    return [so.handleOf(a), so.handleOf(b)]
+    globalThis.kept.push(a)
+    return so.handleOf(a)
   })
+  t.is(so.list().find((s) => s.id === plain.split(':')[1])?.ownerAlive, true)
   await child.exit()
   t.throws(() => so.open(plain), { code: 'ERR_SHM_NOT_FOUND' })
+  t.false(so.list().some((s) => s.id === plain.split(':')[1]))
+})
+
+when(can.outliveProcesses, test.serial)('a persistent segment outlives its owner until freed', async (t) => {
+  const child = await spawnChild()
+  const kept = await child.run((so) => {
+    const b = so.share(Float64Array.from([2]), { persist: true })
+    globalThis.kept.push(b)
+    return so.handleOf(b)
+  })
+  await child.exit()
   const p = so.open(kept)
   t.is(p[0], 2)
   t.true(so.properties(p).persistent)
@@ -136,7 +143,7 @@ test.serial('cluster workers receive vectors over the default JSON channel', asy
   t.is(r.left, 0, 'nothing left after the primary exits')
 })
 
-posixOnly('a name freed and made again is another segment: the old handle no longer opens', (t) => {
+test.serial('a name freed and made again is another segment: the old handle no longer opens', (t) => {
   const name = `reborn-${process.pid}`
   const first = so.share(Float64Array.of(1), { name })
   const oldHandle = so.handleOf(first)

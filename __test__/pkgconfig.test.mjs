@@ -1,7 +1,7 @@
 // pkgconfig() and include/sharedobject.h: a C program built with nothing but the flags the
 // package gives reads a segment that JavaScript shared, and rejects a corrupt one.
 import test from 'ava'
-import { execFile, spawnSync } from 'node:child_process'
+import { execFile } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -9,6 +9,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import so from '@sharedobject/core'
+import { can, when } from './helpers.mjs'
 
 const run = promisify(execFile)
 const source = fileURLToPath(new URL('./fixtures/read_segment.c', import.meta.url))
@@ -16,9 +17,7 @@ const source = fileURLToPath(new URL('./fixtures/read_segment.c', import.meta.ur
 // sharedobject.h error codes the reader prints.
 const SOBJ_E_MAGIC = -3
 
-const hasGcc = spawnSync('gcc', ['--version'], { stdio: 'ignore' }).status === 0
 // The C reader opens the path sobj_handle_path() gives; the corrupt segment is a file in /dev/shm.
-const linuxWithGcc = process.platform === 'linux' && fs.existsSync('/dev/shm') && hasGcc
 
 /** Builds the C reader with nothing but the pkgconfig flags, in a directory the test removes. */
 async function buildReader(t) {
@@ -43,7 +42,7 @@ test('pkgconfig gives the include flag, no libraries, and refuses anything else'
   t.is(err.code, 'ERR_INVALID_ARG_VALUE')
 })
 
-;(linuxWithGcc ? test : test.skip)('a C reader built with the pkgconfig flags reads a shared vector and rejects a corrupt segment', async (t) => {
+when(can.cReader, test)('a C reader built with the pkgconfig flags reads a shared vector and rejects a corrupt segment', async (t) => {
   const exe = await buildReader(t)
 
   const x = so.share(new Float64Array([1.5, 2.5, 3]), { attributes: { dim: [3] } })
@@ -68,7 +67,7 @@ test('pkgconfig gives the include flag, no libraries, and refuses anything else'
   t.false(so.list().some((s) => s.id === id), 'freed and closed: nothing left')
 })
 
-;(linuxWithGcc ? test : test.skip)('the C reader reads string vectors, plain and with a dictionary, with sobj_string_get', async (t) => {
+when(can.cReader, test)('the C reader reads string vectors, plain and with a dictionary, with sobj_string_get', async (t) => {
   const exe = await buildReader(t)
   const read = async (v) => JSON.parse((await run(exe, [so.handleOf(v)])).stdout)
 

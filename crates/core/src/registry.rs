@@ -668,6 +668,11 @@ pub fn read_copy(handle: &str, max_bytes: u64) -> Result<(Header, String, Vec<u8
     Ok((h, attributes, data))
 }
 
+/// Lets an owner's record go (a function, so that what dropping it closes is said once).
+fn drop_owned(o: Owned) {
+    let _closed = o;
+}
+
 /// The owner's bookkeeping when one of its mappings of `key` goes (dropped or retired).
 fn mapping_gone(key: &SegKey) {
     let release = with(|r| {
@@ -825,18 +830,17 @@ fn free_at(id: &str, generation: Option<u64>, place: &Place) -> Result<bool> {
         Some((key, o))
     });
     if let Some((key, o)) = mine {
-        let _ = &key;
         let named = o.named;
-        #[cfg(windows)]
-        let had_keeper = o.keeper.is_some();
-        // Forgetting it closes the memfd (Linux) or the keeper (Windows).
-        let _owned = o;
+        // Dropping it closes the memfd (Linux) or the keeper's handle (Windows).
+        drop_owned(o);
         if named {
+            // Windows: closes every handle this process holds on the name; true when it went.
             #[cfg(windows)]
-            return Ok(had_keeper);
+            return sys::unlink(&key.0);
             #[cfg(not(windows))]
             return Ok(unlink_generation(&key.0, key.1));
         }
+        let _ = key;
         return Ok(true);
     }
     match place {

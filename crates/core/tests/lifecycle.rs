@@ -139,8 +139,6 @@ fn the_sharers_copy_on_write_choice_is_the_default_for_openers() {
     drop((shared, opened, owner));
 }
 
-// Windows has no names to remove or list: a mapping ends with its last view.
-#[cfg(unix)]
 #[test]
 fn free_removes_the_name_but_mapped_views_keep_working() {
     let s = CreateSpec {
@@ -160,8 +158,6 @@ fn free_removes_the_name_but_mapped_views_keep_working() {
     drop(owner);
 }
 
-// Windows has no names to remove or list: a mapping ends with its last view.
-#[cfg(unix)]
 #[test]
 fn persistent_segments_survive_their_owners_release() {
     let s = CreateSpec {
@@ -193,8 +189,6 @@ fn user_ids_are_exclusive_and_validated() {
     assert_eq!(registry::create(&bad, None).unwrap_err().code, Code::Name);
 }
 
-// Windows has no names to remove or list: a mapping ends with its last view.
-#[cfg(unix)]
 #[test]
 fn developer_segments_follow_the_seed() {
     let id = registry::allocate(10, None).unwrap();
@@ -244,8 +238,6 @@ fn lengths_that_do_not_match_the_kind_are_refused() {
     );
 }
 
-// Windows has no names to remove or list: a mapping ends with its last view.
-#[cfg(unix)]
 #[test]
 fn our_own_live_segments_are_listed_and_never_swept() {
     let owner = registry::create(
@@ -293,7 +285,6 @@ fn a_segment_that_is_not_ours_is_a_bad_header_and_is_left_alone() {
     std::fs::remove_file(path).unwrap();
 }
 
-#[cfg(unix)]
 #[test]
 fn a_name_freed_and_made_again_is_another_segment() {
     let s = CreateSpec {

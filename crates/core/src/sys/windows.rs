@@ -1,19 +1,34 @@
-//! Windows: pagefile-backed named file mappings in the session's `Local\` namespace. A mapping
-//! lives while any process holds a handle or a view of it and has no name to remove, so `free`
-//! only forgets it, `persist` cannot outlive the last process, and there is nothing to sweep.
+//! Windows: pagefile-backed named file mappings in the session's `Local\` namespace.
+//!
+//! Windows removes a mapping's name when the last *handle* to it closes, whatever views remain,
+//! and has no call that removes a name while handles are open. So every [`Map`] keeps its
+//! section handle for as long as it lives, and the registry keeps one more for each persistent
+//! or developer segment until `free`. What "removing a name" can mean here is closing every
+//! handle this process holds: [`unlink`] does that, leaving the views mapped, and the name goes
+//! once no other process holds one either. Nothing outlives the last process that holds a
+//! segment. Windows cannot enumerate named mappings, so each segment leaves a marker file in a
+//! per-session directory under `%TEMP%`, and [`list_ids`] drops markers whose mapping is gone.
 
+use std::collections::BTreeMap;
 use std::ffi::c_void;
+use std::path::PathBuf;
+use std::sync::Mutex;
 
 use windows_sys::Win32::Foundation::{
     CloseHandle, GetLastError, ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS, ERROR_COMMITMENT_LIMIT,
-    ERROR_DISK_FULL, ERROR_FILE_NOT_FOUND, ERROR_NOT_ENOUGH_MEMORY, HANDLE, INVALID_HANDLE_VALUE,
+    ERROR_DISK_FULL, ERROR_FILE_NOT_FOUND, ERROR_INVALID_PARAMETER, ERROR_NOT_ENOUGH_MEMORY,
+    FILETIME, HANDLE, INVALID_HANDLE_VALUE, STILL_ACTIVE,
 };
 use windows_sys::Win32::System::Memory::{
     CreateFileMappingW, MapViewOfFile, OpenFileMappingW, UnmapViewOfFile, VirtualQuery,
     FILE_MAP_ALL_ACCESS, FILE_MAP_COPY, FILE_MAP_READ, MEMORY_BASIC_INFORMATION,
     MEMORY_MAPPED_VIEW_ADDRESS, PAGE_READWRITE, SEC_COMMIT,
 };
-use windows_sys::Win32::System::Threading::GetCurrentProcessId;
+use windows_sys::Win32::System::RemoteDesktop::ProcessIdToSessionId;
+use windows_sys::Win32::System::Threading::{
+    GetCurrentProcess, GetCurrentProcessId, GetExitCodeProcess, GetProcessTimes, OpenProcess,
+    PROCESS_QUERY_LIMITED_INFORMATION,
+};
 
 use crate::error::{Code, Error, Result};
 use crate::name::PREFIX;
@@ -36,11 +51,13 @@ fn last_error(what: &str, id: &str) -> Error {
         _ => Code::Os,
     };
     let message = match code {
-    Code::NotFound => format!("no segment with id {id:?}: it was freed, every process released it, or it never existed"),
-    Code::Exists => format!("a segment with id {id:?} exists already"),
-    Code::NoSpace => format!("not enough memory or pagefile to commit segment {id:?}"),
-    _ => format!("cannot {what} segment {id:?}: Windows error {e}"),
-  };
+        Code::NotFound => format!(
+            "no segment with id {id:?}: it was freed, every process released it, or it never existed"
+        ),
+        Code::Exists => format!("a segment with id {id:?} exists already"),
+        Code::NoSpace => format!("not enough memory or pagefile to commit segment {id:?}"),
+        _ => format!("cannot {what} segment {id:?}: Windows error {e}"),
+    };
     Error::new(code, message)
 }
 
@@ -51,11 +68,58 @@ pub(crate) fn no_space(id: &str, needed: u64) -> Error {
     )
 }
 
-/// A view of a whole mapping; unmapped when dropped. No handle is kept: the view alone keeps
-/// the mapping alive.
+/// The section handles this process holds, by serial number, with the id each names. A handle
+/// keeps its segment's name alive; [`unlink`] closes all of an id's at once.
+struct Handles {
+    next: u64,
+    open: BTreeMap<u64, (String, usize)>,
+}
+
+static HANDLES: Mutex<Handles> = Mutex::new(Handles {
+    next: 0,
+    open: BTreeMap::new(),
+});
+
+fn handles() -> std::sync::MutexGuard<'static, Handles> {
+    // The table is plain data, consistent after any panic.
+    HANDLES.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One section handle of segment `id`, closed when dropped unless [`unlink`] closed it first.
+struct Held(u64);
+
+impl Held {
+    fn new(id: &str, handle: HANDLE) -> Held {
+        let mut t = handles();
+        t.next += 1;
+        let serial = t.next;
+        // Stored as an address: HANDLE is a raw pointer, which a static may not hold.
+        t.open.insert(serial, (id.to_string(), handle as usize));
+        Held(serial)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let Some((id, h)) = handles().open.remove(&self.0) else {
+            return;
+        };
+        // SAFETY: the handle came from CreateFileMappingW or OpenFileMappingW and was in the
+        // table, so nobody closed it yet; taking it out makes this the only close.
+        unsafe { CloseHandle(h as HANDLE) };
+        // The last handle anywhere takes the name: its marker goes now rather than at a list().
+        if !exists(&id) {
+            unregister_marker(&id);
+        }
+    }
+}
+
+/// A view of a whole mapping, and the handle that keeps the mapping's name; unmapped when
+/// dropped. The view stays valid after the handle is closed by [`unlink`].
 pub(crate) struct Map {
     base: *mut c_void,
     len: usize,
+    _held: Held,
 }
 
 // SAFETY: a view is process memory, valid from any thread until it is unmapped in Drop.
@@ -84,22 +148,21 @@ pub(crate) enum Access {
     Peek,
 }
 
-/// Maps all of `handle` and closes the handle.
+/// Maps all of the section `handle`, which the returned Map then owns (on failure it is closed).
 fn map_handle(handle: HANDLE, access: Access, id: &str) -> Result<Map> {
+    let held = Held::new(id, handle);
     let want = match access {
         Access::Shared => FILE_MAP_ALL_ACCESS,
         Access::CopyOnWrite => FILE_MAP_COPY,
         Access::Peek => FILE_MAP_READ,
     };
-    // SAFETY: handle is a valid mapping handle owned here; a length of 0 maps the whole section.
+    // SAFETY: handle is a valid mapping handle, open while `held` lives; a length of 0 maps the
+    // whole section.
     let view = unsafe { MapViewOfFile(handle, want, 0, 0, 0) };
-    let failed = view.Value.is_null();
-    let err = failed.then(|| last_error("map", id));
-    // SAFETY: the handle is ours and closed once; a view keeps the mapping alive by itself.
-    unsafe { CloseHandle(handle) };
-    if let Some(e) = err {
-        return Err(e);
+    if view.Value.is_null() {
+        return Err(last_error("map", id));
     }
+    // SAFETY: all-zero bytes are a valid MEMORY_BASIC_INFORMATION.
     let mut info: MEMORY_BASIC_INFORMATION = unsafe { std::mem::zeroed() };
     // SAFETY: VirtualQuery writes one MEMORY_BASIC_INFORMATION about the region at view.Value.
     let n = unsafe {
@@ -113,6 +176,7 @@ fn map_handle(handle: HANDLE, access: Access, id: &str) -> Result<Map> {
     Ok(Map {
         base: view.Value,
         len,
+        _held: held,
     })
 }
 
@@ -143,6 +207,7 @@ pub(crate) fn create(
     }
     // SAFETY: reading the last error right after the call that set it.
     if unsafe { GetLastError() } == ERROR_ALREADY_EXISTS {
+        // SAFETY: our handle to the existing section, closed once; the section is left alone.
         unsafe { CloseHandle(handle) };
         return Err(Error::new(
             Code::Exists,
@@ -157,6 +222,7 @@ pub(crate) fn create(
     // SAFETY: the view holds at least `total` bytes; head ends before data_offset and init fits
     // after it (checked by the caller). Nobody else has this segment's handle yet.
     unsafe { super::fill_map(&map, head, data_offset, init) };
+    register_marker(id);
     Ok(map)
 }
 
@@ -177,33 +243,124 @@ pub(crate) fn open(id: &str, access: Access) -> Result<Map> {
 
 pub(crate) fn exists(id: &str) -> bool {
     let name = os_name(id);
-    // SAFETY: as in `open`; the handle is closed at once.
+    // SAFETY: as in `open`.
     let handle = unsafe { OpenFileMappingW(FILE_MAP_READ, 0, name.as_ptr()) };
     if handle.is_null() {
         return false;
     }
+    // SAFETY: the handle was just opened here and is closed once.
     unsafe { CloseHandle(handle) };
     true
 }
 
-/// Windows mappings have no name to remove: they end with their last handle or view.
+/// Closes every handle this process holds on `id`'s section; mapped views keep working. True
+/// when that closed something and the name is gone: no other process held the segment.
 pub(crate) fn unlink(id: &str) -> Result<bool> {
-    Ok(exists(id))
+    let closed: Vec<usize> = {
+        let mut t = handles();
+        let serials: Vec<u64> = t
+            .open
+            .iter()
+            .filter(|(_, (i, _))| i == id)
+            .map(|(s, _)| *s)
+            .collect();
+        serials
+            .iter()
+            .filter_map(|s| t.open.remove(s).map(|(_, h)| h))
+            .collect()
+    };
+    for h in &closed {
+        // SAFETY: each handle was taken out of the table, so it is closed once, here.
+        unsafe { CloseHandle(*h as HANDLE) };
+    }
+    let gone = !exists(id);
+    if gone {
+        unregister_marker(id);
+    }
+    Ok(!closed.is_empty() && gone)
 }
 
-/// Windows cannot enumerate named mappings; `list` shows this process's own segments.
+/// The ids of the segments of this package that this process can open: those whose markers
+/// are in this session's directory. A marker whose mapping no longer opens is removed.
 pub(crate) fn list_ids() -> Vec<String> {
-    Vec::new()
+    let Ok(dir) = std::fs::read_dir(listing_dir()) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<String> = dir
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter_map(|n| n.strip_prefix(PREFIX).map(str::to_string))
+        .filter(|id| crate::name::validate_id(id).is_ok())
+        .filter(|id| {
+            exists(id) || {
+                unregister_marker(id);
+                false
+            }
+        })
+        .collect();
+    ids.sort();
+    ids
 }
 
+/// `%TEMP%\sharedobject-<session>`: the temporary directory is the user's, and `Local\` names
+/// are the session's, so a marker is only ever judged by processes that can open its mapping.
+fn listing_dir() -> PathBuf {
+    let mut session = 0u32;
+    // SAFETY: ProcessIdToSessionId writes one u32; on failure `session` stays 0.
+    unsafe { ProcessIdToSessionId(GetCurrentProcessId(), &mut session) };
+    std::env::temp_dir().join(format!("sharedobject-{session}"))
+}
+
+fn register_marker(id: &str) {
+    let dir = listing_dir();
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::File::create(dir.join(format!("{PREFIX}{id}")));
+}
+
+fn unregister_marker(id: &str) {
+    let _ = std::fs::remove_file(listing_dir().join(format!("{PREFIX}{id}")));
+}
+
+/// A process's creation time in 100 ns units since 1601, or None when it cannot be read.
+fn creation_time(process: HANDLE) -> Option<u64> {
+    let zero = FILETIME {
+        dwLowDateTime: 0,
+        dwHighDateTime: 0,
+    };
+    let (mut created, mut exited, mut kernel, mut user) = (zero, zero, zero, zero);
+    // SAFETY: process is a valid process handle with query rights; four FILETIMEs are written.
+    let ok = unsafe { GetProcessTimes(process, &mut created, &mut exited, &mut kernel, &mut user) };
+    (ok != 0).then(|| (u64::from(created.dwHighDateTime) << 32) | u64::from(created.dwLowDateTime))
+}
+
+/// Who this process is: pid, creation time, and 0 (Windows has no pid namespaces).
 pub(crate) fn current_process() -> (u32, u64, u64) {
-    // SAFETY: no preconditions.
-    (unsafe { GetCurrentProcessId() }, 0, 0)
+    // SAFETY: no preconditions; the pseudo handle of the current process needs no closing.
+    let (pid, me) = unsafe { (GetCurrentProcessId(), GetCurrentProcess()) };
+    (pid, creation_time(me).unwrap_or(0), 0)
 }
 
-/// Nothing on Windows outlives its processes, so an owner is never looked for.
-pub(crate) fn owner_alive(_pid: u32, _start: u64, _pidns: u64) -> Option<bool> {
-    None
+/// Whether the process that created a segment still runs: the pid must name a running process
+/// created at the recorded time (a pid reused by a later process is not the owner). `None` when
+/// Windows will not say (a process of another user).
+pub(crate) fn owner_alive(pid: u32, start: u64, _pidns: u64) -> Option<bool> {
+    // SAFETY: OpenProcess has no preconditions; a null handle means failure.
+    let process = unsafe { OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, 0, pid) };
+    if process.is_null() {
+        // SAFETY: reading the last error right after the call that set it.
+        return match unsafe { GetLastError() } {
+            ERROR_INVALID_PARAMETER => Some(false), // no such process
+            _ => None,
+        };
+    }
+    let mut code = 0u32;
+    // SAFETY: process is a valid handle with query rights; one u32 is written.
+    let running =
+        unsafe { GetExitCodeProcess(process, &mut code) } != 0 && code == STILL_ACTIVE as u32;
+    let created = creation_time(process);
+    // SAFETY: the handle was opened above and is closed once.
+    unsafe { CloseHandle(process) };
+    Some(running && (start == 0 || created.is_none_or(|c| c == start)))
 }
 
 /// Windows bounds a pagefile-backed mapping by the commit limit itself, with an error.

