@@ -131,6 +131,12 @@ export const can = {
   otherUser: otherUser(),
   /** Root on Linux: `unshare --pid` makes another pid namespace. */
   pidNamespaces: linux && process.getuid?.() === 0,
+  /**
+   * `close()` replaces a view's pages in place and keeps its address range, so a late writer (a
+   * thread-pool job, a transferred buffer) writes into nothing. Windows cannot replace a view:
+   * its pages go when the engine releases the buffer.
+   */
+  closeKeepsRange: !windows,
   /** npm runs here, so packed tarballs can be installed (not under Wine, which has no npm). */
   npmPack: spawnSync('npm', ['--version'], { stdio: 'ignore', shell: windows }).status === 0,
 }

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Worker } from 'node:worker_threads'
 import so from '@sharedobject/core'
-import { spawnChild, isLinux, isPosix } from './helpers.mjs'
+import { spawnChild, isLinux, isPosix, can, when } from './helpers.mjs'
 
 // Synchronisation across processes and threads. Children are real processes; the few times
 // asserted are generous bounds, only where a test proves that something does not block. Some
@@ -468,7 +468,7 @@ test.serial('bad arguments give TypeError / RangeError with codes, and copy-on-w
   for (const x of [v, big, cow, m]) so.close(x)
 })
 
-test.serial('a named, persistent mutex outlives its owner until freed', async (t) => {
+when(can.outliveProcesses, test.serial)('a named, persistent mutex outlives its owner until freed', async (t) => {
   const [child] = await children(t, 1)
   const name = `sync-test-${process.pid}`
   const h = await child.run((so, name) => so.handleOf(so.mutex({ name, persist: true })), name)

@@ -4,6 +4,8 @@
  * of the signal, unless other listeners keep it alive, exactly as it would without us. Unnamed
  * Linux segments need nothing: the kernel frees them with their last holder.
  */
+import { isMainThread } from 'node:worker_threads'
+
 import { onExit } from 'signal-exit'
 
 import { native } from './native'
@@ -16,7 +18,9 @@ let remove: (() => void) | undefined
  * `setOptions({ signals: false })` it removes nothing.
  */
 export function watchSignals(): void {
-  if (remove || !getOptions().signals) return
+  // Only the main thread: a worker thread's exit must not remove the names of the process's
+  // segments (the native side removes them when the process itself exits).
+  if (remove || !isMainThread || !getOptions().signals) return
   remove = onExit(() => {
     if (getOptions().signals) native.releaseOwned()
   })

@@ -831,12 +831,15 @@ fn free_at(id: &str, generation: Option<u64>, place: &Place) -> Result<bool> {
     });
     if let Some((key, o)) = mine {
         let named = o.named;
-        // Dropping it closes the memfd (Linux) or the keeper's handle (Windows).
+        // Windows: closes every handle this process holds on the name, the keeper's included;
+        // true when the name went.
+        #[cfg(windows)]
+        let removed = sys::unlink(&key.0);
+        // Dropping it closes the memfd (Linux) or what is left of the keeper (Windows).
         drop_owned(o);
         if named {
-            // Windows: closes every handle this process holds on the name; true when it went.
             #[cfg(windows)]
-            return sys::unlink(&key.0);
+            return removed;
             #[cfg(not(windows))]
             return Ok(unlink_generation(&key.0, key.1));
         }

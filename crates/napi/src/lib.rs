@@ -482,11 +482,11 @@ pub fn close(
     let mut is_ab = false;
     // SAFETY: plain Node-API queries on a value of this call.
     unsafe { sys::napi_is_arraybuffer(raw, buffer.0, &mut is_ab) };
-    // Windows cannot replace a closed view's pages, so its buffer stays attached (and mapped)
-    // until the engine releases it: detaching there could leave a thread-pool job writing into
-    // unmapped memory.
+    // Where the pages cannot be replaced in place (Windows), the view is unmapped when the engine
+    // releases the detached buffer: a thread-pool job still writing into a closed vector there is
+    // the one case this cannot cover (see the README's platform notes).
     let mut detached = false;
-    if is_ab && cfg!(not(windows)) {
+    if is_ab {
         // SAFETY: as above; detaching an external ArrayBuffer is allowed (it is detachable).
         unsafe {
             sys::napi_is_detached_arraybuffer(raw, buffer.0, &mut detached);

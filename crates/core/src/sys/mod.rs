@@ -104,10 +104,6 @@ pub(crate) fn set_flags(file: &File, bits: u16) -> crate::Result<()> {
     Ok(())
 }
 
-/// Windows cannot replace a view in place: a closed view's pages go with its last reference.
-#[cfg(windows)]
-pub(crate) fn retire(_map: &Map) {}
-
 #[cfg(windows)]
 pub(crate) const RETIRE_REPLACES: bool = false;
 

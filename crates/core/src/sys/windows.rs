@@ -17,7 +17,8 @@ use std::sync::Mutex;
 use windows_sys::Win32::Foundation::{
     CloseHandle, GetLastError, ERROR_ACCESS_DENIED, ERROR_ALREADY_EXISTS, ERROR_COMMITMENT_LIMIT,
     ERROR_DISK_FULL, ERROR_FILE_NOT_FOUND, ERROR_INVALID_PARAMETER, ERROR_NOT_ENOUGH_MEMORY,
-    FILETIME, HANDLE, INVALID_HANDLE_VALUE, STILL_ACTIVE,
+    ERROR_NO_SYSTEM_RESOURCES, ERROR_TOO_MANY_OPEN_FILES, FILETIME, HANDLE, INVALID_HANDLE_VALUE,
+    STILL_ACTIVE,
 };
 use windows_sys::Win32::System::Memory::{
     CreateFileMappingW, MapViewOfFile, OpenFileMappingW, UnmapViewOfFile, VirtualQuery,
@@ -47,7 +48,11 @@ fn last_error(what: &str, id: &str) -> Error {
         ERROR_FILE_NOT_FOUND => Code::NotFound,
         ERROR_ALREADY_EXISTS => Code::Exists,
         ERROR_ACCESS_DENIED => Code::Permission,
-        ERROR_COMMITMENT_LIMIT | ERROR_NOT_ENOUGH_MEMORY | ERROR_DISK_FULL => Code::NoSpace,
+        ERROR_COMMITMENT_LIMIT
+        | ERROR_NOT_ENOUGH_MEMORY
+        | ERROR_DISK_FULL
+        | ERROR_TOO_MANY_OPEN_FILES
+        | ERROR_NO_SYSTEM_RESOURCES => Code::NoSpace,
         _ => Code::Os,
     };
     let message = match code {
@@ -87,6 +92,20 @@ fn handles() -> std::sync::MutexGuard<'static, Handles> {
 
 /// One section handle of segment `id`, closed when dropped unless [`unlink`] closed it first.
 struct Held(u64);
+
+impl Held {
+    /// Closes the handle now (the view it came with stays valid).
+    fn close(&self) {
+        let Some((id, h)) = handles().open.remove(&self.0) else {
+            return;
+        };
+        // SAFETY: taken out of the table, so this is its only close.
+        unsafe { CloseHandle(h as HANDLE) };
+        if !exists(&id) {
+            unregister_marker(&id);
+        }
+    }
+}
 
 impl Held {
     fn new(id: &str, handle: HANDLE) -> Held {
@@ -366,4 +385,11 @@ pub(crate) fn owner_alive(pid: u32, start: u64, _pidns: u64) -> Option<bool> {
 /// Windows bounds a pagefile-backed mapping by the commit limit itself, with an error.
 pub(crate) fn memory_limit() -> Option<u64> {
     None
+}
+
+/// `close()` on Windows: a view cannot be replaced in place, so its pages go when the engine
+/// releases the buffer; its section handle goes now, so this process no longer keeps the
+/// segment's name (or a handle) for it.
+pub(crate) fn retire(map: &Map) {
+    map._held.close();
 }
