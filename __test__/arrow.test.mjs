@@ -175,15 +175,19 @@ test.serial('tables travel in containers, by JSON and by handle; free removes th
   t.deepEqual(await child.run((so, h, src) => new Function(`return ${src}`)()(so, so.open(h)), so.handleOf(c), describe.toString()), expected)
   t.like(so.properties(c), { t: { kind: 'arrow', length: 10 }, w: { kind: 'float64' } })
   const h = so.handleOf(c.t)
-  t.true(so.free(c.t))
-  const err = await child.run((so, h) => {
-    try {
-      so.open(h)
-    } catch (e) {
-      return e.code
-    }
-  }, h)
-  t.is(err, 'ERR_SHM_NOT_FOUND')
+  const freed = so.free(c.t)
+  // Where a name lasts while any process holds the segment (Windows), the child keeps it.
+  if (can.removeNames) {
+    t.true(freed)
+    const err = await child.run((so, h) => {
+      try {
+        so.open(h)
+      } catch (e) {
+        return e.code
+      }
+    }, h)
+    t.is(err, 'ERR_SHM_NOT_FOUND')
+  }
   t.deepEqual(columns(c.t), columns(frame(10)), 'the owner’s view outlives the name')
   t.true(so.close(c))
   t.false(so.isShared(c))

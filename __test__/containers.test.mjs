@@ -1,6 +1,6 @@
 import test from 'ava'
 import so from '@sharedobject/core'
-import { sharedChild, run, fixture } from './helpers.mjs'
+import { sharedChild, run, fixture, can } from './helpers.mjs'
 
 // One child for the whole file, started before the first test and ended after the last.
 const child = sharedChild(test)
@@ -60,9 +60,12 @@ test.serial('handleOf(container) is one short handle; open() gives the whole con
   const id = h.split(':')[1]
   const listed = () => so.list().some((s) => s.id === id && s.kind === 'list')
   t.true(listed())
-  t.true(so.free(df))
-  t.false(listed(), 'freeing the container frees its manifest too')
-  t.throws(() => so.open(h), { code: 'ERR_SHM_NOT_FOUND' })
+  so.free(df)
+  // Where a name lasts while any process holds the segment (Windows), the child's hold keeps it.
+  if (can.removeNames) {
+    t.false(listed(), 'freeing the container frees its manifest too')
+    t.throws(() => so.open(h), { code: 'ERR_SHM_NOT_FOUND' })
+  }
   so.close(df)
 })
 

@@ -315,7 +315,8 @@ linux('a FIFO, a symlink and another user’s 0666 file named like segments give
   }
 })
 
-test.serial('100,000 × (share, use, close) in one synchronous loop runs in bounded mappings', async (t) => {
+// Windows gives a closed view's pages back only when the engine releases the buffer.
+when(can.closeKeepsRange, test.serial)('100,000 × (share, use, close) in one synchronous loop runs in bounded mappings', async (t) => {
   const { stdout } = await node(`
     const so = require('.')
     const fs = require('node:fs')

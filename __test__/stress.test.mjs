@@ -46,8 +46,9 @@ test.serial('ten 64 MB vectors in turn through two children: memory is returned 
     )
     t.deepEqual(lasts, [round, round])
     const id = so.properties(x).id
+    t.true(so.free(x))
     so.close(x)
-    t.false(so.hasSharedMemory(id))
+    t.false(so.list().some((s) => s.id === id), 'freed, and closed by everyone: gone')
   }
   await Promise.all(kids.map((k) => k.exit()))
 })
