@@ -84,7 +84,11 @@ function otherUser() {
     }
     row = find()
   }
-  return row && { name, uid: Number(row[2]), gid: Number(row[3]) }
+  if (!row) return undefined
+  const user = { name, uid: Number(row[2]), gid: Number(row[3]) }
+  // In a user namespace (qemu's runs) root is mapped but other uids are not: check it can be one.
+  const ok = spawnSync('setpriv', [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', 'true'], { stdio: 'ignore' }).status === 0
+  return ok ? user : undefined
 }
 
 const binding = createRequire(import.meta.url)('../dist/binding.js')
