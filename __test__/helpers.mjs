@@ -145,5 +145,31 @@ export const can = {
   npmPack: spawnSync('npm', ['--version'], { stdio: 'ignore', shell: windows }).status === 0,
 }
 
+/**
+ * A copy of the built package (package.json, dist/ and its runtime dependencies) in a fresh
+ * directory every user can read, for a child that runs as `can.otherUser`: the repository
+ * itself may sit in a directory only its owner can enter (a `mktemp -d` clone is 0700).
+ * Returns the directory and a Node binary that user can run; the caller removes the directory.
+ */
+export function readablePackage() {
+  const root = fileURLToPath(new URL('..', import.meta.url))
+  const dir = fs.mkdtempSync('/tmp/sharedobject-pkg-')
+  const pkg = JSON.parse(fs.readFileSync(`${root}/package.json`, 'utf8'))
+  fs.copyFileSync(`${root}/package.json`, `${dir}/package.json`)
+  fs.cpSync(`${root}/dist`, `${dir}/dist`, { recursive: true })
+  for (const dep of Object.keys(pkg.dependencies ?? {})) {
+    fs.cpSync(`${root}/node_modules/${dep}`, `${dir}/node_modules/${dep}`, { recursive: true, dereference: true })
+  }
+  // The Node binary too, where it sits inside such a directory (.ci's unpacked Node builds).
+  let node = process.execPath
+  const user = can.otherUser
+  if (user && spawnSync('setpriv', [`--reuid=${user.uid}`, `--regid=${user.gid}`, '--clear-groups', node, '--version'], { stdio: 'ignore' }).status !== 0) {
+    node = `${dir}/node`
+    fs.copyFileSync(process.execPath, node)
+  }
+  execFileSync('chmod', ['-R', 'a+rX', dir])
+  return { dir, node }
+}
+
 /** `t` (test, test.serial, ...) when `capability` holds, its `.skip` otherwise. */
 export const when = (capability, t) => (capability ? t : t.skip)

@@ -75,6 +75,15 @@ test.before(async () => {
   fs.copyFileSync(path.join(root, 'dist', `sharedobject.${TARGET}.node`), path.join(platform, `sharedobject.${TARGET}.node`))
   made.platform = await pack(platform, tmp)
 
+  // The package's own dependencies, packed from the repository's node_modules: `--offline`
+  // resolves a range only from registry metadata already in the npm cache, which `npm ci` never
+  // puts there, so a machine whose cache has never seen them would fail with ENOTCACHED. A
+  // tarball that satisfies the range is used as it is.
+  made.deps = []
+  for (const dep of Object.keys(published.dependencies ?? {}).sort()) {
+    made.deps.push((await pack(path.join(root, 'node_modules', dep), tmp)).tarball)
+  }
+
   // A user's project: both tarballs, offline. npm skips the other platforms' packages by their
   // os/cpu/libc before fetching anything.
   const install = async (name, args) => {
@@ -84,9 +93,9 @@ test.before(async () => {
     await npm(['install', '--offline', '--no-audit', '--no-fund', ...args], dir)
     return dir
   }
-  made.user = await install('user', [made.main.tarball, made.platform.tarball])
+  made.user = await install('user', [made.main.tarball, made.platform.tarball, ...made.deps])
   // The same project where optional dependencies were skipped: no binary for this machine.
-  made.nobinary = await install('nobinary', ['--omit=optional', made.main.tarball])
+  made.nobinary = await install('nobinary', ['--omit=optional', made.main.tarball, ...made.deps])
   for (const f of fs.readdirSync(fixture('consumer'))) fs.copyFileSync(path.join(fixture('consumer'), f), path.join(made.user, f))
 })
 

@@ -6,7 +6,7 @@ import crypto from 'node:crypto'
 import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import so from '@sharedobject/core'
-import { run, spawnChild, can, when } from './helpers.mjs'
+import { run, spawnChild, can, when, readablePackage } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -360,11 +360,16 @@ test.serial('100,000 × (share, free, drop) either completes or fails with a cod
   const x = so.share(Float64Array.of(1, 2))
   const h = so.handleOf(x)
   const { uid, gid } = can.otherUser
-  const code = `try { require(${JSON.stringify(root)}).open(${JSON.stringify(h)}); console.log('opened') } catch (e) { console.log(e.code) }`
-  const { stdout } = await run('setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', process.execPath, '-e', code], { cwd: '/' })
-  t.is(stdout.trim(), 'ERR_SHM_PERMISSION')
-  so.free(x)
-  so.close(x)
+  const pkg = readablePackage()
+  try {
+    const code = `try { require(${JSON.stringify(pkg.dir)}).open(${JSON.stringify(h)}); console.log('opened') } catch (e) { console.log(e.code) }`
+    const { stdout } = await run('setpriv', [`--reuid=${uid}`, `--regid=${gid}`, '--clear-groups', pkg.node, '-e', code], { cwd: '/' })
+    t.is(stdout.trim(), 'ERR_SHM_PERMISSION')
+  } finally {
+    fs.rmSync(pkg.dir, { recursive: true, force: true })
+    so.free(x)
+    so.close(x)
+  }
 })
 
 ;(can.pidNamespaces ? test.serial : test.serial.skip)('a receiver in another pid namespace is told to share with { named: true }', async (t) => {
