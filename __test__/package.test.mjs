@@ -37,8 +37,8 @@ const node = (args, cwd) => run(process.execPath, args, { cwd, env })
 const tsc = (args, cwd) => node([path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), ...args], cwd)
 
 /** Packs the folder `dir` into `dest`; returns the tarball's path and its file list. */
-async function pack(dir, dest) {
-  const { stdout } = await npm(['pack', '--json', '--pack-destination', dest], dir)
+async function pack(dir, dest, extra = []) {
+  const { stdout } = await npm(['pack', '--json', '--pack-destination', dest, ...extra], dir)
   const [info] = JSON.parse(stdout)
   return { tarball: path.join(dest, info.filename), files: info.files.map((f) => f.path).sort() }
 }
@@ -81,7 +81,8 @@ test.before(async () => {
   // tarball that satisfies the range is used as it is.
   made.deps = []
   for (const dep of Object.keys(published.dependencies ?? {}).sort()) {
-    made.deps.push((await pack(path.join(root, 'node_modules', dep), tmp)).tarball)
+    // As installed: its `prepare` (a build from sources npm did not install) must not run.
+    made.deps.push((await pack(path.join(root, 'node_modules', dep), tmp, ['--ignore-scripts'])).tarball)
   }
 
   // A user's project: both tarballs, offline. npm skips the other platforms' packages by their
