@@ -211,8 +211,10 @@ extern "C" {
 #define SOBJ_FLAG_PERSIST 0x0002u
 /** Made with the developer API (raw bytes); crash sweeps leave such segments alone. */
 #define SOBJ_FLAG_DEVELOPER 0x0004u
+/** Freed: nobody may open the segment again (set where a name cannot be removed at once). */
+#define SOBJ_FLAG_FREED 0x0008u
 /** Every flag bit this format version defines. */
-#define SOBJ_KNOWN_FLAGS (SOBJ_FLAG_COPY_ON_WRITE | SOBJ_FLAG_PERSIST | SOBJ_FLAG_DEVELOPER)
+#define SOBJ_KNOWN_FLAGS (SOBJ_FLAG_COPY_ON_WRITE | SOBJ_FLAG_PERSIST | SOBJ_FLAG_DEVELOPER | SOBJ_FLAG_FREED)
 
 /* Ids, OS names and handles. */
 /** Every segment's OS name is a prefix followed by its id; this is the common part. */

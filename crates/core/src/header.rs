@@ -52,7 +52,8 @@ pub const FLAG_PERSIST: u16 = 2;
 pub const FLAG_DEVELOPER: u16 = 4;
 /// Set by `free` in a process that does not own an unnamed segment: nobody may open it again.
 pub const FLAG_FREED: u16 = 8;
-const KNOWN_FLAGS: u16 = FLAG_COPY_ON_WRITE | FLAG_PERSIST | FLAG_DEVELOPER | FLAG_FREED;
+/// Every flag bit this format version defines (`SOBJ_KNOWN_FLAGS` in the C header).
+pub const KNOWN_FLAGS: u16 = FLAG_COPY_ON_WRITE | FLAG_PERSIST | FLAG_DEVELOPER | FLAG_FREED;
 
 /// A decoded header.
 #[derive(Debug, Clone, PartialEq, Eq)]
