@@ -49,12 +49,21 @@ when(can.closeKeepsRange, test.serial)('close() while a thread-pool job writes i
   t.is(JSON.parse(stdout).done, 50)
 })
 
-test.serial('the binding’s close cannot unmap a live view', (t) => {
-  const binding = require(`${root}/dist/binding.js`)
+test.serial('a segment’s close refuses another buffer, and cannot unmap a live view', (t) => {
+  const { metaOf } = require(`${root}/dist/src/views.js`)
   const x = so.share(Float64Array.from([1, 2, 3]))
-  t.false(binding.close(new ArrayBuffer(8), 'no:such:key'))
+  const y = so.share(Float64Array.from([4, 5, 6]))
+  const { segment } = metaOf(x)
+  t.throws(() => segment.close(new ArrayBuffer(24)), { code: 'ERR_INVALID_ARG_VALUE' })
+  // A SharedArrayBuffer is never detached, so only an ArrayBuffer is checked against the segment.
+  if (y.buffer instanceof ArrayBuffer) t.throws(() => segment.close(y.buffer), { code: 'ERR_INVALID_ARG_VALUE' })
   t.deepEqual(Array.from(x), [1, 2, 3])
+  t.deepEqual(Array.from(y), [4, 5, 6])
+  t.true(segment.isLive)
   so.close(x)
+  t.false(segment.isLive)
+  t.deepEqual(Array.from(y), [4, 5, 6])
+  so.close(y)
 })
 
 test.serial('a handed-out handle opens after forced GC in the owner, for 1,000 vectors', async (t) => {

@@ -21,7 +21,7 @@ export function unshare<T>(value: T): T {
   }
   const meta = metaOf(value)
   if (!meta || meta.kind === 'bytes' || isSyncKind(meta.kind)) return value
-  if (meta.closed) throw coded(codes.CLOSED, 'unshare: the vector was closed in this thread')
+  if (meta.closed) throw coded(codes.CLOSED, 'unshare: the vector was closed in this process')
   if (meta.kind === 'arrow') return unshareTable(value)
   if (value instanceof SharedLogicalVector || value instanceof SharedStringVector) return value.toArray() as T
   return (value as unknown as NumericVector).slice() as unknown as T

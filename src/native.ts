@@ -4,7 +4,7 @@
  */
 import type * as Binding from '../binding'
 
-export type { CreateOptions, ViewInfo, SegmentInfo, CopyInfo } from '../binding'
+export type { CreateOptions, ViewInfo, SegmentInfo, CopyInfo, Segment } from '../binding'
 
 /** The napi target triple's platform-package suffix for this machine, e.g. `linux-x64-gnu`. */
 export function platformTarget(): string {

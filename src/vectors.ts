@@ -254,7 +254,7 @@ export class SharedStringVector implements Iterable<string | null> {
   }
 
   #live(): void {
-    if (this.#buffer.byteLength === 0 || this.#state.closed) throw coded(codes.CLOSED, 'the string vector was closed in this thread')
+    if (this.#buffer.byteLength === 0 || this.#state.closed) throw coded(codes.CLOSED, 'the string vector was closed in this process')
   }
 
   /** The entry (element or dictionary slot) behind element i, or -1 for NA. */

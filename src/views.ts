@@ -3,7 +3,7 @@
  * per segment and mode it hands out. The only module that keeps per-thread state; lifecycle
  * rules (when memory is unmapped, when a segment is released) live in the native core.
  */
-import { native, type ViewInfo } from './native'
+import { native, type Segment, type ViewInfo } from './native'
 import { codes, coded } from './errors'
 import { CTORS, type Kind, type NumericKind, type SharedVector } from './kinds'
 import { SharedLogicalVector, SharedStringVector, layoutFromAux } from './vectors'
@@ -30,8 +30,82 @@ export interface Meta {
   aux: number[]
   path: string | undefined
   buffer: ViewBuffer
-  closed: boolean
+  /** The native segment this buffer is over: asked whether it is live, and closed by. */
+  segment: Segment
+  /**
+   * Whether the mapping was closed in this process, by any thread: `close` is a property of the
+   * segment in this process, not of one thread's buffer.
+   */
+  readonly closed: boolean
   handedOut: boolean
+}
+
+/**
+ * The process's count of closes, read without a call: while it has not moved, no mapping was
+ * closed and no segment needs asking. Where the runtime gives no such buffer, every check asks.
+ */
+const closesBuffer = native.closesCounter()
+const closes = closesBuffer ? new Int32Array(closesBuffer) : undefined
+const closesNow = (): number => (closes ? Atomics.load(closes, 0) : NaN)
+
+class MetaRecord implements Meta {
+  key: string
+  id: string
+  handle: string
+  kind: Meta['kind']
+  length: number
+  byteLength: number
+  copyOnWrite: boolean
+  persistent: boolean
+  owner: boolean
+  ownerPid: number
+  created: number
+  attributes: string
+  aux: number[]
+  path: string | undefined
+  buffer: ViewBuffer
+  segment: Segment
+  handedOut = false
+  #closed = false
+  #closedHere = false
+  #seen: number
+
+  constructor(info: ViewInfo) {
+    this.key = info.key
+    this.id = info.id
+    this.handle = info.handle
+    this.kind = info.kind
+    this.length = info.length
+    this.byteLength = info.byteLength
+    this.copyOnWrite = info.copyOnWrite
+    this.persistent = info.persistent
+    this.owner = info.owner
+    this.ownerPid = info.ownerPid
+    this.created = info.created
+    this.attributes = info.attributes
+    this.aux = info.aux
+    this.path = info.path ?? undefined
+    this.buffer = info.buffer
+    this.segment = info.segment
+    this.#seen = closesNow()
+  }
+
+  get closed(): boolean {
+    if (this.#closed) return true
+    const now = closesNow()
+    if (now === this.#seen) return false
+    this.#seen = now
+    this.#closed = !this.segment.isLive
+    return this.#closed
+  }
+
+  /** Closes the mapping for every thread of the process; false when it was closed already. */
+  close(): boolean {
+    if (this.#closedHere) return false
+    this.#closedHere = this.#closed = true
+    // Closed by another thread already: this buffer is still detached, so it reads as closed.
+    return this.segment.close(this.buffer)
+  }
 }
 
 const metas = new WeakMap<object, Meta>()
@@ -43,42 +117,20 @@ export const arrowBuffers = new WeakMap<object, ArrayBuffer>()
  * One buffer per mapping (segment and mode) in this thread: opening a handle again reuses it.
  * Weak, so a buffer nobody holds can be collected (and its mapping released).
  */
-const buffers = new Map<string, WeakRef<ViewBuffer>>()
-const forget = new FinalizationRegistry<string>((key) => {
-  if (buffers.get(key)?.deref() === undefined) buffers.delete(key)
-})
+const cachedBuffer = (key: string): ViewBuffer | undefined => native.cacheGet(key) ?? undefined
 
 /** The live buffer this thread holds for a mapping key, if any. */
 export function cachedByKey(key: string): Meta | undefined {
-  const buffer = buffers.get(key)?.deref()
+  const buffer = cachedBuffer(key)
   const meta = buffer && metas.get(buffer)
   return meta && !meta.closed ? meta : undefined
 }
 
 /** Records a buffer the native side made, and makes it this thread's buffer for its mapping. */
 export function remember(info: ViewInfo): Meta {
-  const meta: Meta = {
-    key: info.key,
-    id: info.id,
-    handle: info.handle,
-    kind: info.kind,
-    length: info.length,
-    byteLength: info.byteLength,
-    copyOnWrite: info.copyOnWrite,
-    persistent: info.persistent,
-    owner: info.owner,
-    ownerPid: info.ownerPid,
-    created: info.created,
-    attributes: info.attributes,
-    aux: info.aux,
-    path: info.path ?? undefined,
-    buffer: info.buffer,
-    closed: false,
-    handedOut: false,
-  }
+  const meta = new MetaRecord(info)
   metas.set(info.buffer, meta)
-  buffers.set(info.key, new WeakRef(info.buffer))
-  forget.register(info.buffer, info.key)
+  native.cacheSet(info.key, info.buffer)
   return meta
 }
 
@@ -135,7 +187,7 @@ function adopt(b: ViewBuffer): Meta | undefined {
 export function liveMeta(value: unknown, fn: string): Meta {
   const meta = metaOf(value)
   if (!meta) throw coded(codes.NOT_SHARED, `${fn}: the value is not a shared vector`, TypeError)
-  if (meta.closed) throw coded(codes.CLOSED, `${fn}: the vector was closed in this thread`)
+  if (meta.closed) throw coded(codes.CLOSED, `${fn}: the vector was closed in this process`)
   return meta
 }
 
@@ -151,13 +203,13 @@ export function handOut(meta: Meta): string {
   return meta.handle
 }
 
-/** Closes this thread's buffer of a mapping; the native side gives the pages back now. */
+/**
+ * Closes a mapping for the whole process (every thread sees it closed); the native side gives
+ * the pages back now. False when it was closed already.
+ */
 export function closeMeta(meta: Meta): boolean {
-  if (meta.closed) return false
-  meta.closed = true
-  if (buffers.get(meta.key)?.deref() === meta.buffer) buffers.delete(meta.key)
-  native.close(meta.buffer, meta.key)
-  return true
+  if (cachedBuffer(meta.key) === meta.buffer) native.cacheSet(meta.key, null)
+  return (meta as MetaRecord).close()
 }
 
 const TAG_OF_KIND: Record<string, NumericKind> = Object.fromEntries(
@@ -200,7 +252,7 @@ if (!Object.prototype.hasOwnProperty.call(TypedArrayPrototype, 'toJSON')) {
     value: function toJSON(this: ArrayBufferView): unknown {
       const meta = metaOf(this)
       if (!meta) return this
-      if (meta.closed) throw coded(codes.CLOSED, 'toJSON: the vector was closed in this thread; it has no handle to send')
+      if (meta.closed) throw coded(codes.CLOSED, 'toJSON: the vector was closed in this process; it has no handle to send')
       return { $sharedobject: viewHandle(this, meta) }
     },
     configurable: true,

@@ -9,7 +9,11 @@
 //!   persistent (then it stays until `free`). Releasing removes a named segment's name, or closes
 //!   the owner's descriptor of a memfd segment (the kernel frees it with its last mapping).
 //! - `close` retires a mapping: its pages are given back at once, replaced by private zero pages
-//!   at the same addresses, and the range itself is unmapped when the last view drops.
+//!   at the same addresses, and the range itself is unmapped when the last view drops. A mapping
+//!   is live, then retired, then released (unmapped): [`View::is_live`] and [`View::retire`] are
+//!   the state machine's two questions, asked of the mapping itself, never of a name.
+//! - Every mapping this process holds, live or retired, counts against one budget (half of
+//!   `vm.max_map_count`), so the kernel's map count never runs out under the engine.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -88,9 +92,11 @@ pub struct Mapping {
     mode: Mode,
     handle: String,
     owner: bool,
+    /// Live → retired, once (Acquire/Release: a thread that sees `true` also sees the pages
+    /// replaced by `retire`).
     retired: AtomicBool,
-    /// Set when a buffer over it was detached on close: its range must then stay reserved.
-    keep_range: AtomicBool,
+    /// Retired by `retire` (not by losing a race to map): its bytes are in `RETIRED_BYTES`.
+    counted_retired: AtomicBool,
 }
 
 impl Drop for Mapping {
@@ -100,17 +106,27 @@ impl Drop for Mapping {
             if self.owner {
                 mapping_gone(&self.key);
             }
-        } else if sys::RETIRE_REPLACES && self.keep_range.load(Ordering::Acquire) {
-            // A retired mapping is zero pages already. Its buffer was detached by close() and a
-            // thread-pool job may still write through a raw pointer the engine no longer
-            // tracks, so the range is never unmapped: its pages are dropped and the address
-            // range stays reserved (untouched, it costs no memory). Buffers that were never
-            // detached (SharedArrayBuffers) are finalized only when nothing reaches them.
-            sys::discard(&self.map);
-            return;
+        } else if self.counted_retired.load(Ordering::Acquire) {
+            RETIRED_BYTES.fetch_sub(self.map.len(), Ordering::Relaxed);
         }
+        // The last view is gone, and a view is what every buffer over the range holds (the
+        // binding keeps one for a detached buffer until the engine collects that buffer, so a
+        // thread-pool job writing through it has ended): nothing can reach the range any more.
         // SAFETY: dropped exactly once, here; nothing uses `map` after the Mapping's drop.
         unsafe { std::mem::ManuallyDrop::drop(&mut self.map) };
+        MAPPED.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A view that does not keep its mapping alive: asks whether it still exists.
+#[derive(Clone, Default)]
+pub struct WeakView {
+    mapping: Weak<Mapping>,
+}
+
+impl WeakView {
+    pub fn upgrade(&self) -> Option<View> {
+        self.mapping.upgrade().map(|mapping| View { mapping })
     }
 }
 
@@ -129,6 +145,22 @@ unsafe impl Send for Mapping {}
 unsafe impl Sync for Mapping {}
 
 impl View {
+    /// A reference that does not keep the mapping mapped.
+    pub fn downgrade(&self) -> WeakView {
+        WeakView {
+            mapping: Arc::downgrade(&self.mapping),
+        }
+    }
+    /// Whether the mapping is live: not closed in this process (by any thread).
+    pub fn is_live(&self) -> bool {
+        !self.mapping.retired.load(Ordering::Acquire)
+    }
+    /// Closes this mapping in this process (every thread sees it): its pages are given back
+    /// now and read as zeros, and the next `open` maps the segment afresh. The range itself is
+    /// unmapped when the last view drops. Returns whether it was live.
+    pub fn retire(&self) -> bool {
+        retire_mapping(&self.mapping)
+    }
     /// The first data byte.
     pub fn ptr(&self) -> *mut u8 {
         Self::data_ptr(&self.mapping)
@@ -231,6 +263,20 @@ static REGISTRY: Mutex<Option<Registry>> = Mutex::new(None);
 static EXIT_HOOK: Once = Once::new();
 /// Mappings made and not yet retired or dropped, across threads.
 static LIVE: AtomicUsize = AtomicUsize::new(0);
+/// Mappings made and not yet unmapped, live or retired: every range the process holds.
+static MAPPED: AtomicUsize = AtomicUsize::new(0);
+/// Bytes of mappings retired and not yet unmapped: address space held for buffers that may
+/// still be reached.
+static RETIRED_BYTES: AtomicUsize = AtomicUsize::new(0);
+/// How many mappings were ever retired: a thread that saw one value knows no mapping was closed
+/// since, without asking each one.
+static CLOSES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// The counter of closes (see `CLOSES`), for readers that poll it cheaply; it lives as long as
+/// the process.
+pub fn closes_counter() -> &'static std::sync::atomic::AtomicU32 {
+    &CLOSES
+}
 
 fn registry() -> MutexGuard<'static, Option<Registry>> {
     // A panic while holding the lock leaves plain data behind; it is still consistent enough to use.
@@ -472,9 +518,10 @@ pub fn create(spec: &CreateSpec<'_>, init: Option<&[u8]>) -> Result<View> {
         handle,
         owner: true,
         retired: AtomicBool::new(false),
-        keep_range: AtomicBool::new(false),
+        counted_retired: AtomicBool::new(false),
     });
     LIVE.fetch_add(1, Ordering::Relaxed);
+    MAPPED.fetch_add(1, Ordering::Relaxed);
     #[cfg(windows)]
     let keeper = if spec.persist || spec.developer {
         sys::map_file(&file, sys::Access::Peek, false).ok()
@@ -504,14 +551,13 @@ pub fn create(spec: &CreateSpec<'_>, init: Option<&[u8]>) -> Result<View> {
 /// Refuses a new mapping when this process holds so many that the next could fail in the engine
 /// itself (an abort, not an error): half of `vm.max_map_count` is ours to use.
 fn check_mapping_budget() -> Result<()> {
-    static BUDGET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let budget = *BUDGET.get_or_init(|| sys::max_map_count() / 2);
-    if LIVE.load(Ordering::Relaxed) >= budget {
+    if over_mapping_budget() {
+        let budget = mapping_budget();
         return Err(Error::new(
             Code::NoSpace,
             format!(
-                "this process holds {budget} live mappings, half of what the OS allows (vm.max_map_count): close() vectors \
-                 you no longer use, or let the event loop turn so that dropped ones are released"
+                "this process holds {budget} mappings, half of what the OS allows (vm.max_map_count): close() vectors \
+                 you no longer use, drop closed ones, or let the event loop turn so that dropped ones are released"
             ),
         ));
     }
@@ -600,9 +646,10 @@ fn open_at(
         handle,
         owner,
         retired: AtomicBool::new(false),
-        keep_range: AtomicBool::new(false),
+        counted_retired: AtomicBool::new(false),
     });
     LIVE.fetch_add(1, Ordering::Relaxed);
+    MAPPED.fetch_add(1, Ordering::Relaxed);
     // Two threads may race to map the same segment: the first mapping registered wins, and the
     // other is dropped (unmapped) right away.
     let winner = with(|r| {
@@ -722,27 +769,28 @@ pub fn hand_out(handle: &str) -> Result<bool> {
     }))
 }
 
-/// Gives back this process's pages of the mapping a view key names, now: later reads through
-/// any view of it see zeros, writes go nowhere, and the next `open` maps the segment afresh.
-/// `detached`: a buffer over it was detached, so its address range is never unmapped (see
-/// `Mapping`'s drop). Returns whether a live mapping was retired.
-pub fn retire(view_key_text: &str, detached: bool) -> bool {
-    let found = with(|r| {
-        let k = r
-            .mappings
-            .iter()
-            .find(|((k, m), _)| view_key(k, *m) == view_key_text)
-            .map(|(k, _)| k.clone())?;
-        r.mappings.remove(&k).and_then(|w| w.upgrade())
-    });
-    let Some(m) = found else { return false };
-    if detached {
-        m.keep_range.store(true, Ordering::Release);
-    }
+/// Retires `m` (see [`View::retire`]): unregisters it so the next `open` maps afresh, and gives
+/// its pages back now.
+fn retire_mapping(m: &Arc<Mapping>) -> bool {
     if m.retired.swap(true, Ordering::AcqRel) {
         return false;
     }
+    with(|r| {
+        let k = (m.key.clone(), m.mode);
+        if r.mappings
+            .get(&k)
+            .is_some_and(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(m)))
+        {
+            r.mappings.remove(&k);
+        }
+    });
+    // Where the pages cannot be replaced (no memory for the new mapping, or Windows), the
+    // segment's pages stay mapped until the last view drops: reads then see the data, not zeros.
     sys::retire(&m.map);
+    RETIRED_BYTES.fetch_add(m.map.len(), Ordering::Relaxed);
+    m.counted_retired.store(true, Ordering::Release);
+    // Release: a thread that reads the new count also sees `retired`.
+    CLOSES.fetch_add(1, Ordering::Release);
     LIVE.fetch_sub(1, Ordering::Relaxed);
     if m.owner {
         mapping_gone(&m.key);
@@ -1039,6 +1087,28 @@ pub fn release_owned() -> usize {
 }
 
 /// Mappings this process holds (registered and alive) and live mappings overall.
+/// How many mappings this process may hold: half of `vm.max_map_count`.
+pub fn mapping_budget() -> usize {
+    static BUDGET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *BUDGET.get_or_init(|| sys::max_map_count() / 2)
+}
+
+/// Whether a new mapping would pass the budget: a caller that can make its engine collect (and
+/// so release buffers nobody holds) may do so and try again.
+pub fn over_mapping_budget() -> bool {
+    MAPPED.load(Ordering::Relaxed) >= mapping_budget()
+}
+
+/// Bytes of address space held by mappings that were closed and are not yet unmapped.
+pub fn retired_bytes() -> usize {
+    RETIRED_BYTES.load(Ordering::Relaxed)
+}
+
+/// Every mapping this process holds now, live or retired (what the mapping budget counts).
+pub fn mapped() -> usize {
+    MAPPED.load(Ordering::Relaxed)
+}
+
 pub fn stats() -> (usize, usize) {
     let alive = with(|r| r.mappings.values().filter(|w| w.strong_count() > 0).count());
     (alive, LIVE.load(Ordering::Relaxed))

@@ -81,11 +81,13 @@ fn a_retired_mapping_reads_zeros_and_the_next_open_maps_afresh() {
     let owner = registry::create(&spec(2), Some(&bytes_of(&[1.0, 2.0]))).unwrap();
     let handle = owner.handle().to_string();
     registry::hand_out(&handle).unwrap();
-    assert!(registry::retire(&owner.key(), true));
-    assert!(
-        !registry::retire(&owner.key(), true),
-        "retiring twice is a no-op"
-    );
+    let other = registry::open_handle(&handle, None, false).unwrap();
+    assert!(other.is_live());
+    assert!(owner.retire());
+    assert!(!other.is_live(), "closed for every view of the mapping");
+    assert!(!owner.retire(), "retiring twice is a no-op");
+    assert!(!other.retire(), "retiring twice is a no-op");
+    drop(other);
     assert_eq!(
         read_f64(&owner, 1),
         0.0,
@@ -99,8 +101,13 @@ fn a_retired_mapping_reads_zeros_and_the_next_open_maps_afresh() {
         2.0,
         "writes to a retired view go nowhere"
     );
+    let weak = owner.downgrade();
     registry::free_handle(&handle).unwrap();
     drop((fresh, owner));
+    assert!(
+        weak.upgrade().is_none(),
+        "the retired range is given back with its last view"
+    );
 }
 
 #[test]

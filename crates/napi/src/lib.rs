@@ -1,12 +1,24 @@
 //! The Node-API binding: JavaScript types in, core calls, JavaScript types out. Lifecycle rules
 //! live in `sharedobject-core`. This crate hands each core `View` to the engine together with the
 //! buffer made over it, so the view (and with it the mapping) lives exactly as long as the engine
-//! keeps the buffer's memory: through transfers, thread-pool jobs and worker threads.
+//! keeps the buffer's memory: through transfers, thread-pool jobs and worker threads. Each
+//! buffer comes with a [`Segment`], the object JavaScript asks about the mapping and closes it by.
+//!
+//! Two engine behaviours shape this file:
+//! - Detaching an ArrayBuffer (`close`) lets the engine finalize it at once, though a thread-pool
+//!   job that holds the buffer object may still write through its old pointer. So `close` moves
+//!   the buffer's view into this thread's quarantine, with a weak reference to the buffer
+//!   object: the view is dropped (and the range unmapped, if it was the last) once the engine
+//!   has collected that object, which it does only after every job holding it has ended.
+//! - An environment's teardown (a worker thread's exit) finalizes its ArrayBuffers even when
+//!   their memory was transferred to another thread. A finalizer that runs during teardown keeps
+//!   its view for the life of the process instead of unmapping memory someone may still read.
 
+use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
 use std::ptr;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use napi::bindgen_prelude::{
     FromNapiValue, ToNapiValue, TypeName, Uint8ArraySlice, ValidateNapiValue,
@@ -78,12 +90,92 @@ fn lookup_sab() -> Option<CreateSab> {
 /// gives the bytes back on its next call (one engine per thread, so one ledger per thread).
 type Ledger = Arc<AtomicI64>;
 
-thread_local! {
-    static LEDGER: Ledger = Arc::new(AtomicI64::new(0));
+/// A detached ArrayBuffer's view, kept until the engine has collected the buffer object.
+struct Quarantined {
+    /// Weak: empty once the engine collected the buffer.
+    buffer: sys::napi_ref,
+    view: registry::View,
+    /// Reported to the engine as external memory while held, so that it collects sooner.
+    bytes: i64,
 }
 
+thread_local! {
+    static LEDGER: Ledger = Arc::new(AtomicI64::new(0));
+    /// This thread's environment is being torn down (see the module's documentation).
+    static TEARDOWN: Cell<bool> = const { Cell::new(false) };
+    static QUARANTINE: RefCell<Vec<Quarantined>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Quarantined views past which the engine is made to collect now: a synchronous loop of
+/// (share, close) never gives it a moment of its own, and each view holds an address range.
+const QUARANTINE_MAX: usize = 1024;
+const QUARANTINE_MAX_BYTES: i64 = 1 << 30;
+/// Closed ranges, in bytes, past which `close` makes the engine collect now.
+const CLOSED_MAX_BYTES: usize = 1 << 30;
+
+/// Makes the engine run a full collection now, through the one Node-API lever there is:
+/// external memory far past its limit collects at once (and is given back right after). Weak
+/// references to collected buffers are empty when this returns.
+fn collect_now(env: sys::napi_env) {
+    const PRESSURE: i64 = 1 << 40;
+    let mut out = 0i64;
+    // SAFETY: plain Node-API calls on the environment's thread; the two adjustments cancel.
+    unsafe {
+        sys::napi_adjust_external_memory(env, PRESSURE, &mut out);
+        sys::napi_adjust_external_memory(env, -PRESSURE, &mut out);
+    }
+}
+
+/// Runs `f`, and when it fails only because this process holds its whole mapping budget, makes
+/// the engine collect (releasing the buffers nobody holds any more) and runs it once more.
+fn within_budget<T>(
+    env: sys::napi_env,
+    f: impl Fn() -> sharedobject_core::Result<T>,
+) -> sharedobject_core::Result<T> {
+    match f() {
+        Err(e) if e.code == Code::NoSpace && registry::over_mapping_budget() => {
+            collect_now(env);
+            settle_external_memory(env);
+            f()
+        }
+        r => r,
+    }
+}
+
+/// Runs on every call that makes or closes buffers, on the environment's own thread: gives back
+/// the bytes released creators' buffers reported, and drops the quarantined views whose buffers
+/// the engine has collected.
 fn settle_external_memory(env: sys::napi_env) {
-    let back = LEDGER.with(|l| l.swap(0, Ordering::AcqRel));
+    let (held, bytes) = QUARANTINE.with(|q| {
+        let q = q.borrow();
+        (q.len(), q.iter().map(|e| e.bytes).sum::<i64>())
+    });
+    if held > QUARANTINE_MAX || bytes > QUARANTINE_MAX_BYTES {
+        collect_now(env);
+    }
+    let mut back = LEDGER.with(|l| l.swap(0, Ordering::AcqRel));
+    let released: Vec<registry::View> = QUARANTINE.with(|q| {
+        let mut q = q.borrow_mut();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < q.len() {
+            let mut value = ptr::null_mut();
+            // SAFETY: a reference this thread made in this environment and has not deleted.
+            let status = unsafe { sys::napi_get_reference_value(env, q[i].buffer, &mut value) };
+            if status == sys::Status::napi_ok && value.is_null() {
+                let e = q.swap_remove(i);
+                // SAFETY: as above; deleted once, here, after which it is never used.
+                unsafe { sys::napi_delete_reference(env, e.buffer) };
+                back += e.bytes;
+                out.push(e.view);
+            } else {
+                i += 1;
+            }
+        }
+        out
+    });
+    // Dropped outside the quarantine's borrow: the last view of a mapping unmaps it.
+    drop(released);
     if back > 0 {
         let mut out = 0i64;
         // SAFETY: a plain Node-API call on the environment's own thread.
@@ -91,36 +183,111 @@ fn settle_external_memory(env: sys::napi_env) {
     }
 }
 
-/// What a finalizer releases: the core view, and the bytes to give back to a creator's engine.
+static TEARDOWN_HOOK_ARG: u8 = 0;
+
+unsafe extern "C" fn on_teardown(_arg: *mut c_void) {
+    TEARDOWN.with(|t| t.set(true));
+    // A job may still run past the environment: quarantined views stay for the process's life.
+    QUARANTINE.with(|q| {
+        q.borrow_mut()
+            .drain(..)
+            .for_each(|e| std::mem::forget(e.view))
+    });
+}
+
+/// Makes this thread's teardown hook the newest, so that it runs before the cleanup the engine
+/// registered for the ArrayBuffer just made (hooks run newest first).
+fn renew_teardown_hook(env: sys::napi_env) {
+    let arg = ptr::addr_of!(TEARDOWN_HOOK_ARG).cast_mut().cast::<c_void>();
+    // SAFETY: plain Node-API calls on the environment's thread; removing a hook that was never
+    // added is a no-op, so the pair (on_teardown, arg) is registered exactly once.
+    unsafe {
+        sys::napi_remove_env_cleanup_hook(env, Some(on_teardown), arg);
+        sys::napi_add_env_cleanup_hook(env, Some(on_teardown), arg);
+    }
+}
+
+/// The view one buffer keeps alive, shared by the engine's finalizer and the buffer's
+/// [`Segment`]: `close` takes it out of a detached buffer into the quarantine.
+struct Slot(Mutex<Option<registry::View>>);
+
+impl Slot {
+    fn take(&self) -> Option<registry::View> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+}
+
+/// What a finalizer releases: the buffer's view, and the bytes to give back to a creator's engine.
 struct Held {
-    _view: registry::View,
+    slot: Arc<Slot>,
     reported: Option<(Ledger, i64)>,
 }
 
-unsafe extern "C" fn release_held(data: *mut c_void) {
-    // SAFETY: `data` is the Box<Held> leaked in `to_napi_value`, handed to the engine exactly
-    // once; the engine calls the finalizer exactly once.
+/// # Safety
+/// `data` is the Box<Held> leaked in `to_napi_value`, handed to the engine exactly once; the
+/// engine calls the finalizer exactly once.
+unsafe fn release_held(data: *mut c_void, array_buffer: bool) {
+    // SAFETY: forwarded from the caller.
     let held = unsafe { Box::from_raw(data.cast::<Held>()) };
     if let Some((ledger, n)) = &held.reported {
         ledger.fetch_add(*n, Ordering::AcqRel);
     }
-    drop(held); // releases the view: the mapping is unmapped with its last view
+    let view = held.slot.take();
+    if array_buffer && TEARDOWN.with(Cell::get) {
+        // Teardown is no proof that nothing reaches the memory: a transferred buffer may.
+        std::mem::forget(view);
+    }
+    // Otherwise the view drops here: the mapping is unmapped with its last view.
 }
 
 unsafe extern "C" fn finalize_sab(_data: *mut c_void, hint: *mut c_void) {
-    // SAFETY: forwarded: `hint` is the Box<Held>.
-    unsafe { release_held(hint) }
+    // SAFETY: forwarded: `hint` is the Box<Held>. A SharedArrayBuffer's finalizer runs when its
+    // memory is released by every thread, never early.
+    unsafe { release_held(hint, false) }
 }
 
-unsafe extern "C" fn finalize_ab(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+unsafe extern "C" fn finalize_ab(env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+    if !can_run_js(env) {
+        TEARDOWN.with(|t| t.set(true));
+    }
     // SAFETY: forwarded: `hint` is the Box<Held>.
-    unsafe { release_held(hint) }
+    unsafe { release_held(hint, true) }
+}
+
+unsafe extern "C" fn do_nothing(
+    _env: sys::napi_env,
+    _info: sys::napi_callback_info,
+) -> sys::napi_value {
+    ptr::null_mut()
+}
+
+/// Whether the environment still runs JavaScript: an ArrayBuffer finalized when it no longer
+/// does is finalized by the environment's teardown, not because its memory was released.
+fn can_run_js(env: sys::napi_env) -> bool {
+    let (mut f, mut global, mut result) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+    // SAFETY: plain Node-API calls in a finalizer, which may create values; the function takes
+    // no arguments and returns undefined.
+    unsafe {
+        sys::napi_create_function(
+            env,
+            ptr::null(),
+            0,
+            Some(do_nothing),
+            ptr::null_mut(),
+            &mut f,
+        ) == sys::Status::napi_ok
+            && sys::napi_get_global(env, &mut global) == sys::Status::napi_ok
+            && sys::napi_call_function(env, global, f, 0, ptr::null(), &mut result)
+                == sys::Status::napi_ok
+    }
 }
 
 /// A view's bytes as a JavaScript buffer over the mapping itself: a SharedArrayBuffer where
 /// the runtime can make one, else an external ArrayBuffer.
 pub struct ViewBuffer {
-    view: registry::View,
+    slot: Arc<Slot>,
+    ptr: *mut u8,
+    len: usize,
     /// The creator reports the segment's size to its engine (see `settle_external_memory`).
     report: bool,
     /// A SharedArrayBuffer where the runtime can make one; else (the developer API, whose
@@ -139,12 +306,12 @@ impl TypeName for ViewBuffer {
 
 impl ToNapiValue for ViewBuffer {
     unsafe fn to_napi_value(env: sys::napi_env, v: Self) -> Result<sys::napi_value> {
-        let len = v.view.byte_length();
+        let len = v.len;
         // An empty view still gets a valid, non-null address so the engine never sees null data.
         let data: *mut c_void = if len == 0 {
             ptr::NonNull::<u64>::dangling().as_ptr().cast()
         } else {
-            v.view.ptr().cast()
+            v.ptr.cast()
         };
         let sab = create_sab_fn().filter(|_| v.shared);
         // The engine counts an external ArrayBuffer's bytes by itself, but not a
@@ -155,7 +322,7 @@ impl ToNapiValue for ViewBuffer {
             (v.report && sab.is_some() && len > 0).then(|| (LEDGER.with(Arc::clone), len as i64));
         let reported_bytes = reported.as_ref().map(|(_, n)| *n);
         let held = Box::into_raw(Box::new(Held {
-            _view: v.view,
+            slot: v.slot,
             reported,
         }));
         let mut out = ptr::null_mut();
@@ -176,6 +343,9 @@ impl ToNapiValue for ViewBuffer {
             }
         };
         if status == sys::Status::napi_ok {
+            if sab.is_none() {
+                renew_teardown_hook(env);
+            }
             if let Some(n) = reported_bytes {
                 let mut total = 0i64;
                 // SAFETY: a plain Node-API call on this environment's thread.
@@ -213,6 +383,11 @@ impl TypeName for Raw {
     }
 }
 impl ValidateNapiValue for Raw {}
+impl ToNapiValue for Raw {
+    unsafe fn to_napi_value(_env: sys::napi_env, v: Self) -> Result<sys::napi_value> {
+        Ok(v.0)
+    }
+}
 impl FromNapiValue for Raw {
     unsafe fn from_napi_value(_env: sys::napi_env, v: sys::napi_value) -> Result<Self> {
         Ok(Raw(v))
@@ -235,11 +410,123 @@ pub struct CreateOptions {
     pub aux: Option<Vec<f64>>,
 }
 
+/// One segment as this process maps it, seen through one buffer: whether it is live, and how it
+/// is closed. Every thread's buffers over one mapping agree: a close by any thread is seen by all.
+#[napi]
+pub struct Segment {
+    slot: Arc<Slot>,
+    mapping: registry::WeakView,
+    ptr: usize,
+    len: usize,
+}
+
+#[napi]
+impl Segment {
+    /// Whether the mapping is still open in this process (no thread has closed it).
+    #[napi(getter)]
+    pub fn is_live(&self) -> bool {
+        self.mapping.upgrade().is_some_and(|v| v.is_live())
+    }
+
+    /// Closes the mapping in this process, for every thread: its pages are given back now and
+    /// later reads see zeros, or length 0 where `buffer` (this segment's own buffer) is an
+    /// ArrayBuffer, which is detached. Memory something still references is never unmapped
+    /// here. Returns whether a live mapping was closed.
+    #[napi]
+    pub fn close(
+        &self,
+        env: Env,
+        #[napi(ts_arg_type = "ArrayBuffer | SharedArrayBuffer")] buffer: Raw,
+    ) -> Result<bool> {
+        settle_external_memory(env.raw());
+        let raw = env.raw();
+        let mut is_ab = false;
+        // SAFETY: plain Node-API queries on a value of this call.
+        unsafe { sys::napi_is_arraybuffer(raw, buffer.0, &mut is_ab) };
+        if is_ab {
+            let mut detached = false;
+            // SAFETY: as above.
+            unsafe { sys::napi_is_detached_arraybuffer(raw, buffer.0, &mut detached) };
+            if !detached {
+                let (mut data, mut len) = (ptr::null_mut(), 0usize);
+                // SAFETY: as above.
+                unsafe { sys::napi_get_arraybuffer_info(raw, buffer.0, &mut data, &mut len) };
+                if len != self.len || (len > 0 && data as usize != self.ptr) {
+                    return Err(throw(
+                        &env,
+                        core_err(
+                            Code::InvalidArgument,
+                            "close: the buffer is not this segment's",
+                        ),
+                    ));
+                }
+                self.quarantine_and_detach(&env, buffer)?;
+            }
+        }
+        // Where the pages cannot be replaced in place (Windows), the view is unmapped when the
+        // engine releases the detached buffer (see the README's platform notes).
+        let retired = self.mapping.upgrade().is_some_and(|v| v.retire());
+        // A closed SharedArrayBuffer's range goes when the engine collects the buffer: past a
+        // bound, make it collect now rather than let a loop pile ranges up.
+        if retired && registry::retired_bytes() > CLOSED_MAX_BYTES {
+            collect_now(raw);
+            settle_external_memory(raw);
+        }
+        Ok(retired)
+    }
+}
+
+impl Segment {
+    /// Detaches this segment's ArrayBuffer, first moving its view into the quarantine, held by
+    /// a weak reference to the buffer object (see the module's documentation).
+    fn quarantine_and_detach(&self, env: &Env, buffer: Raw) -> Result<()> {
+        let raw = env.raw();
+        let mut weak = ptr::null_mut();
+        // SAFETY: a weak reference (count 0) to a value of this call, deleted by the quarantine.
+        if unsafe { sys::napi_create_reference(raw, buffer.0, 0, &mut weak) }
+            != sys::Status::napi_ok
+        {
+            return Err(throw(
+                env,
+                core_err(Code::Os, "close: cannot reference the buffer"),
+            ));
+        }
+        // SAFETY: detaching an external ArrayBuffer is allowed (it is detachable).
+        if unsafe { sys::napi_detach_arraybuffer(raw, buffer.0) } != sys::Status::napi_ok {
+            // SAFETY: made above, never shared.
+            unsafe { sys::napi_delete_reference(raw, weak) };
+            return Ok(());
+        }
+        match self.slot.take() {
+            Some(view) => {
+                let bytes = view.byte_length() as i64;
+                QUARANTINE.with(|q| {
+                    q.borrow_mut().push(Quarantined {
+                        buffer: weak,
+                        view,
+                        bytes,
+                    })
+                });
+                let mut total = 0i64;
+                // SAFETY: a plain Node-API call on this environment's thread.
+                unsafe { sys::napi_adjust_external_memory(raw, bytes, &mut total) };
+            }
+            // SAFETY: made above, never shared.
+            None => unsafe {
+                sys::napi_delete_reference(raw, weak);
+            },
+        }
+        Ok(())
+    }
+}
+
 /// One view, with what the header says of its segment.
 #[napi(object, object_from_js = false)]
 pub struct ViewInfo {
     #[napi(ts_type = "ArrayBuffer | SharedArrayBuffer")]
     pub buffer: ViewBuffer,
+    /// The buffer's segment: asked whether it is live, and closed by.
+    pub segment: Segment,
     /// The same for every view of one mapping: `id:generation:mode`.
     pub key: String,
     pub id: String,
@@ -263,6 +550,13 @@ fn to_info(v: registry::View, report: bool) -> ViewInfo {
 
 fn to_info_as(v: registry::View, report: bool, shared: bool) -> ViewInfo {
     let h = v.header().clone();
+    let (ptr, len) = (v.ptr(), v.byte_length());
+    let segment = Segment {
+        slot: Arc::new(Slot(Mutex::new(None))),
+        mapping: v.downgrade(),
+        ptr: ptr as usize,
+        len,
+    };
     ViewInfo {
         key: v.key(),
         id: v.id().to_string(),
@@ -279,10 +573,16 @@ fn to_info_as(v: registry::View, report: bool, shared: bool) -> ViewInfo {
         aux: h.aux.iter().map(|&w| w as f64).collect(),
         path: v.path(),
         buffer: ViewBuffer {
-            view: v,
+            slot: {
+                *segment.slot.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(v);
+                Arc::clone(&segment.slot)
+            },
+            ptr,
+            len,
             report,
             shared,
         },
+        segment,
     }
 }
 
@@ -348,7 +648,7 @@ pub fn create(env: Env, options: CreateOptions, init: Option<Uint8ArraySlice>) -
             developer: false,
             aux,
         };
-        registry::create(&spec, init.as_deref())
+        within_budget(env.raw(), || registry::create(&spec, init.as_deref()))
     };
     run().map(|v| to_info(v, true)).map_err(|e| throw(&env, e))
 }
@@ -385,9 +685,11 @@ pub fn open(
     populate: Option<bool>,
 ) -> Result<ViewInfo> {
     settle_external_memory(env.raw());
-    registry::open_handle(&handle, mode_of(copy_on_write), populate.unwrap_or(false))
-        .map(|v| to_info(v, false))
-        .map_err(|e| throw(&env, e))
+    within_budget(env.raw(), || {
+        registry::open_handle(&handle, mode_of(copy_on_write), populate.unwrap_or(false))
+    })
+    .map(|v| to_info(v, false))
+    .map_err(|e| throw(&env, e))
 }
 
 /// The view whose data `bytes` (a Uint8Array over a whole SharedArrayBuffer that came from
@@ -427,7 +729,8 @@ pub fn populate(key: String) -> bool {
 /// Opens a named segment by id (the developer API's `mapSharedMemory`), as an ArrayBuffer.
 #[napi]
 pub fn open_id(env: Env, id: String, copy_on_write: Option<bool>) -> Result<ViewInfo> {
-    registry::open_id(&id, mode_of(copy_on_write))
+    settle_external_memory(env.raw());
+    within_budget(env.raw(), || registry::open_id(&id, mode_of(copy_on_write)))
         .map(|v| to_info_as(v, false, false))
         .map_err(|e| throw(&env, e))
 }
@@ -467,35 +770,121 @@ pub fn hand_out(env: Env, handle: String) -> Result<bool> {
     registry::hand_out(&handle).map_err(|e| throw(&env, e))
 }
 
-/// Closes a view in this process: detaches `buffer` when it is an ArrayBuffer (every TypedArray
-/// over it then has length 0), and gives the mapping named by `key` back to the OS now. Memory
-/// that something else still references is never unmapped here: it reads as zeros until the
-/// engine releases it. Returns whether a live mapping was retired.
-#[napi]
-pub fn close(
-    env: Env,
-    #[napi(ts_arg_type = "ArrayBuffer | SharedArrayBuffer")] buffer: Raw,
-    key: String,
-) -> Result<bool> {
-    settle_external_memory(env.raw());
+thread_local! {
+    /// This thread's buffer for each mapping key, held weakly: a reference the engine clears when
+    /// it collects the buffer. (A JavaScript `WeakRef` would keep every buffer made during one
+    /// synchronous run alive until it ends, so a loop that shares and closes could never give
+    /// anything back.)
+    static CACHE: RefCell<std::collections::HashMap<String, sys::napi_ref>> =
+        RefCell::new(std::collections::HashMap::new());
+    static CACHE_SETS: Cell<usize> = const { Cell::new(0) };
+}
+
+/// The value a weak reference holds, or null once collected.
+fn deref_weak(env: sys::napi_env, r: sys::napi_ref) -> sys::napi_value {
+    let mut value = ptr::null_mut();
+    // SAFETY: a reference this thread made in this environment and has not deleted.
+    unsafe { sys::napi_get_reference_value(env, r, &mut value) };
+    value
+}
+
+/// This thread's buffer for a mapping key, or null.
+#[napi(ts_return_type = "ArrayBuffer | SharedArrayBuffer | null")]
+pub fn cache_get(env: Env, key: String) -> Raw {
     let raw = env.raw();
-    let mut is_ab = false;
-    // SAFETY: plain Node-API queries on a value of this call.
-    unsafe { sys::napi_is_arraybuffer(raw, buffer.0, &mut is_ab) };
-    // Where the pages cannot be replaced in place (Windows), the view is unmapped when the engine
-    // releases the detached buffer: a thread-pool job still writing into a closed vector there is
-    // the one case this cannot cover (see the README's platform notes).
-    let mut detached = false;
-    if is_ab {
-        // SAFETY: as above; detaching an external ArrayBuffer is allowed (it is detachable).
-        unsafe {
-            sys::napi_is_detached_arraybuffer(raw, buffer.0, &mut detached);
-            if !detached {
-                detached = sys::napi_detach_arraybuffer(raw, buffer.0) == sys::Status::napi_ok;
-            }
+    let found = CACHE.with(|c| c.borrow().get(&key).copied());
+    let value = found.map(|r| deref_weak(raw, r)).unwrap_or(ptr::null_mut());
+    if value.is_null() {
+        if let Some(r) = CACHE.with(|c| c.borrow_mut().remove(&key)) {
+            // SAFETY: removed from the cache, so deleted exactly once.
+            unsafe { sys::napi_delete_reference(raw, r) };
+        }
+        let mut null = ptr::null_mut();
+        // SAFETY: a plain Node-API call.
+        unsafe { sys::napi_get_null(raw, &mut null) };
+        return Raw(null);
+    }
+    Raw(value)
+}
+
+/// Makes `buffer` this thread's buffer for a mapping key (null forgets the key).
+#[napi]
+pub fn cache_set(
+    env: Env,
+    key: String,
+    #[napi(ts_arg_type = "ArrayBuffer | SharedArrayBuffer | null")] buffer: Raw,
+) -> Result<()> {
+    let raw = env.raw();
+    let mut kind = sys::ValueType::napi_undefined;
+    // SAFETY: a plain Node-API query on a value of this call.
+    unsafe { sys::napi_typeof(raw, buffer.0, &mut kind) };
+    let mut r = ptr::null_mut();
+    if kind == sys::ValueType::napi_object {
+        // SAFETY: a weak reference (count 0) to a value of this call, owned by the cache.
+        if unsafe { sys::napi_create_reference(raw, buffer.0, 0, &mut r) } != sys::Status::napi_ok {
+            r = ptr::null_mut();
         }
     }
-    Ok(registry::retire(&key, detached))
+    let old = CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if r.is_null() {
+            c.remove(&key)
+        } else {
+            c.insert(key, r)
+        }
+    });
+    if let Some(old) = old {
+        // SAFETY: taken out of the cache, so deleted exactly once.
+        unsafe { sys::napi_delete_reference(raw, old) };
+    }
+    // Now and then, forget the keys whose buffers were collected.
+    let sets = CACHE_SETS.with(|n| {
+        n.set(n.get() + 1);
+        n.get()
+    });
+    if sets.is_multiple_of(4096) {
+        let dead: Vec<sys::napi_ref> = CACHE.with(|c| {
+            let mut c = c.borrow_mut();
+            let gone: Vec<String> = c
+                .iter()
+                .filter(|(_, &r)| deref_weak(raw, r).is_null())
+                .map(|(k, _)| k.clone())
+                .collect();
+            gone.iter().filter_map(|k| c.remove(k)).collect()
+        });
+        for r in dead {
+            // SAFETY: taken out of the cache, so deleted exactly once.
+            unsafe { sys::napi_delete_reference(raw, r) };
+        }
+    }
+    Ok(())
+}
+
+/// A 4-byte counter of closes in this process (any thread, any mapping) over memory that lives
+/// as long as the process: a thread reads it with `Atomics.load` to learn, without a call, that
+/// no mapping was closed since it last asked its segments. Null where the runtime forbids
+/// external buffers.
+#[napi(ts_return_type = "ArrayBuffer | null")]
+pub fn closes_counter(env: Env) -> Result<Raw> {
+    let counter = registry::closes_counter();
+    let mut out = ptr::null_mut();
+    // SAFETY: the counter is a static: the 4 bytes stay valid for the process's life, so no
+    // finalizer is needed, and any number of buffers may view them.
+    let status = unsafe {
+        sys::napi_create_external_arraybuffer(
+            env.raw(),
+            counter.as_ptr().cast(),
+            4,
+            None,
+            ptr::null_mut(),
+            &mut out,
+        )
+    };
+    if status != sys::Status::napi_ok {
+        // SAFETY: a plain Node-API call.
+        unsafe { sys::napi_get_null(env.raw(), &mut out) };
+    }
+    Ok(Raw(out))
 }
 
 /// Removes the segment named by an id.

@@ -105,12 +105,6 @@ pub(crate) fn set_flags(file: &File, bits: u16) -> crate::Result<()> {
 }
 
 #[cfg(windows)]
-pub(crate) const RETIRE_REPLACES: bool = false;
-
-#[cfg(windows)]
-pub(crate) fn discard(_map: &Map) {}
-
-#[cfg(windows)]
 pub(crate) fn max_map_count() -> usize {
     65530
 }

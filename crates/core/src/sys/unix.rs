@@ -403,7 +403,8 @@ unsafe fn private_copy(opts: &MmapOptions, file: &StdFile) -> std::io::Result<Ma
 
 /// Gives this process's pages of `map` back now, leaving private zero pages at the same
 /// addresses: anything that still writes there (a thread-pool job, a transferred buffer) writes
-/// into memory nobody reads instead of faulting. The range is unmapped when `map` drops.
+/// into memory nobody reads instead of faulting. The range is unmapped when `map` drops, which
+/// the registry lets happen only once nothing can reach it.
 pub(crate) fn retire(map: &Map) {
     if map.len() == 0 {
         return;
@@ -443,23 +444,6 @@ pub(crate) fn prefault(map: &Map) {
     }
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     let _ = map;
-}
-
-/// Whether `retire` replaces a mapping's pages in place (so its range must then never be unmapped).
-pub(crate) const RETIRE_REPLACES: bool = true;
-
-/// Drops whatever pages a retired range holds (they read as zeros again).
-pub(crate) fn discard(map: &Map) {
-    if map.len() == 0 {
-        return;
-    }
-    // SAFETY: the range is a private anonymous mapping this process owns (see `retire`);
-    // MADV_DONTNEED only frees its pages, and later accesses see zero pages.
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    let advice = rustix::mm::Advice::LinuxDontNeed;
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    let advice = rustix::mm::Advice::DontNeed;
-    let _ = unsafe { rustix::mm::madvise(map.ptr().cast(), map.len(), advice) };
 }
 
 fn write_all_at(
