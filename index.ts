@@ -8,9 +8,10 @@
  *
  * @packageDocumentation
  */
-import './src/advanced'
 export { share, alloc } from './src/share'
 export { open, revive, handleOf, type Handle } from './src/open'
+export { install, reviver } from './src/advanced'
+export { replacer } from './src/views'
 export { unshare, isShared, properties, close, free, list, sweep, type Properties, type PropertiesOf, type SegmentInfo } from './src/inspect'
 export { setOptions, getOptions, type Options, type ShareOptions, type OpenOptions } from './src/options'
 export { SharedLogicalVector, SharedStringVector, NA_LOGICAL } from './src/vectors'
