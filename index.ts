@@ -10,6 +10,7 @@
  */
 export { share, alloc } from './src/share'
 export { open, revive, handleOf, type Handle } from './src/open'
+export type { Opened, OpenedContainer, OpenedObject, OpenedArray, Plain, Message, HandleObject, ArrowTable } from './src/types'
 export { install, reviver } from './src/advanced'
 export { replacer } from './src/views'
 export { unshare, isShared, properties, close, free, list, sweep, type Properties, type PropertiesOf, type SegmentInfo } from './src/inspect'

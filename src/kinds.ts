@@ -39,7 +39,7 @@ export type NumericVector =
 export type SharedVector = NumericVector | SharedLogicalVector | SharedStringVector
 
 /** An apache-arrow Table or RecordBatch, known by its shape so that typing needs no apache-arrow. */
-type ArrowTableLike = { readonly schema: unknown; readonly numRows: number; getChild(name: never): unknown }
+export type ArrowTableLike = { readonly schema: unknown; readonly numRows: number; getChild(name: never): unknown }
 /** An apache-arrow Vector, likewise. */
 type ArrowVectorLike = { readonly type: { readonly typeId: number }; readonly data: readonly unknown[] }
 
