@@ -111,3 +111,9 @@ expectTypeOf(so.codes.WOULD_COPY).toEqualTypeOf<'ERR_SHM_WOULD_COPY'>()
 // A shared vector's buffer may be a SharedArrayBuffer: its type says so.
 expectTypeOf(so.alloc('float64', 1).buffer).toEqualTypeOf<ArrayBufferLike>()
 expectTypeOf(so.share(['a']).buffer).toEqualTypeOf<ArrayBufferLike>()
+
+// Factors: R-style input shares as a string vector; a dictionary vector's codes and levels.
+expectTypeOf(so.share(so.factor(Int32Array.of(0, -1), ['a']))).toEqualTypeOf<SharedStringVector>()
+expectTypeOf(so.share({ g: so.factor([0], ['a']) })).toEqualTypeOf<{ g: SharedStringVector }>()
+expectTypeOf(so.share(['a']).codes).toEqualTypeOf<Int32Array | undefined>()
+expectTypeOf(so.share(['a']).levels).toEqualTypeOf<SharedStringVector | undefined>()
