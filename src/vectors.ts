@@ -2,6 +2,8 @@
  * The two vector kinds that are not plain TypedArrays: logical (R's true / false / NA) and
  * string vectors, both over the mapped pages of a segment.
  */
+import { inspect, type InspectOptionsStylized } from 'node:util'
+
 import { codes, coded } from './errors'
 
 /** The error codes, under a name that `factor`'s `codes` argument does not hide. */
@@ -23,6 +25,27 @@ export interface ViewState {
 }
 
 const OPEN: ViewState = { closed: false }
+
+/** How `util.inspect` shows NA: bare, styled as `undefined` is. */
+const NA_SHOWN = { [inspect.custom]: (_depth: number, o: InspectOptionsStylized): string => o.stylize('NA', 'undefined') }
+
+/**
+ * A vector as `util.inspect` (and `console.log`) shows a TypedArray: `Name(length) [ ... ]`,
+ * NA bare, at most `maxArrayLength` elements and then how many more.
+ */
+function inspectVector(name: string, length: number, get: (i: number) => unknown, depth: number, o: InspectOptionsStylized): string {
+  if (depth < 0) return o.stylize(`[${name}]`, 'special')
+  const max = o.maxArrayLength === null || o.maxArrayLength === undefined ? Infinity : Math.max(0, o.maxArrayLength)
+  const shown = Math.min(length, max)
+  const items: unknown[] = new Array(shown)
+  for (let i = 0; i < shown; i++) {
+    const v = get(i)
+    items[i] = v === null ? NA_SHOWN : v
+  }
+  const rest = length - shown
+  if (rest > 0) items.push({ [inspect.custom]: () => `... ${rest} more item${rest > 1 ? 's' : ''}` })
+  return `${name}(${length}) ${inspect(items, { ...o, maxArrayLength: items.length })}`
+}
 
 /** The code of NA in a logical vector's storage; false is 0 and true is 1. */
 export const NA_LOGICAL = -1
@@ -69,6 +92,11 @@ export class SharedLogicalVector implements Iterable<boolean | null> {
     const out = new Array<boolean | null>(c.length)
     for (let i = 0; i < c.length; i++) out[i] = c[i] === 1 ? true : c[i] === 0 ? false : null
     return out
+  }
+
+  /** `SharedLogicalVector(3) [ true, false, NA ]`, as Node shows a TypedArray. */
+  [inspect.custom](depth: number, o: InspectOptionsStylized): string {
+    return inspectVector('SharedLogicalVector', this.length, (i) => this.get(i), depth, o)
   }
 
   /** How many elements are true (NA is not). */
@@ -424,6 +452,11 @@ export class SharedStringVector implements Iterable<string | null> {
     const out = new Array<string | null>(this.#length)
     for (let i = 0; i < this.#length; i++) out[i] = this.get(i)
     return out
+  }
+
+  /** `SharedStringVector(3) [ 'a', 'b', NA ]`, as Node shows a TypedArray. */
+  [inspect.custom](depth: number, o: InspectOptionsStylized): string {
+    return inspectVector('SharedStringVector', this.length, (i) => this.get(i), depth, o)
   }
 
   /** The unique strings of a dictionary vector, in code order. */
