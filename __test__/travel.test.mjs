@@ -11,6 +11,9 @@ import { sharedChild, fixture } from './helpers.mjs'
 
 const child = sharedChild(test)
 const original = v8.DefaultSerializer.prototype._writeHostObject
+// Every warning of this process, from the first test on: install() warns at most once.
+const warnings = []
+process.on('warning', (w) => warnings.push(w))
 
 test.serial('JSON (with so.replacer) of x.subarray(10, 20) revived in a child is exactly those 10 elements, shared', async (t) => {
   const x = so.share(Float64Array.from({ length: 100 }, (_, i) => i))
@@ -202,28 +205,25 @@ test.serial('serialization: \'advanced\' never throws from send: without install
 test.serial('after so.install(), a shared vector in an advanced message travels as its handle (or one coded warning says it cannot)', async (t) => {
   const { ask, end } = await advancedChild()
   const x = so.share(Float64Array.of(1, 2, 3, 4))
-  const warnings = []
-  const onWarning = (w) => warnings.push(w)
-  process.on('warning', onWarning)
   const undo = so.install()
   try {
     const fn = '(so, m) => { const { x, part } = so.revive(m); x[0] = 10; part[0] = 30; return [so.isShared(x), Array.from(part)] }'
     const reply = await ask({ id: 0, fn, args: [{ x, part: x.subarray(2) }] })
     await new Promise((resolve) => setImmediate(resolve))
     const ours = warnings.filter((w) => w.code === 'ERR_SHM_WOULD_COPY')
-    if (ours.length === 0) {
+    if (reply.value[0]) {
       t.deepEqual(reply.value, [true, [30, 4]])
       t.deepEqual(Array.from(x), [10, 2, 30, 4], 'the receiver wrote into the sender’s vector, through both views')
+      t.is(ours.length, 0, 'no warning where the vector travels as its handle')
     } else {
-      t.is(ours.length, 1, 'said once')
+      t.is(ours.length, 1, 'a runtime that copies says so, once')
       t.regex(ours[0].message, /handleOf/)
-      t.deepEqual(Array.from(x), [1, 2, 3, 4])
+      t.deepEqual(Array.from(x), [1, 2, 3, 4], 'the receiver’s writes went to its copy')
     }
     t.is(v8.deserialize(v8.serialize(x)).buffer === x.buffer, false, 'v8.serialize() still gives bytes')
     t.deepEqual(Array.from(v8.deserialize(v8.serialize(x))), Array.from(x))
   } finally {
     undo()
-    process.off('warning', onWarning)
     await end()
     so.close(x)
   }

@@ -51,8 +51,14 @@ function warnCopies(why: string): void {
   )
 }
 
-/** Whether this runtime's V8 serializer hands ArrayBufferViews to `_writeHostObject` in JavaScript. */
+/**
+ * Whether this runtime's advanced IPC channel hands ArrayBufferViews to
+ * `v8.DefaultSerializer.prototype._writeHostObject`: Node 24 and later serialise IPC messages
+ * with a native codec that calls no JavaScript (checked on 24.21), so there the hook would
+ * never run; earlier Node does, if its V8 serializer calls the method at all.
+ */
 function serializerCallsHostWriter(): boolean {
+  if (Number(process.versions.node.split('.')[0]) >= 24) return false
   let called = false
   class Probe extends v8.DefaultSerializer {
     _writeHostObject(view: NodeJS.TypedArray): void {
