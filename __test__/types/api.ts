@@ -117,3 +117,8 @@ expectTypeOf(so.share(so.factor(Int32Array.of(0, -1), ['a']))).toEqualTypeOf<Sha
 expectTypeOf(so.share({ g: so.factor([0], ['a']) })).toEqualTypeOf<{ g: SharedStringVector }>()
 expectTypeOf(so.share(['a']).codes).toEqualTypeOf<Int32Array | undefined>()
 expectTypeOf(so.share(['a']).levels).toEqualTypeOf<SharedStringVector | undefined>()
+
+// JSON travel: the replacer and reviver fit JSON.stringify and JSON.parse; install() gives its undo.
+expectTypeOf(JSON.stringify({ x: so.alloc('float64', 1).subarray(0) }, so.replacer)).toEqualTypeOf<string>()
+expectTypeOf(JSON.parse('{}', so.reviver)).toBeAny()
+expectTypeOf(so.install).returns.toEqualTypeOf<() => void>()
