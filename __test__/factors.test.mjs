@@ -86,3 +86,17 @@ test.serial('a closed dictionary vector’s levels throw ERR_SHM_CLOSED', (t) =>
   so.close(x)
   t.throws(() => x.levels, { code: 'ERR_SHM_CLOSED' })
 })
+
+test.serial('codes travel by JSON as a part of the segment, like any view the package makes', async (t) => {
+  const x = so.share(['a', 'b', 'a'], { dictionary: true })
+  const l = so.share([true, null])
+  const seen = await child.run((so, json) => {
+    const { codes, logical } = so.revive(JSON.parse(json))
+    codes[2] = 1
+    return { codes: Array.from(codes), logical: Array.from(logical) }
+  }, JSON.stringify({ codes: x.codes, logical: l.codes }))
+  t.deepEqual(seen, { codes: [0, 1, 1], logical: [1, -1] })
+  t.is(x.get(2), 'b', 'the child wrote through the codes it revived')
+  so.close(x)
+  so.close(l)
+})
