@@ -54,11 +54,14 @@ function warnCopies(why: string): void {
 /**
  * Whether this runtime's advanced IPC channel hands ArrayBufferViews to
  * `v8.DefaultSerializer.prototype._writeHostObject`: Node 24 and later serialise IPC messages
- * with a native codec that calls no JavaScript (checked on 24.21), so there the hook would
- * never run; earlier Node does, if its V8 serializer calls the method at all.
+ * with a native codec that calls no JavaScript (checked on 24.21), and Bun and Deno have IPC of
+ * their own (checked on Bun 1.4.5), so there the hook would never run; earlier Node does, if its
+ * V8 serializer calls the method at all.
  */
 function serializerCallsHostWriter(): boolean {
-  if (Number(process.versions.node.split('.')[0]) >= 24) return false
+  const versions = process.versions as NodeJS.ProcessVersions & { bun?: string; deno?: string }
+  if (versions.bun !== undefined || versions.deno !== undefined) return false
+  if (Number(versions.node.split('.')[0]) >= 24) return false
   let called = false
   class Probe extends v8.DefaultSerializer {
     _writeHostObject(view: NodeJS.TypedArray): void {
