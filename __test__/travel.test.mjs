@@ -7,6 +7,7 @@ import { fork } from 'node:child_process'
 import { once } from 'node:events'
 import v8 from 'node:v8'
 import so from '@sharedobject/core'
+import workerpool from 'workerpool'
 import { sharedChild, fixture } from './helpers.mjs'
 
 const child = sharedChild(test)
@@ -228,4 +229,26 @@ test.serial('after so.install(), a shared vector in an advanced message travels 
     so.close(x)
   }
   t.is(v8.DefaultSerializer.prototype._writeHostObject, original, 'undo put Node’s method back')
+})
+
+test.serial('workerpool in process mode with serialization: \'advanced\' takes a task holding a shared vector without dying', async (t) => {
+  const pool = workerpool.pool(fixture('pool-worker.cjs'), { workerType: 'process', maxWorkers: 1, forkOpts: { serialization: 'advanced', stdio: 'inherit' } })
+  const x = so.share(Float64Array.of(1, 2, 3))
+  try {
+    const copied = await pool.exec('take', [{ x }])
+    t.deepEqual(copied, { values: [-1, 2, 3], shared: false }, 'without install the task gets a copy')
+    t.is(x[0], 1)
+    const undo = so.install()
+    try {
+      const r = await pool.exec('take', [{ x }])
+      const warned = warnings.some((w) => w.code === 'ERR_SHM_WOULD_COPY')
+      t.deepEqual(r, { values: [-1, 2, 3], shared: !warned }, 'after install: the same memory, or a copy the warning named')
+      t.is(x[0], warned ? 1 : -1)
+    } finally {
+      undo()
+    }
+  } finally {
+    await pool.terminate()
+    so.close(x)
+  }
 })
