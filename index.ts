@@ -8,12 +8,14 @@
  *
  * @packageDocumentation
  */
-import './src/advanced'
 export { share, alloc } from './src/share'
 export { open, revive, handleOf, type Handle } from './src/open'
+export type { Opened, OpenedContainer, OpenedObject, OpenedArray, Plain, Message, HandleObject, ArrowTable } from './src/types'
+export { install, reviver } from './src/advanced'
+export { replacer } from './src/views'
 export { unshare, isShared, properties, close, free, list, sweep, type Properties, type PropertiesOf, type SegmentInfo } from './src/inspect'
 export { setOptions, getOptions, type Options, type ShareOptions, type OpenOptions } from './src/options'
-export { SharedLogicalVector, SharedStringVector, NA_LOGICAL } from './src/vectors'
+export { SharedLogicalVector, SharedStringVector, NA_LOGICAL, factor, type Factor } from './src/vectors'
 import { toArrow as arrowOf } from './src/arrow'
 import type { ArrowVector, SharedVector } from './src/kinds'
 /**

@@ -20,6 +20,15 @@ const expected = {
   'developer-api.cjs': ['has it: true', 'has it after free: false', 'size: true'],
   // arquero prints a table of the workers' totals, then whether they match the whole table's.
   'arrow-dataframe.mjs': (out) => out.trim().split('\n').at(-1) === 'the workers’ totals match the whole table',
+  // Pool recipes: the same sums shared and copied, then figures that vary from run to run.
+  'piscina.mjs': pooled,
+  'workerpool.cjs': pooled,
+}
+
+/** A pool recipe's output: both runs summed 0 … 4e6 - 1, then a line of figures. */
+function pooled(out) {
+  const [shared, copy, figures] = out.trim().split('\n')
+  return shared === 'shared: the tasks summed 7999998000000' && copy === 'copy: the tasks summed 7999998000000' && /^figures: .* sharedobject \d+ ms, \d+ MB; /.test(figures)
 }
 
 test('every example has its expected output here', (t) => {
@@ -31,6 +40,8 @@ for (const [file, want] of Object.entries(expected)) {
     const { stdout } = await run(process.execPath, [path.join(dir, file)], { cwd: root, timeout: 60_000, killSignal: 'SIGKILL' })
     if (typeof want === 'function') t.true(want(stdout), stdout)
     else t.deepEqual(lines(stdout), [...want].sort())
+    const figures = stdout.split('\n').find((l) => l.startsWith('figures: '))
+    if (figures) t.log(figures)
   })
 }
 

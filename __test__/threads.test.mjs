@@ -30,7 +30,7 @@ test.serial('a vector posted to a worker is the same memory there, and still a s
   const x = so.share(Float64Array.from({ length: 100 }, (_, i) => i))
   const w = worker(`port.once('message', ({ x }) => {
     x[0] = 42
-    port.postMessage({ sum: x.reduce((a, b) => a + b), shared: so.isShared(x), json: JSON.stringify({ p: x.subarray(10, 20) }), kind: so.isShared(x) ? so.properties(x).kind : null })
+    port.postMessage({ sum: x.reduce((a, b) => a + b), shared: so.isShared(x), json: JSON.stringify({ p: x.subarray(10, 20) }, so.replacer), kind: so.isShared(x) ? so.properties(x).kind : null })
   })`)
   w.postMessage({ x })
   const [r] = await once(w, 'message')

@@ -1,37 +1,129 @@
 /**
- * `serialization: 'advanced'` (child_process and cluster IPC) copies every TypedArray it sends:
- * a shared vector would reach the receiver as a private copy, and its writes would be lost.
- * Node serialises each ArrayBufferView of such a message through
- * `v8.DefaultSerializer.prototype._writeHostObject` (its ChildProcessSerializer calls it), so a
- * shared vector is refused there, with a coded error that says what to send instead.
- * `v8.serialize()` asks for bytes and still gets them. Worker threads' `postMessage` does not go
- * through this serializer: there a SharedArrayBuffer-backed vector is shared, and an
- * ArrayBuffer-backed one (older Node) is copied without a word (see the README).
+ * Travel that needs more than a view's own `toJSON`: the `reviver` for `JSON.parse`, and
+ * `install()`, the one opt-in that changes built-ins.
+ *
+ * Importing the package changes no built-in: the views it makes carry their own `toJSON`, and
+ * `replacer` covers views it did not make. `serialization: 'advanced'` (child_process and
+ * cluster IPC) copies every ArrayBufferView it sends, and Node gives a package no way to see a
+ * message on that channel short of replacing `v8.DefaultSerializer.prototype._writeHostObject`,
+ * a private method of Node's. `install()` does that, on request: a shared view in such a message
+ * then travels as its handle (see `./marker`), and `revive` on the other side opens it. Where
+ * the runtime's advanced channel does not call that method, `install()` says so once with a
+ * coded warning; nothing here ever throws from inside a sending library.
  */
 import v8 from 'node:v8'
 
-import { codes, coded } from './errors'
+import { codes } from './errors'
 import { isKind } from './kinds'
-import { metaOf } from './views'
+import { markerOf } from './marker'
+import { open } from './open'
+import { metaOf, viewHandle, viewToJSON } from './views'
 
 type HostWriter = (this: v8.Serializer, view: object) => void
-const proto = v8.DefaultSerializer.prototype as unknown as { _writeHostObject: HostWriter }
-const original = proto._writeHostObject
+const serializerProto = v8.DefaultSerializer.prototype as unknown as { _writeHostObject: HostWriter }
+const TypedArrayPrototype = Object.getPrototypeOf(Int8Array.prototype) as object
 
-function writeHostObject(this: v8.Serializer, view: object): void {
-  if (this.constructor.name === 'ChildProcessSerializer') {
-    const meta = metaOf(view)
-    if (meta && !meta.closed && isKind(meta.kind)) {
-      throw coded(
-        codes.WOULD_COPY,
-        `send: serialization 'advanced' would copy this shared ${meta.kind} vector (${meta.byteLength} bytes) into the message, and the receiver ` +
-          'would get a private copy whose writes nobody sees. Send it over the default JSON channel ({ x } arrives as {"$sharedobject": handle}; ' +
-          'revive() opens it), or send handleOf(x) and open() it there; to send a copy on purpose, send unshare(x)',
-        TypeError,
-      )
-    }
-  }
-  return original.call(this, view)
+/**
+ * A `JSON.parse` reviver: every `{"$sharedobject": handle}` in the text becomes the vector (or
+ * container, table, mutex, barrier) it names, mapped in this process. The same as `revive`
+ * after `JSON.parse`, in one pass.
+ *
+ * @example
+ * const message = JSON.parse(text, so.reviver)
+ */
+export function reviver(this: unknown, _key: string, value: unknown): unknown {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return value
+  const keys = Object.keys(value)
+  const handle = (value as { $sharedobject?: unknown }).$sharedobject
+  return keys.length === 1 && keys[0] === '$sharedobject' && typeof handle === 'string' ? open(handle) : value
 }
 
-if (typeof original === 'function') proto._writeHostObject = writeHostObject
+let warned = false
+
+/** Says once per process, with code `ERR_SHM_WOULD_COPY`, that advanced messages copy shared vectors here. */
+function warnCopies(why: string): void {
+  if (warned) return
+  warned = true
+  process.emitWarning(
+    `serialization 'advanced' copies shared vectors on this runtime (${why}): the receiver gets a private copy whose writes nobody sees. ` +
+      'Send handleOf(x) (or { $sharedobject: handleOf(x) }) and open() it there, or use the default JSON channel',
+    { type: 'SharedObjectWarning', code: codes.WOULD_COPY },
+  )
+}
+
+/**
+ * Whether this runtime's advanced IPC channel hands ArrayBufferViews to
+ * `v8.DefaultSerializer.prototype._writeHostObject`: Node 24 and later serialise IPC messages
+ * with a native codec that calls no JavaScript (checked on 24.21), and Bun and Deno have IPC of
+ * their own (checked on Bun 1.4.5), so there the hook would never run; earlier Node does, if its
+ * V8 serializer calls the method at all.
+ */
+function serializerCallsHostWriter(): boolean {
+  const versions = process.versions as NodeJS.ProcessVersions & { bun?: string; deno?: string }
+  if (versions.bun !== undefined || versions.deno !== undefined) return false
+  if (Number(versions.node.split('.')[0]) >= 24) return false
+  let called = false
+  class Probe extends v8.DefaultSerializer {
+    _writeHostObject(view: NodeJS.TypedArray): void {
+      called = true
+      ;(serializerProto._writeHostObject as HostWriter).call(this, view)
+    }
+  }
+  try {
+    new Probe().writeValue(new Uint8Array(1))
+  } catch {
+    return false
+  }
+  return called
+}
+
+/** Undoes what `install()` did; undefined while nothing is installed. */
+let uninstall: (() => void) | undefined
+
+/**
+ * Opt-in: changes two built-ins of this process so that shared views travel as handles where
+ * the package cannot reach them otherwise. Nothing calls it for you; importing the package
+ * changes no built-in.
+ *
+ * - `%TypedArray%.prototype.toJSON`: every TypedArray over shared memory (a `subarray`, a
+ *   vector posted from another thread) serialises as its handle; any other TypedArray
+ *   serialises as it always has. (Without `install`, pass `so.replacer` to `JSON.stringify`.)
+ * - `v8.DefaultSerializer.prototype._writeHostObject` (a private method of Node's): a shared
+ *   vector inside a message sent with `serialization: 'advanced'` travels as its handle instead
+ *   of a copy, and `revive(message)` on the other side opens it. On a runtime whose advanced
+ *   channel does not call that method, one warning with code `ERR_SHM_WOULD_COPY` says so.
+ *
+ * Calling it again changes nothing. Returns a function that puts both built-ins back.
+ */
+export function install(): () => void {
+  if (uninstall) return uninstall
+  const undo: (() => void)[] = []
+  if (!Object.prototype.hasOwnProperty.call(TypedArrayPrototype, 'toJSON')) {
+    Object.defineProperty(TypedArrayPrototype, 'toJSON', { value: viewToJSON, configurable: true, writable: true, enumerable: false })
+    undo.push(() => {
+      if (Object.getOwnPropertyDescriptor(TypedArrayPrototype, 'toJSON')?.value === viewToJSON) delete (TypedArrayPrototype as { toJSON?: unknown }).toJSON
+    })
+  }
+  const original = serializerProto._writeHostObject
+  if (typeof original === 'function' && serializerCallsHostWriter()) {
+    const hooked: HostWriter = function (this: v8.Serializer, view: object): void {
+      // Only IPC messages: `v8.serialize()` asks for bytes and still gets them.
+      if (this.constructor.name === 'ChildProcessSerializer' && ArrayBuffer.isView(view)) {
+        const meta = metaOf(view)
+        if (meta && !meta.closed && isKind(meta.kind)) return original.call(this, markerOf(viewHandle(view, meta)))
+      }
+      return original.call(this, view)
+    }
+    serializerProto._writeHostObject = hooked
+    undo.push(() => {
+      if (serializerProto._writeHostObject === hooked) serializerProto._writeHostObject = original
+    })
+  } else {
+    warnCopies('its serializer writes TypedArrays without calling back into JavaScript')
+  }
+  uninstall = () => {
+    for (const f of undo) f()
+    uninstall = undefined
+  }
+  return uninstall
+}

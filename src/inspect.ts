@@ -2,10 +2,10 @@
 import { native, type SegmentInfo as NativeSegmentInfo } from './native'
 import { closeMeta, isContainer, leaves, liveMeta, manifests, metaOf } from './views'
 import { codes, coded } from './errors'
-import { type Kind, type NumericVector, type SharedVector } from './kinds'
+import { type ArrowTableLike, type Kind, type NumericVector, type SharedVector } from './kinds'
 import { SharedLogicalVector, SharedStringVector } from './vectors'
 import { unshareTable } from './arrow'
-import { isSyncKind } from './sync'
+import { isSyncKind, type SharedBarrier, type SharedMutex } from './sync'
 
 
 /**
@@ -79,11 +79,18 @@ export type PropertiesOf<T> = T extends SharedVector
     : null
 
 /**
- * The properties of a shared vector (a `ERR_SHM_NOT_SHARED` error for anything else); for a
+ * The properties of a shared vector, table, mutex or barrier (a `ERR_SHM_NOT_SHARED` error for
+ * anything else), with `kind` typed where the argument's type fixes it (`'string'`, `'arrow'`,
+ * ...; a TypedArray may view any kind's segment, so its `kind` is not narrowed); for a
  * container, a container of the same shape with each shared leaf's properties (and null for the
  * rest).
  */
-export function properties(value: SharedVector): Properties
+export function properties(value: SharedLogicalVector): Properties & { kind: 'logical' }
+export function properties(value: SharedStringVector): Properties & { kind: 'string' }
+export function properties(value: SharedMutex): Properties & { kind: 'mutex' }
+export function properties(value: SharedBarrier): Properties & { kind: 'barrier' }
+export function properties(value: ArrowTableLike): Properties & { kind: 'arrow' }
+export function properties(value: SharedVector | DataView): Properties
 export function properties<T extends readonly unknown[] | Record<string, unknown>>(value: T): PropertiesOf<T>
 export function properties(value: unknown): Properties | object
 export function properties(value: unknown): unknown {

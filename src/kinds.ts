@@ -1,5 +1,5 @@
 /** The kinds of vector: their names, the TypedArray of each numeric kind, and how arrays map to them. */
-import type { SharedLogicalVector, SharedStringVector } from './vectors'
+import type { Factor, SharedLogicalVector, SharedStringVector } from './vectors'
 
 /** Every numeric kind and the TypedArray a user holds for it. */
 export const CTORS = {
@@ -39,7 +39,7 @@ export type NumericVector =
 export type SharedVector = NumericVector | SharedLogicalVector | SharedStringVector
 
 /** An apache-arrow Table or RecordBatch, known by its shape so that typing needs no apache-arrow. */
-type ArrowTableLike = { readonly schema: unknown; readonly numRows: number; getChild(name: never): unknown }
+export type ArrowTableLike = { readonly schema: unknown; readonly numRows: number; getChild(name: never): unknown }
 /** An apache-arrow Vector, likewise. */
 type ArrowVectorLike = { readonly type: { readonly typeId: number }; readonly data: readonly unknown[] }
 
@@ -120,25 +120,27 @@ export type Kept =
  */
 export type Shared<T> = T extends SharedLogicalVector | SharedStringVector
   ? T
-  : T extends NumericVector
-    ? VectorOfKind[NumericKindOf<T>]
-    : T extends ArrowTableLike
-      ? T
-      : T extends ArrowVectorLike
-        ? SharedVector
-        : T extends Kept
-          ? T
-          : T extends readonly never[]
+  : T extends Factor
+    ? SharedStringVector
+    : T extends NumericVector
+      ? VectorOfKind[NumericKindOf<T>]
+      : T extends ArrowTableLike
+        ? T
+        : T extends ArrowVectorLike
+          ? SharedVector
+          : T extends Kept
             ? T
-            : T extends readonly (boolean | null)[]
-              ? SharedLogicalVector
-              : T extends readonly (string | null)[]
-                ? SharedStringVector
-                : T extends readonly number[]
-                  ? Float64Array<ArrayBufferLike>
-                  : T extends object
-                    ? { -readonly [K in keyof T]: Shared<T[K]> }
-                    : T
+            : T extends readonly never[]
+              ? T
+              : T extends readonly (boolean | null)[]
+                ? SharedLogicalVector
+                : T extends readonly (string | null)[]
+                  ? SharedStringVector
+                  : T extends readonly number[]
+                    ? Float64Array<ArrayBufferLike>
+                    : T extends object
+                      ? { -readonly [K in keyof T]: Shared<T[K]> }
+                      : T
 
 const KIND_OF_TAG: Record<string, NumericKind> = {
   '[object Float64Array]': 'float64',

@@ -10,7 +10,9 @@ import { isShared } from './inspect'
 import { SharedLogicalVector, SharedStringVector, layoutFromAux } from './vectors'
 import { tableFromBytes } from './arrow'
 import { isSyncKind, syncOf } from './sync'
-import { MAX_DEPTH, cachedByKey, handOut, isContainer, isPlainObject, liveMeta, manifests, metaOf, remember, vectorOf, viewHandle, type Meta } from './views'
+import { MAX_DEPTH, cachedByKey, handOut, isContainer, isPlainObject, liveMeta, manifests, metaOf, remember, replacer, vectorOf, viewHandle, withJSON, type Meta } from './views'
+import { markerHandle } from './marker'
+import type { Message, Opened } from './types'
 
 function handleText(handle: unknown, fn: string): string {
   if (handle !== null && typeof handle === 'object' && typeof (handle as { $sharedobject?: unknown }).$sharedobject === 'string') {
@@ -88,7 +90,7 @@ function fromMeta(meta: Meta, part: Part | undefined, opts: OpenOptions | undefi
     throw coded(codes.BAD_HEADER, `open: the segment holds ${meta.kind} data, not a vector; use mapSharedMemory for developer segments`)
   }
   if (!part) return vectorOf(meta)
-  return partView(meta.buffer, meta.byteLength, part)
+  return withJSON(partView(meta.buffer, meta.byteLength, part))
 }
 
 /** A handle as `handleOf` gives it, or as a shared vector serialises to JSON. */
@@ -96,12 +98,13 @@ export type Handle = string | { $sharedobject: string }
 
 /**
  * Maps a vector (or a container) shared by any process, from its handle or its JSON form. With
- * `kind`, the result is that kind of vector, or a `ERR_SHM_WRONG_KIND` error; with `copy`, an
- * ordinary private copy.
+ * `kind`, the result is that kind of vector (and TypeScript types it so), or a
+ * `ERR_SHM_WRONG_KIND` error; with `copy`, an ordinary private copy. Without `kind` it is an
+ * {@link Opened}: narrow it with `instanceof`, `ArrayBuffer.isView` or `Array.isArray`.
  */
 export function open<K extends Kind>(handle: Handle, opts: OpenOptions & { kind: K; copy: true }): Unshared<VectorOf<K>>
 export function open<K extends Kind>(handle: Handle, opts: OpenOptions & { kind: K; copy?: false }): VectorOf<K>
-export function open(handle: Handle, opts?: OpenOptions): SharedVector | object
+export function open(handle: Handle, opts?: OpenOptions): Opened
 export function open(handle: Handle, opts?: OpenOptions): SharedVector | object {
   const h = handleText(handle, 'open')
   if (opts !== undefined && (opts === null || typeof opts !== 'object')) throw coded(codes.INVALID_ARG_TYPE, 'open: options must be an object', TypeError)
@@ -158,7 +161,7 @@ export function handleOf(value: unknown): string {
     if (known && !known.closed) return handOut(known)
     if (!isShared(value)) throw coded(codes.NOT_SHARED, 'handleOf: the container holds no shared vector', TypeError)
     // JSON.stringify of the container takes (and hands out) every leaf's handle.
-    const shape = JSON.stringify({ $container: value })
+    const shape = JSON.stringify({ $container: value }, replacer)
     const o = { ...getOptions(), attributes: undefined, name: undefined, persist: false }
     const meta = remember(native.create({ ...createOptions('list', 0, o, { byteLength: 0 }), attributes: shape }, undefined))
     manifests.set(value, meta)
@@ -175,16 +178,21 @@ function isHandleObject(v: object): v is { $sharedobject: string } {
 }
 
 /**
- * Walks a received message and opens every `{"$sharedobject": handle}` in it. Arrays and plain
- * objects are rebuilt; everything else is returned as it is.
+ * Walks a received message and opens every `{"$sharedobject": handle}` in it (and every shared
+ * vector that crossed a `serialization: 'advanced'` channel as its handle after `install()`).
+ * Arrays and plain objects are rebuilt; everything else is returned as it is. Generic over the
+ * shape: `revive<T>(message)` checks that the message is a {@link Message} of `T` (a message of
+ * type `any`, as `process.on('message')` gives, is accepted) and returns a `T`.
  */
-export function revive<T = unknown>(message: unknown, opts?: Omit<OpenOptions, 'kind'>): T {
+export function revive<T = unknown>(message: Message<T>, opts?: Omit<OpenOptions, 'kind'>): T {
   // A message holds vectors of any kind: `kind` would refuse all but one.
   if (opts !== null && typeof opts === 'object' && 'kind' in opts) opts = { ...opts, kind: undefined } as OpenOptions
   const walk = (v: unknown, depth: number): unknown => {
     if (v === null || typeof v !== 'object') return v
     if (depth > MAX_DEPTH) throw coded(codes.OUT_OF_RANGE, `revive: the message nests deeper than ${MAX_DEPTH} levels`, RangeError)
     if (metaOf(v)) return v
+    const marked = markerHandle(v)
+    if (marked !== undefined) return open(marked, opts)
     if (Array.isArray(v)) return v.map((x) => walk(x, depth + 1))
     if (!isPlainObject(v)) return v
     if (isHandleObject(v)) return open(v.$sharedobject, opts)

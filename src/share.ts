@@ -5,7 +5,7 @@ import { native, type CreateOptions, type ViewInfo } from './native'
 import { codes, coded, type CodedError } from './errors'
 import { CTORS, arrayKind, isKind, isNumericKind, numericKindOf, type Kind, type NumericKind, type NumericVector, type Shared, type SharedVector, type VectorOf } from './kinds'
 import { resolve, type Resolved, type ShareOptions } from './options'
-import { NA_LOGICAL, SharedLogicalVector, SharedStringVector, encodeStrings } from './vectors'
+import { Factor, NA_LOGICAL, SharedLogicalVector, SharedStringVector, encodeFactor, encodeStrings } from './vectors'
 import { MAX_DEPTH, isContainer, metaOf, remember, vectorOf, type Meta } from './views'
 import { close, free } from './inspect'
 import { watchSignals } from './signals'
@@ -61,7 +61,7 @@ function shareVector(value: unknown, o: Resolved): SharedVector | undefined {
   let numeric = numericKindOf(value)
   let kind: Kind | undefined = numeric
   if (!kind && value instanceof SharedLogicalVector) kind = 'logical'
-  if (!kind && value instanceof SharedStringVector) kind = 'string'
+  if (!kind && (value instanceof SharedStringVector || value instanceof Factor)) kind = 'string'
   if (!kind && Array.isArray(value)) kind = arrayKind(value)
   if (o.kind !== undefined) {
     if (!kind && !Array.isArray(value)) {
@@ -87,8 +87,8 @@ function shareVector(value: unknown, o: Resolved): SharedVector | undefined {
     const c = value instanceof SharedLogicalVector ? value.codes : logicalCodes(value as unknown[])
     info = native.create(createOptions(kind, length, o), bytesOf(c))
   } else {
-    const strings = value instanceof SharedStringVector ? value.toArray() : (value as unknown[])
-    const { bytes, aux } = encodeStrings(strings, o.dictionary)
+    const { bytes, aux } =
+      value instanceof Factor ? encodeFactor(value) : encodeStrings(value instanceof SharedStringVector ? value.toArray() : (value as unknown[]), o.dictionary)
     info = native.create(createOptions(kind, length, o, { byteLength: bytes.length, aux }), bytes)
   }
   return vectorOf(created(info))

@@ -2,7 +2,12 @@
  * The two vector kinds that are not plain TypedArrays: logical (R's true / false / NA) and
  * string vectors, both over the mapped pages of a segment.
  */
+import { inspect, type InspectOptionsStylized } from 'node:util'
+
 import { codes, coded } from './errors'
+
+/** The error codes, under a name that `factor`'s `codes` argument does not hide. */
+const errorCodes = codes
 
 function checkIndex(i: number, length: number): number {
   if (!Number.isInteger(i) || i < 0 || i >= length) {
@@ -20,6 +25,27 @@ export interface ViewState {
 }
 
 const OPEN: ViewState = { closed: false }
+
+/** How `util.inspect` shows NA: bare, styled as `undefined` is. */
+const NA_SHOWN = { [inspect.custom]: (_depth: number, o: InspectOptionsStylized): string => o.stylize('NA', 'undefined') }
+
+/**
+ * A vector as `util.inspect` (and `console.log`) shows a TypedArray: `Name(length) [ ... ]`,
+ * NA bare, at most `maxArrayLength` elements and then how many more.
+ */
+function inspectVector(name: string, length: number, get: (i: number) => unknown, depth: number, o: InspectOptionsStylized): string {
+  if (depth < 0) return o.stylize(`[${name}]`, 'special')
+  const max = o.maxArrayLength === null || o.maxArrayLength === undefined ? Infinity : Math.max(0, o.maxArrayLength)
+  const shown = Math.min(length, max)
+  const items: unknown[] = new Array(shown)
+  for (let i = 0; i < shown; i++) {
+    const v = get(i)
+    items[i] = v === null ? NA_SHOWN : v
+  }
+  const rest = length - shown
+  if (rest > 0) items.push({ [inspect.custom]: () => `... ${rest} more item${rest > 1 ? 's' : ''}` })
+  return `${name}(${length}) ${inspect(items, { ...o, maxArrayLength: items.length })}`
+}
 
 /** The code of NA in a logical vector's storage; false is 0 and true is 1. */
 export const NA_LOGICAL = -1
@@ -66,6 +92,11 @@ export class SharedLogicalVector implements Iterable<boolean | null> {
     const out = new Array<boolean | null>(c.length)
     for (let i = 0; i < c.length; i++) out[i] = c[i] === 1 ? true : c[i] === 0 ? false : null
     return out
+  }
+
+  /** `SharedLogicalVector(3) [ true, false, NA ]`, as Node shows a TypedArray. */
+  [inspect.custom](depth: number, o: InspectOptionsStylized): string {
+    return inspectVector('SharedLogicalVector', this.length, (i) => this.get(i), depth, o)
   }
 
   /** How many elements are true (NA is not). */
@@ -152,46 +183,120 @@ export function encodeStrings(values: readonly unknown[], dictionary: boolean): 
     else if (typeof v === 'string') strings[i] = v
     else throw coded(codes.INVALID_ARG_TYPE, `a string vector holds strings or null; element ${i} is ${typeof v}`, TypeError)
   }
-  let unique: string[] = []
-  let codesOf: Int32Array | undefined
-  if (dictionary) {
-    const seen = new Map<string, number>()
-    codesOf = new Int32Array(n)
-    for (let i = 0; i < n; i++) {
-      const s = strings[i]
-      if (s === null) {
-        codesOf[i] = -1
-        continue
-      }
-      let c = seen.get(s)
-      if (c === undefined) {
-        c = unique.length
-        seen.set(s, c)
-        unique.push(s)
-      }
-      codesOf[i] = c
+  if (!dictionary) return layOut(n, strings, undefined)
+  const unique: string[] = []
+  const seen = new Map<string, number>()
+  const codesOf = new Int32Array(n)
+  for (let i = 0; i < n; i++) {
+    const s = strings[i]
+    if (s === null) {
+      codesOf[i] = -1
+      continue
     }
-  } else {
-    unique = strings as string[]
+    let c = seen.get(s)
+    if (c === undefined) {
+      c = unique.length
+      seen.set(s, c)
+      unique.push(s)
+    }
+    codesOf[i] = c
   }
-  const entries = unique.length
+  return layOut(n, unique, codesOf)
+}
+
+/**
+ * The data region of `n` strings: `entries` are the strings themselves (no dictionary; null is
+ * NA) or the dictionary, with `codesOf` giving each element's entry (-1 for NA).
+ */
+function layOut(n: number, entries: readonly (string | null)[], codesOf: Int32Array | undefined): { bytes: Uint8Array; aux: number[] } {
+  const k = entries.length
   let valuesLength = 0
-  for (let i = 0; i < entries; i++) if (unique[i] !== null) valuesLength += Buffer.byteLength(unique[i], 'utf8')
-  const layout = stringLayout(n, entries, valuesLength, dictionary)
+  for (let i = 0; i < k; i++) if (entries[i] !== null) valuesLength += Buffer.byteLength(entries[i]!, 'utf8')
+  const layout = stringLayout(n, k, valuesLength, codesOf !== undefined)
   const buf = Buffer.alloc(layout.values + valuesLength)
   const validity = buf.subarray(0, Math.ceil(n / 8))
-  for (let i = 0; i < n; i++) if (strings[i] !== null) validity[i >> 3] |= 1 << (i & 7)
-  if (codesOf) new Int32Array(buf.buffer, buf.byteOffset + layout.codes, n).set(codesOf)
-  const offsets = new Int32Array(buf.buffer, buf.byteOffset + layout.offsets, entries + 1)
+  if (codesOf) {
+    for (let i = 0; i < n; i++) if (codesOf[i] >= 0) validity[i >> 3] |= 1 << (i & 7)
+    new Int32Array(buf.buffer, buf.byteOffset + layout.codes, n).set(codesOf)
+  } else {
+    for (let i = 0; i < n; i++) if (entries[i] !== null) validity[i >> 3] |= 1 << (i & 7)
+  }
+  const offsets = new Int32Array(buf.buffer, buf.byteOffset + layout.offsets, k + 1)
   let pos = 0
-  for (let i = 0; i < entries; i++) {
+  for (let i = 0; i < k; i++) {
     offsets[i] = pos
-    const s = unique[i]
+    const s = entries[i]
     if (s !== null && s.length > 0) pos += buf.write(s, layout.values + pos, 'utf8')
   }
-  offsets[entries] = pos
+  offsets[k] = pos
   return { bytes: buf, aux: layoutToAux(layout) }
 }
+
+/** Makes a Factor; set by the class, whose constructor `factor` alone may call. */
+let makeFactor: (codes: Int32Array, levels: readonly string[]) => Factor
+
+/**
+ * R-style factor input for `share`: one integer code per element and the levels they index.
+ * Made by {@link factor}; `share(factor(codes, levels))` gives a dictionary `SharedStringVector`
+ * whose `codes` and `levels` are these.
+ */
+export class Factor {
+  /** One code per element: 0-based indexes into `levels`, -1 for NA. */
+  readonly codes: Int32Array
+  /** The distinct strings the codes index. */
+  readonly levels: readonly string[]
+
+  /** Use {@link factor}, which checks its input. */
+  private constructor(codes: Int32Array, levels: readonly string[]) {
+    this.codes = codes
+    this.levels = levels
+  }
+
+  get length(): number {
+    return this.codes.length
+  }
+
+  static {
+    makeFactor = (c, l) => new Factor(c, l)
+  }
+}
+
+
+/**
+ * Factor input for `share`, as R holds a factor: `codes` (0-based indexes into `levels`, -1 for
+ * NA; R's own codes are 1-based, so pass `codes - 1`) and `levels` (distinct strings).
+ * `share(so.factor(codes, levels))` lays the strings out once, copies the codes once, and gives
+ * a dictionary `SharedStringVector` (inside containers too). Codes out of range, levels that
+ * are not strings or repeat, are coded errors.
+ *
+ * @example
+ * const f = so.share(so.factor(Int32Array.of(0, 1, -1, 0), ['low', 'high']))
+ * f.toArray() // ['low', 'high', null, 'low']
+ */
+export function factor(codes: ArrayLike<number>, levels: readonly string[]): Factor {
+  if (codes === null || typeof codes !== 'object' || typeof codes.length !== 'number') {
+    throw coded(errorCodes.INVALID_ARG_TYPE, 'factor: codes must be an Int32Array or an array of integers', TypeError)
+  }
+  if (!Array.isArray(levels)) throw coded(errorCodes.INVALID_ARG_TYPE, 'factor: levels must be an array of strings', TypeError)
+  const seen = new Set<string>()
+  levels.forEach((l, i) => {
+    if (typeof l !== 'string') throw coded(errorCodes.INVALID_ARG_TYPE, `factor: levels[${i}] is ${l === null ? 'null' : typeof l}, not a string`, TypeError)
+    if (seen.has(l)) throw coded(errorCodes.INVALID_ARG_VALUE, `factor: level ${JSON.stringify(l.slice(0, 40))} appears twice; levels are distinct`, TypeError)
+    seen.add(l)
+  })
+  const c = codes instanceof Int32Array ? codes : Int32Array.from(codes)
+  const k = levels.length
+  for (let i = 0; i < c.length; i++) {
+    const v = c[i]
+    if (v < -1 || v >= k || (!(codes instanceof Int32Array) && c[i] !== codes[i])) {
+      throw coded(errorCodes.OUT_OF_RANGE, `factor: codes[${i}] is ${String(codes[i])}; a code is a whole number from 0 to ${k - 1} (the levels), or -1 for NA`, RangeError)
+    }
+  }
+  return makeFactor(c, [...levels])
+}
+
+/** The data region of a factor: its levels as the dictionary, its codes as they are. */
+export const encodeFactor = (f: Factor): { bytes: Uint8Array; aux: number[] } => layOut(f.codes.length, f.levels, f.codes)
 
 /** The sections of a string vector, as views of its buffer: what `toArrow` hands to Arrow. */
 export interface StringSections {
@@ -219,14 +324,16 @@ export class SharedStringVector implements Iterable<string | null> {
   readonly #codes: Int32Array | undefined
   #lookup: Map<string, number> | undefined
   #decoded: string[] | undefined
+  #levels: SharedStringVector | undefined
 
-  constructor(buffer: ArrayBufferLike, length: number, layout: StringLayout, state: ViewState = OPEN) {
+  /** Made by the package (`share`, `open`); `allValid` views a dictionary as its levels. */
+  constructor(buffer: ArrayBufferLike, length: number, layout: StringLayout, state: ViewState = OPEN, allValid = false) {
     this.#buffer = buffer
     this.#state = state
     this.#length = length
     const entries = layout.codes ? layout.dictionarySize : length
     // Every section was checked against the data region's size before this view was made.
-    this.#validity = new Uint8Array(buffer, layout.validity, Math.ceil(length / 8))
+    this.#validity = allValid ? new Uint8Array(Math.ceil(length / 8)).fill(0xff) : new Uint8Array(buffer, layout.validity, Math.ceil(length / 8))
     this.#offsets = new Int32Array(buffer, layout.offsets, entries + 1)
     this.#values = Buffer.from(buffer, layout.values, layout.valuesLength)
     this.#codes = layout.codes ? new Int32Array(buffer, layout.codes, length) : undefined
@@ -251,6 +358,42 @@ export class SharedStringVector implements Iterable<string | null> {
 
   get length(): number {
     return this.#buffer.byteLength === 0 || this.#state.closed ? 0 : this.#length
+  }
+
+  /**
+   * A dictionary vector's codes: one int32 per element, the 0-based index of its string in
+   * `levels`, -1 for NA (R's factor codes, less one). A view of the shared memory itself, no
+   * copy: every process sees writes to it. Write codes below `levels.length` (use `set(i, null)`
+   * for NA, which also keeps the validity bitmap that Arrow readers use). Undefined without a
+   * dictionary.
+   */
+  get codes(): Int32Array | undefined {
+    return this.#codes
+  }
+
+  /**
+   * A dictionary vector's distinct strings, in code order, as a string vector over the same
+   * shared memory (R's `levels`); undefined without a dictionary. Like a subarray it is a view of
+   * the segment: closing it closes the vector. `JSON.stringify` gives its strings.
+   */
+  get levels(): SharedStringVector | undefined {
+    if (!this.#codes) return undefined
+    this.#live()
+    if (!this.#levels) {
+      const k = this.#offsets.length - 1
+      const layout: StringLayout = {
+        validity: 0,
+        offsets: this.#offsets.byteOffset,
+        values: this.#values.byteOffset,
+        valuesLength: this.#values.length,
+        codes: 0,
+        dictionarySize: 0,
+      }
+      const levels = new SharedStringVector(this.#buffer, k, layout, this.#state, true)
+      Object.defineProperty(levels, 'toJSON', { value: levels.toArray.bind(levels), configurable: true, writable: true, enumerable: false })
+      this.#levels = levels
+    }
+    return this.#levels
   }
 
   #live(): void {
@@ -309,6 +452,11 @@ export class SharedStringVector implements Iterable<string | null> {
     const out = new Array<string | null>(this.#length)
     for (let i = 0; i < this.#length; i++) out[i] = this.get(i)
     return out
+  }
+
+  /** `SharedStringVector(3) [ 'a', 'b', NA ]`, as Node shows a TypedArray. */
+  [inspect.custom](depth: number, o: InspectOptionsStylized): string {
+    return inspectVector('SharedStringVector', this.length, (i) => this.get(i), depth, o)
   }
 
   /** The unique strings of a dictionary vector, in code order. */

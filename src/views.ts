@@ -241,33 +241,45 @@ Object.defineProperty(SharedLogicalVector.prototype, 'toJSON', { value: sharedTo
 Object.defineProperty(SharedStringVector.prototype, 'toJSON', { value: sharedToJSON, configurable: true, writable: true })
 
 /**
- * Every TypedArray over shared memory (a whole vector, or a subarray of one, in this thread or
- * posted from another) serialises as its handle, and a closed one throws `ERR_SHM_CLOSED`; any
- * other TypedArray (a `slice()`, an `unshare` copy) serialises exactly as it always has (the
- * object of its indexes).
+ * `toJSON` of a TypedArray (or DataView) over shared memory: its handle, with the part it views.
+ * Set as an own, non-enumerable property on each view the package makes (no built-in prototype
+ * is touched); `replacer` and `install` apply it to views the package did not make (a
+ * `subarray`, a vector posted from another thread).
  */
-const TypedArrayPrototype = Object.getPrototypeOf(Int8Array.prototype) as object
-if (!Object.prototype.hasOwnProperty.call(TypedArrayPrototype, 'toJSON')) {
-  Object.defineProperty(TypedArrayPrototype, 'toJSON', {
-    value: function toJSON(this: ArrayBufferView): unknown {
-      const meta = metaOf(this)
-      if (!meta) return this
-      if (meta.closed) throw coded(codes.CLOSED, 'toJSON: the vector was closed in this process; it has no handle to send')
-      return { $sharedobject: viewHandle(this, meta) }
-    },
-    configurable: true,
-    writable: true,
-    enumerable: false,
-  })
+export function viewToJSON(this: ArrayBufferView): unknown {
+  const meta = metaOf(this)
+  if (!meta) return this
+  if (meta.closed) throw coded(codes.CLOSED, 'toJSON: the vector was closed in this process; it has no handle to send')
+  return { $sharedobject: viewHandle(this, meta) }
+}
+
+/** Gives a view the package made its own `toJSON`, so that `JSON.stringify` sends its handle. */
+export function withJSON<T extends ArrayBufferView>(view: T): T {
+  Object.defineProperty(view, 'toJSON', { value: viewToJSON, configurable: true, writable: true, enumerable: false })
+  return view
+}
+
+/**
+ * A `JSON.stringify` replacer: every view over shared memory (a subarray, a DataView, a vector
+ * posted from another thread) becomes its `{"$sharedobject": handle}`; anything else is left
+ * as it is.
+ */
+export function replacer(this: unknown, _key: string, value: unknown): unknown {
+  return ArrayBuffer.isView(value) ? viewToJSON.call(value) : value
 }
 
 /** The user's value over a mapping: a TypedArray, a logical or a string vector. */
 export function vectorOf(meta: Meta): SharedVector {
   if (meta.kind === 'arrow') return tableOf(meta) as unknown as SharedVector
-  if (meta.kind === 'logical') return new SharedLogicalVector(new Int8Array(meta.buffer, 0, meta.length), meta)
-  if (meta.kind === 'string') return new SharedStringVector(meta.buffer, meta.length, layoutFromAux(meta.aux), meta)
+  // The raw codes of logical and dictionary vectors are views the package makes too: they travel.
+  if (meta.kind === 'logical') return new SharedLogicalVector(withJSON(new Int8Array(meta.buffer, 0, meta.length)), meta)
+  if (meta.kind === 'string') {
+    const v = new SharedStringVector(meta.buffer, meta.length, layoutFromAux(meta.aux), meta)
+    if (v.codes) withJSON(v.codes)
+    return v
+  }
   const Ctor = CTORS[meta.kind as NumericKind]
-  return new Ctor(meta.buffer as ArrayBuffer, 0, meta.length)
+  return withJSON(new Ctor(meta.buffer as ArrayBuffer, 0, meta.length))
 }
 
 export function isPlainObject(v: object): boolean {
