@@ -93,3 +93,23 @@ arm64_namespace() {
     mount -t tmpfs -o size=2g tmpfs /dev/shm || exit 1
     exec "$@"' sh "$@"
 }
+
+# What both Wine scripts run, as a script for `sh -c` (in a chroot for Wine 10), with L, TESTS
+# and NODE_EXE set: the Rust test executables listed in $TESTS, node.exe's version, the ava
+# specs. node.exe under Wine cannot write to a Unix pipe (EBADF): every output goes to a file.
+WINE_TESTS='
+  : > "$L-rust.log"
+  while read -r exe; do
+    wine "$exe" >> "$L-rust.log" 2>&1 || echo "error: test failed, to rerun pass $exe" >> "$L-rust.log"
+  done < "$TESTS"
+  wine "$NODE_EXE" -p "process.version + \" \" + process.platform + \" \" + require(\"os\").release()" > "$L-version.log" 2>&1
+  wine "$NODE_EXE" node_modules/ava/entrypoints/cli.mjs --tap > "$L-ava.log" 2>&1
+  wineserver -w'
+
+# wine_summary PLATFORM NODE_VERSION: what a Wine run (logs at $L-*) counted, and its line.
+wine_summary() {
+  cat "$L-version.log"
+  echo "rust: $(node scripts/counts.mjs "cargo=$L-rust.log"); ava: $(node scripts/counts.mjs "tap=$L-ava.log")"
+  grep -E '^not ok ' "$L-ava.log" || true
+  summary "$1" "node$2" "$(node scripts/counts.mjs "cargo=$L-rust.log" "tap=$L-ava.log")"
+}

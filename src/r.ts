@@ -104,4 +104,3 @@ export function stats(): { mappings: number; live: number } {
   return native.stats()
 }
 
-// Loading the package frees what crashed owners left behind; it never touches a live owner's.

@@ -50,7 +50,6 @@ pub fn generate_generation() -> u64 {
     u64::from_le_bytes(bytes) | 1
 }
 
-/// The handle of a segment: `sobj1:<id>:<generation as 16 hex digits>`, at most 48 bytes.
 /// Where a segment lives, as its handle says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Place {
