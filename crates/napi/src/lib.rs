@@ -105,14 +105,34 @@ thread_local! {
     /// This thread's environment is being torn down (see the module's documentation).
     static TEARDOWN: Cell<bool> = const { Cell::new(false) };
     static QUARANTINE: RefCell<Vec<Quarantined>> = const { RefCell::new(Vec::new()) };
+    /// The quarantine's size and bytes past which the engine is next made to collect: a
+    /// collection that freed nothing (the buffers are still referenced) is not repeated until
+    /// as much again has piled up.
+    static COLLECT_AT: Cell<(usize, i64)> = const { Cell::new((QUARANTINE_MAX, QUARANTINE_MAX_BYTES)) };
+    /// Likewise for closed ranges (`registry::retired_bytes`).
+    static COLLECT_CLOSED_AT: Cell<usize> = const { Cell::new(CLOSED_MAX_BYTES) };
+}
+
+thread_local! {
+    static QUARANTINE_BYTES: Cell<i64> = const { Cell::new(0) };
+    /// Calls left before the quarantine is looked through again: each look costs one call per
+    /// entry, so it is spread over as many calls as half the entries (at least 16).
+    static SWEEP_IN: Cell<usize> = const { Cell::new(0) };
+}
+
+fn quarantine_size() -> (usize, i64) {
+    (
+        QUARANTINE.with(|q| q.borrow().len()),
+        QUARANTINE_BYTES.with(Cell::get),
+    )
 }
 
 /// Quarantined views past which the engine is made to collect now: a synchronous loop of
 /// (share, close) never gives it a moment of its own, and each view holds an address range.
 const QUARANTINE_MAX: usize = 1024;
-const QUARANTINE_MAX_BYTES: i64 = 1 << 30;
+const QUARANTINE_MAX_BYTES: i64 = 1 << 28;
 /// Closed ranges, in bytes, past which `close` makes the engine collect now.
-const CLOSED_MAX_BYTES: usize = 1 << 30;
+const CLOSED_MAX_BYTES: usize = 1 << 28;
 
 /// Makes the engine run a full collection now, through the one Node-API lever there is:
 /// external memory far past its limit collects at once (and is given back right after). Weak
@@ -147,14 +167,45 @@ fn within_budget<T>(
 /// the bytes released creators' buffers reported, and drops the quarantined views whose buffers
 /// the engine has collected.
 fn settle_external_memory(env: sys::napi_env) {
-    let (held, bytes) = QUARANTINE.with(|q| {
-        let q = q.borrow();
-        (q.len(), q.iter().map(|e| e.bytes).sum::<i64>())
-    });
-    if held > QUARANTINE_MAX || bytes > QUARANTINE_MAX_BYTES {
+    let (held, bytes) = quarantine_size();
+    let (at_len, at_bytes) = COLLECT_AT.with(Cell::get);
+    let collected = held > at_len || bytes > at_bytes;
+    if collected {
         collect_now(env);
     }
     let mut back = LEDGER.with(|l| l.swap(0, Ordering::AcqRel));
+    let due = SWEEP_IN.with(|n| {
+        let left = n.get();
+        n.set(left.saturating_sub(1));
+        left == 0
+    });
+    if held > 0 && (collected || due) {
+        back += sweep_quarantine(env);
+        let held = QUARANTINE.with(|q| q.borrow().len());
+        SWEEP_IN.with(|n| n.set((held / 2).max(16)));
+    }
+    if collected {
+        // Below the bounds again: the next collection comes at the bounds. Still above (the
+        // buffers are referenced): only once as much again has piled up.
+        let (held, bytes) = quarantine_size();
+        let next = |now: i64, max: i64| if now < max { max } else { now + max };
+        COLLECT_AT.with(|c| {
+            c.set((
+                next(held as i64, QUARANTINE_MAX as i64) as usize,
+                next(bytes, QUARANTINE_MAX_BYTES),
+            ))
+        });
+    }
+    if back > 0 {
+        let mut out = 0i64;
+        // SAFETY: a plain Node-API call on the environment's own thread.
+        unsafe { sys::napi_adjust_external_memory(env, -back, &mut out) };
+    }
+}
+
+/// Drops the quarantined views whose buffers the engine has collected; returns their bytes.
+fn sweep_quarantine(env: sys::napi_env) -> i64 {
+    let mut back = 0;
     let released: Vec<registry::View> = QUARANTINE.with(|q| {
         let mut q = q.borrow_mut();
         let mut out = Vec::new();
@@ -177,11 +228,8 @@ fn settle_external_memory(env: sys::napi_env) {
     });
     // Dropped outside the quarantine's borrow: the last view of a mapping unmaps it.
     drop(released);
-    if back > 0 {
-        let mut out = 0i64;
-        // SAFETY: a plain Node-API call on the environment's own thread.
-        unsafe { sys::napi_adjust_external_memory(env, -back, &mut out) };
-    }
+    QUARANTINE_BYTES.with(|b| b.set(b.get() - back));
+    back
 }
 
 static TEARDOWN_HOOK_ARG: u8 = 0;
@@ -469,9 +517,16 @@ impl Segment {
         let retired = self.mapping.upgrade().is_some_and(|v| v.retire());
         // A closed SharedArrayBuffer's range goes when the engine collects the buffer: past a
         // bound, make it collect now rather than let a loop pile ranges up.
-        if retired && registry::retired_bytes() > CLOSED_MAX_BYTES {
+        if retired && registry::retired_bytes() > COLLECT_CLOSED_AT.with(Cell::get) {
             collect_now(raw);
             settle_external_memory(raw);
+            let left = registry::retired_bytes();
+            let next = if left < CLOSED_MAX_BYTES {
+                CLOSED_MAX_BYTES
+            } else {
+                left + CLOSED_MAX_BYTES
+            };
+            COLLECT_CLOSED_AT.with(|c| c.set(next));
         }
         Ok(retired)
     }
@@ -508,6 +563,7 @@ impl Segment {
                         bytes,
                     })
                 });
+                QUARANTINE_BYTES.with(|b| b.set(b.get() + bytes));
                 let mut total = 0i64;
                 // SAFETY: a plain Node-API call on this environment's thread.
                 unsafe { sys::napi_adjust_external_memory(raw, bytes, &mut total) };
