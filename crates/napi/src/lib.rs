@@ -461,10 +461,76 @@ pub fn read_copy(env: Env, handle: String, max_bytes: f64) -> Result<CopyInfo> {
 }
 
 /// Records that a handle was handed out, so its owner keeps the segment nameable until `free`
-/// or exit. Returns whether this process owns it.
+/// or exit, or (with `opens`) until that many more opens by other processes. Returns whether
+/// this process owns it.
 #[napi]
-pub fn hand_out(env: Env, handle: String) -> Result<bool> {
-    registry::hand_out(&handle).map_err(|e| throw(&env, e))
+pub fn hand_out(env: Env, handle: String, opens: Option<f64>) -> Result<bool> {
+    let opens = opens.map(|n| whole(n, "opens")).transpose();
+    opens
+        .and_then(|n| registry::hand_out(&handle, n))
+        .map_err(|e| throw(&env, e))
+}
+
+/// What the owner's look at its handed-out segments found.
+#[napi(object, object_from_js = false)]
+pub struct Reaped {
+    /// Segments let go of now.
+    pub released: u32,
+    /// Handed-out segments still watched.
+    pub watched: u32,
+}
+
+/// Looks at up to `limit` handed-out segments and lets go of those another process freed or
+/// that have had their opens (see `registry::reap`).
+#[napi]
+pub fn reap(limit: u32) -> Reaped {
+    let (released, watched) = registry::reap(limit as usize);
+    Reaped {
+        released: released as u32,
+        watched: watched as u32,
+    }
+}
+
+/// Segments and bytes in one state.
+#[napi(object, object_from_js = false)]
+pub struct TallyInfo {
+    pub segments: u32,
+    pub bytes: f64,
+}
+
+fn tally(t: registry::Tally) -> TallyInfo {
+    TallyInfo {
+        segments: t.segments as u32,
+        bytes: t.bytes as f64,
+    }
+}
+
+/// What this process holds now, by state (see `registry::Holdings`).
+#[napi(object, object_from_js = false)]
+pub struct HoldingsInfo {
+    pub segments: u32,
+    pub bytes: f64,
+    pub descriptors: u32,
+    pub live: TallyInfo,
+    pub handed_out: TallyInfo,
+    pub dropped: TallyInfo,
+    pub waiting: TallyInfo,
+    pub opened: TallyInfo,
+}
+
+#[napi]
+pub fn holdings() -> HoldingsInfo {
+    let h = registry::holdings();
+    HoldingsInfo {
+        segments: h.all.segments as u32,
+        bytes: h.all.bytes as f64,
+        descriptors: h.descriptors as u32,
+        live: tally(h.live),
+        handed_out: tally(h.handed_out),
+        dropped: tally(h.dropped),
+        waiting: tally(h.waiting),
+        opened: tally(h.opened),
+    }
 }
 
 /// Closes a view in this process: detaches `buffer` when it is an ArrayBuffer (every TypedArray
@@ -576,16 +642,17 @@ fn to_segment(l: registry::Listing) -> SegmentInfo {
 }
 
 #[napi]
-pub fn list() -> Vec<SegmentInfo> {
-    registry::list().into_iter().map(to_segment).collect()
+pub fn list(env: Env) -> Result<Vec<SegmentInfo>> {
+    registry::list()
+        .map(|l| l.into_iter().map(to_segment).collect())
+        .map_err(|e| throw(&env, e))
 }
 
 #[napi]
-pub fn sweep(dry_run: bool) -> Vec<SegmentInfo> {
+pub fn sweep(env: Env, dry_run: bool) -> Result<Vec<SegmentInfo>> {
     registry::sweep(dry_run)
-        .into_iter()
-        .map(to_segment)
-        .collect()
+        .map(|l| l.into_iter().map(to_segment).collect())
+        .map_err(|e| throw(&env, e))
 }
 
 /// Mappings this process holds.
