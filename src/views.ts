@@ -8,6 +8,7 @@ import { codes, coded } from './errors'
 import { CTORS, type Kind, type NumericKind, type SharedVector } from './kinds'
 import { SharedLogicalVector, SharedStringVector, layoutFromAux } from './vectors'
 import { tableOf } from './arrow'
+import { watching } from './handouts'
 
 /** A buffer over a mapping: a SharedArrayBuffer where the runtime can make one. */
 export type ViewBuffer = ArrayBuffer | SharedArrayBuffer
@@ -141,11 +142,12 @@ export function liveMeta(value: unknown, fn: string): Meta {
 
 /**
  * The handle of a mapping, recorded as handed out: from now on its owner keeps the segment
- * openable until `free` or exit, whatever its garbage collector does.
+ * openable until `free` (by any process) or exit, whatever its garbage collector does; with
+ * `opens`, until that many more opens by other processes.
  */
-export function handOut(meta: Meta): string {
-  if (!meta.handedOut) {
-    native.handOut(meta.handle)
+export function handOut(meta: Meta, opens?: number): string {
+  if (!meta.handedOut || opens !== undefined) {
+    if (native.handOut(meta.handle, opens)) watching()
     meta.handedOut = true
   }
   return meta.handle
