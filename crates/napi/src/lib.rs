@@ -72,7 +72,7 @@ fn lookup_sab() -> Option<CreateSab> {
     None
 }
 
-/// Bytes of creators' SharedArrayBuffer views that were reported to this thread's engine and
+/// Bytes of creators' views that were reported to this thread's engine and
 /// whose buffers have since been released. A SharedArrayBuffer's finalizer runs on whatever
 /// thread frees it, where no engine may be called, so it only counts here; the creating thread
 /// gives the bytes back on its next call (one engine per thread, so one ledger per thread).
@@ -117,6 +117,11 @@ unsafe extern "C" fn finalize_ab(_env: sys::napi_env, _data: *mut c_void, hint: 
     unsafe { release_held(hint) }
 }
 
+/// What the engine is told a creator's mapping costs at least (see `to_napi_value`): with the
+/// engine collecting after some 64 MiB of external memory, a few thousand dropped mappings at
+/// most wait for it, far below the mapping budget (half of `vm.max_map_count`).
+const MAPPING_COST: i64 = 16 * 1024;
+
 /// A view's bytes as a JavaScript buffer over the mapping itself: a SharedArrayBuffer where
 /// the runtime can make one, else an external ArrayBuffer.
 pub struct ViewBuffer {
@@ -149,10 +154,14 @@ impl ToNapiValue for ViewBuffer {
         let sab = create_sab_fn().filter(|_| v.shared);
         // The engine counts an external ArrayBuffer's bytes by itself, but not a
         // SharedArrayBuffer's: the creator reports those, so that a loop that shares and drops
-        // big vectors still makes the engine collect. Openers report nothing, so opening never
-        // starts a collection.
-        let reported =
-            (v.report && sab.is_some() && len > 0).then(|| (LEDGER.with(Arc::clone), len as i64));
+        // big vectors still makes the engine collect. A mapping costs more than its bytes,
+        // though (a page at least, one of the process's limited mappings, an owner's
+        // descriptor): the creator reports at least MAPPING_COST for each, so that a loop of
+        // small vectors makes it collect long before those run out. Openers report nothing, so
+        // opening never starts a collection.
+        let counted = if sab.is_some() { 0 } else { len as i64 };
+        let cost = (len as i64).max(MAPPING_COST) - counted;
+        let reported = (v.report && cost > 0).then(|| (LEDGER.with(Arc::clone), cost));
         let reported_bytes = reported.as_ref().map(|(_, n)| *n);
         let held = Box::into_raw(Box::new(Held {
             _view: v.view,
