@@ -802,8 +802,27 @@ pub(crate) fn read_control(file: &File, offset: u64) -> Result<u64> {
     }
     #[cfg(not(target_os = "linux"))]
     {
-        use std::sync::atomic::Ordering;
-        Ok(control(file, offset)?.word().load(Ordering::Acquire))
+        // macOS shared memory cannot be read(): map the word's page, read-only (the owner may
+        // hold a read-only descriptor).
+        if !offset.is_multiple_of(8) || offset.saturating_add(header::CONTROL_SIZE) > file.size {
+            return Ok(0);
+        }
+        let page = rustix::param::page_size() as u64;
+        let start = offset & !(page - 1);
+        let mut opts = MmapOptions::new();
+        opts.offset(start).len((offset - start) as usize + 8);
+        let f =
+            StdFile::from(file.fd.as_fd().try_clone_to_owned().map_err(|e| {
+                Error::new(Code::Os, format!("cannot map segment {:?}: {e}", file.id))
+            })?);
+        // SAFETY: the window lies inside the segment's size; it is only read, atomically.
+        let map = unsafe { opts.map(&f) }
+            .map_err(|e| Error::new(Code::Os, format!("cannot map segment {:?}: {e}", file.id)))?;
+        // SAFETY: the word is inside the window, 8-byte aligned, and lives as long as `map`.
+        let word = unsafe {
+            &*(map.as_ptr().add((offset - start) as usize) as *const std::sync::atomic::AtomicU64)
+        };
+        Ok(word.load(std::sync::atomic::Ordering::Acquire))
     }
 }
 
