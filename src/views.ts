@@ -42,16 +42,14 @@ export const arrowBuffers = new WeakMap<object, ArrayBuffer>()
 
 /**
  * One buffer per mapping (segment and mode) in this thread: opening a handle again reuses it.
- * Weak, so a buffer nobody holds can be collected (and its mapping released).
+ * Held weakly by the native side (`cacheBuffer`), so a buffer nobody holds can be collected (and
+ * its mapping released), even in the middle of a synchronous loop: a `WeakRef` would keep it
+ * until the loop's job ends.
  */
-const buffers = new Map<string, WeakRef<ViewBuffer>>()
-const forget = new FinalizationRegistry<string>((key) => {
-  if (buffers.get(key)?.deref() === undefined) buffers.delete(key)
-})
 
 /** The live buffer this thread holds for a mapping key, if any. */
 export function cachedByKey(key: string): Meta | undefined {
-  const buffer = buffers.get(key)?.deref()
+  const buffer = native.cachedBuffer(key)
   const meta = buffer && metas.get(buffer)
   return meta && !meta.closed ? meta : undefined
 }
@@ -78,8 +76,7 @@ export function remember(info: ViewInfo): Meta {
     handedOut: false,
   }
   metas.set(info.buffer, meta)
-  buffers.set(info.key, new WeakRef(info.buffer))
-  forget.register(info.buffer, info.key)
+  native.cacheBuffer(info.key, info.buffer)
   return meta
 }
 
@@ -157,7 +154,7 @@ export function handOut(meta: Meta, opens?: number): string {
 export function closeMeta(meta: Meta): boolean {
   if (meta.closed) return false
   meta.closed = true
-  if (buffers.get(meta.key)?.deref() === meta.buffer) buffers.delete(meta.key)
+  native.uncacheBuffer(meta.key, meta.buffer)
   native.close(meta.buffer, meta.key)
   return true
 }

@@ -16,6 +16,7 @@ use napi_derive::napi;
 use sharedobject_core::{registry, Code, CreateSpec, ErrorClass, Kind, Mode};
 
 pub mod sync;
+pub mod weak;
 
 /// Throws `e` as a JavaScript error with `code`, of the class the code calls for.
 fn throw(env: &Env, e: sharedobject_core::Error) -> Error {
