@@ -784,7 +784,8 @@ pub fn hand_out(handle: &str, opens: Option<u64>) -> Result<bool> {
             }
         }
         o.handed_out = true;
-        if !o.watched && !o.persistent {
+        // A persistent segment stays until freed: it is watched only when it waits for opens.
+        if !o.watched && (!o.persistent || o.opens_target.is_some()) {
             o.watched = true;
             r.watch.push_back(key.clone());
         }
