@@ -71,3 +71,13 @@ expectTypeOf(so.codes.WOULD_COPY).toEqualTypeOf<'ERR_SHM_WOULD_COPY'>()
 // A shared vector's buffer may be a SharedArrayBuffer: its type says so.
 expectTypeOf(so.alloc('float64', 1).buffer).toEqualTypeOf<ArrayBufferLike>()
 expectTypeOf(so.share(['a']).buffer).toEqualTypeOf<ArrayBufferLike>()
+
+// Hand-overs: opens on share, alloc and handleOf; open/revive with free; stats by state.
+expectTypeOf(so.share(new Float64Array(1), { opens: 1 })).toEqualTypeOf<Float64Array<ArrayBufferLike>>()
+expectTypeOf(so.alloc('int32', 1, { opens: 2 })).toEqualTypeOf<Int32Array>()
+expectTypeOf(so.handleOf(so.alloc('int32', 1), { opens: 1 })).toEqualTypeOf<string>()
+expectTypeOf(so.open(h, { kind: 'float64', free: true })).toEqualTypeOf<Float64Array<ArrayBufferLike>>()
+expectTypeOf(so.revive<{ x: Float64Array }>({}, { free: true })).toEqualTypeOf<{ x: Float64Array }>()
+expectTypeOf(so.stats().descriptors).toEqualTypeOf<number>()
+expectTypeOf(so.stats().byState.waitingForOpens).toEqualTypeOf<so.StateStats>()
+expectTypeOf(so.stats()).toEqualTypeOf<so.Stats>()
