@@ -66,7 +66,10 @@ export interface ShareOptions extends Partial<Options> {
 
 /** Options of `handleOf`. */
 export interface HandleOptions {
-  /** As `share`'s `opens`: the segment is released once `n` more opens by others have happened. */
+  /**
+   * As `share`'s `opens`: the segment is released once `n` more opens by other processes have
+   * happened. Only the owner's hand-outs are counted so; elsewhere `opens` changes nothing.
+   */
   opens?: number
 }
 
