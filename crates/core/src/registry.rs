@@ -752,8 +752,7 @@ fn release_owned_segment(key: &SegKey, o: Owned) {
 
 /// Records that a segment's handle was handed out: the owner keeps it nameable until `free` (by
 /// any process) or its exit, whatever its garbage collector does; with `opens: Some(n)`, until
-/// `n` more opens by other processes, and then for as long as its own views live. Returns
-/// whether this process owns it.
+/// `n` more opens by other processes (see `reap`). Returns whether this process owns it.
 pub fn hand_out(handle: &str, opens: Option<u64>) -> Result<bool> {
     let (id, generation, _) = name::parse_handle(handle)?;
     let key = (id, generation);
@@ -831,8 +830,8 @@ fn control_word(key: &SegKey, o: &Owned) -> Option<u64> {
 }
 
 /// The owner looks at up to `limit` of the segments it handed out (the ones it looked at longest
-/// ago first) and lets go of those another process freed or that have had their `opens`. Returns how many segments it released and how many it still
-/// watches.
+/// ago first) and lets go of those another process freed or that have had their `opens`.
+/// Returns how many segments it released and how many it still watches.
 pub fn reap(limit: usize) -> (usize, usize) {
     let mut released = Vec::new();
     let left = with(|r| {
