@@ -6,7 +6,6 @@ import test from 'ava'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
-import so from '@sharedobject/core'
 import { can, when } from './helpers.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))

@@ -67,6 +67,11 @@
  *               all zero for every other kind
  *      128    . attributes (attributes byte length bytes), then zero padding
  *  data off   . data (data byte length bytes)
+ *  ctrl off   8 control word, at align8(data offset + data byte length), in segments whose size
+ *               covers it (every segment made by this version): bits 0-31 count the opens by
+ *               processes other than the owner, bit 63 says such a process freed the segment.
+ *               Changed only with atomic operations; a reader that opens a segment may add 1
+ *               with __atomic_fetch_add on a shared mapping, and must not change it otherwise.
  *
  * ------------------------------------------------------------------------------------------
  * Strings (kind 13)

@@ -6,6 +6,7 @@ import { type ArrowTableLike, type Kind, type NumericVector, type SharedVector }
 import { SharedLogicalVector, SharedStringVector } from './vectors'
 import { unshareTable } from './arrow'
 import { isSyncKind, type SharedBarrier, type SharedMutex } from './sync'
+import { touch } from './handouts'
 
 
 /**
@@ -148,6 +149,7 @@ export function close(value: unknown): boolean {
  * named, never a newer one that reuses its id. Returns whether anything was removed.
  */
 export function free(value: unknown): boolean {
+  touch()
   if (typeof value === 'string') {
     if (value.startsWith('sobj1:')) return native.freeHandle(value.split('#')[0])
     return native.free(value)
@@ -208,6 +210,7 @@ function segmentInfo(s: NativeSegmentInfo): SegmentInfo {
 
 /** This package's segments on the machine (on Windows: this process's own). */
 export function list(): SegmentInfo[] {
+  touch()
   return native.list().map(segmentInfo)
 }
 

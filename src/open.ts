@@ -4,13 +4,14 @@ import { constants as bufferConstants } from 'node:buffer'
 import { native } from './native'
 import { codes, coded } from './errors'
 import { CTORS, isKind, isNumericKind, type Kind, type NumericKind, type SharedVector, type Unshared, type VectorOf } from './kinds'
-import { getOptions, type OpenOptions } from './options'
+import { checkOpens, getOptions, type HandleOptions, type OpenOptions } from './options'
+import { containerOpens, touch } from './handouts'
 import { createOptions } from './share'
 import { isShared } from './inspect'
 import { SharedLogicalVector, SharedStringVector, layoutFromAux } from './vectors'
 import { tableFromBytes } from './arrow'
 import { isSyncKind, syncOf } from './sync'
-import { MAX_DEPTH, cachedByKey, handOut, isContainer, isPlainObject, liveMeta, manifests, metaOf, remember, replacer, vectorOf, viewHandle, withJSON, type Meta } from './views'
+import { MAX_DEPTH, cachedByKey, handOut, isContainer, isPlainObject, leaves, liveMeta, manifests, metaOf, remember, replacer, vectorOf, viewHandle, withJSON, type Meta } from './views'
 import { markerHandle } from './marker'
 import type { Message, Opened } from './types'
 
@@ -99,13 +100,17 @@ export type Handle = string | { $sharedobject: string }
 /**
  * Maps a vector (or a container) shared by any process, from its handle or its JSON form. With
  * `kind`, the result is that kind of vector (and TypeScript types it so), or a
- * `ERR_SHM_WRONG_KIND` error; with `copy`, an ordinary private copy. Without `kind` it is an
- * {@link Opened}: narrow it with `instanceof`, `ArrayBuffer.isView` or `Array.isArray`.
+ * `ERR_SHM_WRONG_KIND` error; with `copy`, an ordinary private copy; with `free`, the segment
+ * (for a container, every element too) is freed as it is opened, for a receiver that takes sole
+ * ownership: nobody can open it again, the result keeps working, and the owner lets go of it
+ * promptly. Without `kind` it is an {@link Opened}: narrow it with `instanceof`,
+ * `ArrayBuffer.isView` or `Array.isArray`.
  */
 export function open<K extends Kind>(handle: Handle, opts: OpenOptions & { kind: K; copy: true }): Unshared<VectorOf<K>>
 export function open<K extends Kind>(handle: Handle, opts: OpenOptions & { kind: K; copy?: false }): VectorOf<K>
 export function open(handle: Handle, opts?: OpenOptions): Opened
 export function open(handle: Handle, opts?: OpenOptions): SharedVector | object {
+  touch()
   const h = handleText(handle, 'open')
   if (opts !== undefined && (opts === null || typeof opts !== 'object')) throw coded(codes.INVALID_ARG_TYPE, 'open: options must be an object', TypeError)
   const cow = opts?.copyOnWrite
@@ -119,8 +124,16 @@ export function open(handle: Handle, opts?: OpenOptions): SharedVector | object 
   if (opts?.kind !== undefined && !isKind(opts.kind)) {
     throw coded(codes.INVALID_ARG_VALUE, `open: unknown kind ${JSON.stringify(opts.kind)}; kinds are ${[...Object.keys(CTORS), 'logical', 'string'].join(', ')}`, TypeError)
   }
+  const free = opts?.free
+  if (free !== undefined && typeof free !== 'boolean') {
+    throw coded(codes.INVALID_ARG_TYPE, 'open: free must be a boolean', TypeError)
+  }
   const { base, part } = splitHandle(h)
-  if (opts?.copy) return openCopy(base, part, opts)
+  if (opts?.copy) {
+    const copy = openCopy(base, part, opts)
+    if (free) native.freeHandle(base)
+    return copy
+  }
   const found = native.locate(base, cow)
   if (found.byteLength > bufferConstants.MAX_LENGTH) {
     throw coded(codes.OUT_OF_RANGE, `open: the segment holds ${found.byteLength} bytes, more than this Node.js can view as one buffer (${bufferConstants.MAX_LENGTH})`, RangeError)
@@ -130,7 +143,9 @@ export function open(handle: Handle, opts?: OpenOptions): SharedVector | object 
   const cached = cachedByKey(found.key)
   if (cached && populate) native.populate(cached.key)
   const meta = cached ?? remember(native.open(base, cow, populate))
-  return fromMeta(meta, part, opts)
+  const result = fromMeta(meta, part, opts)
+  if (free) native.freeHandle(base)
+  return result
 }
 
 function openCopy(h: string, part: Part | undefined, opts: OpenOptions): SharedVector | object {
@@ -153,21 +168,35 @@ function openCopy(h: string, part: Part | undefined, opts: OpenOptions): SharedV
  * The short ASCII handle of a shared vector (or of a TypedArray over part of one), to send over
  * any channel. For a container, the handle of a small segment that records its shape and its
  * leaves' handles. Taking a handle keeps the segment openable for as long as its owner lives
- * (or until `free`), whatever garbage collection does.
+ * or until some process frees it, whatever garbage collection does. With `{ opens: n }`, the
+ * owner instead releases it once `n` more opens by other processes have happened (for a
+ * container: its handle and every element); vectors over it keep working.
  */
-export function handleOf(value: unknown): string {
+export function handleOf(value: unknown, opts?: HandleOptions): string {
+  touch()
+  if (opts !== undefined && (opts === null || typeof opts !== 'object')) throw coded(codes.INVALID_ARG_TYPE, 'handleOf: options must be an object', TypeError)
+  const opens = checkOpens(opts?.opens, 'handleOf')
   if (isContainer(value)) {
+    if (opens !== undefined) {
+      leaves(value, (leaf) => {
+        const m = metaOf(leaf)
+        if (m && !m.closed) handOut(m, opens)
+      }, 'handleOf')
+    }
     const known = manifests.get(value)
-    if (known && !known.closed) return handOut(known)
+    if (known && !known.closed) return handOut(known, opens)
     if (!isShared(value)) throw coded(codes.NOT_SHARED, 'handleOf: the container holds no shared vector', TypeError)
     // JSON.stringify of the container takes (and hands out) every leaf's handle.
     const shape = JSON.stringify({ $container: value }, replacer)
     const o = { ...getOptions(), attributes: undefined, name: undefined, persist: false }
     const meta = remember(native.create({ ...createOptions('list', 0, o, { byteLength: 0 }), attributes: shape }, undefined))
     manifests.set(value, meta)
-    return handOut(meta)
+    const n = opens ?? containerOpens.get(value)
+    containerOpens.delete(value)
+    return handOut(meta, n)
   }
   const meta = liveMeta(value, 'handleOf')
+  if (opens !== undefined) handOut(meta, opens)
   if (ArrayBuffer.isView(value)) return viewHandle(value, meta)
   return handOut(meta)
 }

@@ -33,6 +33,16 @@ export interface Options {
    * dies of the signal (other listeners keep working, as `signal-exit` arranges). Default `true`.
    */
   signals: boolean
+  /**
+   * Warn once (`process.emitWarning`, code `SHAREDOBJECT_HANDOUTS`) when segments this process
+   * handed out and no longer references pile up past `warnHandoutSegments` or
+   * `warnHandoutBytes`: they stay until some process frees them. Default `true`.
+   */
+  warnHandouts: boolean
+  /** Handed-out, unreferenced segments that trigger the warning. Default 1000. */
+  warnHandoutSegments: number
+  /** Bytes of handed-out, unreferenced segments that trigger the warning. Default 1 GiB. */
+  warnHandoutBytes: number
 }
 
 /** Options of `share` and `alloc`. */
@@ -43,6 +53,24 @@ export interface ShareOptions extends Partial<Options> {
   name?: string
   /** JSON-serialisable attributes stored with one vector (`dim`, names, units, ...). */
   attributes?: unknown
+  /**
+   * Hand the result out now for `n` opens (a whole number >= 1): once `n` other processes have
+   * opened it (they count in the segment itself), nobody can open it any more and the owner lets
+   * go of what it holds for it (descriptor, name), with no `free` and no garbage collection
+   * needed; vectors over it keep working. `opens: 1` is the per-request idiom: share, send,
+   * forget. For a container, every element (and the container's
+   * handle, when taken) is handed out so.
+   */
+  opens?: number
+}
+
+/** Options of `handleOf`. */
+export interface HandleOptions {
+  /**
+   * As `share`'s `opens`: the segment is released once `n` more opens by other processes have
+   * happened. Only the owner's hand-outs are counted so; elsewhere `opens` changes nothing.
+   */
+  opens?: number
 }
 
 /** Options of `open` and `revive`. */
@@ -68,18 +96,45 @@ export interface OpenOptions {
    * would give.
    */
   copy?: boolean
+  /**
+   * Free the segment as it is opened (for a container, every element too): for a receiver that
+   * takes sole ownership. Nobody can open it any more, this process's view keeps working, and the
+   * owner lets go of what it holds for it promptly.
+   */
+  free?: boolean
 }
 
-const DEFAULTS: Options = { copyOnWrite: false, minLength: 0, mustWork: false, reserve: true, persist: false, dictionary: false, named: false, signals: true }
+const DEFAULTS: Options = {
+  copyOnWrite: false,
+  minLength: 0,
+  mustWork: false,
+  reserve: true,
+  persist: false,
+  dictionary: false,
+  named: false,
+  signals: true,
+  warnHandouts: true,
+  warnHandoutSegments: 1000,
+  warnHandoutBytes: 2 ** 30,
+}
+
+/** Checks an `opens` count: a whole number >= 1. */
+export function checkOpens(n: unknown, fn: string): number | undefined {
+  if (n === undefined) return undefined
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1) {
+    throw coded(codes.OUT_OF_RANGE, `${fn}: opens must be a whole number >= 1, got ${String(n)}`, RangeError)
+  }
+  return n
+}
 const options: Options = { ...DEFAULTS }
 
 function checkOption(key: string, value: unknown): void {
   if (!Object.prototype.hasOwnProperty.call(DEFAULTS, key)) {
     throw coded(codes.INVALID_ARG_VALUE, `unknown option ${JSON.stringify(key)}; options are ${Object.keys(DEFAULTS).join(', ')}`, TypeError)
   }
-  if (key === 'minLength') {
+  if (key === 'minLength' || key === 'warnHandoutSegments' || key === 'warnHandoutBytes') {
     if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-      throw coded(codes.OUT_OF_RANGE, `minLength must be a whole number >= 0, got ${String(value)}`, RangeError)
+      throw coded(codes.OUT_OF_RANGE, `${key} must be a whole number >= 0, got ${String(value)}`, RangeError)
     }
   } else if (typeof value !== 'boolean') {
     throw coded(codes.INVALID_ARG_TYPE, `option ${key} must be a boolean, got ${typeof value}`, TypeError)
@@ -109,12 +164,13 @@ export function resolve(o: ShareOptions | undefined): Resolved {
   if (o === undefined) return { ...options }
   if (o === null || typeof o !== 'object') throw coded(codes.INVALID_ARG_TYPE, 'options must be an object', TypeError)
   for (const [k, v] of Object.entries(o)) {
-    if (k === 'name' || k === 'attributes' || k === 'kind' || v === undefined) continue
+    if (k === 'name' || k === 'attributes' || k === 'kind' || k === 'opens' || v === undefined) continue
     checkOption(k, v)
   }
   if (o.name !== undefined && typeof o.name !== 'string') {
     throw coded(codes.NAME, `name must be a string, got ${typeof o.name}`, TypeError)
   }
+  checkOpens(o.opens, 'share')
   if (o.kind !== undefined && !isKind(o.kind)) {
     throw coded(codes.INVALID_ARG_VALUE, `unknown kind ${JSON.stringify(o.kind)}; kinds are ${[...Object.keys(CTORS), 'logical', 'string'].join(', ')}`, TypeError)
   }

@@ -7,6 +7,7 @@ import * as path from 'node:path'
 import { native } from './native'
 import { codes, coded } from './errors'
 import { closeMeta, devMaps, remember } from './views'
+import { stats as handoutStats, type Stats } from './handouts'
 
 
 /** An id argument, checked before it reaches the native side (whose messages would quote it). */
@@ -99,8 +100,13 @@ export function pkgconfig(x: 'PKG_CPPFLAGS' | 'PKG_LIBS'): string {
   throw coded(codes.INVALID_ARG_VALUE, `pkgconfig: expected "PKG_CPPFLAGS" or "PKG_LIBS", got ${JSON.stringify(x)}`, TypeError)
 }
 
-/** Mappings this process holds (diagnostics): registered and alive, and not yet released. */
-export function stats(): { mappings: number; live: number } {
-  return native.stats()
+/**
+ * What this process holds now: `segments`, `bytes` and `descriptors` (owned or opened), the
+ * same by state in `byState` (live, handed out and still referenced, handed out and dropped,
+ * waiting for opens, opened), and the developer API's `mappings` (registered and alive) and
+ * `live` (not yet released). Looking also lets go of handed-out segments others freed.
+ */
+export function stats(): Stats {
+  return handoutStats()
 }
 

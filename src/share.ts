@@ -6,7 +6,8 @@ import { codes, coded, type CodedError } from './errors'
 import { CTORS, arrayKind, isKind, isNumericKind, numericKindOf, type Kind, type NumericKind, type NumericVector, type Shared, type SharedVector, type VectorOf } from './kinds'
 import { resolve, type Resolved, type ShareOptions } from './options'
 import { Factor, NA_LOGICAL, SharedLogicalVector, SharedStringVector, encodeFactor, encodeStrings } from './vectors'
-import { MAX_DEPTH, isContainer, metaOf, remember, vectorOf, type Meta } from './views'
+import { MAX_DEPTH, handOut, isContainer, metaOf, remember, vectorOf, type Meta } from './views'
+import { containerOpens, touch } from './handouts'
 import { close, free } from './inspect'
 import { watchSignals } from './signals'
 import { arrowShape, shareArrow } from './arrow'
@@ -54,8 +55,17 @@ function numericFrom(kind: NumericKind, values: readonly unknown[]): NumericVect
   return (CTORS[kind] as unknown as { from(a: readonly unknown[]): NumericVector }).from(values)
 }
 
-/** Shares one vector, or returns undefined when `value` is not one. */
+/** Shares one vector, or returns undefined when `value` is not one; hands it out with `opens`. */
 function shareVector(value: unknown, o: Resolved): SharedVector | undefined {
+  const v = makeVector(value, o)
+  if (v !== undefined && o.opens !== undefined) {
+    const meta = metaOf(v)
+    if (meta) handOut(meta, o.opens)
+  }
+  return v
+}
+
+function makeVector(value: unknown, o: Resolved): SharedVector | undefined {
   const arrow = arrowShape(value)
   if (arrow) return shareArrow(value, arrow, o) as SharedVector
   let numeric = numericKindOf(value)
@@ -105,6 +115,7 @@ function shareVector(value: unknown, o: Resolved): SharedVector | undefined {
 export function share<K extends Kind>(value: ArrayLike<unknown> | SharedLogicalVector | SharedStringVector, opts: ShareOptions & { kind: K }): VectorOf<K>
 export function share<T>(value: T, opts?: ShareOptions): Shared<T>
 export function share<T>(value: T, opts?: ShareOptions): Shared<T> {
+  touch()
   const o = resolve(opts)
   const vector = shareVector(value, o)
   if (vector !== undefined) return vector as Shared<T>
@@ -118,7 +129,9 @@ export function share<T>(value: T, opts?: ShareOptions): Shared<T> {
   }
   const made: unknown[] = []
   try {
-    return shareContainer(value, o, 'value', made) as Shared<T>
+    const out = shareContainer(value, o, 'value', made) as Shared<T>
+    if (o.opens !== undefined) containerOpens.set(out as object, o.opens)
+    return out
   } catch (e) {
     // Nothing half-shared is left behind when one element fails (persistent leaves included).
     for (const v of made) {
@@ -188,5 +201,9 @@ export function alloc(kind: Kind, length: number, opts?: ShareOptions): SharedVe
       RangeError,
     )
   }
-  return vectorOf(created(native.create(createOptions(kind, length, resolve(opts)), undefined)))
+  touch()
+  const o = resolve(opts)
+  const meta = created(native.create(createOptions(kind, length, o), undefined))
+  if (o.opens !== undefined) handOut(meta, o.opens)
+  return vectorOf(meta)
 }

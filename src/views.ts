@@ -8,6 +8,7 @@ import { codes, coded } from './errors'
 import { CTORS, type Kind, type NumericKind, type SharedVector } from './kinds'
 import { SharedLogicalVector, SharedStringVector, layoutFromAux } from './vectors'
 import { tableOf } from './arrow'
+import { watching } from './handouts'
 
 /** A buffer over a mapping: a SharedArrayBuffer where the runtime can make one. */
 export type ViewBuffer = ArrayBuffer | SharedArrayBuffer
@@ -115,13 +116,14 @@ export const arrowBuffers = new WeakMap<object, ArrayBuffer>()
 
 /**
  * One buffer per mapping (segment and mode) in this thread: opening a handle again reuses it.
- * Weak, so a buffer nobody holds can be collected (and its mapping released).
+ * Held weakly by the native side (`cacheBuffer`), so a buffer nobody holds can be collected (and
+ * its mapping released), even in the middle of a synchronous loop: a `WeakRef` would keep it
+ * until the loop's job ends.
  */
-const cachedBuffer = (key: string): ViewBuffer | undefined => native.cacheGet(key) ?? undefined
 
 /** The live buffer this thread holds for a mapping key, if any. */
 export function cachedByKey(key: string): Meta | undefined {
-  const buffer = cachedBuffer(key)
+  const buffer = native.cachedBuffer(key)
   const meta = buffer && metas.get(buffer)
   return meta && !meta.closed ? meta : undefined
 }
@@ -130,7 +132,7 @@ export function cachedByKey(key: string): Meta | undefined {
 export function remember(info: ViewInfo): Meta {
   const meta = new MetaRecord(info)
   metas.set(info.buffer, meta)
-  native.cacheSet(info.key, info.buffer)
+  native.cacheBuffer(info.key, info.buffer)
   return meta
 }
 
@@ -193,11 +195,12 @@ export function liveMeta(value: unknown, fn: string): Meta {
 
 /**
  * The handle of a mapping, recorded as handed out: from now on its owner keeps the segment
- * openable until `free` or exit, whatever its garbage collector does.
+ * openable until `free` (by any process) or exit, whatever its garbage collector does; with
+ * `opens`, until that many more opens by other processes.
  */
-export function handOut(meta: Meta): string {
-  if (!meta.handedOut) {
-    native.handOut(meta.handle)
+export function handOut(meta: Meta, opens?: number): string {
+  if (!meta.handedOut || opens !== undefined) {
+    if (native.handOut(meta.handle, opens)) watching()
     meta.handedOut = true
   }
   return meta.handle
@@ -208,7 +211,7 @@ export function handOut(meta: Meta): string {
  * the pages back now. False when it was closed already.
  */
 export function closeMeta(meta: Meta): boolean {
-  if (cachedBuffer(meta.key) === meta.buffer) native.cacheSet(meta.key, null)
+  native.uncacheBuffer(meta.key, meta.buffer)
   return (meta as MetaRecord).close()
 }
 

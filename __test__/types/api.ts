@@ -122,3 +122,13 @@ expectTypeOf(so.share(['a']).levels).toEqualTypeOf<SharedStringVector | undefine
 expectTypeOf(JSON.stringify({ x: so.alloc('float64', 1).subarray(0) }, so.replacer)).toEqualTypeOf<string>()
 expectTypeOf(JSON.parse('{}', so.reviver)).toBeAny()
 expectTypeOf(so.install).returns.toEqualTypeOf<() => void>()
+
+// Hand-overs: opens on share, alloc and handleOf; open/revive with free; stats by state.
+expectTypeOf(so.share(new Float64Array(1), { opens: 1 })).toEqualTypeOf<Float64Array<ArrayBufferLike>>()
+expectTypeOf(so.alloc('int32', 1, { opens: 2 })).toEqualTypeOf<Int32Array>()
+expectTypeOf(so.handleOf(so.alloc('int32', 1), { opens: 1 })).toEqualTypeOf<string>()
+expectTypeOf(so.open(h, { kind: 'float64', free: true })).toEqualTypeOf<Float64Array<ArrayBufferLike>>()
+expectTypeOf(so.revive<{ x: Float64Array }>({}, { free: true })).toEqualTypeOf<{ x: Float64Array }>()
+expectTypeOf(so.stats().descriptors).toEqualTypeOf<number>()
+expectTypeOf(so.stats().byState.waitingForOpens).toEqualTypeOf<so.StateStats>()
+expectTypeOf(so.stats()).toEqualTypeOf<so.Stats>()

@@ -21,6 +21,12 @@
 //! | 72 | 8 | creation time, milliseconds since the Unix epoch |
 //! | 80 | 48 | kind-specific words (zero for numeric kinds; the string layout below) |
 //!
+//! After the data, at `align8(data offset + data byte length)`, segments made by this version
+//! carry one more 64-bit word, the *control word*, changed only with atomic operations by any
+//! process: bits 0 to 31 count the opens of the segment by processes other than its owner, and
+//! bit 63 says a process other than the owner freed it (so that the owner lets go of what it
+//! holds for it). The segment's size covers it; readers that do not know it ignore it.
+//!
 //! Strings (kind 13) keep an Arrow-compatible layout in the data region; the six words give,
 //! relative to the start of the data: 0 the validity bitmap (one bit per element, least
 //! significant first, 1 = present), 1 the int32 offsets, 2 the UTF-8 bytes, 3 their length,
@@ -52,6 +58,12 @@ pub const FLAG_PERSIST: u16 = 2;
 pub const FLAG_DEVELOPER: u16 = 4;
 /// Set by `free` in a process that does not own an unnamed segment: nobody may open it again.
 pub const FLAG_FREED: u16 = 8;
+/// Bytes of the control word.
+pub const CONTROL_SIZE: u64 = 8;
+/// Control word bits counting opens by processes other than the owner.
+pub const CONTROL_OPENS: u64 = 0xffff_ffff;
+/// Control word bit: a process other than the owner freed the segment.
+pub const CONTROL_FREED: u64 = 1 << 63;
 /// Every flag bit this format version defines (`SOBJ_KNOWN_FLAGS` in the C header).
 pub const KNOWN_FLAGS: u16 = FLAG_COPY_ON_WRITE | FLAG_PERSIST | FLAG_DEVELOPER | FLAG_FREED;
 
@@ -96,6 +108,16 @@ impl Header {
     /// Bytes the whole segment needs: header, attributes, data.
     pub fn total_size(&self) -> u64 {
         self.data_offset + self.byte_length
+    }
+
+    /// Where the control word lies (see the module's table).
+    pub fn control_offset(&self) -> u64 {
+        self.total_size().saturating_add(7) & !7
+    }
+
+    /// Bytes a segment made by this version occupies: header, attributes, data, control word.
+    pub fn segment_size(&self) -> u64 {
+        self.control_offset() + CONTROL_SIZE
     }
 
     /// Every string section lies inside the data region, aligned, and the sections the element

@@ -8,6 +8,10 @@
 //!   segment's handle was handed out (then it stays until `free` or the owner's exit) or it is
 //!   persistent (then it stays until `free`). Releasing removes a named segment's name, or closes
 //!   the owner's descriptor of a memfd segment (the kernel frees it with its last mapping).
+//! - A receiver's `free` marks the segment (its header's freed flag, and the control word) and,
+//!   for a named one, removes its name; the owner sees the mark when it next looks ([`reap`]) and
+//!   lets go of what it holds for the segment. With `opens: n` the owner lets go the same way once
+//!   `n` other processes have opened it (they count in the control word); views keep working.
 //! - `close` retires a mapping: its pages are given back at once, replaced by private zero pages
 //!   at the same addresses, and the range itself is unmapped when the last view drops. A mapping
 //!   is live, then retired, then released (unmapped): [`View::is_live`] and [`View::retire`] are
@@ -15,7 +19,7 @@
 //! - Every mapping this process holds, live or retired, counts against one budget (half of
 //!   `vm.max_map_count`), so the kernel's map count never runs out under the engine.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Once, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -240,12 +244,19 @@ struct Owned {
     named: bool,
     persistent: bool,
     handed_out: bool,
+    /// With `opens: n`: the count of other processes' opens at which the owner may let it go.
+    opens_target: Option<u64>,
+    /// In `Registry::watch`: the owner looks at its control word from time to time.
+    watched: bool,
     /// Live (not retired) mappings of it in this process.
     live: usize,
+    /// Bytes the segment occupies.
+    size: u64,
+    /// Where its control word lies; 0 for none.
+    control: u64,
     /// The memfd of an unnamed segment: other processes open it through /proc while it is open.
     #[cfg(target_os = "linux")]
-    #[allow(dead_code)] // held, never read: dropping it closes the descriptor
-    fd: Option<std::os::fd::OwnedFd>,
+    file: Option<sys::File>,
     /// Windows ends a mapping with its last handle: the owner keeps one while the segment must
     /// stay nameable.
     #[cfg(windows)]
@@ -256,6 +267,8 @@ struct Owned {
 struct Registry {
     mappings: HashMap<(SegKey, Mode), Weak<Mapping>>,
     owned: HashMap<SegKey, Owned>,
+    /// Handed-out segments whose control word the owner looks at, oldest look first.
+    watch: VecDeque<SegKey>,
     last_created: Option<String>,
 }
 
@@ -455,9 +468,23 @@ pub fn create(spec: &CreateSpec<'_>, init: Option<&[u8]>) -> Result<View> {
     let make = |id: &str| -> Result<(sys::File, sys::Map)> {
         #[cfg(target_os = "linux")]
         if !named {
-            return sys::create_memfd(id, &head, h.data_offset, h.total_size(), init, spec.reserve);
+            return sys::create_memfd(
+                id,
+                &head,
+                h.data_offset,
+                h.segment_size(),
+                init,
+                spec.reserve,
+            );
         }
-        sys::create_named(id, &head, h.data_offset, h.total_size(), init, spec.reserve)
+        sys::create_named(
+            id,
+            &head,
+            h.data_offset,
+            h.segment_size(),
+            init,
+            spec.reserve,
+        )
     };
     let (id, file, map) = match spec.id {
         Some(id) => {
@@ -532,9 +559,13 @@ pub fn create(spec: &CreateSpec<'_>, init: Option<&[u8]>) -> Result<View> {
         named,
         persistent: spec.persist || spec.developer,
         handed_out: false,
+        opens_target: None,
+        watched: false,
         live: 1,
+        size: h.segment_size(),
+        control: h.control_offset(),
         #[cfg(target_os = "linux")]
-        fd: (!named).then(|| file.into_fd()),
+        file: (!named).then_some(file),
         #[cfg(windows)]
         keeper,
     };
@@ -609,10 +640,10 @@ fn open_at(
     mode: Option<Mode>,
     populate: bool,
 ) -> Result<View> {
-    let write = mode != Some(Mode::CopyOnWrite);
-    let (file, h, attributes) = match open_checked(id, generation, place, write) {
+    // Opened writable where allowed (copy-on-write too), so that this open can be counted.
+    let (file, h, attributes) = match open_checked(id, generation, place, true) {
         // A segment this user may only read still opens copy-on-write.
-        Err(e) if write && mode.is_none() && e.code == Code::Permission => {
+        Err(e) if mode != Some(Mode::Shared) && e.code == Code::Permission => {
             open_checked(id, generation, place, false)?
         }
         r => r?,
@@ -629,7 +660,6 @@ fn open_at(
     }
     check_mapping_budget()?;
     let map = sys::map_file(&file, mode.access(), populate)?;
-    drop(file);
     // The handle a view gives is the one it was opened by, or the named one for an id.
     let handle = match place {
         Place::Named => name::format_handle(id, h.generation, place),
@@ -674,7 +704,24 @@ fn open_at(
             drop(mapping);
             Ok(View { mapping: existing })
         }
-        None => Ok(View { mapping }),
+        None => {
+            if !owner {
+                count_open(&file, &mapping.header);
+            }
+            Ok(View { mapping })
+        }
+    }
+}
+
+/// Counts an open by a process other than the owner in the segment's control word (a segment
+/// made by an older version has none: nothing is counted). Best effort: a segment this process
+/// may only read is not counted.
+fn count_open(file: &sys::File, h: &Header) {
+    if h.segment_size() > file.size() {
+        return;
+    }
+    if let Ok(c) = sys::control(file, h.control_offset()) {
+        c.word().fetch_add(1, Ordering::AcqRel);
     }
 }
 
@@ -683,7 +730,14 @@ fn open_at(
 /// the file and allocated fallibly, so a lying header is an error, not an abort.
 pub fn read_copy(handle: &str, max_bytes: u64) -> Result<(Header, String, Vec<u8>)> {
     let (id, generation, place) = name::parse_handle(handle)?;
-    let (file, h, attributes) = open_checked(&id, Some(generation), &place, false)?;
+    let (file, h, attributes) = match open_checked(&id, Some(generation), &place, true) {
+        Err(e) if e.code == Code::Permission => open_checked(&id, Some(generation), &place, false)?,
+        r => r?,
+    };
+    let (pid, _, _) = sys::current_process();
+    if !(h.owner_pid == pid && with(|r| r.owned.contains_key(&(id.clone(), generation)))) {
+        count_open(&file, &h);
+    }
     if h.byte_length > max_bytes {
         return Err(Error::new(
             Code::OutOfRange,
@@ -743,9 +797,10 @@ fn release_owned_segment(key: &SegKey, o: Owned) {
     // `o` drops here: that closes the memfd (Linux) or the keeper (Windows).
 }
 
-/// Records that a segment's handle was handed out: the owner keeps it nameable until `free` or
-/// its exit, whatever its garbage collector does. Returns whether this process owns it.
-pub fn hand_out(handle: &str) -> Result<bool> {
+/// Records that a segment's handle was handed out: the owner keeps it nameable until `free` (by
+/// any process) or its exit, whatever its garbage collector does; with `opens: Some(n)`, until
+/// `n` more opens by other processes (see `reap`). Returns whether this process owns it.
+pub fn hand_out(handle: &str, opens: Option<u64>) -> Result<bool> {
     let (id, generation, _) = name::parse_handle(handle)?;
     let key = (id, generation);
     #[cfg(windows)]
@@ -756,17 +811,136 @@ pub fn hand_out(handle: &str) -> Result<bool> {
     } else {
         None
     };
-    Ok(with(|r| match r.owned.get_mut(&key) {
-        Some(o) => {
-            o.handed_out = true;
-            #[cfg(windows)]
-            if o.keeper.is_none() {
-                o.keeper = keeper;
-            }
-            true
+    let owned = with(|r| {
+        let Some(o) = r.owned.get_mut(&key) else {
+            return false;
+        };
+        #[cfg(windows)]
+        if o.keeper.is_none() {
+            o.keeper = keeper;
         }
-        None => false,
-    }))
+        if let Some(n) = opens {
+            let base = match o.opens_target {
+                Some(t) => Some(t),
+                None => control_word(&key, o).map(|w| w & header::CONTROL_OPENS),
+            };
+            // A segment freed or gone already has nothing to wait for.
+            if let Some(base) = base {
+                o.opens_target = Some(base.saturating_add(n));
+            }
+        }
+        o.handed_out = true;
+        // A persistent segment stays until freed: it is watched only when it waits for opens.
+        if !o.watched && (!o.persistent || o.opens_target.is_some()) {
+            o.watched = true;
+            r.watch.push_back(key.clone());
+        }
+        true
+    });
+    Ok(owned)
+}
+
+/// The control word of a segment this process owns, as the owner reads it; `None` when the
+/// segment is gone (its name removed or taken by another segment).
+fn control_word(key: &SegKey, o: &Owned) -> Option<u64> {
+    if o.control == 0 {
+        return Some(0);
+    }
+    #[cfg(target_os = "linux")]
+    if let Some(f) = &o.file {
+        return Some(sys::read_control(f, o.control).unwrap_or(0));
+    }
+    #[cfg(windows)]
+    if let Some(k) = &o.keeper {
+        if o.control as usize + 8 <= k.len() {
+            // SAFETY: the keeper maps the whole segment; the word lies inside it (checked just
+            // above) and is 8-byte aligned; other processes change it only atomically.
+            let w = unsafe {
+                &*(k.ptr().add(o.control as usize) as *const std::sync::atomic::AtomicU64)
+            };
+            return Some(w.load(Ordering::Acquire));
+        }
+    }
+    if !o.named {
+        return Some(0);
+    }
+    let f = match sys::open_named(&key.0, false) {
+        Ok(f) => f,
+        Err(e) if e.code == Code::NotFound => return None,
+        Err(_) => return Some(0),
+    };
+    match sys::read_head(&f).and_then(|head| Header::decode(&head, f.size())) {
+        Ok(h) if h.generation == key.1 => Some(sys::read_control(&f, o.control).unwrap_or(0)),
+        Ok(_) => None,
+        Err(_) => Some(0),
+    }
+}
+
+/// The owner looks at up to `limit` of the segments it handed out (the ones it looked at longest
+/// ago first) and lets go of those another process freed or that have had their `opens`.
+/// Returns how many segments it released and how many it still watches.
+pub fn reap(limit: usize) -> (usize, usize) {
+    let mut released = Vec::new();
+    let left = with(|r| {
+        let n = limit.min(r.watch.len());
+        for _ in 0..n {
+            let Some(key) = r.watch.pop_front() else {
+                break;
+            };
+            let Some(o) = r.owned.get_mut(&key) else {
+                continue;
+            };
+            let word = control_word(&key, o);
+            let freed = word.is_none_or(|w| w & header::CONTROL_FREED != 0);
+            let opened = match (word, o.opens_target) {
+                (Some(w), Some(t)) => w & header::CONTROL_OPENS >= t,
+                _ => false,
+            };
+            // Once its opens have happened nobody else is meant to open it: the owner lets go
+            // of its descriptor, name or keeper now (its own views keep working), so that
+            // nothing waits for its garbage collector.
+            if freed || opened {
+                if let Some(o) = r.owned.remove(&key) {
+                    released.push((key, o));
+                }
+                continue;
+            }
+            r.watch.push_back(key);
+        }
+        r.watch.len()
+    });
+    let count = released.len();
+    for (key, o) in released {
+        let _ = let_go(&key, o);
+    }
+    (count, left)
+}
+
+/// The owner lets go of a segment it no longer keeps openable: marked freed (so that nobody
+/// opens it again, on every platform), its memfd or keeper closed, its name removed. Returns
+/// whether it is gone for others.
+fn let_go(key: &SegKey, o: Owned) -> Result<bool> {
+    let named = o.named;
+    #[cfg(target_os = "linux")]
+    if let Some(f) = &o.file {
+        // Processes that hold its /proc path already must not open it again either.
+        if let Ok(head) = sys::read_head(f) {
+            if let Ok(h) = Header::decode(&head, f.size()) {
+                let _ = mark_freed(f, &h);
+            }
+        }
+    }
+    // Dropping it closes the memfd (Linux) or the keeper (Windows).
+    drop_owned(o);
+    if named {
+        // Windows keeps a section while any process holds it: the mark is what makes it
+        // unopenable there, so it counts as freed.
+        #[cfg(windows)]
+        return Ok(sys::unlink_checked(&key.0, |f| ours_marked(f, Some(key.1))).is_ok());
+        #[cfg(not(windows))]
+        return sys::unlink_checked(&key.0, |f| ours_marked(f, Some(key.1)));
+    }
+    Ok(true)
 }
 
 /// Retires `m` (see [`View::retire`]): unregisters it so the next `open` maps afresh, and gives
@@ -834,14 +1008,11 @@ pub fn populate(view_key_text: &str) -> bool {
 /// Removes `id`'s name only while it still names generation `generation`: a name freed and
 /// created again by someone else is never removed on the old owner's behalf.
 fn unlink_generation(id: &str, generation: u64) -> bool {
-    let current = sys::open_named(id, false)
-        .and_then(|f| {
-            let head = sys::read_head(&f)?;
-            Header::decode(&head, f.size())
-        })
-        .map(|h| h.generation == generation)
-        .unwrap_or(false);
-    current && sys::unlink(id).unwrap_or(false)
+    sys::unlink_checked(id, |f| {
+        let head = sys::read_head(f)?;
+        Ok(Header::decode(&head, f.size())?.generation == generation)
+    })
+    .unwrap_or(false)
 }
 
 /// Removes the segment a handle names, now: no process can open it any more, while views already
@@ -878,42 +1049,24 @@ fn free_at(id: &str, generation: Option<u64>, place: &Place) -> Result<bool> {
         Some((key, o))
     });
     if let Some((key, o)) = mine {
-        let named = o.named;
-        // Windows: closes every handle this process holds on the name, the keeper's included;
-        // true when the name went.
-        #[cfg(windows)]
-        let removed = sys::unlink(&key.0);
-        // Dropping it closes the memfd (Linux) or what is left of the keeper (Windows).
-        drop_owned(o);
-        if named {
-            #[cfg(windows)]
-            return removed;
-            #[cfg(not(windows))]
-            return Ok(unlink_generation(&key.0, key.1));
-        }
-        let _ = key;
-        return Ok(true);
+        return let_go(&key, o);
     }
     match place {
         Place::Named => {
-            // Only a readable segment of ours, of the right generation, is removed.
-            let f = match sys::open_named(id, false) {
-                Ok(f) => f,
-                Err(e) if e.code == Code::NotFound => return Ok(false),
-                Err(e) => return Err(e),
-            };
-            let head = sys::read_head(&f)?;
-            let h = Header::decode(&head, f.size())?;
-            if generation.is_some_and(|g| g != h.generation) {
-                return Ok(false);
-            }
-            drop(f);
-            sys::unlink(id)
+            // Only a segment of ours, of the right generation, is marked and removed.
+            let mut marked = false;
+            let removed = sys::unlink_checked(id, |f| {
+                let ours = ours_marked(f, generation)?;
+                marked = ours;
+                Ok(ours)
+            })?;
+            Ok(removed || (cfg!(windows) && marked))
         }
         Place::Memfd { .. } => {
-            // Another process holds it: mark it freed in its header, so nobody opens it again.
+            // Another process holds it: mark it freed, so nobody opens it again and its owner
+            // lets go of it.
             match open_checked(id, generation, place, true) {
-                Ok((f, _, _)) => sys::set_flags(&f, header::FLAG_FREED).map(|()| true),
+                Ok((f, h, _)) => mark_freed(&f, &h).map(|()| true),
                 Err(e) if e.code == Code::NotFound => Ok(false),
                 Err(e) => Err(e),
             }
@@ -921,10 +1074,37 @@ fn free_at(id: &str, generation: Option<u64>, place: &Place) -> Result<bool> {
     }
 }
 
+/// Marks a segment freed: its header's flag (every `open` honours it) and its control word's
+/// bit (its owner looks at that).
+fn mark_freed(f: &sys::File, h: &Header) -> Result<()> {
+    sys::set_flags(f, header::FLAG_FREED)?;
+    if h.segment_size() <= f.size() {
+        if let Ok(c) = sys::control(f, h.control_offset()) {
+            c.word().fetch_or(header::CONTROL_FREED, Ordering::AcqRel);
+        }
+    }
+    Ok(())
+}
+
+/// Whether the open named segment `f` is a segment of ours of `generation` (any, if `None`);
+/// if so it is marked freed (best effort: a read-only one is removed all the same).
+fn ours_marked(f: &sys::File, generation: Option<u64>) -> Result<bool> {
+    let head = sys::read_head(f)?;
+    let h = Header::decode(&head, f.size())?;
+    if generation.is_some_and(|g| g != h.generation) {
+        return Ok(false);
+    }
+    let _ = mark_freed(f, &h);
+    Ok(true)
+}
+
 /// Whether named segment `id` exists (as a segment of this user's).
 pub fn exists(id: &str) -> Result<bool> {
     name::validate_id(id)?;
-    Ok(sys::exists(id))
+    #[cfg(unix)]
+    return sys::exists(id);
+    #[cfg(windows)]
+    return Ok(sys::exists(id));
 }
 
 /// Header, attributes and size of named segment `id`, read without mapping it.
@@ -977,11 +1157,19 @@ pub fn last_created() -> Option<String> {
 
 /// Every segment of this package on the machine that this user can see: named segments, and
 /// on Linux the unnamed ones this user's processes hold.
-pub fn list() -> Vec<Listing> {
+///
+/// Running out of descriptors is an error (`NoSpace`), never a shorter list.
+pub fn list() -> Result<Vec<Listing>> {
     let mut out = Vec::new();
-    for id in sys::list_ids() {
-        let Ok(f) = sys::open_named(&id, false) else {
-            continue;
+    #[cfg(unix)]
+    let ids = sys::list_ids()?;
+    #[cfg(windows)]
+    let ids = sys::list_ids();
+    for id in ids {
+        let f = match sys::open_named(&id, false) {
+            Ok(f) => f,
+            Err(e) if e.code == Code::NoSpace => return Err(e),
+            Err(_) => continue,
         };
         let Ok(head) = sys::read_head(&f) else {
             continue;
@@ -1000,9 +1188,11 @@ pub fn list() -> Vec<Listing> {
         });
     }
     #[cfg(target_os = "linux")]
-    for (id, pid, fd) in sys::list_memfds() {
-        let Ok(f) = sys::open_memfd(&id, pid, fd, 0, false) else {
-            continue;
+    for (id, pid, fd) in sys::list_memfds()? {
+        let f = match sys::open_memfd(&id, pid, fd, 0, false) {
+            Ok(f) => f,
+            Err(e) if e.code == Code::NoSpace => return Err(e),
+            Err(_) => continue,
         };
         let Ok(head) = sys::read_head(&f) else {
             continue;
@@ -1047,13 +1237,13 @@ pub fn list() -> Vec<Listing> {
         }
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));
-    out
+    Ok(out)
 }
 
 /// Frees every named segment whose owner died, unless it is persistent or a developer segment.
 /// A live owner's segment, or one whose owner this process cannot judge, is never touched.
-pub fn sweep(dry_run: bool) -> Vec<Listing> {
-    list()
+pub fn sweep(dry_run: bool) -> Result<Vec<Listing>> {
+    Ok(list()?
         .into_iter()
         .filter(|l| {
             l.named
@@ -1062,7 +1252,7 @@ pub fn sweep(dry_run: bool) -> Vec<Listing> {
                 && !l.header.developer()
         })
         .filter(|l| dry_run || unlink_generation(&l.id, l.header.generation))
-        .collect()
+        .collect())
 }
 
 /// Removes the names of the segments this process owns, as its exit would (on a signal, or
@@ -1112,6 +1302,92 @@ pub fn mapped() -> usize {
 pub fn stats() -> (usize, usize) {
     let alive = with(|r| r.mappings.values().filter(|w| w.strong_count() > 0).count());
     (alive, LIVE.load(Ordering::Relaxed))
+}
+
+/// Segments and bytes in one state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub segments: usize,
+    pub bytes: u64,
+}
+
+impl Tally {
+    fn add(&mut self, bytes: u64) {
+        self.segments += 1;
+        self.bytes += bytes;
+    }
+}
+
+/// What this process holds now, by state.
+#[derive(Debug, Clone, Default)]
+pub struct Holdings {
+    /// Every segment held, owned or opened.
+    pub all: Tally,
+    /// Descriptors held to keep segments openable (Linux memfds, Windows keepers).
+    pub descriptors: usize,
+    /// Owned, not handed out (or no longer openable by others), and mapped here.
+    pub live: Tally,
+    /// Handed out, and a view of it here is still referenced.
+    pub handed_out: Tally,
+    /// Handed out (with no `opens` pending) and no view of it here is referenced any more: kept
+    /// until some process frees it, or this one exits.
+    pub dropped: Tally,
+    /// Handed out with `opens`, not all of which have happened yet.
+    pub waiting: Tally,
+    /// Opened here, owned by another process.
+    pub opened: Tally,
+}
+
+/// What this process holds now: segments, bytes, descriptors, by state.
+pub fn holdings() -> Holdings {
+    let held = with(|r| {
+        let mut out = Holdings::default();
+        for o in r.owned.values() {
+            out.all.add(o.size);
+            #[cfg(target_os = "linux")]
+            if o.file.is_some() {
+                out.descriptors += 1;
+            }
+            #[cfg(windows)]
+            if o.keeper.is_some() {
+                out.descriptors += 1;
+            }
+            if o.opens_target.is_some() {
+                out.waiting.add(o.size);
+            } else if o.handed_out && o.live > 0 {
+                out.handed_out.add(o.size);
+            } else if o.handed_out {
+                out.dropped.add(o.size);
+            } else {
+                out.live.add(o.size);
+            }
+        }
+        // Upgraded under the lock, read and dropped outside it: dropping the last reference to
+        // a mapping takes the lock again.
+        let opened: Vec<Arc<Mapping>> = r
+            .mappings
+            .iter()
+            .filter(|((key, _), _)| !r.owned.contains_key(key))
+            .filter_map(|(_, w)| w.upgrade())
+            .collect();
+        (out, opened)
+    });
+    let (mut out, opened) = held;
+    let mut seen = std::collections::HashSet::new();
+    for m in &opened {
+        if m.retired.load(Ordering::Acquire) || !seen.insert(m.key.clone()) {
+            continue;
+        }
+        out.all.add(m.map.len() as u64);
+        // An owner's vector over a segment it let go of (freed, or its opens done) is live here.
+        if m.owner {
+            out.live.add(m.map.len() as u64);
+        } else {
+            out.opened.add(m.map.len() as u64);
+        }
+    }
+    drop(opened);
+    out
 }
 
 /// The path of the segment a handle names, for readers in other languages.

@@ -60,7 +60,7 @@ fn created_data_is_read_back_through_a_second_mapping() {
 fn a_handed_out_segment_outlives_its_owners_views_until_freed() {
     let owner = registry::create(&spec(1), Some(&bytes_of(&[9.0]))).unwrap();
     let handle = owner.handle().to_string();
-    assert!(registry::hand_out(&handle).unwrap());
+    assert!(registry::hand_out(&handle, None).unwrap());
     drop(owner);
     let again = registry::open_handle(&handle, None, false).unwrap();
     assert_eq!(read_f64(&again, 0), 9.0);
@@ -80,7 +80,7 @@ fn a_handed_out_segment_outlives_its_owners_views_until_freed() {
 fn a_retired_mapping_reads_zeros_and_the_next_open_maps_afresh() {
     let owner = registry::create(&spec(2), Some(&bytes_of(&[1.0, 2.0]))).unwrap();
     let handle = owner.handle().to_string();
-    registry::hand_out(&handle).unwrap();
+    registry::hand_out(&handle, None).unwrap();
     let other = registry::open_handle(&handle, None, false).unwrap();
     assert!(other.is_live());
     assert!(owner.retire());
@@ -261,18 +261,23 @@ fn our_own_live_segments_are_listed_and_never_swept() {
     {
         let unnamed = registry::create(&spec(1), None).unwrap();
         let l = registry::list()
+            .unwrap()
             .into_iter()
             .find(|l| l.id == unnamed.id())
             .expect("an unnamed segment is listed");
         assert!(!l.named);
     }
     let listed = registry::list()
+        .unwrap()
         .into_iter()
         .find(|l| l.id == owner.id())
         .expect("listed");
     assert_eq!(listed.owner_alive, Some(true));
     assert_eq!(listed.header.kind, Kind::Float64);
-    assert!(registry::sweep(false).iter().all(|l| l.id != owner.id()));
+    assert!(registry::sweep(false)
+        .unwrap()
+        .iter()
+        .all(|l| l.id != owner.id()));
     assert!(registry::exists(owner.id()).unwrap());
     drop(owner);
 }
@@ -285,6 +290,7 @@ fn a_segment_that_is_not_ours_is_a_bad_header_and_is_left_alone() {
     let err = registry::open_id("core-test-foreign", None).unwrap_err();
     assert_eq!(err.code, Code::BadHeader);
     assert!(registry::sweep(false)
+        .unwrap()
         .iter()
         .all(|l| l.id != "core-test-foreign"));
     assert!(

@@ -28,6 +28,7 @@ use napi_derive::napi;
 use sharedobject_core::{registry, Code, CreateSpec, ErrorClass, Kind, Mode};
 
 pub mod sync;
+pub mod weak;
 
 /// Throws `e` as a JavaScript error with `code`, of the class the code calls for.
 fn throw(env: &Env, e: sharedobject_core::Error) -> Error {
@@ -85,7 +86,7 @@ fn lookup_sab() -> Option<CreateSab> {
     None
 }
 
-/// Bytes of creators' SharedArrayBuffer views that were reported to this thread's engine and
+/// Bytes of creators' views that were reported to this thread's engine and
 /// whose buffers have since been released. A SharedArrayBuffer's finalizer runs on whatever
 /// thread frees it, where no engine may be called, so it only counts here; the creating thread
 /// gives the bytes back on its next call (one engine per thread, so one ledger per thread).
@@ -331,6 +332,11 @@ fn can_run_js(env: sys::napi_env) -> bool {
     }
 }
 
+/// What the engine is told a creator's mapping costs at least (see `to_napi_value`): with the
+/// engine collecting after some 64 MiB of external memory, a few thousand dropped mappings at
+/// most wait for it, far below the mapping budget (half of `vm.max_map_count`).
+const MAPPING_COST: i64 = 16 * 1024;
+
 /// A view's bytes as a JavaScript buffer over the mapping itself: a SharedArrayBuffer where
 /// the runtime can make one, else an external ArrayBuffer.
 pub struct ViewBuffer {
@@ -365,10 +371,14 @@ impl ToNapiValue for ViewBuffer {
         let sab = create_sab_fn().filter(|_| v.shared);
         // The engine counts an external ArrayBuffer's bytes by itself, but not a
         // SharedArrayBuffer's: the creator reports those, so that a loop that shares and drops
-        // big vectors still makes the engine collect. Openers report nothing, so opening never
-        // starts a collection.
-        let reported =
-            (v.report && sab.is_some() && len > 0).then(|| (LEDGER.with(Arc::clone), len as i64));
+        // big vectors still makes the engine collect. A mapping costs more than its bytes,
+        // though (a page at least, one of the process's limited mappings, an owner's
+        // descriptor): the creator reports at least MAPPING_COST for each, so that a loop of
+        // small vectors makes it collect long before those run out. Openers report nothing, so
+        // opening never starts a collection.
+        let counted = if sab.is_some() { 0 } else { len as i64 };
+        let cost = (len as i64).max(MAPPING_COST) - counted;
+        let reported = (v.report && cost > 0).then(|| (LEDGER.with(Arc::clone), cost));
         let reported_bytes = reported.as_ref().map(|(_, n)| *n);
         let held = Box::into_raw(Box::new(Held {
             slot: v.slot,
@@ -432,11 +442,6 @@ impl TypeName for Raw {
     }
 }
 impl ValidateNapiValue for Raw {}
-impl ToNapiValue for Raw {
-    unsafe fn to_napi_value(_env: sys::napi_env, v: Self) -> Result<sys::napi_value> {
-        Ok(v.0)
-    }
-}
 impl FromNapiValue for Raw {
     unsafe fn from_napi_value(_env: sys::napi_env, v: sys::napi_value) -> Result<Self> {
         Ok(Raw(v))
@@ -821,100 +826,76 @@ pub fn read_copy(env: Env, handle: String, max_bytes: f64) -> Result<CopyInfo> {
 }
 
 /// Records that a handle was handed out, so its owner keeps the segment nameable until `free`
-/// or exit. Returns whether this process owns it.
+/// or exit, or (with `opens`) until that many more opens by other processes. Returns whether
+/// this process owns it.
 #[napi]
-pub fn hand_out(env: Env, handle: String) -> Result<bool> {
-    registry::hand_out(&handle).map_err(|e| throw(&env, e))
+pub fn hand_out(env: Env, handle: String, opens: Option<f64>) -> Result<bool> {
+    let opens = opens.map(|n| whole(n, "opens")).transpose();
+    opens
+        .and_then(|n| registry::hand_out(&handle, n))
+        .map_err(|e| throw(&env, e))
 }
 
-thread_local! {
-    /// This thread's buffer for each mapping key, held weakly: a reference the engine clears when
-    /// it collects the buffer. (A JavaScript `WeakRef` would keep every buffer made during one
-    /// synchronous run alive until it ends, so a loop that shares and closes could never give
-    /// anything back.)
-    static CACHE: RefCell<std::collections::HashMap<String, sys::napi_ref>> =
-        RefCell::new(std::collections::HashMap::new());
-    static CACHE_SETS: Cell<usize> = const { Cell::new(0) };
+/// What the owner's look at its handed-out segments found.
+#[napi(object, object_from_js = false)]
+pub struct Reaped {
+    /// Segments let go of now.
+    pub released: u32,
+    /// Handed-out segments still watched.
+    pub watched: u32,
 }
 
-/// The value a weak reference holds, or null once collected.
-fn deref_weak(env: sys::napi_env, r: sys::napi_ref) -> sys::napi_value {
-    let mut value = ptr::null_mut();
-    // SAFETY: a reference this thread made in this environment and has not deleted.
-    unsafe { sys::napi_get_reference_value(env, r, &mut value) };
-    value
-}
-
-/// This thread's buffer for a mapping key, or null.
-#[napi(ts_return_type = "ArrayBuffer | SharedArrayBuffer | null")]
-pub fn cache_get(env: Env, key: String) -> Raw {
-    let raw = env.raw();
-    let found = CACHE.with(|c| c.borrow().get(&key).copied());
-    let value = found.map(|r| deref_weak(raw, r)).unwrap_or(ptr::null_mut());
-    if value.is_null() {
-        if let Some(r) = CACHE.with(|c| c.borrow_mut().remove(&key)) {
-            // SAFETY: removed from the cache, so deleted exactly once.
-            unsafe { sys::napi_delete_reference(raw, r) };
-        }
-        let mut null = ptr::null_mut();
-        // SAFETY: a plain Node-API call.
-        unsafe { sys::napi_get_null(raw, &mut null) };
-        return Raw(null);
-    }
-    Raw(value)
-}
-
-/// Makes `buffer` this thread's buffer for a mapping key (null forgets the key).
+/// Looks at up to `limit` handed-out segments and lets go of those another process freed or
+/// that have had their opens (see `registry::reap`).
 #[napi]
-pub fn cache_set(
-    env: Env,
-    key: String,
-    #[napi(ts_arg_type = "ArrayBuffer | SharedArrayBuffer | null")] buffer: Raw,
-) -> Result<()> {
-    let raw = env.raw();
-    let mut kind = sys::ValueType::napi_undefined;
-    // SAFETY: a plain Node-API query on a value of this call.
-    unsafe { sys::napi_typeof(raw, buffer.0, &mut kind) };
-    let mut r = ptr::null_mut();
-    if kind == sys::ValueType::napi_object {
-        // SAFETY: a weak reference (count 0) to a value of this call, owned by the cache.
-        if unsafe { sys::napi_create_reference(raw, buffer.0, 0, &mut r) } != sys::Status::napi_ok {
-            r = ptr::null_mut();
-        }
+pub fn reap(limit: u32) -> Reaped {
+    let (released, watched) = registry::reap(limit as usize);
+    Reaped {
+        released: released as u32,
+        watched: watched as u32,
     }
-    let old = CACHE.with(|c| {
-        let mut c = c.borrow_mut();
-        if r.is_null() {
-            c.remove(&key)
-        } else {
-            c.insert(key, r)
-        }
-    });
-    if let Some(old) = old {
-        // SAFETY: taken out of the cache, so deleted exactly once.
-        unsafe { sys::napi_delete_reference(raw, old) };
+}
+
+/// Segments and bytes in one state.
+#[napi(object, object_from_js = false)]
+pub struct TallyInfo {
+    pub segments: u32,
+    pub bytes: f64,
+}
+
+fn tally(t: registry::Tally) -> TallyInfo {
+    TallyInfo {
+        segments: t.segments as u32,
+        bytes: t.bytes as f64,
     }
-    // Now and then, forget the keys whose buffers were collected.
-    let sets = CACHE_SETS.with(|n| {
-        n.set(n.get() + 1);
-        n.get()
-    });
-    if sets.is_multiple_of(4096) {
-        let dead: Vec<sys::napi_ref> = CACHE.with(|c| {
-            let mut c = c.borrow_mut();
-            let gone: Vec<String> = c
-                .iter()
-                .filter(|(_, &r)| deref_weak(raw, r).is_null())
-                .map(|(k, _)| k.clone())
-                .collect();
-            gone.iter().filter_map(|k| c.remove(k)).collect()
-        });
-        for r in dead {
-            // SAFETY: taken out of the cache, so deleted exactly once.
-            unsafe { sys::napi_delete_reference(raw, r) };
-        }
+}
+
+/// What this process holds now, by state (see `registry::Holdings`).
+#[napi(object, object_from_js = false)]
+pub struct HoldingsInfo {
+    pub segments: u32,
+    pub bytes: f64,
+    pub descriptors: u32,
+    pub live: TallyInfo,
+    pub handed_out: TallyInfo,
+    pub dropped: TallyInfo,
+    pub waiting: TallyInfo,
+    pub opened: TallyInfo,
+}
+
+#[napi]
+pub fn holdings() -> HoldingsInfo {
+    let h = registry::holdings();
+    HoldingsInfo {
+        segments: h.all.segments as u32,
+        bytes: h.all.bytes as f64,
+        descriptors: h.descriptors as u32,
+        live: tally(h.live),
+        handed_out: tally(h.handed_out),
+        dropped: tally(h.dropped),
+        waiting: tally(h.waiting),
+        opened: tally(h.opened),
     }
-    Ok(())
 }
 
 /// A 4-byte counter of closes in this process (any thread, any mapping) over memory that lives
@@ -1022,16 +1003,17 @@ fn to_segment(l: registry::Listing) -> SegmentInfo {
 }
 
 #[napi]
-pub fn list() -> Vec<SegmentInfo> {
-    registry::list().into_iter().map(to_segment).collect()
+pub fn list(env: Env) -> Result<Vec<SegmentInfo>> {
+    registry::list()
+        .map(|l| l.into_iter().map(to_segment).collect())
+        .map_err(|e| throw(&env, e))
 }
 
 #[napi]
-pub fn sweep(dry_run: bool) -> Vec<SegmentInfo> {
+pub fn sweep(env: Env, dry_run: bool) -> Result<Vec<SegmentInfo>> {
     registry::sweep(dry_run)
-        .into_iter()
-        .map(to_segment)
-        .collect()
+        .map(|l| l.into_iter().map(to_segment).collect())
+        .map_err(|e| throw(&env, e))
 }
 
 /// Mappings this process holds.

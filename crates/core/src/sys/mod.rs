@@ -108,3 +108,68 @@ pub(crate) fn set_flags(file: &File, bits: u16) -> crate::Result<()> {
 pub(crate) fn max_map_count() -> usize {
     65530
 }
+
+/// A view onto a segment's control word (see `header`), shared and writable.
+#[cfg(windows)]
+pub(crate) struct Control {
+    map: Map,
+    at: usize,
+}
+
+#[cfg(windows)]
+impl Control {
+    pub(crate) fn word(&self) -> &std::sync::atomic::AtomicU64 {
+        // SAFETY: `at` + 8 lies inside the view (checked in `control`); views start on an
+        // allocation-granularity boundary and `at` is a multiple of 8, so the word is aligned.
+        // Every process changes it only with atomic operations.
+        unsafe { &*(self.map.ptr().add(self.at) as *const std::sync::atomic::AtomicU64) }
+    }
+}
+
+/// Maps the segment shared to reach its control word at `offset`.
+#[cfg(windows)]
+pub(crate) fn control(file: &File, offset: u64) -> crate::Result<Control> {
+    if !offset.is_multiple_of(8) || offset.saturating_add(crate::header::CONTROL_SIZE) > file.size {
+        return Err(crate::Error::new(
+            crate::Code::BadHeader,
+            format!("segment {:?} has no control word", file.id),
+        ));
+    }
+    let map = open(&file.id, Access::Shared)?;
+    if offset as usize + 8 > map.len() {
+        return Err(crate::Error::new(
+            crate::Code::BadHeader,
+            format!("segment {:?} has no control word", file.id),
+        ));
+    }
+    Ok(Control {
+        map,
+        at: offset as usize,
+    })
+}
+
+#[cfg(windows)]
+pub(crate) fn read_control(file: &File, offset: u64) -> crate::Result<u64> {
+    Ok(control(file, offset)?
+        .word()
+        .load(std::sync::atomic::Ordering::Acquire))
+}
+
+/// Windows has no names to remove while anyone holds the segment: `ours` marks it, and this
+/// process lets go of its own handles on it.
+#[cfg(windows)]
+pub(crate) fn unlink_checked(
+    id: &str,
+    ours: impl FnOnce(&File) -> crate::Result<bool>,
+) -> crate::Result<bool> {
+    let file = match open_named(id, true) {
+        Ok(f) => f,
+        Err(e) if e.code == crate::Code::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if !ours(&file)? {
+        return Ok(false);
+    }
+    drop(file);
+    unlink(id)
+}

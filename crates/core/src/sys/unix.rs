@@ -32,10 +32,22 @@ fn os_error(e: Errno, what: &str, id: &str) -> Error {
         Code::Permission => {
             format!("the OS refused to {what} segment {id:?} ({e}): it belongs to another user")
         }
-        Code::NoSpace if matches!(e, Errno::MFILE | Errno::NFILE) => format!(
-            "cannot {what} segment {id:?}: this process has too many open descriptors ({e}); each unnamed segment \
-             its owner keeps openable holds one: close() or free() vectors you no longer need, or raise the limit (ulimit -n)"
-        ),
+        Code::NoSpace if matches!(e, Errno::MFILE | Errno::NFILE) => {
+            let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+                .current
+                .map_or_else(|| "no".to_string(), |n| n.to_string());
+            let which = if e == Errno::NFILE {
+                "the system has run out of open files".to_string()
+            } else {
+                format!("this process has reached its limit of {limit} open descriptors")
+            };
+            format!(
+                "cannot {what} segment {id:?}: {which} ({e}). Each unnamed segment its owner keeps openable holds one \
+                 descriptor until some process frees it: let receivers free(handle) or open(handle, {{ free: true }}), \
+                 hand segments out with {{ opens: n }} (share, alloc, handleOf) so that they are released after n opens, \
+                 close() or free() vectors you no longer need, or raise the limit (ulimit -n)"
+            )
+        }
         _ => format!("cannot {what} segment {id:?}: {e}"),
     };
     Error::new(code, message)
@@ -127,11 +139,6 @@ impl File {
         use std::os::fd::AsRawFd;
         self.fd.as_raw_fd()
     }
-    /// The descriptor, for the owner of a memfd segment to keep.
-    #[cfg(target_os = "linux")]
-    pub(crate) fn into_fd(self) -> OwnedFd {
-        self.fd
-    }
 }
 
 /// Checks what was opened: a regular file (not a FIFO, device or directory) owned by this user,
@@ -212,6 +219,7 @@ pub(crate) fn open_memfd(id: &str, pid: u32, fd: i32, pidns: u64, write: bool) -
         let ours = pid_namespace();
         let hint = "share with { named: true } (or setOptions({ named: true })) so that segments are files in /dev/shm";
         match e {
+            Errno::MFILE | Errno::NFILE | Errno::NOMEM => os_error(e, "open", id),
             Errno::ACCESS | Errno::PERM => Error::new(
                 Code::Permission,
                 format!("segment {id:?} belongs to a process of another user (pid {pid}); only the same user can open it"),
@@ -342,7 +350,10 @@ pub(crate) fn map_file(file: &File, access: Access, populate: bool) -> Result<Ma
         .fd
         .as_fd()
         .try_clone_to_owned()
-        .map_err(|e| Error::new(Code::Os, format!("cannot map segment {:?}: {e}", file.id)))?;
+        .map_err(|e| match Errno::from_io_error(&e) {
+            Some(errno) => os_error(errno, "map", &file.id),
+            None => Error::new(Code::Os, format!("cannot map segment {:?}: {e}", file.id)),
+        })?;
     let f = StdFile::from(dup);
     let mut opts = MmapOptions::new();
     opts.len(len);
@@ -688,10 +699,165 @@ pub(crate) fn create_memfd(
     Ok((file, map))
 }
 
-pub(crate) fn exists(id: &str) -> bool {
+/// Whether named segment `id` exists: a regular file (a FIFO or a directory under that name is
+/// not one). Running out of descriptors is an error, not an answer.
+pub(crate) fn exists(id: &str) -> Result<bool> {
+    #[cfg(target_os = "linux")]
+    match rustix::fs::statat(
+        rustix::fs::CWD,
+        named_path(id).as_str(),
+        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    ) {
+        Ok(st)
+            if rustix::fs::FileType::from_raw_mode(st.st_mode)
+                != rustix::fs::FileType::RegularFile =>
+        {
+            return Ok(false)
+        }
+        Ok(_) => {}
+        Err(Errno::NOENT) => return Ok(false),
+        Err(_) => {}
+    }
     match open_named(id, false) {
-        Ok(_) => true,
-        Err(e) => e.code != Code::NotFound,
+        Ok(_) => Ok(true),
+        Err(e) if e.code == Code::NoSpace => Err(e),
+        Err(e) => Ok(e.code != Code::NotFound),
+    }
+}
+
+/// A window onto a segment's control word (see `header`), mapped shared and writable so that any
+/// process can change it atomically.
+pub(crate) struct Control {
+    map: MmapMut,
+    at: usize,
+}
+
+impl Control {
+    pub(crate) fn word(&self) -> &std::sync::atomic::AtomicU64 {
+        // SAFETY: `at` + 8 lies inside the mapping (checked in `control`), the address is 8-byte
+        // aligned (a page-aligned mapping plus a multiple of 8), and the word lives as long as
+        // the borrow of `self`. Every process changes it only with atomic operations.
+        unsafe { &*(self.map.as_ptr().add(self.at) as *const std::sync::atomic::AtomicU64) }
+    }
+}
+
+/// Maps the page that holds the control word at `offset` of an open segment, shared.
+pub(crate) fn control(file: &File, offset: u64) -> Result<Control> {
+    if !offset.is_multiple_of(8) || offset.saturating_add(header::CONTROL_SIZE) > file.size {
+        return Err(Error::new(
+            Code::BadHeader,
+            format!("segment {:?} has no control word", file.id),
+        ));
+    }
+    let page = rustix::param::page_size() as u64;
+    let start = offset & !(page - 1);
+    let dup = file
+        .fd
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| match Errno::from_io_error(&e) {
+            Some(errno) => os_error(errno, "map", &file.id),
+            None => Error::new(Code::Os, format!("cannot map segment {:?}: {e}", file.id)),
+        })?;
+    let f = StdFile::from(dup);
+    let mut opts = MmapOptions::new();
+    opts.offset(start).len((offset - start) as usize + 8);
+    // SAFETY: the window lies inside the segment's size as fstat gave it; segments are never
+    // shrunk (memfds are sealed, named files are created at their final size), so it stays
+    // backed. Only the control word is accessed through it, atomically.
+    let map = unsafe { opts.map_mut(&f) }
+        .map_err(|e| Error::new(Code::Os, format!("cannot map segment {:?}: {e}", file.id)))?;
+    Ok(Control {
+        map,
+        at: (offset - start) as usize,
+    })
+}
+
+/// Reads the control word at `offset` of an open segment (a plain read: it only grows).
+pub(crate) fn read_control(file: &File, offset: u64) -> Result<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        if offset.saturating_add(header::CONTROL_SIZE) > file.size {
+            return Ok(0);
+        }
+        let mut b = [0u8; 8];
+        read_exact_at(file, &mut b, offset)?;
+        Ok(u64::from_le_bytes(b))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // macOS shared memory cannot be read(): map the word's page, read-only (the owner may
+        // hold a read-only descriptor).
+        if !offset.is_multiple_of(8) || offset.saturating_add(header::CONTROL_SIZE) > file.size {
+            return Ok(0);
+        }
+        let page = rustix::param::page_size() as u64;
+        let start = offset & !(page - 1);
+        let mut opts = MmapOptions::new();
+        opts.offset(start).len((offset - start) as usize + 8);
+        let f =
+            StdFile::from(file.fd.as_fd().try_clone_to_owned().map_err(|e| {
+                Error::new(Code::Os, format!("cannot map segment {:?}: {e}", file.id))
+            })?);
+        // SAFETY: the window lies inside the segment's size; it is only read, atomically.
+        let map = unsafe { opts.map(&f) }
+            .map_err(|e| Error::new(Code::Os, format!("cannot map segment {:?}: {e}", file.id)))?;
+        // SAFETY: the word is inside the window, 8-byte aligned, and lives as long as `map`.
+        let word = unsafe {
+            &*(map.as_ptr().add((offset - start) as usize) as *const std::sync::atomic::AtomicU64)
+        };
+        Ok(word.load(std::sync::atomic::Ordering::Acquire))
+    }
+}
+
+/// Removes `id`'s name if `ours` says the segment under it is the one meant, with no window in
+/// which a segment made again under that name could be removed instead: the file is locked
+/// (every remover of this package locks it first), checked, and unlinked only while the name
+/// still leads to that very file. Returns whether the name was removed.
+pub(crate) fn unlink_checked(id: &str, ours: impl FnOnce(&File) -> Result<bool>) -> Result<bool> {
+    // Writable where allowed, so that `ours` can mark the segment.
+    let opened = match open_named(id, true) {
+        Err(e) if e.code == Code::Permission => open_named(id, false),
+        r => r,
+    };
+    let file = match opened {
+        Ok(f) => f,
+        Err(e) if e.code == Code::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{AtFlags, FlockOperation};
+        // A remover that got here first holds the lock for a few system calls at most.
+        while let Err(e) = rustix::fs::flock(&file.fd, FlockOperation::LockExclusive) {
+            if e != Errno::INTR {
+                return Err(os_error(e, "lock", id));
+            }
+        }
+        if !ours(&file)? {
+            return Ok(false);
+        }
+        let mine = rustix::fs::fstat(&file.fd).map_err(|e| os_error(e, "inspect", id))?;
+        // Another remover may have taken the name away while this one waited for the lock, and
+        // someone else may have made a new segment under it since: only our file is removed.
+        match rustix::fs::statat(
+            rustix::fs::CWD,
+            named_path(id).as_str(),
+            AtFlags::SYMLINK_NOFOLLOW,
+        ) {
+            Ok(st) if st.st_ino == mine.st_ino && st.st_dev == mine.st_dev => {}
+            _ => return Ok(false),
+        }
+        unlink(id)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // macOS offers neither locks on shared memory nor a way to compare what a name leads to.
+        if !ours(&file)? {
+            return Ok(false);
+        }
+        drop(file);
+        unlink(id)
     }
 }
 
@@ -718,36 +884,48 @@ pub(crate) fn unlink(id: &str) -> Result<bool> {
     }
 }
 
+/// An error listing a directory: running out of descriptors is said, not taken for "nothing".
+fn listing_error(e: std::io::Error, what: &str) -> Option<Error> {
+    match Errno::from_io_error(&e) {
+        Some(errno @ (Errno::MFILE | Errno::NFILE | Errno::NOMEM)) => {
+            Some(os_error(errno, "list", what))
+        }
+        _ => None,
+    }
+}
+
 /// The ids of every named segment of this package on the machine.
-pub(crate) fn list_ids() -> Vec<String> {
-    let Ok(dir) = std::fs::read_dir(listing_dir()) else {
-        return Vec::new();
+pub(crate) fn list_ids() -> Result<Vec<String>> {
+    let dir = match std::fs::read_dir(listing_dir()) {
+        Ok(d) => d,
+        Err(e) => return listing_error(e, "segments").map_or(Ok(Vec::new()), Err),
     };
     let mut ids: Vec<String> = dir
         .filter_map(|e| e.ok())
         .filter_map(|e| e.file_name().into_string().ok())
         .filter_map(|n| n.strip_prefix(PREFIX).map(str::to_string))
         .filter(|id| crate::name::validate_id(id).is_ok())
-        .collect();
+        .collect::<Vec<String>>();
     // A marker outlives its segment when the owner died or another process removed it.
     #[cfg(not(target_os = "linux"))]
     ids.retain(|id| {
-        exists(id) || {
+        exists(id).unwrap_or(true) || {
             unregister_marker(id);
             false
         }
     });
     ids.sort();
-    ids
+    Ok(ids)
 }
 
 /// The memfd segments this user's processes hold: (id, pid, fd).
 #[cfg(target_os = "linux")]
-pub(crate) fn list_memfds() -> Vec<(String, u32, i32)> {
+pub(crate) fn list_memfds() -> Result<Vec<(String, u32, i32)>> {
     let me = rustix::process::geteuid().as_raw();
     let mut out = Vec::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return out;
+    let procs = match std::fs::read_dir("/proc") {
+        Ok(d) => d,
+        Err(e) => return listing_error(e, "unnamed segments").map_or(Ok(out), Err),
     };
     for p in procs.filter_map(|e| e.ok()) {
         let Some(pid) = p.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
@@ -757,8 +935,12 @@ pub(crate) fn list_memfds() -> Vec<(String, u32, i32)> {
         if p.metadata().map(|m| m.uid() != me).unwrap_or(true) {
             continue;
         }
-        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-            continue;
+        let fds = match std::fs::read_dir(format!("/proc/{pid}/fd")) {
+            Ok(d) => d,
+            Err(e) => match listing_error(e, "unnamed segments") {
+                Some(err) => return Err(err),
+                None => continue,
+            },
         };
         for f in fds.filter_map(|e| e.ok()) {
             let Ok(target) = std::fs::read_link(f.path()) else {
@@ -779,7 +961,7 @@ pub(crate) fn list_memfds() -> Vec<(String, u32, i32)> {
             }
         }
     }
-    out
+    Ok(out)
 }
 
 #[cfg(target_os = "linux")]
