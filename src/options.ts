@@ -33,6 +33,18 @@ export interface Options {
    * dies of the signal (other listeners keep working, as `signal-exit` arranges). Default `true`.
    */
   signals: boolean
+  /**
+   * The most segments one `open` or `revive` may reach through a handle and the manifests it
+   * names (a segment named twice counts twice); past it the call throws `ERR_SHM_NO_SPACE` before
+   * opening more. Default 100000, more than any real container holds.
+   */
+  maxSegments: number
+  /**
+   * The most bytes of segments one `open` or `revive` may map (each segment counted once); past
+   * it the call throws `ERR_SHM_NO_SPACE` before opening more. Default `Infinity`: bounded only by
+   * this process's limits (memory cgroup, `RLIMIT_AS`, RAM), which every mapping is checked against.
+   */
+  maxBytes: number
 }
 
 /** Options of `share` and `alloc`. */
@@ -68,21 +80,34 @@ export interface OpenOptions {
    * would give.
    */
   copy?: boolean
+  /** This call's `maxSegments` (see `setOptions`). */
+  maxSegments?: number
+  /** This call's `maxBytes` (see `setOptions`). */
+  maxBytes?: number
 }
 
-const DEFAULTS: Options = { copyOnWrite: false, minLength: 0, mustWork: false, reserve: true, persist: false, dictionary: false, named: false, signals: true }
+const DEFAULTS: Options = { copyOnWrite: false, minLength: 0, mustWork: false, reserve: true, persist: false, dictionary: false, named: false, signals: true, maxSegments: 100_000, maxBytes: Number.POSITIVE_INFINITY }
 const options: Options = { ...DEFAULTS }
 
 function checkOption(key: string, value: unknown): void {
   if (!Object.prototype.hasOwnProperty.call(DEFAULTS, key)) {
     throw coded(codes.INVALID_ARG_VALUE, `unknown option ${JSON.stringify(key)}; options are ${Object.keys(DEFAULTS).join(', ')}`, TypeError)
   }
-  if (key === 'minLength') {
+  if (key === 'maxSegments' || key === 'maxBytes') {
+    checkLimit(key, value)
+  } else if (key === 'minLength') {
     if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
       throw coded(codes.OUT_OF_RANGE, `minLength must be a whole number >= 0, got ${String(value)}`, RangeError)
     }
   } else if (typeof value !== 'boolean') {
     throw coded(codes.INVALID_ARG_TYPE, `option ${key} must be a boolean, got ${typeof value}`, TypeError)
+  }
+}
+
+/** Checks a budget option: a whole number >= 1, or `Infinity`. */
+export function checkLimit(key: string, value: unknown): void {
+  if (typeof value !== 'number' || !(Number.isSafeInteger(value) || value === Number.POSITIVE_INFINITY) || value < 1) {
+    throw coded(codes.OUT_OF_RANGE, `${key} must be a whole number >= 1 (or Infinity), got ${String(value)}`, RangeError)
   }
 }
 
