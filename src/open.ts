@@ -95,7 +95,7 @@ function openOne(h: string, opts: OpenOptions | undefined, budget: Budget, top: 
   }
   const cached = cachedByKey(found.key)
   if (cached && opts?.populate) native.populate(cached.key)
-  const meta = cached ?? remember(native.open(base, cow, opts?.populate))
+  const meta = cached ?? remember(native.open(base, cow, opts?.populate, opts?.reserve === false))
   if (top) checkKind(opts?.kind, part?.kind ?? meta.kind, meta.handle)
   if (meta.kind === 'list') {
     budget.chargeManifest(meta.attributes.length)
@@ -213,6 +213,9 @@ export function open(handle: Handle, opts?: OpenOptions): SharedVector | object 
   const populate = opts?.populate
   if (populate !== undefined && typeof populate !== 'boolean') {
     throw coded(codes.INVALID_ARG_TYPE, 'open: populate must be a boolean', TypeError)
+  }
+  if (opts?.reserve !== undefined && typeof opts.reserve !== 'boolean') {
+    throw coded(codes.INVALID_ARG_TYPE, 'open: reserve must be a boolean', TypeError)
   }
   if (opts?.kind !== undefined && !isKind(opts.kind)) {
     throw coded(codes.INVALID_ARG_VALUE, `open: unknown kind ${JSON.stringify(opts.kind)}; kinds are ${[...Object.keys(CTORS), 'logical', 'string'].join(', ')}`, TypeError)

@@ -80,6 +80,14 @@ export interface OpenOptions {
    * would give.
    */
   copy?: boolean
+  /**
+   * `false` accepts a segment its creator made with `reserve: false` whose pages are not all
+   * allocated yet. By default such a segment is refused with `ERR_SHM_BAD_HEADER`: reading a page
+   * that `/dev/shm` has no room for kills the reader with SIGBUS, so the reader must ask for that
+   * risk. A segment with holes that was made reserved (holes punched, or the file cut and regrown
+   * by another writer) is refused whatever this says.
+   */
+  reserve?: boolean
   /** This call's `maxSegments` (see `setOptions`). */
   maxSegments?: number
   /** This call's `maxBytes` (see `setOptions`). */

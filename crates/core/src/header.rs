@@ -9,7 +9,7 @@
 //! | 8 | 2 | format version (1) |
 //! | 10 | 2 | fixed header size (128) |
 //! | 12 | 2 | kind code |
-//! | 14 | 2 | flags (bit 0 copy-on-write default, bit 1 persistent, bit 2 developer segment, bit 3 freed) |
+//! | 14 | 2 | flags (bit 0 copy-on-write default, bit 1 persistent, bit 2 developer segment, bit 3 freed, bit 4 space not reserved) |
 //! | 16 | 8 | length in elements |
 //! | 24 | 8 | data byte length |
 //! | 32 | 8 | data offset (a multiple of 64, after the attributes) |
@@ -52,7 +52,11 @@ pub const FLAG_PERSIST: u16 = 2;
 pub const FLAG_DEVELOPER: u16 = 4;
 /// Set by `free` in a process that does not own an unnamed segment: nobody may open it again.
 pub const FLAG_FREED: u16 = 8;
-const KNOWN_FLAGS: u16 = FLAG_COPY_ON_WRITE | FLAG_PERSIST | FLAG_DEVELOPER | FLAG_FREED;
+/// The creator chose `reserve: false`: some pages may have no memory behind them yet, and a
+/// reader must ask to map such a segment (a page `/dev/shm` cannot supply is a SIGBUS).
+pub const FLAG_UNRESERVED: u16 = 16;
+const KNOWN_FLAGS: u16 =
+    FLAG_COPY_ON_WRITE | FLAG_PERSIST | FLAG_DEVELOPER | FLAG_FREED | FLAG_UNRESERVED;
 
 /// A decoded header.
 #[derive(Debug, Clone, PartialEq, Eq)]

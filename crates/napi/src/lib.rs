@@ -383,11 +383,17 @@ pub fn open(
     handle: String,
     copy_on_write: Option<bool>,
     populate: Option<bool>,
+    unreserved: Option<bool>,
 ) -> Result<ViewInfo> {
     settle_external_memory(env.raw());
-    registry::open_handle(&handle, mode_of(copy_on_write), populate.unwrap_or(false))
-        .map(|v| to_info(v, false))
-        .map_err(|e| throw(&env, e))
+    registry::open_handle_with(
+        &handle,
+        mode_of(copy_on_write),
+        populate.unwrap_or(false),
+        unreserved.unwrap_or(false),
+    )
+    .map(|v| to_info(v, false))
+    .map_err(|e| throw(&env, e))
 }
 
 /// The view whose data `bytes` (a Uint8Array over a whole SharedArrayBuffer that came from

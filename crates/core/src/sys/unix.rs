@@ -116,11 +116,23 @@ pub(crate) struct File {
     id: String,
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     named: bool,
+    /// Bytes of the file that have memory behind them (`st_blocks`), when it was opened.
+    allocated: u64,
 }
 
 impl File {
     pub(crate) fn size(&self) -> u64 {
         self.size
+    }
+    /// Bytes with memory behind them, where the OS counts them (Linux tmpfs); `None` elsewhere.
+    pub(crate) fn allocated(&self) -> Option<u64> {
+        cfg!(target_os = "linux").then_some(self.allocated)
+    }
+    /// Reads `buf.len()` bytes at `offset` without mapping: a hole reads as zeros and a file cut
+    /// short is an error, never a SIGBUS.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        read_exact_at(self, buf, offset)
     }
     #[cfg(target_os = "linux")]
     pub(crate) fn raw_fd(&self) -> i32 {
@@ -165,6 +177,7 @@ fn checked(fd: OwnedFd, id: &str, named: bool) -> Result<File> {
         size,
         id: id.to_string(),
         named,
+        allocated: (st.st_blocks as u64).saturating_mul(512),
     })
 }
 
@@ -602,6 +615,7 @@ pub(crate) fn create_named(
             size: total,
             id: id.to_string(),
             named: true,
+            allocated: total,
         };
         let map = map_file(&file, Access::Shared, false)?;
         fill_mapping(&map, head, data_offset, init);
@@ -652,6 +666,7 @@ fn create_linked(
         size: total,
         id: id.to_string(),
         named: true,
+        allocated: total,
     };
     let proc_path = format!("/proc/self/fd/{}", file.raw_fd());
     match rustix::fs::linkat(
@@ -699,6 +714,7 @@ pub(crate) fn create_memfd(
         size: total,
         id: id.to_string(),
         named: false,
+        allocated: total,
     };
     let map = map_file(&file, Access::Shared, false)?;
     Ok((file, map))
