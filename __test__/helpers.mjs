@@ -169,9 +169,8 @@ function memoryCgroupRoot() {
       fs.rmdirSync(probe)
       if (ok) return p
     } catch {
-      try {
-        fs.rmdirSync(probe)
-      } catch {}
+      // Not allowed here (no root in this hierarchy, or a read-only mount): try the next place.
+      fs.rmSync(probe, { recursive: false, force: true })
     }
   }
   return undefined
