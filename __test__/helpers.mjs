@@ -170,7 +170,11 @@ function memoryCgroupRoot() {
       if (ok) return p
     } catch {
       // Not allowed here (no root in this hierarchy, or a read-only mount): try the next place.
-      fs.rmSync(probe, { recursive: false, force: true })
+      try {
+        fs.rmdirSync(probe)
+      } catch {
+        // The probe was never made.
+      }
     }
   }
   return undefined
