@@ -166,3 +166,12 @@ when(can.shmFiles, test)('a reserved named segment with holes made by another wr
     so.close(x)
   }
 })
+
+test('Arrow metadata rewritten with a recomputed hash (lengths of 2^40) is ERR_SHM_BAD_HEADER', async (t) => {
+  const { stdout } = await run(process.execPath, [fixture('fuzz.mjs'), 'arrow-rows'], { timeout: 120_000 })
+  const r = JSON.parse(stdout)
+  t.true(r.alive)
+  t.deepEqual(r.uncoded, [])
+  t.is(r.ok, 0, 'neither the mapped nor the copied open accepts it')
+  t.deepEqual(r.codes, { ERR_SHM_BAD_HEADER: 2 })
+})
