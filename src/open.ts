@@ -71,7 +71,7 @@ function manifestShape(attributes: string): unknown {
 }
 
 /** What opening one handle gave: a value, or a manifest's shape still to walk. */
-export type Opened = { value: unknown; key: string } | { shape: unknown; key: string; manifestLength: number }
+type Opened = { value: unknown; key: string } | { shape: unknown; key: string; manifestLength: number }
 
 /** Opens one handle after charging it to the call's budget; a manifest comes back as its shape. */
 function openOne(h: string, opts: OpenOptions | undefined, budget: Budget, top: boolean): Opened {

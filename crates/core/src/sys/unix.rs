@@ -146,6 +146,27 @@ impl File {
     }
 }
 
+/// Bytes of an open file with memory behind them: `st_blocks` on tmpfs (where `/dev/shm` files
+/// and memfds live, and a hole is what a full filesystem answers with SIGBUS). Elsewhere blocks
+/// say nothing reliable (compression, other allocation schemes), so the file counts as whole.
+fn allocated_bytes(fd: &OwnedFd, blocks: u64) -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        const TMPFS_MAGIC: i64 = 0x0102_1994;
+        // f_type is an i64 here, an i32 or u32 on other targets: the cast is for those.
+        #[allow(clippy::unnecessary_cast)]
+        match rustix::fs::fstatfs(fd) {
+            Ok(fs) if fs.f_type as i64 == TMPFS_MAGIC => blocks.saturating_mul(512),
+            _ => u64::MAX,
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (fd, blocks);
+        u64::MAX
+    }
+}
+
 /// Checks what was opened: a regular file (not a FIFO, device or directory) owned by this user,
 /// at least as large as a header.
 fn checked(fd: OwnedFd, id: &str, named: bool) -> Result<File> {
@@ -172,12 +193,13 @@ fn checked(fd: OwnedFd, id: &str, named: bool) -> Result<File> {
             format!("segment {id:?} is too small to be a sharedobject segment"),
         ));
     }
+    let allocated = allocated_bytes(&fd, st.st_blocks as u64);
     Ok(File {
         fd,
         size,
         id: id.to_string(),
         named,
-        allocated: (st.st_blocks as u64).saturating_mul(512),
+        allocated,
     })
 }
 
