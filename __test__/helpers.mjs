@@ -143,6 +143,57 @@ export const can = {
   closeKeepsRange: !windows,
   /** npm runs here, so packed tarballs can be installed (not under Wine, which has no npm). */
   npmPack: spawnSync('npm', ['--version'], { stdio: 'ignore', shell: windows }).status === 0,
+  /**
+   * A memory cgroup the tests can make and put a child in (Linux as root: cgroup v1's memory
+   * hierarchy, or v2 with the memory controller): see `memoryCgroup`.
+   */
+  memoryCgroup: memoryCgroupRoot() !== undefined,
+  /** `prlimit` sets a child's limits (util-linux). */
+  prlimit: linux && works('prlimit', ['--as=unlimited', 'true']),
+}
+
+/** Where a test may make a memory cgroup, and which files limit it; undefined where it cannot. */
+function memoryCgroupRoot() {
+  if (!linux || process.getuid?.() !== 0) return undefined
+  const places = [
+    { root: '/sys/fs/cgroup/memory', max: 'memory.limit_in_bytes' },
+    { root: '/sys/fs/cgroup', max: 'memory.max' },
+  ]
+  for (const p of places) {
+    if (!fs.existsSync(`${p.root}/${p.max}`) && !fs.existsSync(`${p.root}/cgroup.controllers`)) continue
+    if (p.max === 'memory.max' && !fs.readFileSync(`${p.root}/cgroup.subtree_control`, 'utf8').includes('memory')) continue
+    const probe = `${p.root}/sobj-probe-${process.pid}`
+    try {
+      fs.mkdirSync(probe)
+      const ok = fs.existsSync(`${probe}/${p.max}`)
+      fs.rmdirSync(probe)
+      if (ok) return p
+    } catch {
+      // Not allowed here (no root in this hierarchy, or a read-only mount): try the next place.
+      try {
+        fs.rmdirSync(probe)
+      } catch {
+        // The probe was never made.
+      }
+    }
+  }
+  return undefined
+}
+
+/**
+ * Makes a memory cgroup limited to `bytes`; `command(inner)` wraps a shell command so that it
+ * runs inside it, and `remove()` deletes it once its processes have exited.
+ */
+export function memoryCgroup(bytes) {
+  const place = memoryCgroupRoot()
+  const dir = `${place.root}/sobj-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`
+  fs.mkdirSync(dir)
+  fs.writeFileSync(`${dir}/${place.max}`, String(bytes))
+  return {
+    dir,
+    command: (inner) => `echo $$ > ${dir}/cgroup.procs && ${inner}`,
+    remove: () => fs.rmdirSync(dir),
+  }
 }
 
 /**

@@ -53,7 +53,8 @@
  *        8    2 format version, SOBJ_VERSION (1)
  *       10    2 fixed header size, SOBJ_HEADER_SIZE (128)
  *       12    2 kind code (enum sobj_kind)
- *       14    2 flags: bit 0 copy-on-write default, bit 1 persistent, bit 2 developer segment
+ *       14    2 flags: bit 0 copy-on-write default, bit 1 persistent, bit 2 developer segment,
+ *                bit 4 space not reserved (reserve: false)
  *       16    8 length in elements
  *       24    8 data byte length
  *       32    8 data offset: align64(128 + attributes byte length)
@@ -218,8 +219,13 @@ extern "C" {
 #define SOBJ_FLAG_DEVELOPER 0x0004u
 /** Freed: nobody may open the segment again (set where a name cannot be removed at once). */
 #define SOBJ_FLAG_FREED 0x0008u
+/**
+ * Made with reserve: false: some pages may have no memory behind them yet, and reading one where
+ * /dev/shm is full raises SIGBUS. Check st_blocks * 512 >= the segment's size before mapping.
+ */
+#define SOBJ_FLAG_UNRESERVED 0x0010u
 /** Every flag bit this format version defines. */
-#define SOBJ_KNOWN_FLAGS (SOBJ_FLAG_COPY_ON_WRITE | SOBJ_FLAG_PERSIST | SOBJ_FLAG_DEVELOPER | SOBJ_FLAG_FREED)
+#define SOBJ_KNOWN_FLAGS (SOBJ_FLAG_COPY_ON_WRITE | SOBJ_FLAG_PERSIST | SOBJ_FLAG_DEVELOPER | SOBJ_FLAG_FREED | SOBJ_FLAG_UNRESERVED)
 
 /* Ids, OS names and handles. */
 /** Every segment's OS name is a prefix followed by its id; this is the common part. */

@@ -1,7 +1,8 @@
 /** Handles, and opening what other processes shared. */
 import { constants as bufferConstants } from 'node:buffer'
 
-import { native } from './native'
+import { native, type CopyInfo } from './native'
+import { Budget } from './budget'
 import { codes, coded } from './errors'
 import { CTORS, isKind, isNumericKind, type Kind, type NumericKind, type SharedVector, type Unshared, type VectorOf } from './kinds'
 import { checkOpens, getOptions, type HandleOptions, type OpenOptions } from './options'
@@ -11,7 +12,7 @@ import { isShared } from './inspect'
 import { SharedLogicalVector, SharedStringVector, layoutFromAux } from './vectors'
 import { tableFromBytes } from './arrow'
 import { isSyncKind, syncOf } from './sync'
-import { MAX_DEPTH, cachedByKey, handOut, isContainer, isPlainObject, leaves, liveMeta, manifests, metaOf, remember, replacer, vectorOf, viewHandle, withJSON, type Meta } from './views'
+import { MAX_DEPTH, cachedByKey, handOut, isContainer, isPlainObject, leaves, liveMeta, manifests, metaOf, remember, replacer, vectorOf, viewHandle, withJSON } from './views'
 import { markerHandle } from './marker'
 import type { Message, Opened } from './types'
 
@@ -72,26 +73,141 @@ function manifestShape(attributes: string): unknown {
   }
 }
 
-/** Handles of manifests being opened now, to refuse one that names itself. */
-const opening = new Set<string>()
+/** What opening one handle gave: a value, or a manifest's shape still to walk. */
+type OpenResult = { value: unknown; key: string } | { shape: unknown; key: string; manifestLength: number }
 
-function fromMeta(meta: Meta, part: Part | undefined, opts: OpenOptions | undefined): SharedVector | object {
-  checkKind(opts?.kind, part?.kind ?? meta.kind, meta.handle)
-  if (meta.kind === 'list') {
-    if (opening.has(meta.key)) throw coded(codes.BAD_HEADER, 'open: a container manifest that contains itself')
-    opening.add(meta.key)
-    try {
-      return revive(manifestShape(meta.attributes), opts) as object
-    } finally {
-      opening.delete(meta.key)
-    }
+/**
+ * Opens one handle after charging it to the call's budget; a manifest comes back as its shape.
+ * With `free`, a receiver that takes sole ownership frees what it opened (a container's
+ * manifest and, as the walk reaches them, every element).
+ */
+function openOne(h: string, opts: OpenOptions | undefined, budget: Budget, top: boolean): OpenResult {
+  const opened = openOneHere(h, opts, budget, top)
+  if (opts?.free) native.freeHandle(splitHandle(h).base)
+  return opened
+}
+
+function openOneHere(h: string, opts: OpenOptions | undefined, budget: Budget, top: boolean): OpenResult {
+  const { base, part } = splitHandle(h)
+  const cow = opts?.copyOnWrite
+  // The header alone, read without mapping, tells what the handle would cost.
+  const found = native.locate(base, cow)
+  if (top) checkKind(opts?.kind, part?.kind ?? found.kind, base)
+  budget.charge(found.key, found.byteLength)
+  if (found.byteLength > bufferConstants.MAX_LENGTH) {
+    throw coded(codes.OUT_OF_RANGE, `open: the segment holds ${found.byteLength} bytes, more than this Node.js can view as one buffer (${bufferConstants.MAX_LENGTH})`, RangeError)
   }
-  if (isSyncKind(meta.kind)) return syncOf(meta)
+  if (opts?.copy) {
+    const c = native.readCopy(base, bufferConstants.MAX_LENGTH)
+    if (top) checkKind(opts.kind, part?.kind ?? c.kind, h)
+    if (c.kind === 'list') {
+      budget.chargeManifest(c.attributes.length)
+      return { shape: manifestShape(c.attributes), key: found.key, manifestLength: c.attributes.length }
+    }
+    return { value: copyOf(c, part, h), key: found.key }
+  }
+  const cached = cachedByKey(found.key)
+  if (cached && opts?.populate) native.populate(cached.key)
+  const meta = cached ?? remember(native.open(base, cow, opts?.populate, opts?.reserve === false))
+  if (top) checkKind(opts?.kind, part?.kind ?? meta.kind, meta.handle)
+  if (meta.kind === 'list') {
+    budget.chargeManifest(meta.attributes.length)
+    return { shape: manifestShape(meta.attributes), key: meta.key, manifestLength: meta.attributes.length }
+  }
+  if (isSyncKind(meta.kind)) return { value: syncOf(meta), key: meta.key }
   if (!isKind(meta.kind) && meta.kind !== 'arrow') {
     throw coded(codes.BAD_HEADER, `open: the segment holds ${meta.kind} data, not a vector; use mapSharedMemory for developer segments`)
   }
-  if (!part) return vectorOf(meta)
-  return withJSON(partView(meta.buffer, meta.byteLength, part))
+  return { value: part ? withJSON(partView(meta.buffer, meta.byteLength, part)) : vectorOf(meta), key: meta.key }
+}
+
+/** The manifests a value was reached through, innermost first: a manifest inside itself is refused. */
+interface Chain {
+  key: string
+  up: Chain | undefined
+}
+
+/** One value still to walk, and where its result goes. */
+interface Task {
+  value: unknown
+  depth: number
+  chain: Chain | undefined
+  put: (v: unknown) => void
+}
+
+function setKey(out: Record<string, unknown>, k: string, v: unknown): void {
+  // A key "__proto__" from JSON is an ordinary key here, never the object's prototype.
+  Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true })
+}
+
+/**
+ * Walks `root`, opening every `{"$sharedobject": handle}` in it and every manifest those name,
+ * with an explicit stack (no recursion, so no nesting can overflow the JavaScript stack), every
+ * handle charged to `budget` before it is opened, and the nesting, manifests included, bounded by
+ * `MAX_DEPTH`.
+ */
+function walk(root: unknown, opts: OpenOptions | undefined, budget: Budget, fn: string, topHandle?: string): unknown {
+  let result: unknown
+  const stack: Task[] = []
+  // A handle named again in one call is charged again but opened once.
+  const done = new Map<string, OpenResult>()
+  const open1 = (h: string, t: Task, top: boolean): void => {
+    let got = done.get(h)
+    if (got) {
+      budget.again(got)
+    } else {
+      got = openOne(top ? h : handleText(h, fn), opts, budget, top)
+      done.set(h, got)
+    }
+    if ('value' in got) return t.put(got.value)
+    for (let c = t.chain; c; c = c.up) {
+      if (c.key === got.key) throw coded(codes.BAD_HEADER, `${fn}: a container manifest that contains itself`)
+    }
+    stack.push({ value: got.shape, depth: t.depth + 1, chain: { key: got.key, up: t.chain }, put: t.put })
+  }
+  const root1: Task = { value: root, depth: 0, chain: undefined, put: (v) => (result = v) }
+  if (topHandle !== undefined) open1(topHandle, root1, true)
+  else stack.push(root1)
+  for (let t = stack.pop(); t; t = stack.pop()) {
+    const v = t.value
+    if (v === null || typeof v !== 'object') {
+      t.put(v)
+      continue
+    }
+    if (t.depth > MAX_DEPTH) {
+      if (t.chain) throw coded(codes.BAD_HEADER, `${fn}: container manifests nest deeper than ${MAX_DEPTH} levels; no container shared by this package does`)
+      throw coded(codes.OUT_OF_RANGE, `${fn}: the message nests deeper than ${MAX_DEPTH} levels`, RangeError)
+    }
+    const marked = markerHandle(v)
+    if (marked !== undefined) {
+      open1(marked, t, false)
+      continue
+    }
+    if (metaOf(v) || (!Array.isArray(v) && !isPlainObject(v))) {
+      t.put(v)
+      continue
+    }
+    if (!Array.isArray(v) && isHandleObject(v)) {
+      open1(v.$sharedobject, t, false)
+      continue
+    }
+    const depth = t.depth + 1
+    if (Array.isArray(v)) {
+      const out: unknown[] = new Array(v.length)
+      t.put(out)
+      for (let i = v.length - 1; i >= 0; i--) stack.push({ value: v[i], depth, chain: t.chain, put: (x) => (out[i] = x) })
+    } else {
+      const out: Record<string, unknown> = {}
+      t.put(out)
+      const entries = Object.entries(v)
+      for (const [k] of entries) setKey(out, k, undefined)
+      for (let i = entries.length - 1; i >= 0; i--) {
+        const [k, x] = entries[i]
+        stack.push({ value: x, depth, chain: t.chain, put: (y) => (out[k] = y) })
+      }
+    }
+  }
+  return result
 }
 
 /** A handle as `handleOf` gives it, or as a shared vector serialises to JSON. */
@@ -121,6 +237,9 @@ export function open(handle: Handle, opts?: OpenOptions): SharedVector | object 
   if (populate !== undefined && typeof populate !== 'boolean') {
     throw coded(codes.INVALID_ARG_TYPE, 'open: populate must be a boolean', TypeError)
   }
+  if (opts?.reserve !== undefined && typeof opts.reserve !== 'boolean') {
+    throw coded(codes.INVALID_ARG_TYPE, 'open: reserve must be a boolean', TypeError)
+  }
   if (opts?.kind !== undefined && !isKind(opts.kind)) {
     throw coded(codes.INVALID_ARG_VALUE, `open: unknown kind ${JSON.stringify(opts.kind)}; kinds are ${[...Object.keys(CTORS), 'logical', 'string'].join(', ')}`, TypeError)
   }
@@ -128,33 +247,14 @@ export function open(handle: Handle, opts?: OpenOptions): SharedVector | object 
   if (free !== undefined && typeof free !== 'boolean') {
     throw coded(codes.INVALID_ARG_TYPE, 'open: free must be a boolean', TypeError)
   }
-  const { base, part } = splitHandle(h)
-  if (opts?.copy) {
-    const copy = openCopy(base, part, opts)
-    if (free) native.freeHandle(base)
-    return copy
-  }
-  const found = native.locate(base, cow)
-  if (found.byteLength > bufferConstants.MAX_LENGTH) {
-    throw coded(codes.OUT_OF_RANGE, `open: the segment holds ${found.byteLength} bytes, more than this Node.js can view as one buffer (${bufferConstants.MAX_LENGTH})`, RangeError)
-  }
-  // Checked before mapping, so that a wrong kind maps nothing.
-  checkKind(opts?.kind, part?.kind ?? found.kind, base)
-  const cached = cachedByKey(found.key)
-  if (cached && populate) native.populate(cached.key)
-  const meta = cached ?? remember(native.open(base, cow, populate))
-  const result = fromMeta(meta, part, opts)
-  if (free) native.freeHandle(base)
-  return result
+  return walk(undefined, opts, new Budget('open', opts), 'open', h) as SharedVector | object
 }
 
-function openCopy(h: string, part: Part | undefined, opts: OpenOptions): SharedVector | object {
-  const c = native.readCopy(h, bufferConstants.MAX_LENGTH)
-  checkKind(opts.kind, part?.kind ?? c.kind, h)
-  if (c.kind === 'list') return revive(manifestShape(c.attributes), opts) as object
+/** A private copy of a vector read by `readCopy`. */
+function copyOf(c: CopyInfo, part: Part | undefined, h: string): unknown {
   if (c.kind === 'arrow') return tableFromBytes(c.data, c.length)
   if (!isKind(c.kind)) {
-    throw coded(codes.BAD_HEADER, `open: the segment holds ${c.kind} data, not a vector; use mapSharedMemory for developer segments`)
+    throw coded(codes.BAD_HEADER, `open: the segment holds ${c.kind} data, not a vector; use mapSharedMemory for developer segments (${JSON.stringify(h.slice(0, 60))})`)
   }
   // An aligned buffer of our own, so that every element type can view it.
   const ab = new Uint8Array(c.data).buffer
@@ -216,18 +316,5 @@ function isHandleObject(v: object): v is { $sharedobject: string } {
 export function revive<T = unknown>(message: Message<T>, opts?: Omit<OpenOptions, 'kind'>): T {
   // A message holds vectors of any kind: `kind` would refuse all but one.
   if (opts !== null && typeof opts === 'object' && 'kind' in opts) opts = { ...opts, kind: undefined } as OpenOptions
-  const walk = (v: unknown, depth: number): unknown => {
-    if (v === null || typeof v !== 'object') return v
-    if (depth > MAX_DEPTH) throw coded(codes.OUT_OF_RANGE, `revive: the message nests deeper than ${MAX_DEPTH} levels`, RangeError)
-    if (metaOf(v)) return v
-    const marked = markerHandle(v)
-    if (marked !== undefined) return open(marked, opts)
-    if (Array.isArray(v)) return v.map((x) => walk(x, depth + 1))
-    if (!isPlainObject(v)) return v
-    if (isHandleObject(v)) return open(v.$sharedobject, opts)
-    const out: Record<string, unknown> = {}
-    for (const [k, x] of Object.entries(v)) out[k] = walk(x, depth + 1)
-    return out
-  }
-  return walk(message, 0) as T
+  return walk(message, opts, new Budget('revive', opts), 'revive') as T
 }

@@ -43,6 +43,18 @@ export interface Options {
   warnHandoutSegments: number
   /** Bytes of handed-out, unreferenced segments that trigger the warning. Default 1 GiB. */
   warnHandoutBytes: number
+  /**
+   * The most segments one `open` or `revive` may reach through a handle and the manifests it
+   * names (a segment named twice counts twice); past it the call throws `ERR_SHM_NO_SPACE` before
+   * opening more. Default 100000, more than any real container holds.
+   */
+  maxSegments: number
+  /**
+   * The most bytes of segments one `open` or `revive` may map (each segment counted once); past
+   * it the call throws `ERR_SHM_NO_SPACE` before opening more. Default `Infinity`: bounded only by
+   * this process's limits (memory cgroup, `RLIMIT_AS`, RAM), which every mapping is checked against.
+   */
+  maxBytes: number
 }
 
 /** Options of `share` and `alloc`. */
@@ -102,6 +114,18 @@ export interface OpenOptions {
    * owner lets go of what it holds for it promptly.
    */
   free?: boolean
+  /**
+   * `false` accepts a segment its creator made with `reserve: false` whose pages are not all
+   * allocated yet. By default such a segment is refused with `ERR_SHM_BAD_HEADER`: reading a page
+   * that `/dev/shm` has no room for kills the reader with SIGBUS, so the reader must ask for that
+   * risk. A segment with holes that was made reserved (holes punched, or the file cut and regrown
+   * by another writer) is refused whatever this says.
+   */
+  reserve?: boolean
+  /** This call's `maxSegments` (see `setOptions`). */
+  maxSegments?: number
+  /** This call's `maxBytes` (see `setOptions`). */
+  maxBytes?: number
 }
 
 const DEFAULTS: Options = {
@@ -116,6 +140,8 @@ const DEFAULTS: Options = {
   warnHandouts: true,
   warnHandoutSegments: 1000,
   warnHandoutBytes: 2 ** 30,
+  maxSegments: 100_000,
+  maxBytes: Number.POSITIVE_INFINITY,
 }
 
 /** Checks an `opens` count: a whole number >= 1. */
@@ -132,12 +158,21 @@ function checkOption(key: string, value: unknown): void {
   if (!Object.prototype.hasOwnProperty.call(DEFAULTS, key)) {
     throw coded(codes.INVALID_ARG_VALUE, `unknown option ${JSON.stringify(key)}; options are ${Object.keys(DEFAULTS).join(', ')}`, TypeError)
   }
-  if (key === 'minLength' || key === 'warnHandoutSegments' || key === 'warnHandoutBytes') {
+  if (key === 'maxSegments' || key === 'maxBytes') {
+    checkLimit(key, value)
+  } else if (key === 'minLength' || key === 'warnHandoutSegments' || key === 'warnHandoutBytes') {
     if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
       throw coded(codes.OUT_OF_RANGE, `${key} must be a whole number >= 0, got ${String(value)}`, RangeError)
     }
   } else if (typeof value !== 'boolean') {
     throw coded(codes.INVALID_ARG_TYPE, `option ${key} must be a boolean, got ${typeof value}`, TypeError)
+  }
+}
+
+/** Checks a budget option: a whole number >= 1, or `Infinity`. */
+export function checkLimit(key: string, value: unknown): void {
+  if (typeof value !== 'number' || !(Number.isSafeInteger(value) || value === Number.POSITIVE_INFINITY) || value < 1) {
+    throw coded(codes.OUT_OF_RANGE, `${key} must be a whole number >= 1 (or Infinity), got ${String(value)}`, RangeError)
   }
 }
 

@@ -9,7 +9,7 @@
 //! | 8 | 2 | format version (1) |
 //! | 10 | 2 | fixed header size (128) |
 //! | 12 | 2 | kind code |
-//! | 14 | 2 | flags (bit 0 copy-on-write default, bit 1 persistent, bit 2 developer segment, bit 3 freed) |
+//! | 14 | 2 | flags (bit 0 copy-on-write default, bit 1 persistent, bit 2 developer segment, bit 3 freed, bit 4 space not reserved) |
 //! | 16 | 8 | length in elements |
 //! | 24 | 8 | data byte length |
 //! | 32 | 8 | data offset (a multiple of 64, after the attributes) |
@@ -64,8 +64,12 @@ pub const CONTROL_SIZE: u64 = 8;
 pub const CONTROL_OPENS: u64 = 0xffff_ffff;
 /// Control word bit: a process other than the owner freed the segment.
 pub const CONTROL_FREED: u64 = 1 << 63;
+/// The creator chose `reserve: false`: some pages may have no memory behind them yet, and a
+/// reader must ask to map such a segment (a page `/dev/shm` cannot supply is a SIGBUS).
+pub const FLAG_UNRESERVED: u16 = 16;
 /// Every flag bit this format version defines (`SOBJ_KNOWN_FLAGS` in the C header).
-pub const KNOWN_FLAGS: u16 = FLAG_COPY_ON_WRITE | FLAG_PERSIST | FLAG_DEVELOPER | FLAG_FREED;
+pub const KNOWN_FLAGS: u16 =
+    FLAG_COPY_ON_WRITE | FLAG_PERSIST | FLAG_DEVELOPER | FLAG_FREED | FLAG_UNRESERVED;
 
 /// A decoded header.
 #[derive(Debug, Clone, PartialEq, Eq)]

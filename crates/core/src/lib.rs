@@ -14,8 +14,10 @@
 //! ```
 
 pub mod error;
+pub mod guard;
 pub mod header;
 pub mod kind;
+pub mod limits;
 pub mod name;
 pub mod registry;
 pub mod sync;

@@ -105,6 +105,7 @@ pub struct Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
+        crate::guard::unwatch(self.map.ptr());
         if !self.retired.swap(true, Ordering::AcqRel) {
             LIVE.fetch_sub(1, Ordering::Relaxed);
             if self.owner {
@@ -448,6 +449,9 @@ pub fn create(spec: &CreateSpec<'_>, init: Option<&[u8]>) -> Result<View> {
     if spec.developer {
         flags |= header::FLAG_DEVELOPER;
     }
+    if !spec.reserve {
+        flags |= header::FLAG_UNRESERVED;
+    }
     let h = Header {
         kind,
         flags,
@@ -465,6 +469,14 @@ pub fn create(spec: &CreateSpec<'_>, init: Option<&[u8]>) -> Result<View> {
     let mut head = h.encode().to_vec();
     head.extend_from_slice(spec.attributes.as_bytes());
     let named = spec.id.is_some() || spec.persist || spec.named || !cfg!(target_os = "linux");
+    crate::limits::check_create(
+        &spec.id.map_or_else(
+            || "a new segment".to_string(),
+            |id| format!("segment {id:?}"),
+        ),
+        h.total_size(),
+        named,
+    )?;
     let make = |id: &str| -> Result<(sys::File, sys::Map)> {
         #[cfg(target_os = "linux")]
         if !named {
@@ -536,6 +548,7 @@ pub fn create(spec: &CreateSpec<'_>, init: Option<&[u8]>) -> Result<View> {
     };
     #[cfg(not(target_os = "linux"))]
     let handle = name::format_handle(&id, h.generation, &Place::Named);
+    crate::guard::watch(map.ptr(), map.len());
     let mapping = Arc::new(Mapping {
         map: std::mem::ManuallyDrop::new(map),
         header: h.clone(),
@@ -623,14 +636,65 @@ pub fn handle_is_current(handle: &str) -> Result<bool> {
 /// faults; it costs the same time up front. Opening has no side effect on the segment, whatever
 /// happens.
 pub fn open_handle(handle: &str, mode: Option<Mode>, populate: bool) -> Result<View> {
+    open_handle_with(handle, mode, populate, false)
+}
+
+/// `open_handle`, and with `unreserved`, a segment made with `reserve: false` maps even when
+/// some of its pages have no memory behind them (the caller accepts that touching one may be a
+/// SIGBUS where the filesystem is full).
+pub fn open_handle_with(
+    handle: &str,
+    mode: Option<Mode>,
+    populate: bool,
+    unreserved: bool,
+) -> Result<View> {
     let (id, generation, place) = name::parse_handle(handle)?;
-    open_at(&id, Some(generation), &place, mode, populate)
+    open_at(&id, Some(generation), &place, mode, populate, unreserved)
+}
+
+/// Refuses to map a segment with pages that have no memory behind them: reading one where the
+/// filesystem is full is a SIGBUS, which no reader can catch. Our segments are made whole
+/// (`fallocate`), unless their creator chose `reserve: false`, which the header records and the
+/// reader must accept; anything else with holes was punched or truncated by another writer.
+fn check_allocated(id: &str, file: &sys::File, h: &Header, unreserved: bool) -> Result<()> {
+    let Some(allocated) = file.allocated() else {
+        return Ok(());
+    };
+    let total = h.total_size();
+    if allocated >= total || file.size() < total {
+        // A file shorter than its header says is refused by `decode` before this.
+        return Ok(());
+    }
+    if h.flags & header::FLAG_UNRESERVED != 0 {
+        if unreserved {
+            return Ok(());
+        }
+        return Err(Error::new(
+            Code::BadHeader,
+            format!(
+                "segment {id:?} was made with reserve: false and {} of its {} bytes have no memory behind them yet; \
+                 reading one where /dev/shm is full would kill this process (SIGBUS). open(handle, {{ reserve: false }}) \
+                 maps it anyway, accepting that risk",
+                total - allocated,
+                total
+            ),
+        ));
+    }
+    Err(Error::new(
+        Code::BadHeader,
+        format!(
+            "segment {id:?} has {} of its {} bytes without memory behind them (holes punched or the file cut and regrown by \
+             another writer): it is not mapped, since reading a hole where /dev/shm is full kills the reader (SIGBUS)",
+            total - allocated,
+            total
+        ),
+    ))
 }
 
 /// Opens named segment `id`, whatever its generation (the developer API's `mapSharedMemory`).
 pub fn open_id(id: &str, mode: Option<Mode>) -> Result<View> {
     name::validate_id(id)?;
-    open_at(id, None, &Place::Named, mode, false)
+    open_at(id, None, &Place::Named, mode, false, false)
 }
 
 fn open_at(
@@ -639,6 +703,7 @@ fn open_at(
     place: &Place,
     mode: Option<Mode>,
     populate: bool,
+    unreserved: bool,
 ) -> Result<View> {
     // Opened writable where allowed (copy-on-write too), so that this open can be counted.
     let (file, h, attributes) = match open_checked(id, generation, place, true) {
@@ -659,6 +724,8 @@ fn open_at(
         }
     }
     check_mapping_budget()?;
+    check_allocated(id, &file, &h, unreserved)?;
+    crate::limits::check_map(id, file.size())?;
     let map = sys::map_file(&file, mode.access(), populate)?;
     // The handle a view gives is the one it was opened by, or the named one for an id.
     let handle = match place {
@@ -667,6 +734,7 @@ fn open_at(
     };
     let (pid, _, _) = sys::current_process();
     let owner = h.owner_pid == pid && with(|r| r.owned.contains_key(&key));
+    crate::guard::watch(map.ptr(), map.len());
     let mapping = Arc::new(Mapping {
         map: std::mem::ManuallyDrop::new(map),
         header: h,
@@ -744,7 +812,6 @@ pub fn read_copy(handle: &str, max_bytes: u64) -> Result<(Header, String, Vec<u8
             format!("segment {id:?} holds {} bytes, more than this runtime can hold in one buffer ({max_bytes})", h.byte_length),
         ));
     }
-    let map = sys::map_file(&file, sys::Access::CopyOnWrite, false)?;
     let mut data = Vec::new();
     data.try_reserve_exact(h.byte_length as usize)
         .map_err(|_| {
@@ -756,8 +823,18 @@ pub fn read_copy(handle: &str, max_bytes: u64) -> Result<(Header, String, Vec<u8
                 ),
             )
         })?;
+    // Read, not mapped: a hole reads as zeros and a file cut short under us is an error, where a
+    // mapping would be a SIGBUS.
+    #[cfg(target_os = "linux")]
+    {
+        data.resize(h.byte_length as usize, 0);
+        file.read_at(&mut data, h.data_offset)?;
+    }
+    #[cfg(not(target_os = "linux"))]
+    let map = sys::map_file(&file, sys::Access::CopyOnWrite, false)?;
     // SAFETY: decode checked data_offset + byte_length <= the file's size, which the map covers;
     // the bytes are copied out while `map` keeps them mapped, into capacity reserved above.
+    #[cfg(not(target_os = "linux"))]
     unsafe {
         std::ptr::copy_nonoverlapping(
             map.ptr().add(h.data_offset as usize),

@@ -32,6 +32,7 @@ int main(int argc, char **argv) {
   printf("flag_persist %u\n", (unsigned)SOBJ_FLAG_PERSIST);
   printf("flag_developer %u\n", (unsigned)SOBJ_FLAG_DEVELOPER);
   printf("flag_freed %u\n", (unsigned)SOBJ_FLAG_FREED);
+  printf("flag_unreserved %u\n", (unsigned)SOBJ_FLAG_UNRESERVED);
   printf("known_flags %u\n", (unsigned)SOBJ_KNOWN_FLAGS);
   printf("kind_count %u\n", (unsigned)SOBJ_KIND_COUNT);
   for (i = 0; i < SOBJ_KIND_COUNT + 4u; i++) {
@@ -69,6 +70,7 @@ fn expected(h: &Header) -> String {
     writeln!(s, "flag_persist {}", header::FLAG_PERSIST).unwrap();
     writeln!(s, "flag_developer {}", header::FLAG_DEVELOPER).unwrap();
     writeln!(s, "flag_freed {}", header::FLAG_FREED).unwrap();
+    writeln!(s, "flag_unreserved {}", header::FLAG_UNRESERVED).unwrap();
     writeln!(s, "known_flags {}", header::KNOWN_FLAGS).unwrap();
     let count = Kind::ALL.iter().map(|k| *k as u16 + 1).max().unwrap();
     writeln!(s, "kind_count {count}").unwrap();

@@ -745,10 +745,16 @@ pub fn open(
     handle: String,
     copy_on_write: Option<bool>,
     populate: Option<bool>,
+    unreserved: Option<bool>,
 ) -> Result<ViewInfo> {
     settle_external_memory(env.raw());
     within_budget(env.raw(), || {
-        registry::open_handle(&handle, mode_of(copy_on_write), populate.unwrap_or(false))
+        registry::open_handle_with(
+            &handle,
+            mode_of(copy_on_write),
+            populate.unwrap_or(false),
+            unreserved.unwrap_or(false),
+        )
     })
     .map(|v| to_info(v, false))
     .map_err(|e| throw(&env, e))

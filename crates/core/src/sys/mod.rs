@@ -41,6 +41,10 @@ impl File {
     pub(crate) fn size(&self) -> u64 {
         self.size
     }
+    /// Windows commits a mapping's pages when it is created: there are no holes to count.
+    pub(crate) fn allocated(&self) -> Option<u64> {
+        None
+    }
 }
 
 #[cfg(windows)]

@@ -128,16 +128,49 @@ pub(crate) struct File {
     id: String,
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     named: bool,
+    /// Bytes of the file that have memory behind them (`st_blocks`), when it was opened.
+    allocated: u64,
 }
 
 impl File {
     pub(crate) fn size(&self) -> u64 {
         self.size
     }
+    /// Bytes with memory behind them, where the OS counts them (Linux tmpfs); `None` elsewhere.
+    pub(crate) fn allocated(&self) -> Option<u64> {
+        cfg!(target_os = "linux").then_some(self.allocated)
+    }
+    /// Reads `buf.len()` bytes at `offset` without mapping: a hole reads as zeros and a file cut
+    /// short is an error, never a SIGBUS.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        read_exact_at(self, buf, offset)
+    }
     #[cfg(target_os = "linux")]
     pub(crate) fn raw_fd(&self) -> i32 {
         use std::os::fd::AsRawFd;
         self.fd.as_raw_fd()
+    }
+}
+
+/// Bytes of an open file with memory behind them: `st_blocks` on tmpfs (where `/dev/shm` files
+/// and memfds live, and a hole is what a full filesystem answers with SIGBUS). Elsewhere blocks
+/// say nothing reliable (compression, other allocation schemes), so the file counts as whole.
+fn allocated_bytes(fd: &OwnedFd, blocks: u64) -> u64 {
+    #[cfg(target_os = "linux")]
+    {
+        const TMPFS_MAGIC: i64 = 0x0102_1994;
+        // f_type is an i64 here, an i32 or u32 on other targets: the cast is for those.
+        #[allow(clippy::unnecessary_cast)]
+        match rustix::fs::fstatfs(fd) {
+            Ok(fs) if fs.f_type as i64 == TMPFS_MAGIC => blocks.saturating_mul(512),
+            _ => u64::MAX,
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (fd, blocks);
+        u64::MAX
     }
 }
 
@@ -167,11 +200,13 @@ fn checked(fd: OwnedFd, id: &str, named: bool) -> Result<File> {
             format!("segment {id:?} is too small to be a sharedobject segment"),
         ));
     }
+    let allocated = allocated_bytes(&fd, st.st_blocks as u64);
     Ok(File {
         fd,
         size,
         id: id.to_string(),
         named,
+        allocated,
     })
 }
 
@@ -597,6 +632,7 @@ pub(crate) fn create_named(
             size: total,
             id: id.to_string(),
             named: true,
+            allocated: total,
         };
         let map = map_file(&file, Access::Shared, false)?;
         fill_mapping(&map, head, data_offset, init);
@@ -647,6 +683,7 @@ fn create_linked(
         size: total,
         id: id.to_string(),
         named: true,
+        allocated: total,
     };
     let proc_path = format!("/proc/self/fd/{}", file.raw_fd());
     match rustix::fs::linkat(
@@ -694,6 +731,7 @@ pub(crate) fn create_memfd(
         size: total,
         id: id.to_string(),
         named: false,
+        allocated: total,
     };
     let map = map_file(&file, Access::Shared, false)?;
     Ok((file, map))

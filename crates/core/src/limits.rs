@@ -1,0 +1,264 @@
+//! The limits this process's memory is bounded by, checked before a segment is made or mapped.
+//!
+//! The machine's RAM is the loosest of them: a container's memory cgroup, `RLIMIT_AS` and the
+//! shared-memory filesystem are usually far tighter, and the kernel answers a segment that
+//! overruns its cgroup with the OOM killer (while its pages are allocated), not with an error.
+//! So a size is checked against each, and the refusal names the one that refused.
+
+use crate::error::{Code, Error, Result};
+
+/// One limit: how many more bytes it leaves this process, and what it is, for the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    pub room: u64,
+    pub what: String,
+}
+
+fn mib(b: u64) -> String {
+    format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
+}
+
+/// Values at or past this are "no limit" (cgroup v1 writes 2^63 rounded down to a page).
+#[cfg(unix)]
+const UNLIMITED: u64 = 1 << 62;
+
+#[cfg(target_os = "linux")]
+fn read_u64(path: &std::path::Path) -> Option<u64> {
+    let s = std::fs::read_to_string(path).ok()?;
+    let s = s.trim();
+    if s == "max" {
+        return Some(u64::MAX);
+    }
+    s.parse().ok()
+}
+
+/// The directories of this process's memory cgroup and of each of its ancestors, innermost first,
+/// with the names of the limit and usage files they hold (v2 `memory.max`/`memory.current`, v1
+/// `memory.limit_in_bytes`/`memory.usage_in_bytes`). Found once: a process rarely changes cgroup,
+/// and the limits themselves are read afresh at every check.
+#[cfg(target_os = "linux")]
+fn cgroup_dirs() -> &'static [(std::path::PathBuf, &'static str, &'static str)] {
+    use std::path::{Path, PathBuf};
+    static DIRS: std::sync::OnceLock<Vec<(PathBuf, &'static str, &'static str)>> =
+        std::sync::OnceLock::new();
+    DIRS.get_or_init(|| {
+        let mut out = Vec::new();
+        let Ok(groups) = std::fs::read_to_string("/proc/self/cgroup") else {
+            return out;
+        };
+        let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") else {
+            return out;
+        };
+        // mountinfo: id parent major:minor root mount-point options... - fstype source super-options
+        let mount_of = |v2: bool| -> Option<(String, String)> {
+            mounts.lines().find_map(|l| {
+                let (left, right) = l.split_once(" - ")?;
+                let f: Vec<&str> = left.split(' ').collect();
+                let r: Vec<&str> = right.split(' ').collect();
+                let ok = if v2 {
+                    r.first() == Some(&"cgroup2")
+                } else {
+                    r.first() == Some(&"cgroup")
+                        && r.get(2)
+                            .is_some_and(|o| o.split(',').any(|x| x == "memory"))
+                };
+                if !ok {
+                    return None;
+                }
+                Some((f.get(3)?.to_string(), f.get(4)?.to_string()))
+            })
+        };
+        for line in groups.lines() {
+            let mut parts = line.splitn(3, ':');
+            let (Some(_), Some(controllers), Some(path)) =
+                (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let (v2, files) = if controllers.is_empty() {
+                (true, ("memory.max", "memory.current"))
+            } else if controllers.split(',').any(|c| c == "memory") {
+                (false, ("memory.limit_in_bytes", "memory.usage_in_bytes"))
+            } else {
+                continue;
+            };
+            let Some((root, mount)) = mount_of(v2) else {
+                continue;
+            };
+            let rel = path.strip_prefix(root.as_str()).unwrap_or(path);
+            let mut dir = PathBuf::from(&mount);
+            dir.extend(rel.split('/').filter(|c| !c.is_empty() && *c != ".."));
+            // The cgroup and every ancestor up to the mount bound the process.
+            let mut at: Option<&Path> = Some(dir.as_path());
+            while let Some(d) = at {
+                if d.join(files.0).exists() {
+                    out.push((d.to_path_buf(), files.0, files.1));
+                }
+                if d == Path::new(&mount) {
+                    break;
+                }
+                at = d.parent();
+            }
+        }
+        out
+    })
+}
+
+/// The memory cgroup limits on this process: for each level with a limit, what it leaves.
+#[cfg(target_os = "linux")]
+fn cgroup_limits(out: &mut Vec<Limit>) {
+    for (dir, max_file, used_file) in cgroup_dirs() {
+        let Some(max) = read_u64(&dir.join(max_file)).filter(|&m| m < UNLIMITED) else {
+            continue;
+        };
+        // Inactive file pages count as used but are given back under pressure (as `docker
+        // stats` reckons): they do not stand in a new segment's way.
+        let reclaimable = std::fs::read_to_string(dir.join("memory.stat"))
+            .ok()
+            .and_then(|stat| {
+                stat.lines().find_map(|l| {
+                    let (k, v) = l.split_once(' ')?;
+                    (k == "total_inactive_file" || k == "inactive_file")
+                        .then(|| v.trim().parse::<u64>().ok())?
+                })
+            })
+            .unwrap_or(0);
+        let used = read_u64(&dir.join(used_file))
+            .unwrap_or(0)
+            .saturating_sub(reclaimable);
+        out.push(Limit {
+            room: max.saturating_sub(used),
+            what: format!(
+                "the memory cgroup {} ({max_file} {}, {} in use)",
+                dir.display(),
+                mib(max),
+                mib(used)
+            ),
+        });
+    }
+}
+
+/// `RLIMIT_AS` less the address space this process uses already.
+fn address_space(out: &mut Vec<Limit>) {
+    #[cfg(unix)]
+    {
+        let lim = rustix::process::getrlimit(rustix::process::Resource::As);
+        let Some(max) = lim.current.filter(|&m| m < UNLIMITED) else {
+            return;
+        };
+        #[cfg(target_os = "linux")]
+        let used = std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .map(|pages| pages.saturating_mul(rustix::param::page_size() as u64))
+            .unwrap_or(0);
+        #[cfg(not(target_os = "linux"))]
+        let used = 0;
+        out.push(Limit {
+            room: max.saturating_sub(used),
+            what: format!(
+                "RLIMIT_AS (ulimit -v: {} of address space, {} in use)",
+                mib(max),
+                mib(used)
+            ),
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = out;
+}
+
+/// Free space on the shared-memory filesystem, where named segments live.
+fn shm_space(out: &mut Vec<Limit>) {
+    #[cfg(target_os = "linux")]
+    if let Ok(s) = rustix::fs::statvfs("/dev/shm") {
+        let unit = s.f_frsize.max(1);
+        out.push(Limit {
+            room: s.f_bavail.saturating_mul(unit),
+            what: format!(
+                "/dev/shm ({} free of {}; give a container more with docker run --shm-size=2g)",
+                mib(s.f_bavail.saturating_mul(unit)),
+                mib(s.f_blocks.saturating_mul(unit))
+            ),
+        });
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = out;
+}
+
+/// Every limit that bounds a new segment of this process: named ones also by the filesystem.
+pub fn limits(named: bool) -> Vec<Limit> {
+    let mut out = Vec::new();
+    #[cfg(target_os = "linux")]
+    cgroup_limits(&mut out);
+    address_space(&mut out);
+    if named {
+        shm_space(&mut out);
+    }
+    if let Some(ram) = crate::sys::memory_limit() {
+        out.push(Limit {
+            room: ram,
+            what: format!("this machine's memory ({} of RAM and swap)", mib(ram)),
+        });
+    }
+    out
+}
+
+/// The tightest limit, if any.
+pub fn least(named: bool) -> Option<Limit> {
+    limits(named).into_iter().min_by_key(|l| l.room)
+}
+
+/// Refuses a new segment of `needed` bytes that a limit of this process cannot hold.
+/// `what` names the segment in the message ("segment \"x\"", "a new segment").
+pub fn check_create(what: &str, needed: u64, named: bool) -> Result<()> {
+    match least(named) {
+        Some(l) if needed > l.room => Err(Error::new(
+            Code::NoSpace,
+            format!(
+                "not enough memory for {what}: it needs {}, and {} leaves {}. Free or close vectors you no \
+                 longer need, or give the process or container more memory.",
+                mib(needed),
+                l.what,
+                mib(l.room)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a mapping of `needed` bytes that this process's address space cannot hold: mapping
+/// someone else's pages costs address space, not memory.
+pub fn check_map(id: &str, needed: u64) -> Result<()> {
+    let mut out = Vec::new();
+    address_space(&mut out);
+    match out.into_iter().next() {
+        Some(l) if needed > l.room => Err(Error::new(
+            Code::NoSpace,
+            format!(
+                "cannot map segment {id:?} of {}: {} leaves {}",
+                mib(needed),
+                l.what,
+                mib(l.room)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    // Linux always knows its RAM, so there is a least limit to find.
+    #[test]
+    fn the_least_limit_is_named() {
+        let all = limits(true);
+        assert!(!all.is_empty(), "RAM at least");
+        let l = least(true).unwrap();
+        assert!(all.iter().all(|x| x.room >= l.room));
+        let e = check_create("x", u64::MAX / 2, true).unwrap_err();
+        assert_eq!(e.code, Code::NoSpace);
+        assert!(e.message.contains(&l.what), "{}", e.message);
+        assert!(check_create("x", 4096, false).is_ok());
+    }
+}
