@@ -9,7 +9,7 @@ import { createOptions } from './share'
 import { isShared } from './inspect'
 import { SharedLogicalVector, SharedStringVector, layoutFromAux } from './vectors'
 import { tableFromBytes } from './arrow'
-import { isSyncKind, syncOf } from './sync'
+import { isSyncKind, provideOpener, syncOf } from './sync'
 import { MAX_DEPTH, cachedByKey, handOut, isContainer, isPlainObject, liveMeta, manifests, metaOf, remember, vectorOf, viewHandle, type Meta } from './views'
 
 function handleText(handle: unknown, fn: string): string {
@@ -129,6 +129,9 @@ export function open(handle: Handle, opts?: OpenOptions): SharedVector | object 
   const meta = cached ?? remember(native.open(base, cow, populate))
   return fromMeta(meta, part, opts)
 }
+
+// A channel hands what it carried by handle to this verb (the kinds below it never import it).
+provideOpener((h) => open(h))
 
 function openCopy(h: string, part: Part | undefined, opts: OpenOptions): SharedVector | object {
   const c = native.readCopy(h, bufferConstants.MAX_LENGTH)

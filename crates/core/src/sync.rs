@@ -1,6 +1,8 @@
 //! Synchronisation between the processes (and threads) that map a segment: sleeping on a word of
-//! shared memory until another process notifies it, a robust mutex ([`RawMutex`]) and a barrier
-//! ([`RawBarrier`]).
+//! shared memory until another process notifies it, a robust mutex ([`RawMutex`]), a barrier
+//! ([`RawBarrier`]), a condition variable ([`RawCondition`]), a counting semaphore
+//! ([`RawSemaphore`]) and a bounded multi-producer multi-consumer channel ([`RawChannel`]), each
+//! in a file of its own with its protocol and the memory order of its atomics.
 //!
 //! # Waiting on a word
 //!
@@ -37,9 +39,13 @@ use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 mod barrier;
+mod channel;
+mod condition;
 mod mutex;
 mod parker;
+mod parties;
 mod poll;
+mod semaphore;
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -61,8 +67,11 @@ mod other;
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 use other as os;
 
-pub use barrier::{Arrival, RawBarrier, BARRIER_SIZE};
+pub use barrier::{Arrival, RawBarrier, BARRIER_PARTIES, BARRIER_SIZE};
+pub use channel::{RawChannel, Received, CHANNEL_PARTIES, MAX_CAPACITY, MAX_MESSAGE};
+pub use condition::{RawCondition, CONDITION_SIZE};
 pub use mutex::{Acquired, RawMutex, MUTEX_SIZE};
+pub use semaphore::{RawSemaphore, SEMAPHORE_PARTIES, SEMAPHORE_SIZE};
 
 /// How often a 64-bit wait without `futex_waitv` re-reads its whole word (see the module docs).
 pub const SLICE_64: Duration = Duration::from_millis(10);
