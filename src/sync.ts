@@ -17,7 +17,7 @@ import { type Kind } from './kinds'
 import { resolve, type Resolved } from './options'
 import { createOptions, created } from './share'
 import { close } from './inspect'
-import { SEGMENT_BUFFER, handOut, liveMeta, wordsOf, type Meta, type ViewBuffer } from './views'
+import { SEGMENT_BUFFER, handOut, liveMeta, metaOf, onClose, wordsOf, type Meta, type ViewBuffer } from './views'
 
 /** How a wait ended: as `Atomics.wait` says it. */
 export type WaitResult = 'ok' | 'not-equal' | 'timed-out'
@@ -123,6 +123,26 @@ function parked<T>(p: Promise<T>, value: unknown): Promise<T> {
 }
 function keep(_value: unknown): void {}
 
+/** Whether this thread has not closed the object's view. */
+const isOpen = (value: object): boolean => metaOf(value)?.closed === false
+
+/**
+ * A parked wait on an object or vector of this thread that settles at once if this thread
+ * closes it meanwhile: rejected with `ERR_SHM_CLOSED`, never with a lock or a value of memory
+ * that is gone. `wake` ends the parked thread's sleep first (the pages are still mapped then).
+ */
+function parkedOn<T>(value: object, fn: string, p: Promise<T>, wake: () => void): Promise<T> {
+  const meta = liveMeta(value, fn)
+  let forget = (): void => {}
+  const closed = new Promise<never>((_, reject) => {
+    forget = onClose(meta, () => {
+      wake()
+      reject(coded(codes.CLOSED, `${fn}: closed in this thread while waiting`))
+    })
+  })
+  return Promise.race([parked(p, value), closed]).finally(() => forget())
+}
+
 /**
  * As {@link wait}, without blocking: the promise settles when the wait ends, and the event loop
  * (timers, I/O) keeps running meanwhile. The wait happens on a thread of the package's own
@@ -137,7 +157,7 @@ export function waitAsync(vector: WaitableVector, index: number, value: number |
   const t = timeoutOf('waitAsync', timeoutMs)
   if (kernelWaits) {
     const p = w.wide ? native.syncWaitAsync64(w.target, w.byteOffset, v as bigint, t) : native.syncWaitAsync32(w.target, w.byteOffset, v as number, t)
-    return parked(p, w.target)
+    return parkedOn(w.target, 'waitAsync', p, () => native.syncNotify(w.target, w.byteOffset, w.wide ? 8 : 4, Infinity))
   }
   const now = (): number | bigint => (w.wide ? Atomics.load(w.target as BigInt64Array, w.index) : Atomics.load(w.target as Int32Array, w.index))
   if (now() !== v) return Promise.resolve('not-equal')
@@ -227,9 +247,13 @@ function detectionOf(fn: string, ms: unknown): number {
  * `words` changes from `seq` or `sliceMs` passes. True when the sleep ran out. Parks a thread in
  * the kernel's wait where there is one; elsewhere polls from the event loop.
  */
-async function sleepOn(owner: object, words: Uint32Array, index: number, seq: number, sliceMs: number, park: (t: number) => Promise<WaitResult>): Promise<boolean> {
-  if (kernelWaits) return (await parked(park(sliceMs), owner)) === 'timed-out'
-  return !(await pollUntil(() => Atomics.load(words, index) !== seq, sliceMs))
+async function sleepOn(owner: SyncObject, words: Uint32Array, index: number, seq: number, sliceMs: number, park: (t: number) => Promise<WaitResult>): Promise<boolean> {
+  if (kernelWaits) {
+    const wake = (): number => native.syncNotify(words, index * 4, 4, Infinity)
+    return (await parkedOn(owner, 'wait', park(sliceMs), wake)) === 'timed-out'
+  }
+  const meta = liveMeta(owner, 'wait')
+  return !(await pollUntil(() => meta.closed || Atomics.load(words, index) !== seq, sliceMs))
 }
 
 /**
@@ -379,8 +403,13 @@ export class SharedMutex {
       if (kernelWaits) {
         const seq = native.mutexWaitBegin(buffer)
         if (seq < 0) continue
-        const r = await parked(native.mutexParkAsync(buffer, seq, slice), this)
-        native.mutexWaitEnd(bufferOf(this, 'lockAsync'))
+        let r: WaitResult
+        try {
+          r = await parkedOn(this, 'lockAsync', native.mutexParkAsync(buffer, seq, slice), () => native.syncNotify(buffer, 12, 4, Infinity))
+        } finally {
+          // Still counted as a waiter until here; a closed view's words are gone with it.
+          if (isOpen(this)) native.mutexWaitEnd(buffer)
+        }
         // A sleep that ran out saw no unlock: time to look at the holder.
         judge = r === 'timed-out'
       } else {
@@ -631,7 +660,7 @@ export class SharedCondition {
       g.unlock()
       ranOut = await sleepOn(this, words, 0, seq, t, (ms) => native.conditionParkAsync(words, seq, ms))
     } finally {
-      native.conditionWaitEnd(words)
+      if (isOpen(this)) native.conditionWaitEnd(words)
     }
     const again = await g.mutex.lockAsync()
     g[HOLDING](true, again.ownerDied)
@@ -736,7 +765,7 @@ export class SharedSemaphore {
         if (left <= 0) return false
         ranOut = await sleepOn(this, words, 18, seq, Math.min(left, this.#detectionMs), (t) => native.semaphoreParkAsync(words, seq, t))
       } finally {
-        native.semaphoreWaitEnd(words)
+        if (isOpen(this)) native.semaphoreWaitEnd(words)
       }
       if (ranOut) native.semaphoreReclaim(bufferOf(this, 'acquireAsync'))
     }
@@ -914,7 +943,7 @@ export class SharedChannel<T = Uint8Array> {
         if (left <= 0) return false
         ranOut = await sleepOn(this, words, 64, seq, Math.min(left, this.#detectionMs), (t) => native.channelParkAsync(words, false, seq, t))
       } finally {
-        native.channelWaitEnd(words, false)
+        if (isOpen(this)) native.channelWaitEnd(words, false)
       }
       if (ranOut) native.channelRepair(bufferOf(this, fn))
     }
@@ -961,7 +990,7 @@ export class SharedChannel<T = Uint8Array> {
         if (left <= 0) return undefined
         ranOut = await sleepOn(this, words, 48, seq, Math.min(left, this.#detectionMs), (t) => native.channelParkAsync(words, true, seq, t))
       } finally {
-        native.channelWaitEnd(words, true)
+        if (isOpen(this)) native.channelWaitEnd(words, true)
       }
       if (ranOut) native.channelRepair(bufferOf(this, 'receiveAsync'))
     }

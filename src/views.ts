@@ -151,10 +151,24 @@ export function handOut(meta: Meta): string {
   return meta.handle
 }
 
+/** What to do when this thread closes a mapping, before its pages go: waits pending on it. */
+const closing = new WeakMap<Meta, Set<() => void>>()
+
+/** Calls `fn` when this thread closes the mapping, before its pages go; returns a function that forgets it. */
+export function onClose(meta: Meta, fn: () => void): () => void {
+  let set = closing.get(meta)
+  if (!set) closing.set(meta, (set = new Set()))
+  set.add(fn)
+  return () => set.delete(fn)
+}
+
 /** Closes this thread's buffer of a mapping; the native side gives the pages back now. */
 export function closeMeta(meta: Meta): boolean {
   if (meta.closed) return false
   meta.closed = true
+  const waiting = closing.get(meta)
+  closing.delete(meta)
+  waiting?.forEach((fn) => fn())
   if (buffers.get(meta.key)?.deref() === meta.buffer) buffers.delete(meta.key)
   native.close(meta.buffer, meta.key)
   return true
