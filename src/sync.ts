@@ -175,6 +175,10 @@ async function pollUntil(done: () => boolean, timeoutMs: number): Promise<boolea
   }
 }
 
+/** This thread as a mutex holder (its words), asked of the native side once per thread. */
+let me: { word: bigint; start: bigint; pidns: bigint } | undefined
+const holder = (): { word: bigint; start: bigint; pidns: bigint } => (me ??= native.mutexHolder())
+
 /** The options of {@link mutex}. */
 export interface MutexOptions {
   /**
@@ -332,11 +336,51 @@ const isThenable = (v: unknown): v is PromiseLike<unknown> =>
 export class SharedMutex {
   declare readonly [SEGMENT_BUFFER]: ViewBuffer
   readonly #detectionMs: number
+  readonly #meta: Meta
+  /** The words as 64-bit integers, for the fast path; null unless the view is a SharedArrayBuffer. */
+  readonly #big: BigInt64Array | null
+  readonly #words: Uint32Array
 
   /** @internal Use {@link mutex} or `open(handle)`. */
   constructor(meta: Meta) {
     carry(this, meta)
-    this.#detectionMs = native.mutexState(wordsOf(meta.buffer)).detectionMs
+    this.#meta = meta
+    this.#words = wordsOf(meta.buffer)
+    this.#detectionMs = native.mutexState(this.#words).detectionMs
+    this.#big = typeof SharedArrayBuffer === 'function' && meta.buffer instanceof SharedArrayBuffer ? new BigInt64Array(meta.buffer, 0, 4) : null
+  }
+
+  /**
+   * The fast path of an uncontended lock, in JavaScript: one compare-and-swap of the holder word
+   * from 0 to this thread's, then the start time and namespace that let others judge it, as the
+   * native `try_lock` writes them (all SeqCst, as Atomics are). Only over a SharedArrayBuffer:
+   * Atomics on an ArrayBuffer are not guaranteed atomic towards other agents.
+   */
+  #fastLock(): boolean {
+    const big = this.#big
+    if (big === null || this.#meta.closed) return false
+    const me = holder()
+    if (Atomics.compareExchange(big, 0, 0n, me.word) !== 0n) return false
+    Atomics.store(big, 2, me.start)
+    Atomics.store(big, 3, me.pidns)
+    return true
+  }
+
+  /**
+   * The fast path of an unlock by the holder: clear what the lock wrote, release the holder
+   * word, and go native only to wake a counted waiter (word 2 is `waiters`). False when this
+   * thread does not hold it, for the native unlock to say why.
+   */
+  #fastUnlock(): boolean {
+    const big = this.#big
+    if (big === null || this.#meta.closed) return false
+    const me = holder()
+    if (Atomics.load(big, 0) !== me.word) return false
+    Atomics.store(big, 2, 0n)
+    Atomics.store(big, 3, 0n)
+    Atomics.store(big, 0, 0n)
+    if (Atomics.load(this.#words, 2) > 0) native.mutexWake(this.#words)
+    return true
   }
 
   /** How long a locker waits before it checks that the holder still runs, in milliseconds. */
@@ -363,12 +407,14 @@ export class SharedMutex {
   lock(): MutexGuard
   lock(timeoutMs: number): MutexGuard | null
   lock(timeoutMs?: number): MutexGuard | null {
+    if (this.#fastLock()) return new MutexGuard(this, false)
     const got = native.mutexLock(bufferOf(this, 'lock'), timeoutOf('lock', timeoutMs))
     return got ? new MutexGuard(this, got === 2) : null
   }
 
   /** Takes the lock if it is free now, else null. Never waits, never judges the holder. */
   tryLock(): MutexGuard | null {
+    if (this.#fastLock()) return new MutexGuard(this, false)
     const got = native.mutexTryLock(bufferOf(this, 'tryLock'))
     return got ? new MutexGuard(this, got === 2) : null
   }
@@ -378,7 +424,7 @@ export class SharedMutex {
    * @throws `ERR_SHM_NOT_OWNER` if this thread does not hold the lock.
    */
   unlock(): void {
-    native.mutexUnlock(bufferOf(this, 'unlock'))
+    if (!this.#fastUnlock()) native.mutexUnlock(bufferOf(this, 'unlock'))
   }
 
   /**
@@ -393,6 +439,7 @@ export class SharedMutex {
     const deadline = performance.now() + timeoutOf('lockAsync', timeoutMs)
     let judged = performance.now()
     for (let nap = 0; ; nap = Math.min(MAX_POLL_MS, Math.max(1, nap * 2))) {
+      if (this.#fastLock()) return new MutexGuard(this, false)
       const buffer = bufferOf(this, 'lockAsync')
       const got = native.mutexTryLock(buffer)
       if (got) return new MutexGuard(this, got === 2)

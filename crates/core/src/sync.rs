@@ -339,6 +339,13 @@ impl Holder {
     }
 }
 
+/// This thread's holder word, process start time and pid namespace: what a lock taken in
+/// JavaScript with `Atomics` writes into a mutex's words (see [`RawMutex`]).
+pub fn holder_words() -> (u64, u64, u64) {
+    let me = Holder::me();
+    (me.word, me.start, me.pidns)
+}
+
 /// Threads numbered by this process, for platforms whose thread ids another process cannot
 /// look up: each JavaScript thread gets a number and is known alive until it ends.
 #[cfg(not(target_os = "linux"))]

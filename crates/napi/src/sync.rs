@@ -271,6 +271,31 @@ pub fn mutex_unlock(env: Env, buffer: Unknown) -> Result<()> {
     mutex(&env, &buffer)?.unlock().map_err(|e| throw(&env, e))
 }
 
+/// Wakes one contended locker, after an unlock made in JavaScript found waiters.
+#[napi]
+pub fn mutex_wake(env: Env, buffer: Unknown) -> Result<()> {
+    mutex(&env, &buffer)?.wake_one();
+    Ok(())
+}
+
+/// This thread as a mutex holder: the words JavaScript's own lock writes.
+#[napi(object, object_from_js = false)]
+pub struct HolderWords {
+    pub word: BigInt,
+    pub start: BigInt,
+    pub pidns: BigInt,
+}
+
+#[napi]
+pub fn mutex_holder() -> HolderWords {
+    let (word, start, pidns) = sync::holder_words();
+    HolderWords {
+        word: BigInt::from(word),
+        start: BigInt::from(start),
+        pidns: BigInt::from(pidns),
+    }
+}
+
 /// Counts this thread as a waiter; the `seq` to park on, or -1 when the mutex is free now.
 #[napi]
 pub fn mutex_wait_begin(env: Env, buffer: Unknown) -> Result<i64> {

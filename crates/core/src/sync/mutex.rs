@@ -13,6 +13,12 @@
 //! | offset | size | word |
 //! |---|---|---|
 //! | 0 | 8 | holder: 0 when free, else pid << 32 \| thread |
+//!
+//! JavaScript takes and releases an uncontended lock itself with `Atomics` on these words where
+//! its view is a SharedArrayBuffer (a SeqCst compare-and-swap of the holder word from 0, then
+//! SeqCst stores of the start time and namespace; an unlock clears them, stores 0, reads
+//! `waiters` and calls [`RawMutex::wake_one`] if any): exactly the operations `try_lock` and
+//! `unlock` make here, in the same order, so the two kinds of party mix freely.
 //! | 8 | 4 | waiters: lockers between announcing themselves and waking up |
 //! | 12 | 4 | seq: bumped by an unlock with waiters; the word they sleep on |
 //! | 16 | 8 | the holder's process start time (0 until written) |
@@ -191,10 +197,18 @@ impl RawMutex {
         // Nobody else writes the holder while a live holder holds it, so a store releases.
         self.holder.store(0, SeqCst);
         if self.waiters.load(SeqCst) > 0 {
-            self.seq.fetch_add(1, SeqCst);
-            wake32(&self.seq, 1);
+            self.wake_one();
         }
         Ok(())
+    }
+
+    /// Wakes one contended locker: what an unlock does after it stored 0 in the holder word and
+    /// found waiters counted. JavaScript's own unlock (Atomics on the same words) calls this.
+    pub fn wake_one(&self) {
+        // SeqCst: ordered after the holder's release store and the read of `waiters` (the
+        // lost-wakeup argument of `begin_wait`).
+        self.seq.fetch_add(1, SeqCst);
+        wake32(&self.seq, 1);
     }
 
     /// Counts this thread as a waiter and returns the `seq` to sleep on, or `None` (and no
