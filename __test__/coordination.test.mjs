@@ -1,5 +1,8 @@
 import test from 'ava'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { Worker } from 'node:worker_threads'
 import so from '@sharedobject/core'
 import { spawnChild } from './helpers.mjs'
 
@@ -12,6 +15,18 @@ async function children(t, n) {
   // Some tests kill a child themselves: ending it again is not an error.
   t.teardown(() => Promise.all(kids.map((k) => Promise.resolve().then(() => k.exit()).catch(() => {}))))
   return kids
+}
+
+const ROOT = JSON.stringify(fileURLToPath(new URL('..', import.meta.url)))
+
+/** A worker thread running `body` (CommonJS source) with `so`, `workerData` and `parentPort` in scope. */
+function worker(body, workerData) {
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads')
+    const so = require(${ROOT})
+    ;(async () => { ${body} })().catch((e) => parentPort.postMessage({ error: e.code ?? e.message }))
+  `
+  return new Worker(code, { eval: true, workerData })
 }
 
 function track(p) {
@@ -347,4 +362,31 @@ test.serial('closing what a pending async wait waits on settles it at once with 
   t.is(again.holderPid, child.pid)
   t.false(again.heldHere)
   for (const x of [v, m, ch, bar, s, again]) so.free(x)
+})
+
+test.serial('closing a mutex or barrier while another thread of this process blocks on it gives that thread ERR_SHM_CLOSED, never the lock', async (t) => {
+  const [child] = await children(t, 1)
+  const m = so.mutex({ detectionMs: 20 })
+  const bar = so.barrier(2, { detectionMs: 20 })
+  const h = so.handleOf(m)
+  t.is(await child.run((so, h) => (globalThis.m = so.open(h)).lock() && process.pid, h), child.pid)
+  // A worker opens its own view (one mapping per process), says so, then blocks; this thread
+  // closes its view meanwhile.
+  const blocked = [
+    [m, `const m = so.open(workerData); parentPort.postMessage('ready'); try { m.lock(); parentPort.postMessage('locked') } catch (e) { parentPort.postMessage(e.code) }`],
+    [bar, `const b = so.open(workerData); parentPort.postMessage('ready'); try { b.wait(); parentPort.postMessage('passed') } catch (e) { parentPort.postMessage(e.code) }`],
+  ]
+  for (const [object, body] of blocked) {
+    const w = worker(body, so.handleOf(object))
+    t.is((await once(w, 'message'))[0], 'ready')
+    await sleep(100)
+    const answer = once(w, 'message')
+    so.close(object)
+    t.is((await answer)[0], 'ERR_SHM_CLOSED')
+    await w.terminate()
+  }
+  const again = so.open(h)
+  t.is(again.holderPid, child.pid, 'the child still holds the lock')
+  so.free(again)
+  so.free(bar)
 })

@@ -361,6 +361,10 @@ export class SharedMutex {
     if (big === null || this.#meta.closed) return false
     const me = holder()
     if (Atomics.compareExchange(big, 0, 0n, me.word) !== 0n) return false
+    if (Atomics.load(this.#words, 8) === 0) {
+      // Another thread closed this process's view: zeros are here now, not the mutex.
+      throw coded(codes.CLOSED, 'lock: the mutex was closed in this process')
+    }
     Atomics.store(big, 2, me.start)
     Atomics.store(big, 3, me.pidns)
     return true

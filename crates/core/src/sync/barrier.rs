@@ -242,7 +242,14 @@ impl<'a> RawBarrier<'a> {
             Arrival::Wait(generation) => generation,
         };
         let deadline = Deadline::after(timeout);
-        while !self.passed(generation)? {
+        loop {
+            // Closed by another thread of this process: zeros, not the barrier (never 0 parties).
+            if self.words.parties.load(SeqCst) == 0 {
+                return Err(super::mutex::closed_here());
+            }
+            if self.passed(generation)? {
+                break;
+            }
             let Some(left) = deadline.left() else {
                 if self.break_round(generation) {
                     return Err(broken());

@@ -241,6 +241,16 @@ impl<'a> RawChannel<'a> {
         self.len() == 0
     }
 
+    /// Whether another thread of this process closed its view under us (zeros are left where
+    /// the segment was; a channel's capacity is never 0).
+    fn retired(&self) -> Result<()> {
+        if self.header.capacity.load(SeqCst) == 0 {
+            Err(super::mutex::closed_here())
+        } else {
+            Ok(())
+        }
+    }
+
     pub fn ended(&self) -> bool {
         self.header.ended.load(SeqCst) != 0
     }
@@ -282,6 +292,7 @@ impl<'a> RawChannel<'a> {
                 ),
             ));
         }
+        self.retired()?;
         if self.ended() {
             return Err(ended());
         }
@@ -330,6 +341,8 @@ impl<'a> RawChannel<'a> {
             slot.flags.store(flags, Relaxed);
             // SeqCst store: publishes the bytes, length and flags written above.
             slot.stamp.store(stamp(round, FULL, 0), SeqCst);
+            // Written into zeros, if our view was closed meanwhile: then it was not sent.
+            self.retired()?;
             self.header.produced.fetch_add(1, SeqCst);
             if self.header.rx_waiting.load(SeqCst) > 0 {
                 wake32(&self.header.produced, 1);
@@ -344,6 +357,7 @@ impl<'a> RawChannel<'a> {
     /// # Errors
     /// `ERR_OUT_OF_RANGE` when more threads than the party table holds use the channel.
     pub fn try_receive<T>(&self, take: impl FnOnce(&[u8], u32) -> T) -> Result<Received<T>> {
+        self.retired()?;
         let me = self.me()?;
         let ended = self.ended();
         // A consumer that freed a slot may not have moved `head` yet: positions past the window
@@ -373,6 +387,8 @@ impl<'a> RawChannel<'a> {
                 let out = take(bytes, flags);
                 // SeqCst store: frees the slot for the next round once we are done reading.
                 slot.stamp.store(stamp(round + 1, FREE, 0), SeqCst);
+                // Read from zeros, if our view was closed meanwhile: that was no message.
+                self.retired()?;
                 self.advance_head();
                 self.header.consumed.fetch_add(1, SeqCst);
                 if self.header.tx_waiting.load(SeqCst) > 0 {

@@ -98,6 +98,10 @@ impl RawCondition {
         // SAFETY: `seq` is a word of this condition variable, mapped while `self` lives.
         let r = unsafe { wait32(&self.seq, seq, timeout) };
         self.end_wait();
+        if self.marker.load(SeqCst) != 1 {
+            // Closed by another thread of this process meanwhile: return without the lock.
+            return Err(super::mutex::closed_here());
+        }
         let got = mutex.lock(None)?.expect("no timeout");
         Ok((r != WaitResult::TimedOut, got.owner_died))
     }

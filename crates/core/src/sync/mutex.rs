@@ -93,6 +93,12 @@ impl RawMutex {
         Ok(m)
     }
 
+    /// Whether this process's view of the mutex was closed (by another thread) under us: closing
+    /// leaves zero pages where the segment was, and a mutex's detection word is never 0.
+    pub fn retired(&self) -> bool {
+        self.detection_ms.load(SeqCst) == 0
+    }
+
     /// How long a locker sleeps before it checks that the holder still runs.
     pub fn detection(&self) -> Duration {
         Duration::from_millis(u64::from(self.detection_ms.load(Relaxed).max(1)))
@@ -135,6 +141,11 @@ impl RawMutex {
         let me = Holder::me();
         let deadline = Deadline::after(timeout);
         loop {
+            // Closed by another thread of this process while this one waited: what is here now
+            // is zeros, not the mutex, and taking "it" would exclude nobody.
+            if self.retired() {
+                return Err(closed_here());
+            }
             for _ in 0..SPINS {
                 if self.holder.load(Relaxed) == 0 {
                     break;
@@ -142,6 +153,7 @@ impl RawMutex {
                 std::hint::spin_loop();
             }
             match self.holder.compare_exchange(0, me.word, SeqCst, SeqCst) {
+                Ok(_) if self.retired() => return Err(closed_here()),
                 Ok(_) => {
                     self.claim(&me);
                     return Ok(Some(Acquired { owner_died: false }));
@@ -164,7 +176,7 @@ impl RawMutex {
             // SAFETY: `seq` is a word of this mutex, which stays mapped while `self` lives.
             let r = unsafe { wait32(&self.seq, seq, Some(slice)) };
             self.end_wait();
-            if r == WaitResult::TimedOut {
+            if r == WaitResult::TimedOut && !self.retired() {
                 if let Some(a) = self.reclaim() {
                     return Ok(Some(a));
                 }
@@ -254,6 +266,14 @@ impl RawMutex {
         self.claim(&me);
         Some(Acquired { owner_died: true })
     }
+}
+
+/// The error of a wait whose object another thread of this process closed meanwhile.
+pub(crate) fn closed_here() -> Error {
+    Error::new(
+        Code::Closed,
+        "closed in this process while this thread waited on it",
+    )
 }
 
 #[cfg(test)]
