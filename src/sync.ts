@@ -913,14 +913,24 @@ export class SharedChannel<T = Uint8Array> {
   readonly #capacity: number
   readonly #maxMessageBytes: number
   readonly #detectionMs: number
+  readonly #meta: Meta
+  readonly #words: Uint32Array
 
   /** @internal Use {@link channel} or `open(handle)`. */
   constructor(meta: Meta) {
     carry(this, meta)
-    const s = native.channelState(wordsOf(meta.buffer))
+    this.#meta = meta
+    this.#words = wordsOf(meta.buffer)
+    const s = native.channelState(this.#words)
     this.#capacity = s.capacity
     this.#maxMessageBytes = s.maxMessageBytes
     this.#detectionMs = s.detectionMs
+  }
+
+  /** The words of the channel, as `bufferOf` gives them, without its look-ups: a message is cheap. */
+  #live(fn: string): Uint32Array {
+    if (this.#meta.closed) throw coded(codes.CLOSED, `${fn}: the channel was closed in this thread`)
+    return this.#words
   }
 
   /** How many messages it holds at once. */
@@ -935,12 +945,12 @@ export class SharedChannel<T = Uint8Array> {
 
   /** Messages in it now (others may change this at any moment). */
   get length(): number {
-    return native.channelState(bufferOf(this, 'length')).length
+    return native.channelState(this.#live('length')).length
   }
 
   /** Whether {@link end} was called, by any party. */
   get ended(): boolean {
-    return native.channelState(bufferOf(this, 'ended')).ended
+    return native.channelState(this.#live('ended')).ended
   }
 
   /**
@@ -955,7 +965,7 @@ export class SharedChannel<T = Uint8Array> {
 
   /** Sends a message if there is room now: false when the channel is full. Never waits. */
   trySend(message: Message): boolean {
-    return native.channelTrySend(bufferOf(this, 'trySend'), bytesOf('trySend', message), BYTES)
+    return native.channelTrySend(this.#live('trySend'), bytesOf('trySend', message), BYTES)
   }
 
   /** As {@link send}, without blocking the event loop. */
@@ -978,13 +988,13 @@ export class SharedChannel<T = Uint8Array> {
   }
 
   #send(fn: string, bytes: Uint8Array, flags: number, timeoutMs: number | undefined): boolean {
-    return native.channelSend(bufferOf(this, fn), bytes, flags, timeoutOf(fn, timeoutMs))
+    return native.channelSend(this.#live(fn), bytes, flags, timeoutOf(fn, timeoutMs))
   }
 
   async #sendAsync(fn: string, bytes: Uint8Array, flags: number, timeoutMs: number | undefined): Promise<boolean> {
     const deadline = performance.now() + timeoutOf(fn, timeoutMs)
     for (;;) {
-      const words = bufferOf(this, fn)
+      const words = this.#live(fn)
       if (native.channelTrySend(words, bytes, flags)) return true
       const seq = native.channelWaitBegin(words, false)
       let ranOut: boolean
@@ -996,7 +1006,7 @@ export class SharedChannel<T = Uint8Array> {
       } finally {
         if (isOpen(this)) native.channelWaitEnd(words, false)
       }
-      if (ranOut) native.channelRepair(bufferOf(this, fn))
+      if (ranOut) native.channelRepair(this.#live(fn))
     }
   }
 
@@ -1017,19 +1027,19 @@ export class SharedChannel<T = Uint8Array> {
    * while it waits; see {@link receiveAsync}.
    */
   receive(timeoutMs?: number): Uint8Array | T | undefined {
-    return this.#message(native.channelReceive(bufferOf(this, 'receive'), timeoutOf('receive', timeoutMs)))
+    return this.#message(native.channelReceive(this.#live('receive'), timeoutOf('receive', timeoutMs)))
   }
 
   /** Receives a message if there is one now; undefined when it is empty. Never waits. */
   tryReceive(): Uint8Array | T | undefined {
-    return this.#message(native.channelTryReceive(bufferOf(this, 'tryReceive')))
+    return this.#message(native.channelTryReceive(this.#live('tryReceive')))
   }
 
   /** As {@link receive}, without blocking the event loop. */
   async receiveAsync(timeoutMs?: number): Promise<Uint8Array | T | undefined> {
     const deadline = performance.now() + timeoutOf('receiveAsync', timeoutMs)
     for (;;) {
-      const words = bufferOf(this, 'receiveAsync')
+      const words = this.#live('receiveAsync')
       let r = native.channelTryReceive(words)
       if (r !== 0) return this.#message(r)
       const seq = native.channelWaitBegin(words, true)
@@ -1043,7 +1053,7 @@ export class SharedChannel<T = Uint8Array> {
       } finally {
         if (isOpen(this)) native.channelWaitEnd(words, true)
       }
-      if (ranOut) native.channelRepair(bufferOf(this, 'receiveAsync'))
+      if (ranOut) native.channelRepair(this.#live('receiveAsync'))
     }
   }
 
@@ -1052,7 +1062,7 @@ export class SharedChannel<T = Uint8Array> {
    * already in it, then undefined; sends from now on throw `ERR_SHM_CLOSED`. Idempotent.
    */
   end(): void {
-    native.channelEnd(bufferOf(this, 'end'))
+    native.channelEnd(this.#live('end'))
   }
 
   /** `for await (const m of ch)`: every message until the channel is ended and empty. */
