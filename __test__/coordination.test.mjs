@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Worker } from 'node:worker_threads'
 import so from '@sharedobject/core'
-import { spawnChild } from './helpers.mjs'
+import { spawn } from 'node:child_process'
+import { spawnChild, run, can, when } from './helpers.mjs'
 
 // The primitives apps build on: condition variables, semaphores, channels, and the barrier's
 // broken state. Every cross-process behaviour runs in real child processes, and every crash is
@@ -389,4 +390,26 @@ test.serial('closing a mutex or barrier while another thread of this process blo
   t.is(again.holderPid, child.pid, 'the child still holds the lock')
   so.free(again)
   so.free(bar)
+})
+
+when(can.pidNamespaces, test.serial)('a process of another pid namespace with the holder\'s pid and thread id neither holds the lock nor releases it', async (t) => {
+  // Both are pid 1, main thread 1, of their own namespace: the same holder word.
+  const m = so.mutex({ name: `coord-ns-${process.pid}`, detectionMs: 20 })
+  const h = JSON.stringify(so.handleOf(m))
+  const root = ROOT
+  const holder = spawn('unshare', ['--pid', '--fork', '--mount-proc', '--kill-child', process.execPath, '-e', `const m = require(${root}).open(${h}); m.lock(); console.log(process.pid); setInterval(() => {}, 1000)`], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const [line] = await once(holder.stdout, 'data')
+  t.is(line.toString().trim(), '1')
+  const code = `
+    const m = require(${root}).open(${h})
+    const r = { pid: process.pid, heldHere: m.heldHere }
+    try { r.lock = m.lock(200) === null ? 'timed-out' : 'locked' } catch (e) { r.lock = e.code }
+    try { m.unlock(); r.unlock = 'unlocked' } catch (e) { r.unlock = e.code }
+    console.log(JSON.stringify(r))`
+  const { stdout } = await run('unshare', ['--pid', '--fork', '--mount-proc', process.execPath, '-e', code])
+  t.deepEqual(JSON.parse(stdout), { pid: 1, heldHere: false, lock: 'timed-out', unlock: 'ERR_SHM_NOT_OWNER' })
+  t.false(m.tryLock() !== null, 'still held by the first')
+  holder.kill('SIGKILL')
+  await once(holder, 'exit')
+  so.free(m)
 })

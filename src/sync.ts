@@ -176,8 +176,14 @@ async function pollUntil(done: () => boolean, timeoutMs: number): Promise<boolea
 }
 
 /** This thread as a mutex holder (its words), asked of the native side once per thread. */
-let me: { word: bigint; start: bigint; pidns: bigint } | undefined
-const holder = (): { word: bigint; start: bigint; pidns: bigint } => (me ??= native.mutexHolder())
+interface HolderWords {
+  word: bigint
+  start: bigint
+  pidns: bigint
+  token: bigint
+}
+let me: HolderWords | undefined
+const holder = (): HolderWords => (me ??= native.mutexHolder())
 
 /** The options of {@link mutex}. */
 export interface MutexOptions {
@@ -347,12 +353,13 @@ export class SharedMutex {
     this.#meta = meta
     this.#words = wordsOf(meta.buffer)
     this.#detectionMs = native.mutexState(this.#words).detectionMs
-    this.#big = typeof SharedArrayBuffer === 'function' && meta.buffer instanceof SharedArrayBuffer ? new BigInt64Array(meta.buffer, 0, 4) : null
+    this.#big = typeof SharedArrayBuffer === 'function' && meta.buffer instanceof SharedArrayBuffer ? new BigInt64Array(meta.buffer, 0, 6) : null
   }
 
   /**
    * The fast path of an uncontended lock, in JavaScript: one compare-and-swap of the holder word
-   * from 0 to this thread's, then the start time and namespace that let others judge it, as the
+   * from 0 to this thread's, then the start time and namespace that let others judge it and the
+   * token that tells this thread from one of another pid namespace with the same word, as the
    * native `try_lock` writes them (all SeqCst, as Atomics are). Only over a SharedArrayBuffer:
    * Atomics on an ArrayBuffer are not guaranteed atomic towards other agents.
    */
@@ -367,6 +374,7 @@ export class SharedMutex {
     }
     Atomics.store(big, 2, me.start)
     Atomics.store(big, 3, me.pidns)
+    Atomics.store(big, 5, me.token)
     return true
   }
 
@@ -379,7 +387,8 @@ export class SharedMutex {
     const big = this.#big
     if (big === null || this.#meta.closed) return false
     const me = holder()
-    if (Atomics.load(big, 0) !== me.word) return false
+    if (Atomics.load(big, 0) !== me.word || Atomics.load(big, 5) !== me.token) return false
+    Atomics.store(big, 5, 0n)
     Atomics.store(big, 2, 0n)
     Atomics.store(big, 3, 0n)
     Atomics.store(big, 0, 0n)

@@ -305,6 +305,10 @@ pub(crate) struct Holder {
     pub(crate) word: u64,
     pub(crate) start: u64,
     pub(crate) pidns: u64,
+    /// 62 random bits, drawn once per thread: unlike `word`, the same in no two threads of the
+    /// machine, whatever pid namespace they run in (two namespaces' first processes are both
+    /// pid 1 with a thread 1). Kept below 2^62 so JavaScript's BigInt64Array holds it as is.
+    pub(crate) token: u64,
 }
 
 impl Holder {
@@ -313,7 +317,15 @@ impl Holder {
         thread_local! {
             static ME: Holder = {
                 let (pid, start, pidns) = os::process();
-                Holder { word: (u64::from(pid) << 32) | u64::from(os::thread_id()), start, pidns }
+                let mut bytes = [0u8; 8];
+                getrandom::fill(&mut bytes).expect("the OS random source is available");
+                let token = (u64::from_ne_bytes(bytes) >> 2).max(1);
+                Holder {
+                    word: (u64::from(pid) << 32) | u64::from(os::thread_id()),
+                    start,
+                    pidns,
+                    token,
+                }
             };
         }
         ME.with(|h| *h)
@@ -339,11 +351,11 @@ impl Holder {
     }
 }
 
-/// This thread's holder word, process start time and pid namespace: what a lock taken in
+/// This thread's holder word, process start time, pid namespace and token: what a lock taken in
 /// JavaScript with `Atomics` writes into a mutex's words (see [`RawMutex`]).
-pub fn holder_words() -> (u64, u64, u64) {
+pub fn holder_words() -> (u64, u64, u64, u64) {
     let me = Holder::me();
-    (me.word, me.start, me.pidns)
+    (me.word, me.start, me.pidns, me.token)
 }
 
 /// Threads numbered by this process, for platforms whose thread ids another process cannot

@@ -284,15 +284,17 @@ pub struct HolderWords {
     pub word: BigInt,
     pub start: BigInt,
     pub pidns: BigInt,
+    pub token: BigInt,
 }
 
 #[napi]
 pub fn mutex_holder() -> HolderWords {
-    let (word, start, pidns) = sync::holder_words();
+    let (word, start, pidns, token) = sync::holder_words();
     HolderWords {
         word: BigInt::from(word),
         start: BigInt::from(start),
         pidns: BigInt::from(pidns),
+        token: BigInt::from(token),
     }
 }
 

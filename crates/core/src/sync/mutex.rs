@@ -16,7 +16,7 @@
 //!
 //! JavaScript takes and releases an uncontended lock itself with `Atomics` on these words where
 //! its view is a SharedArrayBuffer (a SeqCst compare-and-swap of the holder word from 0, then
-//! SeqCst stores of the start time and namespace; an unlock clears them, stores 0, reads
+//! SeqCst stores of the start time, namespace and token; an unlock clears them, stores 0, reads
 //! `waiters` and calls [`RawMutex::wake_one`] if any): exactly the operations `try_lock` and
 //! `unlock` make here, in the same order, so the two kinds of party mix freely.
 //! | 8 | 4 | waiters: lockers between announcing themselves and waking up |
@@ -24,7 +24,15 @@
 //! | 16 | 8 | the holder's process start time (0 until written) |
 //! | 24 | 8 | the holder's pid namespace (0 if unknown) |
 //! | 32 | 4 | detection interval, milliseconds (at least 1) |
-//! | 36 | 28 | reserved, zero |
+//! | 36 | 4 | reserved, zero |
+//! | 40 | 8 | the holder's token (see below; 0 until written) |
+//! | 48 | 16 | reserved, zero |
+//!
+//! The holder word says who to judge when a holder may be dead, but two threads of two pid
+//! namespaces can carry the same one. So whether *this* thread holds the lock is asked of the
+//! token, 62 random bits per thread: the holder word must be ours *and* the token. The token is
+//! stored after the compare-and-swap, so another party that meets our word with a token not
+//! yet written sees 0, not its own; the holder itself always wrote it before its lock returned.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::time::Duration;
@@ -47,7 +55,9 @@ pub struct RawMutex {
     start: AtomicU64,
     pidns: AtomicU64,
     detection_ms: AtomicU32,
-    _reserved: [AtomicU32; 7],
+    _pad: AtomicU32,
+    token: AtomicU64,
+    _reserved: [AtomicU64; 2],
 }
 
 const _: () = assert!(std::mem::size_of::<RawMutex>() == MUTEX_SIZE);
@@ -84,6 +94,7 @@ impl RawMutex {
         // SAFETY: MUTEX_SIZE aligned bytes that stay mapped for 'a (the caller's contract); every
         // field is atomic, so concurrent changes by others are not data races.
         let m = unsafe { &*ptr.cast::<RawMutex>() };
+        // Relaxed: written once, before the segment could be opened by anyone.
         if m.detection_ms.load(Relaxed) == 0 {
             return Err(Error::new(
                 Code::BadHeader,
@@ -112,15 +123,21 @@ impl RawMutex {
 
     /// Whether this thread holds the mutex.
     pub fn held_here(&self) -> bool {
-        self.holder.load(SeqCst) == Holder::me().word
+        self.mine(self.holder.load(SeqCst), &Holder::me())
+    }
+
+    /// Whether holder word `h` is this thread's: the word and the token (see the module docs).
+    fn mine(&self, h: u64, me: &Holder) -> bool {
+        h == me.word && self.token.load(SeqCst) == me.token
     }
 
     fn claim(&self, me: &Holder) {
-        // Plain stores after the CAS: a checker that reads them as 0 judges the holder by its
-        // pid alone; unlock clears them before it releases, so they are never a previous
-        // holder's.
-        self.start.store(me.start, Relaxed);
-        self.pidns.store(me.pidns, Relaxed);
+        // SeqCst stores after the CAS, read SeqCst by a checker: one that reads them as 0
+        // judges the holder by its pid alone, one that reads them sees this holder's, never a
+        // previous one's (unlock clears them before it releases).
+        self.start.store(me.start, SeqCst);
+        self.pidns.store(me.pidns, SeqCst);
+        self.token.store(me.token, SeqCst);
     }
 
     /// Takes the mutex if it is free, without waiting and without judging its holder.
@@ -147,6 +164,7 @@ impl RawMutex {
                 return Err(closed_here());
             }
             for _ in 0..SPINS {
+                // Relaxed: only a hint of when to try; the CAS below is what decides.
                 if self.holder.load(Relaxed) == 0 {
                     break;
                 }
@@ -158,7 +176,7 @@ impl RawMutex {
                     self.claim(&me);
                     return Ok(Some(Acquired { owner_died: false }));
                 }
-                Err(h) if h == me.word => {
+                Err(h) if self.mine(h, &me) => {
                     return Err(Error::new(
                         Code::Deadlock,
                         "this thread holds the mutex already, so waiting for it would never end",
@@ -191,7 +209,7 @@ impl RawMutex {
     pub fn unlock(&self) -> Result<()> {
         let me = Holder::me();
         let h = self.holder.load(SeqCst);
-        if h != me.word {
+        if !self.mine(h, &me) {
             let who = if h == 0 {
                 "nobody holds it".to_string()
             } else if (h >> 32) as u32 == (me.word >> 32) as u32 {
@@ -204,8 +222,9 @@ impl RawMutex {
                 format!("unlock of a mutex this thread does not hold: {who}"),
             ));
         }
-        self.start.store(0, Relaxed);
-        self.pidns.store(0, Relaxed);
+        self.token.store(0, SeqCst);
+        self.start.store(0, SeqCst);
+        self.pidns.store(0, SeqCst);
         // Nobody else writes the holder while a live holder holds it, so a store releases.
         self.holder.store(0, SeqCst);
         if self.waiters.load(SeqCst) > 0 {
@@ -255,7 +274,9 @@ impl RawMutex {
         if h == 0 {
             return self.try_lock();
         }
-        let (start, pidns) = (self.start.load(Relaxed), self.pidns.load(Relaxed));
+        // SeqCst: the holder's claim stores are SeqCst after its CAS, so what is read here is
+        // its start time and namespace or 0, never a stale value of an earlier holder.
+        let (start, pidns) = (self.start.load(SeqCst), self.pidns.load(SeqCst));
         if Holder::alive(h, start, pidns) {
             return None;
         }
