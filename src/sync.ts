@@ -181,6 +181,7 @@ interface HolderWords {
   start: bigint
   pidns: bigint
   token: bigint
+  threadStart: bigint
 }
 let me: HolderWords | undefined
 const holder = (): HolderWords => (me ??= native.mutexHolder())
@@ -353,7 +354,7 @@ export class SharedMutex {
     this.#meta = meta
     this.#words = wordsOf(meta.buffer)
     this.#detectionMs = native.mutexState(this.#words).detectionMs
-    this.#big = typeof SharedArrayBuffer === 'function' && meta.buffer instanceof SharedArrayBuffer ? new BigInt64Array(meta.buffer, 0, 6) : null
+    this.#big = typeof SharedArrayBuffer === 'function' && meta.buffer instanceof SharedArrayBuffer ? new BigInt64Array(meta.buffer, 0, 7) : null
   }
 
   /**
@@ -375,6 +376,7 @@ export class SharedMutex {
     Atomics.store(big, 2, me.start)
     Atomics.store(big, 3, me.pidns)
     Atomics.store(big, 5, me.token)
+    Atomics.store(big, 6, me.threadStart)
     return true
   }
 
@@ -389,6 +391,7 @@ export class SharedMutex {
     const me = holder()
     if (Atomics.load(big, 0) !== me.word || Atomics.load(big, 5) !== me.token) return false
     Atomics.store(big, 5, 0n)
+    Atomics.store(big, 6, 0n)
     Atomics.store(big, 2, 0n)
     Atomics.store(big, 3, 0n)
     Atomics.store(big, 0, 0n)

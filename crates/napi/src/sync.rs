@@ -285,16 +285,18 @@ pub struct HolderWords {
     pub start: BigInt,
     pub pidns: BigInt,
     pub token: BigInt,
+    pub thread_start: BigInt,
 }
 
 #[napi]
 pub fn mutex_holder() -> HolderWords {
-    let (word, start, pidns, token) = sync::holder_words();
+    let (word, start, pidns, token, thread_start) = sync::holder_words();
     HolderWords {
         word: BigInt::from(word),
         start: BigInt::from(start),
         pidns: BigInt::from(pidns),
         token: BigInt::from(token),
+        thread_start: BigInt::from(thread_start),
     }
 }
 

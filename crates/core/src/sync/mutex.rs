@@ -16,7 +16,7 @@
 //!
 //! JavaScript takes and releases an uncontended lock itself with `Atomics` on these words where
 //! its view is a SharedArrayBuffer (a SeqCst compare-and-swap of the holder word from 0, then
-//! SeqCst stores of the start time, namespace and token; an unlock clears them, stores 0, reads
+//! SeqCst stores of the start time, namespace, token and thread start; an unlock clears them, stores 0, reads
 //! `waiters` and calls [`RawMutex::wake_one`] if any): exactly the operations `try_lock` and
 //! `unlock` make here, in the same order, so the two kinds of party mix freely.
 //! | 8 | 4 | waiters: lockers between announcing themselves and waking up |
@@ -26,7 +26,8 @@
 //! | 32 | 4 | detection interval, milliseconds (at least 1) |
 //! | 36 | 4 | reserved, zero |
 //! | 40 | 8 | the holder's token (see below; 0 until written) |
-//! | 48 | 16 | reserved, zero |
+//! | 48 | 8 | when the holder's thread started (0 until written, or where unknown) |
+//! | 56 | 8 | reserved, zero |
 //!
 //! The holder word says who to judge when a holder may be dead, but two threads of two pid
 //! namespaces can carry the same one. So whether *this* thread holds the lock is asked of the
@@ -57,7 +58,8 @@ pub struct RawMutex {
     detection_ms: AtomicU32,
     _pad: AtomicU32,
     token: AtomicU64,
-    _reserved: [AtomicU64; 2],
+    thread_start: AtomicU64,
+    _reserved: AtomicU64,
 }
 
 const _: () = assert!(std::mem::size_of::<RawMutex>() == MUTEX_SIZE);
@@ -138,6 +140,7 @@ impl RawMutex {
         self.start.store(me.start, SeqCst);
         self.pidns.store(me.pidns, SeqCst);
         self.token.store(me.token, SeqCst);
+        self.thread_start.store(me.thread_start, SeqCst);
     }
 
     /// Takes the mutex if it is free, without waiting and without judging its holder.
@@ -223,6 +226,7 @@ impl RawMutex {
             ));
         }
         self.token.store(0, SeqCst);
+        self.thread_start.store(0, SeqCst);
         self.start.store(0, SeqCst);
         self.pidns.store(0, SeqCst);
         // Nobody else writes the holder while a live holder holds it, so a store releases.
@@ -277,7 +281,7 @@ impl RawMutex {
         // SeqCst: the holder's claim stores are SeqCst after its CAS, so what is read here is
         // its start time and namespace or 0, never a stale value of an earlier holder.
         let (start, pidns) = (self.start.load(SeqCst), self.pidns.load(SeqCst));
-        if Holder::alive(h, start, pidns) {
+        if Holder::alive(h, start, pidns, self.thread_start.load(SeqCst)) {
             return None;
         }
         let me = Holder::me();
@@ -395,6 +399,28 @@ mod tests {
         assert!(t.elapsed() < Duration::from_secs(1));
         m.unlock().unwrap();
         assert_eq!(m.try_lock(), Some(Acquired { owner_died: false }));
+        m.unlock().unwrap();
+    }
+
+    #[test]
+    fn a_holder_whose_thread_id_another_thread_has_since_is_dead() {
+        let w = fresh(20);
+        let m = mutex(&w);
+        // As if an ended thread with this thread's id held it: same word, another start time.
+        let me = Holder::me();
+        m.holder.store(me.word, SeqCst);
+        m.start.store(me.start, SeqCst);
+        m.pidns.store(me.pidns, SeqCst);
+        m.thread_start
+            .store(me.thread_start.wrapping_add(1).max(1), SeqCst);
+        if me.thread_start == 0 {
+            return; // no thread start times here: nothing tells the two apart
+        }
+        assert!(!m.held_here());
+        assert_eq!(
+            m.lock(Some(Duration::from_secs(5))).unwrap(),
+            Some(Acquired { owner_died: true })
+        );
         m.unlock().unwrap();
     }
 
