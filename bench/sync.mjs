@@ -1,6 +1,9 @@
 // Synchronisation: a wait/notify ping-pong between two processes beside a process.send round
-// trip and a SharedArrayBuffer Atomics ping-pong between two threads (the in-process limit), and
-// mutex lock/unlock rates, uncontended and contended by 2 and 4 processes.
+// trip and a SharedArrayBuffer Atomics ping-pong between two threads (the in-process limit),
+// mutex lock/unlock rates, uncontended and contended by 2 and 4 processes, and messaging side by
+// side: a channel between processes (one producer and one consumer, 64 B and 1 MB messages; 4
+// producers and 4 consumers) beside process.send (json and advanced) and a MessagePort between
+// two threads.
 // Run: node bench/sync.mjs [--quick]. Prints figures measured side by side; asserts nothing.
 import { fork } from 'node:child_process'
 import { once } from 'node:events'
@@ -28,6 +31,11 @@ const quantile = (xs, q) => {
 }
 const us = (x) => `${x.toFixed(x < 10 ? 1 : 0)} µs`
 const rate = (n, ms) => `${((n / ms) * 1000 / 1e6).toFixed(2)} M/s (${((ms * 1e6) / n).toFixed(0)} ns a pair)`
+const MSGS = quick ? 50_000 : 400_000
+const BIG = quick ? 200 : 1000 // 1 MB messages
+const MB = 1 << 20
+const msgRate = (n, ms) => `${((n / ms) * 1000 / 1e6).toFixed(2)} M msgs/s`
+const gbRate = (n, size, ms) => `${((n * size) / (ms / 1000) / 1e9).toFixed(2)} GB/s`
 
 /**
  * One side of a ping-pong over word 0 of `v`: the pinger writes odd numbers and waits for the
@@ -74,6 +82,19 @@ if (role === 'pong') {
         mutex.unlock()
       }
       process.send({ ms: performance.now() - t0, sum })
+    } else if (m.op === 'receive') {
+      const ch = so.open(m.h)
+      for (let i = 0; i < m.n; i++) ch.receive()
+      process.send({ done: true })
+    } else if (m.op === 'send') {
+      const ch = so.open(m.h)
+      const msg = new Uint8Array(m.size)
+      for (let i = 0; i < m.n; i++) ch.send(msg)
+      process.send({ done: true })
+    } else if (m.op === 'burst') {
+      // process.send as fast as the channel takes it: json strings, or bytes with 'advanced'.
+      const msg = m.advanced ? new Uint8Array(m.size) : 'x'.repeat(m.size)
+      for (let i = 0; i < m.n; i++) process.send(msg)
     } else if (m.op === 'exit') {
       process.disconnect()
     }
@@ -83,8 +104,8 @@ if (role === 'pong') {
   await main()
 }
 
-async function child() {
-  const c = fork(fileURLToPath(import.meta.url), ['pong'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+async function child(serialization = 'json') {
+  const c = fork(fileURLToPath(import.meta.url), ['pong'], { serialization, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   await once(c, 'message')
   return c
 }
@@ -160,6 +181,74 @@ async function contended(n) {
   return Math.max(...results.map((r) => r.ms))
 }
 
+
+/** A channel between processes: `producers` children send `n` messages of `size` bytes in all. */
+async function channelRun(producers, consumers, n, size) {
+  const kids = await Promise.all(Array.from({ length: producers + consumers }, () => child()))
+  const ch = so.channel({ capacity: size >= MB ? 8 : 1024, maxMessageBytes: size })
+  const h = so.handleOf(ch)
+  const t0 = performance.now()
+  await Promise.all([
+    ...kids.slice(0, producers).map((c) => request(c, { op: 'send', h, n: n / producers, size })),
+    ...kids.slice(producers).map((c) => request(c, { op: 'receive', h, n: n / consumers })),
+  ])
+  const ms = performance.now() - t0
+  for (const c of kids) c.send({ op: 'exit' })
+  await Promise.all(kids.map((c) => once(c, 'exit')))
+  release(ch)
+  return ms
+}
+
+/** process.send from a child, `n` messages of `size` bytes, until the last one arrives. */
+async function ipcRun(advanced, n, size) {
+  const c = await child(advanced ? 'advanced' : 'json')
+  let got = 0
+  const t0 = performance.now()
+  await new Promise((resolve) => {
+    c.on('message', () => ++got === n && resolve())
+    c.send({ op: 'burst', n, size, advanced })
+  })
+  const ms = performance.now() - t0
+  c.send({ op: 'exit' })
+  await once(c, 'exit')
+  return ms
+}
+
+/** A MessagePort between two threads: a worker posts `n` messages of `size` bytes. */
+async function portRun(n, size) {
+  const code = `
+    const { parentPort, workerData } = require('node:worker_threads')
+    parentPort.once('message', () => {
+      const msg = new Uint8Array(workerData.size)
+      for (let i = 0; i < workerData.n; i++) parentPort.postMessage(msg)
+    })
+  `
+  const w = new Worker(code, { eval: true, workerData: { n, size } })
+  await once(w, 'online')
+  let got = 0
+  const t0 = performance.now()
+  await new Promise((resolve) => {
+    w.on('message', () => ++got === n && resolve())
+    w.postMessage('go')
+  })
+  const ms = performance.now() - t0
+  await w.terminate()
+  return ms
+}
+
+async function messaging() {
+  console.log('\nmessaging throughput, one producer and one consumer unless said')
+  const line = (name, figure) => console.log(`  ${name.padEnd(46)} ${figure}`)
+  line('so.channel, two processes, 64 B', msgRate(MSGS, await channelRun(1, 1, MSGS, 64)))
+  line('process.send json, two processes, 64 B', msgRate(MSGS, await ipcRun(false, MSGS, 64)))
+  line("process.send 'advanced', two processes, 64 B", msgRate(MSGS, await ipcRun(true, MSGS, 64)))
+  line('MessagePort, two threads, 64 B', msgRate(MSGS, await portRun(MSGS, 64)))
+  line('so.channel, 4 × 4 processes, 64 B (total)', msgRate(MSGS, await channelRun(4, 4, MSGS, 64)))
+  line('so.channel, two processes, 1 MB', gbRate(BIG, MB, await channelRun(1, 1, BIG, MB)))
+  line("process.send 'advanced', two processes, 1 MB", gbRate(BIG, MB, await ipcRun(true, BIG, MB)))
+  line('MessagePort, two threads, 1 MB (a copy each)', gbRate(BIG, MB, await portRun(BIG, MB)))
+}
+
 async function main() {
   console.log(`sync bench: ${os.cpus().length} cores, Node ${process.version}, ${process.platform}${quick ? ', quick' : ''}`)
   const { times, send } = await crossProcess()
@@ -180,4 +269,5 @@ async function main() {
     const ms = await contended(n)
     console.log(`  contended by ${n} processes (total)          ${rate(n * CONTENDED, ms)}`)
   }
+  await messaging()
 }

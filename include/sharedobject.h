@@ -336,11 +336,14 @@ typedef enum sobj_kind {
                                 attributes; no data */
   SOBJ_ARROW = 15,         /**< a table: an Arrow IPC file, 64-byte aligned buffers */
   SOBJ_MUTEX = 16,         /**< a robust mutex: 64 bytes of atomic words, no elements */
-  SOBJ_BARRIER = 17        /**< a barrier: 64 bytes of atomic words, no elements */
+  SOBJ_BARRIER = 17,       /**< a barrier: atomic words and a table of parties, no elements */
+  SOBJ_CONDITION = 18,     /**< a condition variable: atomic words, no elements */
+  SOBJ_SEMAPHORE = 19,     /**< a counting semaphore: atomic words and a journal, no elements */
+  SOBJ_CHANNEL = 20        /**< a bounded queue of byte messages: a ring of stamped slots */
 } sobj_kind;
 
 /** One more than the largest kind code; a code below it is valid if sobj_kind_name() knows it. */
-#define SOBJ_KIND_COUNT 18
+#define SOBJ_KIND_COUNT 21
 
 /* Element sizes in bytes of the fixed-width kinds. */
 #define SOBJ_SIZEOF_BYTES 1
@@ -364,8 +367,8 @@ static inline int sobj_kind_valid(uint16_t code) {
   return sobj_kind_name(code) != NULL;
 }
 
-/** Bytes per element of kind `code`; 0 for SOBJ_STRING, SOBJ_LIST, SOBJ_ARROW, SOBJ_MUTEX and
- *  SOBJ_BARRIER (not plain arrays of elements) and for unknown codes. */
+/** Bytes per element of kind `code`; 0 for SOBJ_STRING, SOBJ_LIST, SOBJ_ARROW and the
+ *  synchronisation kinds (not plain arrays of elements) and for unknown codes. */
 static inline uint64_t sobj_kind_element_size(uint16_t code) {
   switch (code) {
     case SOBJ_BYTES: case SOBJ_INT8: case SOBJ_UINT8: case SOBJ_UINT8_CLAMPED: case SOBJ_LOGICAL:
@@ -386,7 +389,7 @@ static inline const char *sobj_kind_name(uint16_t code) {
   static const char *const names[SOBJ_KIND_COUNT] = {
     "bytes", "float64", "float32", "int8", "uint8", "uint8clamped", "int16",
     "uint16", "int32", "uint32", "int64", "uint64", "logical", "string", "list", "arrow",
-    "mutex", "barrier",
+    "mutex", "barrier", "condition", "semaphore", "channel",
   };
   return code < SOBJ_KIND_COUNT ? names[code] : NULL;
 }

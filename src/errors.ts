@@ -24,6 +24,7 @@ export const codes = {
   COPY_ON_WRITE: 'ERR_SHM_COPY_ON_WRITE',
   NOT_OWNER: 'ERR_SHM_NOT_OWNER',
   DEADLOCK: 'ERR_SHM_DEADLOCK',
+  BARRIER_BROKEN: 'ERR_SHM_BARRIER_BROKEN',
 } as const
 
 export type ErrorCode = (typeof codes)[keyof typeof codes]

@@ -42,7 +42,7 @@ export function isShared(value: unknown): boolean {
 export interface Properties {
   id: string
   handle: string
-  kind: Kind | 'bytes' | 'arrow' | 'mutex' | 'barrier'
+  kind: Kind | 'bytes' | 'arrow' | 'mutex' | 'barrier' | 'condition' | 'semaphore' | 'channel'
   length: number
   byteLength: number
   /** How this process maps it. */
@@ -175,7 +175,7 @@ export function free(value: unknown): boolean {
 /** A segment of this package, as `list()` and `sweep()` report it. */
 export interface SegmentInfo {
   id: string
-  kind: Kind | 'bytes' | 'list' | 'arrow' | 'mutex' | 'barrier'
+  kind: Kind | 'bytes' | 'list' | 'arrow' | 'mutex' | 'barrier' | 'condition' | 'semaphore' | 'channel'
   length: number
   byteLength: number
   /** Bytes the segment occupies, header included. */

@@ -11,7 +11,7 @@ import { createOptions } from './share'
 import { isShared } from './inspect'
 import { SharedLogicalVector, SharedStringVector, layoutFromAux } from './vectors'
 import { tableFromBytes } from './arrow'
-import { isSyncKind, syncOf } from './sync'
+import { isSyncKind, provideOpener, syncOf } from './sync'
 import { MAX_DEPTH, cachedByKey, handOut, isContainer, isPlainObject, leaves, liveMeta, manifests, metaOf, remember, replacer, vectorOf, viewHandle, withJSON } from './views'
 import { markerHandle } from './marker'
 import type { Message, Opened } from './types'
@@ -249,6 +249,9 @@ export function open(handle: Handle, opts?: OpenOptions): SharedVector | object 
   }
   return walk(undefined, opts, new Budget('open', opts), 'open', h) as SharedVector | object
 }
+
+// A channel hands what it carried by handle to this verb (the kinds below it never import it).
+provideOpener((h) => open(h))
 
 /** A private copy of a vector read by `readCopy`. */
 function copyOf(c: CopyInfo, part: Part | undefined, h: string): unknown {

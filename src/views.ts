@@ -206,11 +206,25 @@ export function handOut(meta: Meta, opens?: number): string {
   return meta.handle
 }
 
+/** What to do when a thread of this process closes a mapping, before its pages go: waits pending on it. */
+const closing = new WeakMap<Meta, Set<() => void>>()
+
+/** Calls `fn` when this thread closes the mapping, before its pages go; returns a function that forgets it. */
+export function onClose(meta: Meta, fn: () => void): () => void {
+  let set = closing.get(meta)
+  if (!set) closing.set(meta, (set = new Set()))
+  set.add(fn)
+  return () => set.delete(fn)
+}
+
 /**
  * Closes a mapping for the whole process (every thread sees it closed); the native side gives
  * the pages back now. False when it was closed already.
  */
 export function closeMeta(meta: Meta): boolean {
+  const waiting = closing.get(meta)
+  closing.delete(meta)
+  waiting?.forEach((fn) => fn())
   native.uncacheBuffer(meta.key, meta.buffer)
   return (meta as MetaRecord).close()
 }

@@ -35,6 +35,8 @@ pub enum Code {
     NotOwner,
     /// A blocking lock by the thread that holds the mutex already: it would wait forever.
     Deadlock,
+    /// A barrier broken by a timeout, an abort or a dead party, until it is reset.
+    BarrierBroken,
 }
 
 impl Code {
@@ -56,6 +58,7 @@ impl Code {
             Code::CopyOnWrite => "ERR_SHM_COPY_ON_WRITE",
             Code::NotOwner => "ERR_SHM_NOT_OWNER",
             Code::Deadlock => "ERR_SHM_DEADLOCK",
+            Code::BarrierBroken => "ERR_SHM_BARRIER_BROKEN",
         }
     }
 
@@ -125,6 +128,7 @@ mod tests {
             Code::CopyOnWrite,
             Code::NotOwner,
             Code::Deadlock,
+            Code::BarrierBroken,
         ];
         let names: std::collections::HashSet<_> = all.iter().map(|c| c.as_str()).collect();
         assert_eq!(names.len(), all.len());

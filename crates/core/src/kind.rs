@@ -30,10 +30,16 @@ pub enum Kind {
     Mutex = 16,
     /// A barrier: the words `sync::RawBarrier` describes; no elements.
     Barrier = 17,
+    /// A condition variable: the words `sync::RawCondition` describes; no elements.
+    Condition = 18,
+    /// A counting semaphore: `sync::RawSemaphore`; no elements.
+    Semaphore = 19,
+    /// A bounded queue of messages: `sync::RawChannel`; no elements.
+    Channel = 20,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 18] = [
+    pub const ALL: [Kind; 21] = [
         Kind::Bytes,
         Kind::Float64,
         Kind::Float32,
@@ -52,6 +58,9 @@ impl Kind {
         Kind::Arrow,
         Kind::Mutex,
         Kind::Barrier,
+        Kind::Condition,
+        Kind::Semaphore,
+        Kind::Channel,
     ];
 
     pub fn from_code(code: u16) -> Option<Kind> {
@@ -79,6 +88,9 @@ impl Kind {
             Kind::Arrow => "arrow",
             Kind::Mutex => "mutex",
             Kind::Barrier => "barrier",
+            Kind::Condition => "condition",
+            Kind::Semaphore => "semaphore",
+            Kind::Channel => "channel",
         }
     }
 
@@ -93,7 +105,14 @@ impl Kind {
             Kind::Int16 | Kind::Uint16 => Some(2),
             Kind::Float32 | Kind::Int32 | Kind::Uint32 => Some(4),
             Kind::Float64 | Kind::Int64 | Kind::Uint64 => Some(8),
-            Kind::String | Kind::List | Kind::Arrow | Kind::Mutex | Kind::Barrier => None,
+            Kind::String
+            | Kind::List
+            | Kind::Arrow
+            | Kind::Mutex
+            | Kind::Barrier
+            | Kind::Condition
+            | Kind::Semaphore
+            | Kind::Channel => None,
         }
     }
 }

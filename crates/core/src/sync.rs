@@ -1,6 +1,8 @@
 //! Synchronisation between the processes (and threads) that map a segment: sleeping on a word of
-//! shared memory until another process notifies it, a robust mutex ([`RawMutex`]) and a barrier
-//! ([`RawBarrier`]).
+//! shared memory until another process notifies it, a robust mutex ([`RawMutex`]), a barrier
+//! ([`RawBarrier`]), a condition variable ([`RawCondition`]), a counting semaphore
+//! ([`RawSemaphore`]) and a bounded multi-producer multi-consumer channel ([`RawChannel`]), each
+//! in a file of its own with its protocol and the memory order of its atomics.
 //!
 //! # Waiting on a word
 //!
@@ -37,9 +39,13 @@ use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 mod barrier;
+mod channel;
+mod condition;
 mod mutex;
 mod parker;
+mod parties;
 mod poll;
+mod semaphore;
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -61,8 +67,11 @@ mod other;
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 use other as os;
 
-pub use barrier::{Arrival, RawBarrier, BARRIER_SIZE};
+pub use barrier::{Arrival, RawBarrier, BARRIER_PARTIES, BARRIER_SIZE};
+pub use channel::{RawChannel, Received, CHANNEL_PARTIES, MAX_CAPACITY, MAX_MESSAGE};
+pub use condition::{RawCondition, CONDITION_SIZE};
 pub use mutex::{Acquired, RawMutex, MUTEX_SIZE};
+pub use semaphore::{RawSemaphore, SEMAPHORE_PARTIES, SEMAPHORE_SIZE};
 
 /// How often a 64-bit wait without `futex_waitv` re-reads its whole word (see the module docs).
 pub const SLICE_64: Duration = Duration::from_millis(10);
@@ -296,6 +305,13 @@ pub(crate) struct Holder {
     pub(crate) word: u64,
     pub(crate) start: u64,
     pub(crate) pidns: u64,
+    /// 62 random bits, drawn once per thread: unlike `word`, the same in no two threads of the
+    /// machine, whatever pid namespace they run in (two namespaces' first processes are both
+    /// pid 1 with a thread 1). Kept below 2^62 so JavaScript's BigInt64Array holds it as is.
+    pub(crate) token: u64,
+    /// When the thread started (clock ticks since boot; 0 where unknown): a thread id reused by
+    /// a later thread has another, so a holder that ended is not taken for the new thread.
+    pub(crate) thread_start: u64,
 }
 
 impl Holder {
@@ -304,30 +320,70 @@ impl Holder {
         thread_local! {
             static ME: Holder = {
                 let (pid, start, pidns) = os::process();
-                Holder { word: (u64::from(pid) << 32) | u64::from(os::thread_id()), start, pidns }
+                let mut bytes = [0u8; 8];
+                getrandom::fill(&mut bytes).expect("the OS random source is available");
+                let token = (u64::from_ne_bytes(bytes) >> 2).max(1);
+                let thread = os::thread_id();
+                Holder {
+                    word: (u64::from(pid) << 32) | u64::from(thread),
+                    start,
+                    pidns,
+                    token,
+                    thread_start: thread_started(pid, thread).unwrap_or(0),
+                }
             };
         }
         ME.with(|h| *h)
     }
 
-    /// Whether the holder `word` (with the `start` and `pidns` it wrote) may still run. Only a
-    /// holder known to be gone is dead: one this process cannot judge counts as alive.
-    pub(crate) fn alive(word: u64, start: u64, pidns: u64) -> bool {
+    /// Whether the holder `word` (with the `start`, `pidns` and `thread_start` it wrote; 0 for
+    /// unknown) may still run. Only a holder known to be gone is dead: one this process cannot
+    /// judge counts as alive.
+    pub(crate) fn alive(word: u64, start: u64, pidns: u64, thread_start: u64) -> bool {
         let (pid, thread) = ((word >> 32) as u32, word as u32);
         let me = Holder::me();
-        if word == me.word {
-            return true;
-        }
         let same_ns = pidns == 0 || me.pidns == 0 || pidns == me.pidns;
+        if word == me.word {
+            // Our own word: ours, or a thread of another namespace (which we cannot judge), or
+            // an ended thread of this process whose id this thread was given since.
+            return !same_ns || thread_start == 0 || thread_start == me.thread_start;
+        }
+        let thread_runs = || {
+            os::thread_alive(pid, thread) != Some(false)
+                && (thread_start == 0
+                    || thread_started(pid, thread).is_none_or(|s| s == thread_start))
+        };
         if same_ns && pid == (me.word >> 32) as u32 {
-            return os::thread_alive(pid, thread) != Some(false);
+            return thread_runs();
         }
         match os::process_alive(pid, start, pidns) {
             Some(false) => false,
             None => true,
-            Some(true) => os::thread_alive(pid, thread) != Some(false),
+            Some(true) => thread_runs(),
         }
     }
+}
+
+/// When thread `tid` of process `pid` started, in clock ticks since boot (Linux: the task's
+/// `/proc` stat); `None` where it cannot be read.
+#[cfg(target_os = "linux")]
+fn thread_started(pid: u32, tid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields resume after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+#[cfg(not(target_os = "linux"))]
+fn thread_started(_pid: u32, _tid: u32) -> Option<u64> {
+    None
+}
+
+/// This thread's holder word, process start time, pid namespace, token and thread start: what a lock taken in
+/// JavaScript with `Atomics` writes into a mutex's words (see [`RawMutex`]).
+pub fn holder_words() -> (u64, u64, u64, u64, u64) {
+    let me = Holder::me();
+    (me.word, me.start, me.pidns, me.token, me.thread_start)
 }
 
 /// Threads numbered by this process, for platforms whose thread ids another process cannot
@@ -468,13 +524,13 @@ mod tests {
     fn this_thread_is_a_live_holder_and_a_finished_thread_is_not() {
         let me = Holder::me();
         assert_ne!(me.word, 0);
-        assert!(Holder::alive(me.word, me.start, me.pidns));
+        assert!(Holder::alive(me.word, me.start, me.pidns, me.thread_start));
         let other = std::thread::spawn(Holder::me).join().unwrap();
         assert_ne!(other.word, me.word, "threads are distinct holders");
         // The thread has ended (joined), so it is dead. Under qemu-user the host thread behind a
         // joined guest thread can outlive the join by a moment: allow it that moment.
         let dead = (0..200).any(|_| {
-            let gone = !Holder::alive(other.word, other.start, other.pidns);
+            let gone = !Holder::alive(other.word, other.start, other.pidns, other.thread_start);
             if !gone {
                 std::thread::sleep(Duration::from_millis(10));
             }

@@ -11,10 +11,13 @@ use std::ptr;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::Duration;
 
-use napi::bindgen_prelude::{BigInt, Buffer, Object, Unknown};
+use napi::bindgen_prelude::{BigInt, Buffer, BufferSlice, Object, Uint8ArraySlice, Unknown};
 use napi::{sys, Env, JsValue, Result};
 use napi_derive::napi;
-use sharedobject_core::sync::{self, Arrival, RawBarrier, RawMutex, WaitResult};
+use sharedobject_core::sync::{
+    self, Arrival, RawBarrier, RawChannel, RawCondition, RawMutex, RawSemaphore, Received,
+    WaitResult,
+};
 use sharedobject_core::Code;
 
 use crate::{core_err, throw};
@@ -228,7 +231,7 @@ fn mutex<'a>(env: &Env, buffer: &'a Unknown) -> Result<&'a RawMutex> {
     unsafe { RawMutex::at(data, len) }.map_err(|e| throw(env, e))
 }
 
-fn barrier<'a>(env: &Env, buffer: &'a Unknown) -> Result<&'a RawBarrier> {
+fn barrier<'a>(env: &Env, buffer: &'a Unknown) -> Result<RawBarrier<'a>> {
     let (data, len) = region(env, buffer)?;
     // SAFETY: as in `mutex`.
     unsafe { RawBarrier::at(data, len) }.map_err(|e| throw(env, e))
@@ -266,6 +269,35 @@ pub fn mutex_lock(env: Env, buffer: Unknown, timeout_ms: f64) -> Result<u32> {
 #[napi]
 pub fn mutex_unlock(env: Env, buffer: Unknown) -> Result<()> {
     mutex(&env, &buffer)?.unlock().map_err(|e| throw(&env, e))
+}
+
+/// Wakes one contended locker, after an unlock made in JavaScript found waiters.
+#[napi]
+pub fn mutex_wake(env: Env, buffer: Unknown) -> Result<()> {
+    mutex(&env, &buffer)?.wake_one();
+    Ok(())
+}
+
+/// This thread as a mutex holder: the words JavaScript's own lock writes.
+#[napi(object, object_from_js = false)]
+pub struct HolderWords {
+    pub word: BigInt,
+    pub start: BigInt,
+    pub pidns: BigInt,
+    pub token: BigInt,
+    pub thread_start: BigInt,
+}
+
+#[napi]
+pub fn mutex_holder() -> HolderWords {
+    let (word, start, pidns, token, thread_start) = sync::holder_words();
+    HolderWords {
+        word: BigInt::from(word),
+        start: BigInt::from(start),
+        pidns: BigInt::from(pidns),
+        token: BigInt::from(token),
+        thread_start: BigInt::from(thread_start),
+    }
 }
 
 /// Counts this thread as a waiter; the `seq` to park on, or -1 when the mutex is free now.
@@ -318,10 +350,15 @@ pub fn mutex_state(env: Env, buffer: Unknown) -> Result<MutexState> {
     })
 }
 
-/// The initial data of a barrier segment.
+/// The initial data of a barrier segment, and the bytes it needs (its party table follows).
 #[napi]
-pub fn barrier_init(parties: u32) -> Buffer {
-    RawBarrier::init(parties).to_vec().into()
+pub fn barrier_init(parties: u32, detection_ms: u32) -> Buffer {
+    RawBarrier::init(parties, detection_ms).to_vec().into()
+}
+
+#[napi]
+pub fn barrier_size(parties: u32) -> u32 {
+    RawBarrier::size(parties) as u32
 }
 
 #[napi]
@@ -329,35 +366,377 @@ pub fn barrier_parties(env: Env, buffer: Unknown) -> Result<u32> {
     Ok(barrier(&env, &buffer)?.parties())
 }
 
+#[napi]
+pub fn barrier_detection_ms(env: Env, buffer: Unknown) -> Result<f64> {
+    Ok(barrier(&env, &buffer)?.detection().as_millis() as f64)
+}
+
+#[napi]
+pub fn barrier_broken(env: Env, buffer: Unknown) -> Result<bool> {
+    Ok(barrier(&env, &buffer)?.is_broken())
+}
+
 /// Arrives: -1 when this party released the round, else the generation to wait out.
 #[napi]
 pub fn barrier_arrive(env: Env, buffer: Unknown) -> Result<i64> {
-    Ok(match barrier(&env, &buffer)?.arrive() {
-        Arrival::Leader => -1,
-        Arrival::Wait(generation) => i64::from(generation),
-    })
+    match barrier(&env, &buffer)?.arrive() {
+        Ok(Arrival::Leader) => Ok(-1),
+        Ok(Arrival::Wait(generation)) => Ok(i64::from(generation)),
+        Err(e) => Err(throw(&env, e)),
+    }
 }
 
 #[napi]
 pub fn barrier_passed(env: Env, buffer: Unknown, generation: u32) -> Result<bool> {
-    Ok(barrier(&env, &buffer)?.passed(generation))
+    barrier(&env, &buffer)?
+        .passed(generation)
+        .map_err(|e| throw(&env, e))
+}
+
+/// Breaks the round of `generation` if a party that waited before is dead and missing from it.
+#[napi]
+pub fn barrier_check(env: Env, buffer: Unknown, generation: u32) -> Result<bool> {
+    Ok(barrier(&env, &buffer)?.check_parties(generation))
+}
+
+/// Breaks the round of `generation` (a timed-out wait): false when that round passed already.
+#[napi]
+pub fn barrier_break(env: Env, buffer: Unknown, generation: u32) -> Result<bool> {
+    Ok(barrier(&env, &buffer)?.break_round(generation))
+}
+
+#[napi]
+pub fn barrier_abort(env: Env, buffer: Unknown) -> Result<()> {
+    barrier(&env, &buffer)?.abort();
+    Ok(())
+}
+
+#[napi]
+pub fn barrier_reset(env: Env, buffer: Unknown) -> Result<()> {
+    barrier(&env, &buffer)?.reset();
+    Ok(())
 }
 
 /// Arrives and blocks until every party has: true for the one that arrived last.
 #[napi]
-pub fn barrier_wait(env: Env, buffer: Unknown) -> Result<bool> {
-    Ok(barrier(&env, &buffer)?.wait())
+pub fn barrier_wait(env: Env, buffer: Unknown, timeout_ms: f64) -> Result<bool> {
+    barrier(&env, &buffer)?
+        .wait(timeout(timeout_ms))
+        .map_err(|e| throw(&env, e))
 }
 
-/// Parks until the round of `generation` is over: a promise of the outcome.
+/// Parks until the round of `generation` is over or `timeoutMs`: a promise of the outcome.
 #[napi(ts_return_type = "Promise<'ok' | 'not-equal' | 'timed-out'>")]
 pub fn barrier_park_async<'env>(
     env: &'env Env,
     buffer: Unknown,
     generation: u32,
+    timeout_ms: f64,
 ) -> Result<Object<'env>> {
     let word = barrier(env, &buffer)?.generation_word();
     let (settle, promise) = promise(env)?;
-    sync::park_async32(word, generation, None, settle).map_err(|e| throw(env, e))?;
+    sync::park_async32(word, generation, timeout(timeout_ms), settle).map_err(|e| throw(env, e))?;
     Ok(promise)
+}
+
+/// Parks on `word` while it holds `value`, for the asynchronous forms of the objects below.
+fn park<'env>(
+    env: &'env Env,
+    word: *const AtomicU32,
+    value: u32,
+    timeout_ms: f64,
+) -> Result<Object<'env>> {
+    let (settle, promise) = promise(env)?;
+    sync::park_async32(word, value, timeout(timeout_ms), settle).map_err(|e| throw(env, e))?;
+    Ok(promise)
+}
+
+fn condition<'a>(env: &Env, buffer: &'a Unknown) -> Result<&'a RawCondition> {
+    let (data, len) = region(env, buffer)?;
+    // SAFETY: as in `mutex`.
+    unsafe { RawCondition::at(data, len) }.map_err(|e| throw(env, e))
+}
+
+/// Checks the buffer holds a condition variable (`ERR_SHM_BAD_HEADER` if not).
+#[napi]
+pub fn condition_check(env: Env, buffer: Unknown) -> Result<()> {
+    condition(&env, &buffer).map(|_| ())
+}
+
+#[napi]
+pub fn condition_init() -> Buffer {
+    RawCondition::init().to_vec().into()
+}
+
+/// Unlocks the mutex, sleeps until a notify or the timeout, and locks it again: 0 timed out,
+/// 1 woken, 2 woken and the relock took over from a dead holder.
+#[napi]
+pub fn condition_wait(
+    env: Env,
+    buffer: Unknown,
+    mutex_buffer: Unknown,
+    timeout_ms: f64,
+) -> Result<u32> {
+    let c = condition(&env, &buffer)?;
+    let m = mutex(&env, &mutex_buffer)?;
+    let (woken, died) = c.wait(m, timeout(timeout_ms)).map_err(|e| throw(&env, e))?;
+    Ok(if died { 2 } else { u32::from(woken) })
+}
+
+/// Counts a waiter and returns the value to park on (the caller unlocks the mutex after this).
+#[napi]
+pub fn condition_wait_begin(env: Env, buffer: Unknown) -> Result<u32> {
+    Ok(condition(&env, &buffer)?.begin_wait())
+}
+
+#[napi]
+pub fn condition_wait_end(env: Env, buffer: Unknown) -> Result<()> {
+    condition(&env, &buffer)?.end_wait();
+    Ok(())
+}
+
+#[napi(ts_return_type = "Promise<'ok' | 'not-equal' | 'timed-out'>")]
+pub fn condition_park_async<'env>(
+    env: &'env Env,
+    buffer: Unknown,
+    seq: u32,
+    timeout_ms: f64,
+) -> Result<Object<'env>> {
+    let word = condition(env, &buffer)?.seq_word();
+    park(env, word, seq, timeout_ms)
+}
+
+#[napi]
+pub fn condition_notify(env: Env, buffer: Unknown, all: bool) -> Result<u32> {
+    Ok(condition(&env, &buffer)?.notify(all) as u32)
+}
+
+fn semaphore<'a>(env: &Env, buffer: &'a Unknown) -> Result<RawSemaphore<'a>> {
+    let (data, len) = region(env, buffer)?;
+    // SAFETY: as in `mutex`.
+    unsafe { RawSemaphore::at(data, len) }.map_err(|e| throw(env, e))
+}
+
+#[napi]
+pub fn semaphore_init(permits: f64, detection_ms: u32) -> Buffer {
+    RawSemaphore::init(permits as u64, detection_ms).into()
+}
+
+#[napi]
+pub fn semaphore_size() -> u32 {
+    sync::SEMAPHORE_SIZE as u32
+}
+
+#[napi]
+pub fn semaphore_available(env: Env, buffer: Unknown) -> Result<f64> {
+    Ok(semaphore(&env, &buffer)?.available() as f64)
+}
+
+#[napi]
+pub fn semaphore_detection_ms(env: Env, buffer: Unknown) -> Result<f64> {
+    Ok(semaphore(&env, &buffer)?.detection().as_millis() as f64)
+}
+
+#[napi]
+pub fn semaphore_try_acquire(env: Env, buffer: Unknown) -> Result<bool> {
+    semaphore(&env, &buffer)?
+        .try_acquire()
+        .map_err(|e| throw(&env, e))
+}
+
+#[napi]
+pub fn semaphore_acquire(env: Env, buffer: Unknown, timeout_ms: f64) -> Result<bool> {
+    semaphore(&env, &buffer)?
+        .acquire(timeout(timeout_ms))
+        .map_err(|e| throw(&env, e))
+}
+
+#[napi]
+pub fn semaphore_release(env: Env, buffer: Unknown) -> Result<()> {
+    semaphore(&env, &buffer)?
+        .release()
+        .map_err(|e| throw(&env, e))
+}
+
+/// Puts back the permits of dead holders: true when any came back.
+#[napi]
+pub fn semaphore_reclaim(env: Env, buffer: Unknown) -> Result<bool> {
+    semaphore(&env, &buffer)?
+        .reclaim()
+        .map_err(|e| throw(&env, e))
+}
+
+#[napi]
+pub fn semaphore_wait_begin(env: Env, buffer: Unknown) -> Result<u32> {
+    Ok(semaphore(&env, &buffer)?.begin_wait())
+}
+
+#[napi]
+pub fn semaphore_wait_end(env: Env, buffer: Unknown) -> Result<()> {
+    semaphore(&env, &buffer)?.end_wait();
+    Ok(())
+}
+
+#[napi(ts_return_type = "Promise<'ok' | 'not-equal' | 'timed-out'>")]
+pub fn semaphore_park_async<'env>(
+    env: &'env Env,
+    buffer: Unknown,
+    seq: u32,
+    timeout_ms: f64,
+) -> Result<Object<'env>> {
+    let word = semaphore(env, &buffer)?.seq_word();
+    park(env, word, seq, timeout_ms)
+}
+
+fn channel<'a>(env: &Env, buffer: &'a Unknown) -> Result<RawChannel<'a>> {
+    let (data, len) = region(env, buffer)?;
+    // SAFETY: as in `mutex`; message bytes are only touched under a slot's stamp.
+    unsafe { RawChannel::at(data, len) }.map_err(|e| throw(env, e))
+}
+
+/// The header of a new channel and the bytes its segment needs.
+#[napi(object, object_from_js = false)]
+pub struct ChannelInit {
+    pub header: Buffer,
+    pub byte_length: f64,
+}
+
+#[napi]
+pub fn channel_init(
+    env: Env,
+    capacity: u32,
+    max_bytes: u32,
+    detection_ms: u32,
+) -> Result<ChannelInit> {
+    let run = || {
+        Ok::<_, sharedobject_core::Error>(ChannelInit {
+            header: RawChannel::init(capacity, max_bytes, detection_ms)?.into(),
+            byte_length: RawChannel::size(capacity, max_bytes)? as f64,
+        })
+    };
+    run().map_err(|e| throw(&env, e))
+}
+
+#[napi(object, object_from_js = false)]
+pub struct ChannelState {
+    pub capacity: u32,
+    pub max_message_bytes: u32,
+    pub detection_ms: f64,
+    pub length: f64,
+    pub ended: bool,
+}
+
+#[napi]
+pub fn channel_state(env: Env, buffer: Unknown) -> Result<ChannelState> {
+    let c = channel(&env, &buffer)?;
+    Ok(ChannelState {
+        capacity: c.capacity(),
+        max_message_bytes: c.max_message_bytes(),
+        detection_ms: c.detection().as_millis() as f64,
+        length: c.len() as f64,
+        ended: c.ended(),
+    })
+}
+
+/// Sends if there is room: false when the ring is full.
+#[napi]
+pub fn channel_try_send(
+    env: Env,
+    buffer: Unknown,
+    msg: Uint8ArraySlice,
+    flags: u32,
+) -> Result<bool> {
+    channel(&env, &buffer)?
+        .try_send(&msg, flags)
+        .map_err(|e| throw(&env, e))
+}
+
+/// Sends, blocking up to the timeout for room: false when it timed out.
+#[napi]
+pub fn channel_send(
+    env: Env,
+    buffer: Unknown,
+    msg: Uint8ArraySlice,
+    flags: u32,
+    timeout_ms: f64,
+) -> Result<bool> {
+    channel(&env, &buffer)?
+        .send(&msg, flags, timeout(timeout_ms))
+        .map_err(|e| throw(&env, e))
+}
+
+/// A received message as JavaScript sees it: a Buffer of its bytes, a string for a handle
+/// (flags 1), 0 for none yet, 1 for none ever again (ended and drained).
+fn received<'env>(env: &'env Env, r: Received<Result<Unknown<'env>>>) -> Result<Unknown<'env>> {
+    match r {
+        Received::Message(m) => m,
+        Received::Empty => env.create_uint32(0).map(|v| v.to_unknown()),
+        Received::Ended => env.create_uint32(1).map(|v| v.to_unknown()),
+    }
+}
+
+fn message<'env>(env: &'env Env, bytes: &[u8], flags: u32) -> Result<Unknown<'env>> {
+    if flags == 1 {
+        env.create_string(String::from_utf8_lossy(bytes))
+            .map(|v| v.to_unknown())
+    } else {
+        BufferSlice::copy_from(env, bytes).map(|b| b.to_unknown())
+    }
+}
+
+#[napi(ts_return_type = "Buffer | string | 0 | 1")]
+pub fn channel_try_receive<'env>(env: &'env Env, buffer: Unknown) -> Result<Unknown<'env>> {
+    let r = channel(env, &buffer)?
+        .try_receive(|b, f| message(env, b, f))
+        .map_err(|e| throw(env, e))?;
+    received(env, r)
+}
+
+/// Receives, blocking up to the timeout: as `channelTryReceive`, 0 when it timed out.
+#[napi(ts_return_type = "Buffer | string | 0 | 1")]
+pub fn channel_receive<'env>(
+    env: &'env Env,
+    buffer: Unknown,
+    timeout_ms: f64,
+) -> Result<Unknown<'env>> {
+    let r = channel(env, &buffer)?
+        .receive(|b, f| message(env, b, f), timeout(timeout_ms))
+        .map_err(|e| throw(env, e))?;
+    received(env, r)
+}
+
+#[napi]
+pub fn channel_end(env: Env, buffer: Unknown) -> Result<()> {
+    channel(&env, &buffer)?.end();
+    Ok(())
+}
+
+/// Undoes what dead parties left half done: true when anything changed.
+#[napi]
+pub fn channel_repair(env: Env, buffer: Unknown) -> Result<bool> {
+    Ok(channel(&env, &buffer)?.repair())
+}
+
+/// Counts a waiting receiver (`rx`) or sender and returns the value to park on.
+#[napi]
+pub fn channel_wait_begin(env: Env, buffer: Unknown, rx: bool) -> Result<u32> {
+    Ok(channel(&env, &buffer)?.begin_wait(rx))
+}
+
+#[napi]
+pub fn channel_wait_end(env: Env, buffer: Unknown, rx: bool) -> Result<()> {
+    channel(&env, &buffer)?.end_wait(rx);
+    Ok(())
+}
+
+#[napi(ts_return_type = "Promise<'ok' | 'not-equal' | 'timed-out'>")]
+pub fn channel_park_async<'env>(
+    env: &'env Env,
+    buffer: Unknown,
+    rx: bool,
+    seq: u32,
+    timeout_ms: f64,
+) -> Result<Object<'env>> {
+    let word = channel(env, &buffer)?.wait_word(rx);
+    park(env, word, seq, timeout_ms)
 }

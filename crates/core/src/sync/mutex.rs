@@ -13,12 +13,27 @@
 //! | offset | size | word |
 //! |---|---|---|
 //! | 0 | 8 | holder: 0 when free, else pid << 32 \| thread |
+//!
+//! JavaScript takes and releases an uncontended lock itself with `Atomics` on these words where
+//! its view is a SharedArrayBuffer (a SeqCst compare-and-swap of the holder word from 0, then
+//! SeqCst stores of the start time, namespace, token and thread start; an unlock clears them, stores 0, reads
+//! `waiters` and calls [`RawMutex::wake_one`] if any): exactly the operations `try_lock` and
+//! `unlock` make here, in the same order, so the two kinds of party mix freely.
 //! | 8 | 4 | waiters: lockers between announcing themselves and waking up |
 //! | 12 | 4 | seq: bumped by an unlock with waiters; the word they sleep on |
 //! | 16 | 8 | the holder's process start time (0 until written) |
 //! | 24 | 8 | the holder's pid namespace (0 if unknown) |
 //! | 32 | 4 | detection interval, milliseconds (at least 1) |
-//! | 36 | 28 | reserved, zero |
+//! | 36 | 4 | reserved, zero |
+//! | 40 | 8 | the holder's token (see below; 0 until written) |
+//! | 48 | 8 | when the holder's thread started (0 until written, or where unknown) |
+//! | 56 | 8 | reserved, zero |
+//!
+//! The holder word says who to judge when a holder may be dead, but two threads of two pid
+//! namespaces can carry the same one. So whether *this* thread holds the lock is asked of the
+//! token, 62 random bits per thread: the holder word must be ours *and* the token. The token is
+//! stored after the compare-and-swap, so another party that meets our word with a token not
+//! yet written sees 0, not its own; the holder itself always wrote it before its lock returned.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::time::Duration;
@@ -41,7 +56,10 @@ pub struct RawMutex {
     start: AtomicU64,
     pidns: AtomicU64,
     detection_ms: AtomicU32,
-    _reserved: [AtomicU32; 7],
+    _pad: AtomicU32,
+    token: AtomicU64,
+    thread_start: AtomicU64,
+    _reserved: AtomicU64,
 }
 
 const _: () = assert!(std::mem::size_of::<RawMutex>() == MUTEX_SIZE);
@@ -78,6 +96,7 @@ impl RawMutex {
         // SAFETY: MUTEX_SIZE aligned bytes that stay mapped for 'a (the caller's contract); every
         // field is atomic, so concurrent changes by others are not data races.
         let m = unsafe { &*ptr.cast::<RawMutex>() };
+        // Relaxed: written once, before the segment could be opened by anyone.
         if m.detection_ms.load(Relaxed) == 0 {
             return Err(Error::new(
                 Code::BadHeader,
@@ -85,6 +104,12 @@ impl RawMutex {
             ));
         }
         Ok(m)
+    }
+
+    /// Whether this process's view of the mutex was closed (by another thread) under us: closing
+    /// leaves zero pages where the segment was, and a mutex's detection word is never 0.
+    pub fn retired(&self) -> bool {
+        self.detection_ms.load(SeqCst) == 0
     }
 
     /// How long a locker sleeps before it checks that the holder still runs.
@@ -100,15 +125,22 @@ impl RawMutex {
 
     /// Whether this thread holds the mutex.
     pub fn held_here(&self) -> bool {
-        self.holder.load(SeqCst) == Holder::me().word
+        self.mine(self.holder.load(SeqCst), &Holder::me())
+    }
+
+    /// Whether holder word `h` is this thread's: the word and the token (see the module docs).
+    fn mine(&self, h: u64, me: &Holder) -> bool {
+        h == me.word && self.token.load(SeqCst) == me.token
     }
 
     fn claim(&self, me: &Holder) {
-        // Plain stores after the CAS: a checker that reads them as 0 judges the holder by its
-        // pid alone; unlock clears them before it releases, so they are never a previous
-        // holder's.
-        self.start.store(me.start, Relaxed);
-        self.pidns.store(me.pidns, Relaxed);
+        // SeqCst stores after the CAS, read SeqCst by a checker: one that reads them as 0
+        // judges the holder by its pid alone, one that reads them sees this holder's, never a
+        // previous one's (unlock clears them before it releases).
+        self.start.store(me.start, SeqCst);
+        self.pidns.store(me.pidns, SeqCst);
+        self.token.store(me.token, SeqCst);
+        self.thread_start.store(me.thread_start, SeqCst);
     }
 
     /// Takes the mutex if it is free, without waiting and without judging its holder.
@@ -129,18 +161,25 @@ impl RawMutex {
         let me = Holder::me();
         let deadline = Deadline::after(timeout);
         loop {
+            // Closed by another thread of this process while this one waited: what is here now
+            // is zeros, not the mutex, and taking "it" would exclude nobody.
+            if self.retired() {
+                return Err(closed_here());
+            }
             for _ in 0..SPINS {
+                // Relaxed: only a hint of when to try; the CAS below is what decides.
                 if self.holder.load(Relaxed) == 0 {
                     break;
                 }
                 std::hint::spin_loop();
             }
             match self.holder.compare_exchange(0, me.word, SeqCst, SeqCst) {
+                Ok(_) if self.retired() => return Err(closed_here()),
                 Ok(_) => {
                     self.claim(&me);
                     return Ok(Some(Acquired { owner_died: false }));
                 }
-                Err(h) if h == me.word => {
+                Err(h) if self.mine(h, &me) => {
                     return Err(Error::new(
                         Code::Deadlock,
                         "this thread holds the mutex already, so waiting for it would never end",
@@ -158,7 +197,7 @@ impl RawMutex {
             // SAFETY: `seq` is a word of this mutex, which stays mapped while `self` lives.
             let r = unsafe { wait32(&self.seq, seq, Some(slice)) };
             self.end_wait();
-            if r == WaitResult::TimedOut {
+            if r == WaitResult::TimedOut && !self.retired() {
                 if let Some(a) = self.reclaim() {
                     return Ok(Some(a));
                 }
@@ -173,7 +212,7 @@ impl RawMutex {
     pub fn unlock(&self) -> Result<()> {
         let me = Holder::me();
         let h = self.holder.load(SeqCst);
-        if h != me.word {
+        if !self.mine(h, &me) {
             let who = if h == 0 {
                 "nobody holds it".to_string()
             } else if (h >> 32) as u32 == (me.word >> 32) as u32 {
@@ -186,15 +225,25 @@ impl RawMutex {
                 format!("unlock of a mutex this thread does not hold: {who}"),
             ));
         }
-        self.start.store(0, Relaxed);
-        self.pidns.store(0, Relaxed);
+        self.token.store(0, SeqCst);
+        self.thread_start.store(0, SeqCst);
+        self.start.store(0, SeqCst);
+        self.pidns.store(0, SeqCst);
         // Nobody else writes the holder while a live holder holds it, so a store releases.
         self.holder.store(0, SeqCst);
         if self.waiters.load(SeqCst) > 0 {
-            self.seq.fetch_add(1, SeqCst);
-            wake32(&self.seq, 1);
+            self.wake_one();
         }
         Ok(())
+    }
+
+    /// Wakes one contended locker: what an unlock does after it stored 0 in the holder word and
+    /// found waiters counted. JavaScript's own unlock (Atomics on the same words) calls this.
+    pub fn wake_one(&self) {
+        // SeqCst: ordered after the holder's release store and the read of `waiters` (the
+        // lost-wakeup argument of `begin_wait`).
+        self.seq.fetch_add(1, SeqCst);
+        wake32(&self.seq, 1);
     }
 
     /// Counts this thread as a waiter and returns the `seq` to sleep on, or `None` (and no
@@ -229,8 +278,10 @@ impl RawMutex {
         if h == 0 {
             return self.try_lock();
         }
-        let (start, pidns) = (self.start.load(Relaxed), self.pidns.load(Relaxed));
-        if Holder::alive(h, start, pidns) {
+        // SeqCst: the holder's claim stores are SeqCst after its CAS, so what is read here is
+        // its start time and namespace or 0, never a stale value of an earlier holder.
+        let (start, pidns) = (self.start.load(SeqCst), self.pidns.load(SeqCst));
+        if Holder::alive(h, start, pidns, self.thread_start.load(SeqCst)) {
             return None;
         }
         let me = Holder::me();
@@ -240,6 +291,14 @@ impl RawMutex {
         self.claim(&me);
         Some(Acquired { owner_died: true })
     }
+}
+
+/// The error of a wait whose object another thread of this process closed meanwhile.
+pub(crate) fn closed_here() -> Error {
+    Error::new(
+        Code::Closed,
+        "closed in this process while this thread waited on it",
+    )
 }
 
 #[cfg(test)]
@@ -340,6 +399,28 @@ mod tests {
         assert!(t.elapsed() < Duration::from_secs(1));
         m.unlock().unwrap();
         assert_eq!(m.try_lock(), Some(Acquired { owner_died: false }));
+        m.unlock().unwrap();
+    }
+
+    #[test]
+    fn a_holder_whose_thread_id_another_thread_has_since_is_dead() {
+        let w = fresh(20);
+        let m = mutex(&w);
+        // As if an ended thread with this thread's id held it: same word, another start time.
+        let me = Holder::me();
+        m.holder.store(me.word, SeqCst);
+        m.start.store(me.start, SeqCst);
+        m.pidns.store(me.pidns, SeqCst);
+        m.thread_start
+            .store(me.thread_start.wrapping_add(1).max(1), SeqCst);
+        if me.thread_start == 0 {
+            return; // no thread start times here: nothing tells the two apart
+        }
+        assert!(!m.held_here());
+        assert_eq!(
+            m.lock(Some(Duration::from_secs(5))).unwrap(),
+            Some(Acquired { owner_died: true })
+        );
         m.unlock().unwrap();
     }
 
