@@ -128,7 +128,7 @@ expectTypeOf(so.share(new Float64Array(1), { opens: 1 })).toEqualTypeOf<Float64A
 expectTypeOf(so.alloc('int32', 1, { opens: 2 })).toEqualTypeOf<Int32Array>()
 expectTypeOf(so.handleOf(so.alloc('int32', 1), { opens: 1 })).toEqualTypeOf<string>()
 expectTypeOf(so.open(h, { kind: 'float64', free: true })).toEqualTypeOf<Float64Array<ArrayBufferLike>>()
-expectTypeOf(so.revive<{ x: Float64Array }>({}, { free: true })).toEqualTypeOf<{ x: Float64Array }>()
+expectTypeOf(so.revive<{ x: Float64Array }>({ x: { $sharedobject: h } }, { free: true })).toEqualTypeOf<{ x: Float64Array }>()
 expectTypeOf(so.stats().descriptors).toEqualTypeOf<number>()
 expectTypeOf(so.stats().byState.waitingForOpens).toEqualTypeOf<so.StateStats>()
 expectTypeOf(so.stats()).toEqualTypeOf<so.Stats>()

@@ -545,6 +545,27 @@ fn size_segment(fd: &OwnedFd, total: u64, reserve: bool, id: &str, named: bool) 
             }
         }
     }
+    // Without `reserve`, the last page still gets its memory now: the control word lies there,
+    // and every opener writes it, so a reader that only reads never meets a hole in it.
+    #[cfg(target_os = "linux")]
+    if !reserve && total >= header::CONTROL_SIZE {
+        let at = total - header::CONTROL_SIZE;
+        loop {
+            match rustix::fs::fallocate(
+                fd,
+                rustix::fs::FallocateFlags::empty(),
+                at,
+                header::CONTROL_SIZE,
+            ) {
+                Ok(()) | Err(Errno::OPNOTSUPP) | Err(Errno::NOSYS) => break,
+                Err(Errno::INTR) => continue,
+                Err(Errno::NOSPC) | Err(Errno::FBIG) | Err(Errno::NOMEM) => {
+                    return Err(no_space(id, total, Some(fd), named))
+                }
+                Err(e) => return Err(os_error(e, "reserve space for", id)),
+            }
+        }
+    }
     #[cfg(not(target_os = "linux"))]
     let _ = reserve; // macOS backs shared memory with swappable VM: there is no tmpfs to overfill.
     Ok(())
