@@ -17,7 +17,7 @@ import { fnv, verifiedChunks } from './arrowcheck'
 import { codes, coded } from './errors'
 import { numericKindOf, type NumericKind, type NumericVector, type SharedVector } from './kinds'
 import type { Resolved } from './options'
-import { createOptions, created, share } from './share'
+import { createOptions, created } from './create'
 import { SharedLogicalVector, SharedStringVector, layoutToAux, stringLayout, stringSections, type StringLayout } from './vectors'
 import { arrowBuffers, liveMeta, metaOf, type Meta } from './views'
 
@@ -338,7 +338,7 @@ function writeEntries(u: Utf8Chunks, buf: Uint8Array, layout: StringLayout): voi
   offsets[entry] = pos
 }
 
-function shareStrings(v: Arrow.Vector, A: ArrowModule, o: Resolved): SharedStringVector | undefined {
+function shareStrings(v: Arrow.Vector, A: ArrowModule, o: Resolved, shareValue: ShareValue): SharedStringVector | undefined {
   const n = v.length
   let layout: StringLayout
   let buf: Uint8Array
@@ -348,7 +348,7 @@ function shareStrings(v: Arrow.Vector, A: ArrowModule, o: Resolved): SharedStrin
     if (valueType !== A.Type.Utf8 && valueType !== A.Type.LargeUtf8) return undefined
     if (!dictionary || v.data.some((d) => d.dictionary !== dictionary)) {
       // Batches with dictionaries of their own: one dictionary is made of their strings.
-      return share(v.toArray() as (string | null)[], { ...o, dictionary: true }) as SharedStringVector
+      return shareValue(v.toArray() as (string | null)[], { ...o, dictionary: true }) as SharedStringVector
     }
     const u = utf8Chunks(dictionary)
     layout = stringLayout(n, u.n, u.valuesLength, true)
@@ -368,7 +368,7 @@ function shareStrings(v: Arrow.Vector, A: ArrowModule, o: Resolved): SharedStrin
       }
     }
   } else {
-    if (o.dictionary) return share(v.toArray() as (string | null)[], o) as SharedStringVector
+    if (o.dictionary) return shareValue(v.toArray() as (string | null)[], o) as SharedStringVector
     const u = utf8Chunks(v)
     layout = stringLayout(n, n, u.valuesLength, false)
     buf = new Uint8Array(layout.values + u.valuesLength)
@@ -382,9 +382,9 @@ function shareStrings(v: Arrow.Vector, A: ArrowModule, o: Resolved): SharedStrin
 }
 
 /** An Arrow vector as one of our vectors, or undefined when no kind of ours holds its type. */
-function shareVector(v: Arrow.Vector, o: Resolved): SharedVector | undefined {
+function shareVector(v: Arrow.Vector, o: Resolved, shareValue: ShareValue): SharedVector | undefined {
   const A = buildOf(v, 'share')
-  if (o.kind !== undefined) return share(Array.from(v.toArray() as ArrayLike<unknown>), o) as unknown as SharedVector
+  if (o.kind !== undefined) return shareValue(Array.from(v.toArray() as ArrayLike<unknown>), o) as unknown as SharedVector
   const { typeId } = v.type
   if (typeId === A.Type.Float) {
     const precision = (v.type as Arrow.Float).precision
@@ -394,7 +394,7 @@ function shareVector(v: Arrow.Vector, o: Resolved): SharedVector | undefined {
     values.set(v.toArray() as Float64Array)
     // R's NA of a double is NaN: Arrow's nulls become NaN.
     if (v.nullCount > 0) for (let i = 0; i < v.length; i++) if (!v.isValid(i)) values[i] = NaN
-    return share(values, o)
+    return shareValue(values, o) as SharedVector
   }
   if (typeId === A.Type.Int) {
     const t = v.type as Arrow.Int
@@ -405,7 +405,7 @@ function shareVector(v: Arrow.Vector, o: Resolved): SharedVector | undefined {
         TypeError,
       )
     }
-    return share(v.toArray() as NumericVector, o)
+    return shareValue(v.toArray() as NumericVector, o) as SharedVector
   }
   if (typeId === A.Type.Bool) {
     const c = new Int8Array(v.length)
@@ -413,25 +413,32 @@ function shareVector(v: Arrow.Vector, o: Resolved): SharedVector | undefined {
       const b = v.get(i) as boolean | null
       c[i] = b === null ? -1 : b ? 1 : 0
     }
-    return share(new SharedLogicalVector(c), o)
+    return shareValue(new SharedLogicalVector(c), o) as SharedVector
   }
-  if (typeId === A.Type.Utf8 || typeId === A.Type.LargeUtf8 || typeId === A.Type.Dictionary) return shareStrings(v, A, o)
+  if (typeId === A.Type.Utf8 || typeId === A.Type.LargeUtf8 || typeId === A.Type.Dictionary) return shareStrings(v, A, o, shareValue)
   return undefined
 }
+
+/**
+ * How an Arrow vector that maps to no layout of ours directly (another type asked for, nulls in
+ * floats, booleans) is shared once converted: the caller's own `share`, handed in, so that this
+ * module of one kind of value never imports the verb.
+ */
+export type ShareValue = (value: unknown, o: Resolved) => unknown
 
 /**
  * Shares an Arrow value: a Table (or RecordBatch) as one segment holding its IPC file, given back
  * as a Table (RecordBatch) over the shared memory; a Vector as the vector of ours its type maps to.
  * Values of other Arrow types stay as they are, or throw with `mustWork`.
  */
-export function shareArrow(value: unknown, shape: ArrowShape, o: Resolved): unknown {
+export function shareArrow(value: unknown, shape: ArrowShape, o: Resolved, shareValue: ShareValue): unknown {
   if (shape !== 'vector') {
     if (o.kind !== undefined) throw coded(codes.INVALID_ARG_TYPE, 'share: kind belongs to vectors, not to Arrow tables', TypeError)
     return shareTable(value as Arrow.Table, shape, o)
   }
   const v = value as Arrow.Vector
   if (v.length < o.minLength && o.name === undefined) return value
-  const shared = shareVector(v, o)
+  const shared = shareVector(v, o, shareValue)
   if (shared !== undefined) return shared
   if (o.mustWork) {
     throw coded(

@@ -6,7 +6,7 @@
  */
 import { parseArgs } from 'node:util'
 
-import { free, list, sweep, type SegmentInfo } from '../index'
+import { free, list, sweep, type SegmentInfo } from './inspect'
 
 function size(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']

@@ -1,35 +1,18 @@
 /** Sharing: values copied into new shared memory, and zero-filled vectors made in place. */
 import { constants as bufferConstants } from 'node:buffer'
 
-import { native, type CreateOptions, type ViewInfo } from './native'
+import { native, type ViewInfo } from './native'
 import { codes, coded, type CodedError } from './errors'
 import { CTORS, arrayKind, isKind, isNumericKind, numericKindOf, type Kind, type NumericKind, type NumericVector, type Shared, type SharedVector, type VectorOf } from './kinds'
 import { resolve, type Resolved, type ShareOptions } from './options'
 import { Factor, NA_LOGICAL, SharedLogicalVector, SharedStringVector, encodeFactor, encodeStrings } from './vectors'
-import { MAX_DEPTH, handOut, isContainer, metaOf, remember, vectorOf, type Meta } from './views'
+import { MAX_DEPTH, handOut, isContainer, metaOf } from './views'
 import { containerOpens, touch } from './handouts'
 import { close, free } from './inspect'
-import { watchSignals } from './signals'
+import { createOptions, created } from './create'
+import { vectorOf } from './values'
 import { arrowShape, shareArrow } from './arrow'
 
-
-export function createOptions(kind: Kind | 'list' | 'arrow', length: number, o: Resolved, extra: Partial<CreateOptions> = {}): CreateOptions {
-  let attributes: string | undefined
-  if (o.attributes !== undefined) {
-    try {
-      attributes = JSON.stringify(o.attributes)
-    } catch (e) {
-      throw coded(codes.INVALID_ARG_VALUE, `attributes must be JSON-serialisable: ${(e as Error).message}`, TypeError)
-    }
-  }
-  if (o.name !== undefined || o.named || process.platform !== 'linux') watchSignals()
-  return { kind, length, id: o.name, attributes, copyOnWrite: o.copyOnWrite, persist: o.persist, named: o.named, reserve: o.reserve, ...extra }
-}
-
-/** Records a segment this thread just created: its view is also what this thread gets when it opens the handle. */
-export function created(info: ViewInfo): Meta {
-  return remember(info)
-}
 
 const bytesOf = (v: ArrayBufferView): Uint8Array => new Uint8Array(v.buffer, v.byteOffset, v.byteLength)
 
@@ -67,7 +50,7 @@ function shareVector(value: unknown, o: Resolved): SharedVector | undefined {
 
 function makeVector(value: unknown, o: Resolved): SharedVector | undefined {
   const arrow = arrowShape(value)
-  if (arrow) return shareArrow(value, arrow, o) as SharedVector
+  if (arrow) return shareArrow(value, arrow, o, (v, oo) => share(v, oo)) as SharedVector
   let numeric = numericKindOf(value)
   let kind: Kind | undefined = numeric
   if (!kind && value instanceof SharedLogicalVector) kind = 'logical'

@@ -15,9 +15,8 @@ import { native } from './native'
 import { codes, coded } from './errors'
 import { type Kind } from './kinds'
 import { resolve, type Resolved } from './options'
-import { createOptions, created } from './share'
-import { close } from './inspect'
-import { SEGMENT_BUFFER, handOut, liveMeta, metaOf, onClose, wordsOf, type Meta, type ViewBuffer } from './views'
+import { createOptions, created } from './create'
+import { SEGMENT_BUFFER, closeMeta, handOut, liveMeta, metaOf, onClose, wordsOf, type Meta, type ViewBuffer } from './views'
 
 /** How a wait ended: as `Atomics.wait` says it. */
 export type WaitResult = 'ok' | 'not-equal' | 'timed-out'
@@ -624,7 +623,7 @@ export const isSyncKind = (kind: string): boolean => SYNC_KINDS.includes(kind)
 export function syncOf(meta: Meta): SyncObject {
   const kind = meta.kind as string
   if (meta.copyOnWrite) {
-    close({ [SEGMENT_BUFFER]: meta.buffer })
+    closeMeta(meta)
     throw coded(codes.COPY_ON_WRITE, `open: a ${kind} works only through a shared mapping; open it without copyOnWrite`)
   }
   try {
@@ -641,7 +640,7 @@ export function syncOf(meta: Meta): SyncObject {
         return new SharedChannel(meta)
     }
   } catch (e) {
-    close({ [SEGMENT_BUFFER]: meta.buffer })
+    closeMeta(meta)
     throw e
   }
 }

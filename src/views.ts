@@ -5,9 +5,8 @@
  */
 import { native, type Segment, type ViewInfo } from './native'
 import { codes, coded } from './errors'
-import { CTORS, type Kind, type NumericKind, type SharedVector } from './kinds'
-import { SharedLogicalVector, SharedStringVector, layoutFromAux } from './vectors'
-import { tableOf } from './arrow'
+import { CTORS, type Kind, type NumericKind } from './kinds'
+import { SharedLogicalVector, SharedStringVector } from './vectors'
 import { watching } from './handouts'
 
 /** A buffer over a mapping: a SharedArrayBuffer where the runtime can make one. */
@@ -285,19 +284,6 @@ export function replacer(this: unknown, _key: string, value: unknown): unknown {
   return ArrayBuffer.isView(value) ? viewToJSON.call(value) : value
 }
 
-/** The user's value over a mapping: a TypedArray, a logical or a string vector. */
-export function vectorOf(meta: Meta): SharedVector {
-  if (meta.kind === 'arrow') return tableOf(meta) as unknown as SharedVector
-  // The raw codes of logical and dictionary vectors are views the package makes too: they travel.
-  if (meta.kind === 'logical') return new SharedLogicalVector(withJSON(new Int8Array(meta.buffer, 0, meta.length)), meta)
-  if (meta.kind === 'string') {
-    const v = new SharedStringVector(meta.buffer, meta.length, layoutFromAux(meta.aux), meta)
-    if (v.codes) withJSON(v.codes)
-    return v
-  }
-  const Ctor = CTORS[meta.kind as NumericKind]
-  return withJSON(new Ctor(meta.buffer as ArrayBuffer, 0, meta.length))
-}
 
 export function isPlainObject(v: object): boolean {
   const proto = Object.getPrototypeOf(v)
