@@ -12,8 +12,16 @@ import { watching } from './handouts'
 /** A buffer over a mapping: a SharedArrayBuffer where the runtime can make one. */
 export type ViewBuffer = ArrayBuffer | SharedArrayBuffer
 
+/**
+ * The process's count of closes, read without a call: while it has not moved, no mapping was
+ * closed and no segment needs asking. Where the runtime gives no such buffer, every check asks.
+ */
+const closesBuffer = native.closesCounter()
+const closes = closesBuffer ? new Int32Array(closesBuffer) : undefined
+const closesNow = (): number => (closes ? Atomics.load(closes, 0) : NaN)
+
 /** What this thread knows of one buffer over a mapping. */
-export interface Meta {
+export class Meta {
   /** `id:generation:mode`, the same for every buffer over one mapping. */
   key: string
   id: string
@@ -31,39 +39,6 @@ export interface Meta {
   path: string | undefined
   buffer: ViewBuffer
   /** The native segment this buffer is over: asked whether it is live, and closed by. */
-  segment: Segment
-  /**
-   * Whether the mapping was closed in this process, by any thread: `close` is a property of the
-   * segment in this process, not of one thread's buffer.
-   */
-  readonly closed: boolean
-  handedOut: boolean
-}
-
-/**
- * The process's count of closes, read without a call: while it has not moved, no mapping was
- * closed and no segment needs asking. Where the runtime gives no such buffer, every check asks.
- */
-const closesBuffer = native.closesCounter()
-const closes = closesBuffer ? new Int32Array(closesBuffer) : undefined
-const closesNow = (): number => (closes ? Atomics.load(closes, 0) : NaN)
-
-class MetaRecord implements Meta {
-  key: string
-  id: string
-  handle: string
-  kind: Meta['kind']
-  length: number
-  byteLength: number
-  copyOnWrite: boolean
-  persistent: boolean
-  owner: boolean
-  ownerPid: number
-  created: number
-  attributes: string
-  aux: number[]
-  path: string | undefined
-  buffer: ViewBuffer
   segment: Segment
   handedOut = false
   #closed = false
@@ -90,6 +65,10 @@ class MetaRecord implements Meta {
     this.#seen = closesNow()
   }
 
+  /**
+   * Whether the mapping was closed in this process, by any thread: `close` is a property of the
+   * segment in this process, not of one thread's buffer.
+   */
   get closed(): boolean {
     if (this.#closed) return true
     const now = closesNow()
@@ -129,7 +108,7 @@ export function cachedByKey(key: string): Meta | undefined {
 
 /** Records a buffer the native side made, and makes it this thread's buffer for its mapping. */
 export function remember(info: ViewInfo): Meta {
-  const meta = new MetaRecord(info)
+  const meta = new Meta(info)
   metas.set(info.buffer, meta)
   native.cacheBuffer(info.key, info.buffer)
   return meta
@@ -225,7 +204,7 @@ export function closeMeta(meta: Meta): boolean {
   closing.delete(meta)
   waiting?.forEach((fn) => fn())
   native.uncacheBuffer(meta.key, meta.buffer)
-  return (meta as MetaRecord).close()
+  return meta.close()
 }
 
 const TAG_OF_KIND: Record<string, NumericKind> = Object.fromEntries(
