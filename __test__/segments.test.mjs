@@ -10,7 +10,11 @@ import { can, when } from './helpers.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
-/** Runs `code` in a fresh Node with the package as `so`; resolves with its exit and output. */
+/**
+ * Runs `code` in a fresh Node with the package as `so`, in the package's folder (so a worker's
+ * code loads it as `require(process.cwd())`: a Windows path would not survive a nested template);
+ * resolves with its exit and output.
+ */
 async function child(code, { env = {}, timeout = 90000 } = {}) {
   const proc = spawn(process.execPath, ['--expose-gc', '-e', `const so = require(${JSON.stringify(root)});\n${code}`], {
     cwd: root,
@@ -85,14 +89,14 @@ when(can.closeKeepsRange && can.shmFiles, test.serial)('a thread-pool job on a c
 // teardown finalizes its buffers, though the memory moved. The main thread then reads it all.
 for (const [what, make] of [
   ['a vector’s ArrayBuffer', `so.share(Float64Array.from({ length: 1 << 17 }, (_, i) => i)).buffer`],
-  ['a developer buffer', `(() => { const r = require(${JSON.stringify(root)} + '/dist/src/r.js'); const id = r.allocateSharedMemory(1 << 20); const b = r.mapSharedMemory(id); new Float64Array(b).forEach((_, i, a) => (a[i] = i)); so.free(id); return b })()`],
+  ['a developer buffer', `(() => { const r = require(process.cwd() + '/dist/src/r.js'); const id = r.allocateSharedMemory(1 << 20); const b = r.mapSharedMemory(id); new Float64Array(b).forEach((_, i, a) => (a[i] = i)); so.free(id); return b })()`],
 ]) {
   test.serial(`transfer() + postMessage of ${what} from a worker that exits leaves the main thread’s buffer readable`, async (t) => {
     const r = await child(
       `
       const { Worker } = require('node:worker_threads')
       const w = new Worker(\`
-        const so = require(${JSON.stringify(root)})
+        const so = require(process.cwd())
         const { parentPort } = require('node:worker_threads')
         const b = ${make.replace(/`/g, '\\`')}
         const moved = b.transfer ? b.transfer() : b
@@ -126,7 +130,7 @@ test.serial('a close in a worker is seen by every thread: the main thread’s ve
     const x = so.share(Float64Array.of(1, 2, 3))
     const h = so.handleOf(x)
     const w = new Worker(\`
-      const so = require(${JSON.stringify(root)})
+      const so = require(process.cwd())
       const { workerData, parentPort } = require('node:worker_threads')
       const v = so.open(workerData)
       v[2] = 30
