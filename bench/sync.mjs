@@ -3,14 +3,18 @@
 // mutex lock/unlock rates, uncontended and contended by 2 and 4 processes, and messaging side by
 // side: a channel between processes (one producer and one consumer, 64 B and 1 MB messages; 4
 // producers and 4 consumers) beside process.send (json and advanced) and a MessagePort between
-// two threads.
+// two threads. The floor of a round trip is a C futex ping-pong between two processes, built
+// here with the system's C compiler where there is one (Linux).
 // Run: node bench/sync.mjs [--quick]. Prints figures measured side by side; asserts nothing.
-import { fork } from 'node:child_process'
+import { execFileSync, fork } from 'node:child_process'
 import { once } from 'node:events'
+import fs from 'node:fs'
 import os from 'node:os'
+import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import so from '@sharedobject/core'
+import { record } from './report.mjs'
 // A segment whose handle was handed out stays openable until it is freed (or its owner exits):
 // free it, then give this process's mapping back.
 const release = (v) => {
@@ -134,6 +138,84 @@ async function crossProcess() {
   return { times, send }
 }
 
+// Two processes over one shared word, as the so.wait/notify ping-pong does, with nothing
+// between them and the kernel's futex: what a round trip costs on this machine at the least.
+// (A function, not a constant: main() runs above, before a constant here is set.)
+function futexPingPong() {
+  return String.raw`
+#define _GNU_SOURCE
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void park(atomic_int *w, int seen) { syscall(SYS_futex, w, FUTEX_WAIT, seen, NULL, NULL, 0); }
+static void wake(atomic_int *w) { syscall(SYS_futex, w, FUTEX_WAKE, 1, NULL, NULL, 0); }
+static double now_us(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1e6 + t.tv_nsec / 1e3;
+}
+static int by_value(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv) {
+  if (argc != 3) return 2;
+  int rounds = atoi(argv[1]), warmup = atoi(argv[2]), total = rounds + warmup;
+  atomic_int *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  double *times = malloc(sizeof(double) * rounds);
+  if (w == MAP_FAILED || times == NULL || rounds < 1) return 1;
+  pid_t pid = fork();
+  if (pid < 0) return 1;
+  if (pid == 0) {
+    for (int k = 0; k < total; k++) {
+      int ping = 2 * k + 1, seen;
+      while ((seen = atomic_load(w)) != ping) park(w, seen);
+      atomic_store(w, ping + 1);
+      wake(w);
+    }
+    _exit(0);
+  }
+  for (int k = 0; k < total; k++) {
+    int ping = 2 * k + 1;
+    double t0 = now_us();
+    atomic_store(w, ping);
+    wake(w);
+    while (atomic_load(w) == ping) park(w, ping);
+    if (k >= warmup) times[k - warmup] = now_us() - t0;
+  }
+  waitpid(pid, NULL, 0);
+  qsort(times, rounds, sizeof(double), by_value);
+  printf("{\"median\":%.3f,\"p99\":%.3f}\n", times[rounds / 2], times[(int)(rounds * 0.99)]);
+  return 0;
+}
+`
+}
+
+/** The C futex ping-pong's round trip in µs ({ median, p99 }), or why it could not run ({ why }). */
+function futexFloor() {
+  if (process.platform !== 'linux') return { why: 'futex is Linux only' }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sobj-futex-'))
+  try {
+    fs.writeFileSync(path.join(dir, 'pingpong.c'), futexPingPong())
+    try {
+      execFileSync(process.env.CC ?? 'cc', ['-O2', '-o', path.join(dir, 'pingpong'), path.join(dir, 'pingpong.c')], { stdio: 'ignore' })
+    } catch {
+      return { why: 'no C compiler (cc) to build it' }
+    }
+    return JSON.parse(execFileSync(path.join(dir, 'pingpong'), [String(ROUNDS), String(WARMUP)], { encoding: 'utf8' }))
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
 async function threads() {
   const sab = new Int32Array(new SharedArrayBuffer(4))
   const code = `
@@ -239,35 +321,55 @@ async function portRun(n, size) {
 async function messaging() {
   console.log('\nmessaging throughput, one producer and one consumer unless said')
   const line = (name, figure) => console.log(`  ${name.padEnd(46)} ${figure}`)
-  line('so.channel, two processes, 64 B', msgRate(MSGS, await channelRun(1, 1, MSGS, 64)))
-  line('process.send json, two processes, 64 B', msgRate(MSGS, await ipcRun(false, MSGS, 64)))
-  line("process.send 'advanced', two processes, 64 B", msgRate(MSGS, await ipcRun(true, MSGS, 64)))
-  line('MessagePort, two threads, 64 B', msgRate(MSGS, await portRun(MSGS, 64)))
-  line('so.channel, 4 × 4 processes, 64 B (total)', msgRate(MSGS, await channelRun(4, 4, MSGS, 64)))
-  line('so.channel, two processes, 1 MB', gbRate(BIG, MB, await channelRun(1, 1, BIG, MB)))
-  line("process.send 'advanced', two processes, 1 MB", gbRate(BIG, MB, await ipcRun(true, BIG, MB)))
-  line('MessagePort, two threads, 1 MB (a copy each)', gbRate(BIG, MB, await portRun(BIG, MB)))
+  const small = {}
+  const big = {}
+  line('so.channel, two processes, 64 B', msgRate(MSGS, (small.channel = await channelRun(1, 1, MSGS, 64))))
+  line('process.send json, two processes, 64 B', msgRate(MSGS, (small.json = await ipcRun(false, MSGS, 64))))
+  line("process.send 'advanced', two processes, 64 B", msgRate(MSGS, (small.advanced = await ipcRun(true, MSGS, 64))))
+  line('MessagePort, two threads, 64 B', msgRate(MSGS, (small.port = await portRun(MSGS, 64))))
+  line('so.channel, 4 × 4 processes, 64 B (total)', msgRate(MSGS, (small.many = await channelRun(4, 4, MSGS, 64))))
+  line('so.channel, two processes, 1 MB', gbRate(BIG, MB, (big.channel = await channelRun(1, 1, BIG, MB))))
+  line("process.send 'advanced', two processes, 1 MB", gbRate(BIG, MB, (big.advanced = await ipcRun(true, BIG, MB))))
+  line('MessagePort, two threads, 1 MB (a copy each)', gbRate(BIG, MB, (big.port = await portRun(BIG, MB))))
+  const msgs = (ms) => MSGS / ms / 1000 // M msgs/s
+  const gbs = (ms) => (BIG * MB) / (ms / 1000) / 1e9
+  record({ figure: 'channel, 1 producer 1 consumer, 64 B, vs MessagePort between threads', value: msgs(small.channel), unit: 'M msgs/s', reference: msgs(small.port), referenceName: 'MessagePort', ratio: small.port / small.channel, target: '≥ 2 M msgs/s' })
+  record({ figure: "channel, 64 B, vs process.send 'advanced'", value: msgs(small.channel), unit: 'M msgs/s', reference: msgs(small.advanced), referenceName: "process.send 'advanced'", ratio: small.advanced / small.channel })
+  record({ figure: 'channel, 4 producers 4 consumers, 64 B (total)', value: msgs(small.many), unit: 'M msgs/s', target: '≥ 1 M msgs/s' })
+  record({ figure: "channel, 1 MB messages, vs process.send 'advanced'", value: gbs(big.channel), unit: 'GB/s', reference: gbs(big.advanced), referenceName: "process.send 'advanced'", ratio: big.advanced / big.channel, target: '≥ 4 GB/s' })
 }
 
 async function main() {
   console.log(`sync bench: ${os.cpus().length} cores, Node ${process.version}, ${process.platform}${quick ? ', quick' : ''}`)
   const { times, send } = await crossProcess()
   const sab = await threads()
-  const row = (name, xs) => console.log(`  ${name.padEnd(46)} median ${us(quantile(xs, 0.5)).padStart(8)}   p99 ${us(quantile(xs, 0.99)).padStart(8)}`)
+  const floor = futexFloor()
+  const line = (name, median, p99) => console.log(`  ${name.padEnd(46)} median ${us(median).padStart(8)}   p99 ${us(p99).padStart(8)}`)
+  const row = (name, xs) => line(name, quantile(xs, 0.5), quantile(xs, 0.99))
   console.log('\nround trip (ping, answer), microseconds')
   row('so.wait/notify, two processes', times)
   row('process.send, two processes', send)
   row('SharedArrayBuffer Atomics, two threads', sab)
-  const speedup = quantile(send, 0.5) / quantile(times, 0.5)
-  console.log(`  cross-process wait/notify is ${speedup.toFixed(1)}× faster than process.send (median)`)
+  if (floor.why) console.log(`  C futex ping-pong, two processes: not run: ${floor.why}`)
+  else line('C futex ping-pong, two processes (the floor)', floor.median, floor.p99)
+  const rtt = quantile(times, 0.5)
+  const speedup = quantile(send, 0.5) / rtt
+  console.log(`  cross-process wait/notify is ${speedup.toFixed(1)}× faster than process.send (median; target ≥ 4×)`)
+  record({ figure: 'round trip, so.wait/notify vs process.send, two processes', value: rtt, unit: 'µs', reference: quantile(send, 0.5), referenceName: 'process.send', ratio: rtt / quantile(send, 0.5), target: '≤ 0.25×' })
+  if (!floor.why) {
+    console.log(`  so.wait/notify is ${(rtt / floor.median).toFixed(2)}× the C futex floor (median; target ≤ 1.5×)`)
+    record({ figure: 'round trip, so.wait/notify vs a C futex ping-pong', value: rtt, unit: 'µs', reference: floor.median, referenceName: 'C futex', ratio: rtt / floor.median, target: '≤ 1.5×' })
+  }
 
   const u = uncontended()
   console.log('\nmutex lock + unlock')
   console.log(`  uncontended, lock()/unlock()               ${rate(LOCKS, u.plain)}`)
   console.log(`  uncontended, withLock(fn)                  ${rate(LOCKS, u.withLock)}`)
+  record({ figure: 'mutex, uncontended lock()/unlock()', value: (LOCKS / u.plain) * 1000 / 1e6, unit: 'M pairs/s', target: '≥ 20 M/s' })
   for (const n of [2, 4]) {
     const ms = await contended(n)
     console.log(`  contended by ${n} processes (total)          ${rate(n * CONTENDED, ms)}`)
+    record({ figure: `mutex, contended by ${n} processes (total)`, value: ((n * CONTENDED) / ms) * 1000 / 1e6, unit: 'M pairs/s', ...(n === 4 ? { target: '≥ 2 M/s' } : {}) })
   }
   await messaging()
 }
