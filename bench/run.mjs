@@ -326,6 +326,17 @@ function figShare() {
   table.push([`1 share() vs x.slice(), N=${fmtN(last.n)}`, fmtMs(last.share), fmtMs(last.slice), fmtRatio(r), `≤ 1.30×${verdict(shown(r) <= 1.3)}`])
 }
 
+/** Python's hand-over of each size (bench/py-handover.py): `{ ms: { [n]: median ms } }` or `{ why }`. */
+function pythonHandover() {
+  const script = fileURLToPath(new URL('./py-handover.py', import.meta.url))
+  try {
+    const out = execFileSync('python3', [script, String(W), String(FAST_REPS), ...SIZES.map(String)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
+    return { ms: JSON.parse(out) }
+  } catch (e) {
+    return { why: e.code === 'ENOENT' ? 'python3 not found' : `python3 failed: ${e.message.split('\n')[0]}` }
+  }
+}
+
 /** Times one posix_fallocate of `bytes` inside Python, so only the call itself is counted. */
 function pythonFallocate(bytes) {
   const script = [
@@ -461,6 +472,21 @@ async function figHandover() {
   } finally {
     await stopKids(all)
     unlinkQuiet(FILE_PATH)
+  }
+
+  // 3b. The same hand-over done by Python's multiprocessing.shared_memory, between Python
+  // processes (the peer with the cheapest attach), in this run, where python3 is present.
+  const py = pythonHandover()
+  console.log(`\n3b. The same hand-over in Python: ${W} waiting python3 processes attach a multiprocessing.shared_memory block by name`)
+  console.log(`   and read x[N-1] (target: sharedobject no slower on Node 26, within 2× on Node 22 and 24)`)
+  if (py.why) console.log(`   not run: ${py.why}`)
+  else {
+    for (const n of SIZES) {
+      const mine = results.get(n).get('sharedobject')
+      const theirs = py.ms[String(n)]
+      console.log(`   N=${fmtN(n).padEnd(5)} sharedobject ${fmtMs(mine).padStart(9)}   Python shared_memory ${fmtMs(theirs).padStart(9)}   ratio ${fmtRatio(mine / theirs)}`)
+      record({ figure: `hand-over to ${W} processes, sharedobject vs Python shared_memory, N=${fmtN(n)}`, value: mine, unit: 'ms', reference: theirs, referenceName: 'Python shared_memory', ratio: mine / theirs, target: '≤ 1× on Node 26, ≤ 2× on 22/24' })
+    }
   }
 
   const so0 = results.get(SIZES[0]).get('sharedobject')

@@ -1,0 +1,77 @@
+# The hand-over of bench/run.mjs's figure 3, done the Python way: a parent puts n float64 in a
+# multiprocessing.shared_memory block and tells W waiting Python processes its name; each
+# attaches by name, reads x[n-1] and replies. Timed from the first send to the last reply, as
+# the Node figure is; children are started and warmed before anything is timed.
+# Run: python3 bench/py-handover.py W REPS n1 [n2 ...]. Prints {"n": median ms} as JSON.
+import json
+import statistics
+import subprocess
+import sys
+import time
+from multiprocessing import shared_memory
+
+CHILD = r"""
+import sys
+from multiprocessing import resource_tracker, shared_memory
+while True:
+    line = sys.stdin.readline()
+    if not line:
+        break
+    name, n = line.split()
+    shm = shared_memory.SharedMemory(name=name)
+    # The parent created the block and unlinks it; this process only attaches.
+    resource_tracker.unregister(shm._name, "shared_memory")
+    x = shm.buf.cast("d")
+    last = x[int(n) - 1]
+    x.release()
+    shm.close()
+    print(repr(last), flush=True)
+"""
+
+
+def handover(children, name, n):
+    t0 = time.perf_counter()
+    for c in children:
+        c.stdin.write(f"{name} {n}\n")
+        c.stdin.flush()
+    replies = [c.stdout.readline() for c in children]
+    ms = (time.perf_counter() - t0) * 1000
+    if any(float(r) != 1.5 for r in replies):
+        raise SystemExit(f"a child read {replies}, not 1.5")
+    return ms
+
+
+def block(n):
+    shm = shared_memory.SharedMemory(create=True, size=n * 8)
+    x = shm.buf.cast("d")
+    shm.buf[:] = b"\x00" * (n * 8)  # every page written, as the Node side's vector is
+    x[n - 1] = 1.5
+    x.release()
+    return shm
+
+
+def main():
+    w, reps, sizes = int(sys.argv[1]), int(sys.argv[2]), [int(float(a)) for a in sys.argv[3:]]
+    children = [subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(w)]
+    out = {}
+    try:
+        warm = block(1024)
+        for _ in range(3):
+            handover(children, warm.name, 1024)
+        warm.close()
+        warm.unlink()
+        for n in sizes:
+            shm = block(n)
+            try:
+                out[str(n)] = statistics.median(handover(children, shm.name, n) for _ in range(reps))
+            finally:
+                shm.close()
+                shm.unlink()
+    finally:
+        for c in children:
+            c.stdin.close()
+            c.wait()
+    print(json.dumps(out))
+
+
+main()
