@@ -44,15 +44,22 @@ function blocks(text) {
 }
 
 // A directory where the blocks run as a user's files would: `@sharedobject/core` is this checkout,
-// and every other package (apache-arrow, arquero) is the repository's own.
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'sharedobject-docs-'))
-const modules = path.join(work, 'node_modules')
-fs.mkdirSync(path.join(modules, '@sharedobject'), { recursive: true })
-fs.symlinkSync(root, path.join(modules, '@sharedobject', 'core'), 'junction')
-for (const name of fs.readdirSync(path.join(root, 'node_modules'))) {
-  if (name.startsWith('.') || name === '@sharedobject') continue
-  fs.symlinkSync(path.join(root, 'node_modules', name), path.join(modules, name), 'junction')
+// and every other package (apache-arrow, arquero) is the repository's own. On POSIX, a temporary
+// folder whose node_modules links to them; on Windows (where links need rights a test may not
+// have), a temporary folder inside the checkout, where the package's name resolves to itself.
+function workDir() {
+  if (process.platform === 'win32') return fs.mkdtempSync(path.join(root, '.docs-blocks-'))
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sharedobject-docs-'))
+  const modules = path.join(dir, 'node_modules')
+  fs.mkdirSync(path.join(modules, '@sharedobject'), { recursive: true })
+  fs.symlinkSync(root, path.join(modules, '@sharedobject', 'core'))
+  for (const name of fs.readdirSync(path.join(root, 'node_modules'))) {
+    if (name.startsWith('.') || name === '@sharedobject') continue
+    fs.symlinkSync(path.join(root, 'node_modules', name), path.join(modules, name))
+  }
+  return dir
 }
+const work = workDir()
 test.after.always(() => fs.rmSync(work, { recursive: true, force: true }))
 
 const shm = () => (fs.existsSync('/dev/shm') ? fs.readdirSync('/dev/shm').sort() : [])
