@@ -13,7 +13,8 @@
 //   ```python  run with the Python of scripts/python-env.mjs (pyarrow, duckdb), its first
 //              argument the path of a table { region: n s n, amount: 3 4 5 } this test shares.
 // Any other language, or none, fails: no block goes unchecked. The same file checks that every
-// error code is in the README's table and in docs/errors.md, and that relative links resolve.
+// error code is in the README's table and in docs/errors.md, that relative links resolve, and
+// that every figure the README quotes is one the saved bench output shows.
 import test from 'ava'
 import fs from 'node:fs'
 import os from 'node:os'
@@ -167,4 +168,16 @@ test('relative links in the README and docs lead to files and headings that exis
     }
   }
   t.deepEqual(broken, [])
+})
+
+test('every figure the README quotes is one docs/benchmarks.md shows', (t) => {
+  const prose = (page) => fs.readFileSync(path.join(root, page), 'utf8').replace(/```[\s\S]*?```/g, '')
+  const bench = fs.readFileSync(path.join(root, 'docs', 'benchmarks.md'), 'utf8').replace(/ +×/g, '×')
+  const figures = [...prose('README.md').matchAll(/\b\d+(?:\.\d+)? ?(?:ms|s|µs|×)(?![\w])/g)].map((m) => m[0].replace(/ ×$/, '×'))
+  t.true(figures.length >= 5, `the README quotes figures: ${figures.join(', ')}`)
+  t.deepEqual(
+    figures.filter((f) => !bench.includes(f)),
+    [],
+    'each is in the bench output',
+  )
 })
