@@ -52,12 +52,13 @@ for (const [file, want] of Object.entries(expected)) {
   })
 }
 
-test('the README embeds its examples exactly as the files are', (t) => {
-  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8')
-  for (const file of ['quickstart.cjs', 'data-frame.cjs', 'advanced-serialization.cjs', 'developer-api.cjs']) {
-    // The file's header comment is what the README's prose around the block says.
+test('the README and the guide embed their examples exactly as the files are', (t) => {
+  const read = (page) => fs.readFileSync(path.join(root, page), 'utf8')
+  const pages = { 'quickstart.cjs': 'README.md', 'data-frame.cjs': 'docs/guide.md', 'advanced-serialization.cjs': 'docs/guide.md', 'developer-api.cjs': 'docs/guide.md' }
+  for (const [file, page] of Object.entries(pages)) {
+    // The file's header comment is what the prose around the block says.
     const body = fs.readFileSync(path.join(dir, file), 'utf8').replace(/^(\/\/.*\n)+/, '').trim()
-    t.true(readme.includes(`\`\`\`js\n${body}\n\`\`\``), `README shows examples/${file}`)
-    t.true(readme.includes(`examples/${file}`), `README links examples/${file}`)
+    t.true(read(page).includes(`\`\`\`js\n${body}\n\`\`\``), `${page} shows examples/${file}`)
+    t.true(read(page).includes(`examples/${file}`), `${page} links examples/${file}`)
   }
 })

@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { fixture, run, can, when } from './helpers.mjs'
+import { fixture, run, can, when, isLinux } from './helpers.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const pkg = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8'))
@@ -95,6 +95,8 @@ test.before(async () => {
     return dir
   }
   made.user = await install('user', [made.main.tarball, made.platform.tarball, ...made.deps])
+  // A newcomer's folder: the tarballs and nothing else, for the README's path.
+  made.newcomer = await install('newcomer', [made.main.tarball, made.platform.tarball, ...made.deps])
   // The same project where optional dependencies were skipped: no binary for this machine.
   made.nobinary = await install('nobinary', ['--omit=optional', made.main.tarball, ...made.deps])
   for (const f of fs.readdirSync(fixture('consumer'))) fs.copyFileSync(path.join(fixture('consumer'), f), path.join(made.user, f))
@@ -183,4 +185,25 @@ when(can.npmPack, test)('without the platform package, the error says first whic
   t.true(first.includes(PLATFORM_PKG), first)
   t.true(first.includes(`npm i ${PLATFORM_PKG}`), first)
   t.is(code, 'ERR_SHM_NO_BINARY')
+})
+
+// A newcomer's path: the README's example, taken from the README itself so the two cannot
+// drift, run verbatim from a folder that installed the tarballs; then the demo from there.
+when(can.npmPack, test)('the README’s example runs as it is from a folder that installed the packed tarballs', async (t) => {
+  const readme = fs.readFileSync(path.join(root, 'README.md'), 'utf8')
+  const example = /^## Example\n[^#]*?^```js\n([\s\S]*?)\n```$/m.exec(readme)?.[1]
+  t.truthy(example, 'the README has an example under "## Example"')
+  t.true(example.split('\n').length <= 15, 'of at most 15 lines')
+  fs.writeFileSync(path.join(made.newcomer, 'example.cjs'), `${example}\n`)
+  const { stdout } = await node(['example.cjs'], made.newcomer)
+  t.is(stdout.trim(), 'the child summed 5000000')
+})
+
+// The demo reads each process's memory from /proc.
+when(can.npmPack && isLinux, test)('the demo runs from the same folder against the installed package', async (t) => {
+  fs.copyFileSync(path.join(root, 'demo', 'cluster.mjs'), path.join(made.newcomer, 'demo.mjs'))
+  const { stdout } = await node(['--expose-gc', 'demo.mjs', '--n=1e6', '--workers=2'], made.newcomer)
+  t.regex(stdout, /^sharedobject demo: 1,000,000 float64 \(8 MB\) to 2 cluster workers/)
+  t.is(stdout.match(/worker \d sum: .*\(correct\)/g)?.length, 2, stdout)
+  t.notRegex(stdout, /WRONG/)
 })

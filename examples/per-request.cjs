@@ -1,9 +1,11 @@
 // A cluster HTTP service that shares a fresh result per request: the primary computes 80 KB
 // straight into shared memory (alloc with { opens: 1 }), sends it to a worker and forgets it; the worker opens it (the one
 // open), summarises it, and the primary answers the HTTP request. The same service then sends
-// the result itself with process.send, for comparison. Loopback only; a fixed number of
-// requests; everything exits by itself.
+// the result itself with process.send, for comparison, and prints each one's throughput and
+// memory (Σ PSS of the primary and its workers where /proc tells it, else the primary's RSS) on
+// stderr. Loopback only; a fixed number of requests; everything exits by itself.
 const cluster = require('node:cluster')
+const fs = require('node:fs')
 const http = require('node:http')
 const so = require('@sharedobject/core')
 
@@ -17,6 +19,15 @@ if (cluster.isPrimary) {
   const pending = new Map()
   for (const w of workers) w.on('message', ({ id, sum }) => pending.get(id)(sum))
   let next = 0
+  /** What the service holds in memory now, in MB. */
+  const memory = () => {
+    const pss = (pid) => Number(/^Pss:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))[1]) * 1024
+    try {
+      return `${Math.round([process.pid, ...workers.map((w) => w.process.pid)].reduce((a, pid) => a + pss(pid), 0) / 1e6)} MB (Σ PSS of the primary and ${WORKERS} workers)`
+    } catch {
+      return `${Math.round(process.memoryUsage().rss / 1e6)} MB (the primary's RSS)`
+    }
+  }
   const compute = (n, r = new Float64Array(LENGTH)) => {
     for (let k = 0; k < LENGTH; k++) r[k] = (n % 97) + k
     return r
@@ -69,7 +80,7 @@ if (cluster.isPrimary) {
       )
       const seconds = Number(process.hrtime.bigint() - start) / 1e9
       if (requests === REQUESTS) {
-        console.error(`${how}: ${requests} requests of ${(LENGTH * 8) / 1024} KB in ${seconds.toFixed(2)} s, ${Math.round(requests / seconds)} requests/s`)
+        console.error(`${how}: ${requests} requests of ${(LENGTH * 8) / 1024} KB in ${seconds.toFixed(2)} s, ${Math.round(requests / seconds)} requests/s, ${memory()}`)
       }
       return answers
     }
