@@ -1,0 +1,244 @@
+//! Making a named segment: sized (and on Linux its memory allocated), header and data written,
+//! then mapped; on Linux made without a name and linked once whole.
+
+use std::os::fd::OwnedFd;
+
+use rustix::fs::Mode;
+use rustix::io::Errno;
+
+use super::error::{no_space, os_error};
+#[cfg(target_os = "linux")]
+use super::file::{named_path, retry};
+use super::file::{write_all_at, File};
+use super::map::{map_file, Access, Map};
+use super::names::{register_marker, unlink};
+use crate::error::Result;
+#[cfg(target_os = "linux")]
+use crate::header;
+#[cfg(not(target_os = "linux"))]
+use crate::name::PREFIX;
+
+/// Gives the segment its size. With `reserve`, every page is allocated now, so a full tmpfs (or
+/// memory) is an error here rather than a SIGBUS at some later write.
+fn size_segment(fd: &OwnedFd, total: u64, reserve: bool, id: &str, named: bool) -> Result<()> {
+    rustix::fs::ftruncate(fd, total).map_err(|e| match e {
+        Errno::FBIG | Errno::NOSPC | Errno::NOMEM => no_space(id, total, Some(fd), named),
+        e => os_error(e, "size", id),
+    })?;
+    #[cfg(target_os = "linux")]
+    if reserve {
+        loop {
+            match rustix::fs::fallocate(fd, rustix::fs::FallocateFlags::empty(), 0, total) {
+                Ok(()) => break,
+                Err(Errno::INTR) => continue,
+                Err(Errno::NOSPC) | Err(Errno::FBIG) | Err(Errno::NOMEM) => {
+                    return Err(no_space(id, total, Some(fd), named))
+                }
+                // A filesystem without fallocate: check free space instead.
+                Err(Errno::OPNOTSUPP) | Err(Errno::NOSYS) => {
+                    if let Ok(s) = rustix::fs::fstatvfs(fd) {
+                        if s.f_bavail.saturating_mul(s.f_frsize) < total {
+                            return Err(no_space(id, total, Some(fd), named));
+                        }
+                    }
+                    break;
+                }
+                Err(e) => return Err(os_error(e, "reserve space for", id)),
+            }
+        }
+    }
+    // Without `reserve`, the last page still gets its memory now: the control word lies there,
+    // and every opener writes it, so a reader that only reads never meets a hole in it.
+    #[cfg(target_os = "linux")]
+    if !reserve && total >= header::CONTROL_SIZE {
+        let at = total - header::CONTROL_SIZE;
+        loop {
+            match rustix::fs::fallocate(
+                fd,
+                rustix::fs::FallocateFlags::empty(),
+                at,
+                header::CONTROL_SIZE,
+            ) {
+                Ok(()) | Err(Errno::OPNOTSUPP) | Err(Errno::NOSYS) => break,
+                Err(Errno::INTR) => continue,
+                Err(Errno::NOSPC) | Err(Errno::FBIG) | Err(Errno::NOMEM) => {
+                    return Err(no_space(id, total, Some(fd), named))
+                }
+                Err(e) => return Err(os_error(e, "reserve space for", id)),
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = reserve; // macOS backs shared memory with swappable VM: there is no tmpfs to overfill.
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+/// Sizes a new segment and writes its header (with attributes) first, then its data: a crash
+/// part-way leaves a segment whose header names its owner, which the sweep can judge.
+pub(super) fn fill(
+    fd: &OwnedFd,
+    id: &str,
+    head: &[u8],
+    data_offset: u64,
+    total: u64,
+    init: Option<&[u8]>,
+    reserve: bool,
+    named: bool,
+) -> Result<()> {
+    size_segment(fd, total, reserve, id, named)?;
+    #[cfg(target_os = "linux")]
+    {
+        write_all_at(fd, head, 0, id, total, named)?;
+        if let Some(data) = init.filter(|d| !d.is_empty()) {
+            write_all_at(fd, data, data_offset, id, total, named)?;
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (fd, head, data_offset, init, write_all_at);
+    Ok(())
+}
+
+/// macOS cannot write() to shared memory: header, then data, are copied through the mapping.
+fn fill_mapping(map: &Map, head: &[u8], data_offset: u64, init: Option<&[u8]>) {
+    if cfg!(target_os = "linux") {
+        return;
+    }
+    // SAFETY: the map is the whole new segment, head fits before data_offset and init after it
+    // (checked by the caller); nobody else knows this segment's handle yet.
+    unsafe { crate::sys::fill_map(map, head, data_offset, init.unwrap_or(&[])) };
+}
+
+/// Creates named segment `id` exclusively with mode 0600, writes its header and data, and maps
+/// it shared. On failure nothing is left behind.
+///
+/// On Linux the file is made without a name (`O_TMPFILE`), filled, and only then linked under
+/// its name, so a crash at any point leaves either nothing or a whole segment: never a file
+/// without a header.
+pub(crate) fn create_named(
+    id: &str,
+    head: &[u8],
+    data_offset: u64,
+    total: u64,
+    init: Option<&[u8]>,
+    reserve: bool,
+) -> Result<(File, Map)> {
+    #[cfg(target_os = "linux")]
+    if let Some(made) = create_linked(id, head, data_offset, total, init, reserve) {
+        return made;
+    }
+    #[cfg(target_os = "linux")]
+    let fd = {
+        use rustix::fs::OFlags;
+        let flags =
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        retry(|| {
+            rustix::fs::openat(
+                rustix::fs::CWD,
+                named_path(id).as_str(),
+                flags,
+                Mode::from_raw_mode(0o600),
+            )
+        })
+        .map_err(|e| os_error(e, "create", id))?
+    };
+    #[cfg(not(target_os = "linux"))]
+    let fd = rustix::shm::open(
+        format!("/{PREFIX}{id}").as_str(),
+        rustix::shm::OFlags::CREATE | rustix::shm::OFlags::EXCL | rustix::shm::OFlags::RDWR,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(|e| os_error(e, "create", id))?;
+    let made = fill(&fd, id, head, data_offset, total, init, reserve, true).and_then(|()| {
+        let file = File {
+            fd,
+            size: total,
+            id: id.to_string(),
+            named: true,
+            allocated: total,
+        };
+        let map = map_file(&file, Access::Shared, false)?;
+        fill_mapping(&map, head, data_offset, init);
+        Ok((file, map))
+    });
+    match made {
+        Ok(m) => {
+            register_marker(id);
+            Ok(m)
+        }
+        Err(e) => {
+            let _ = unlink(id);
+            Err(e)
+        }
+    }
+}
+
+/// The `O_TMPFILE` way of `create_named`; `None` where /dev/shm or /proc cannot do it.
+#[cfg(target_os = "linux")]
+fn create_linked(
+    id: &str,
+    head: &[u8],
+    data_offset: u64,
+    total: u64,
+    init: Option<&[u8]>,
+    reserve: bool,
+) -> Option<Result<(File, Map)>> {
+    use rustix::fs::{AtFlags, OFlags};
+    let path = named_path(id);
+    let fd = retry(|| {
+        rustix::fs::openat(
+            rustix::fs::CWD,
+            "/dev/shm",
+            OFlags::RDWR | OFlags::TMPFILE | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+    })
+    .ok()?;
+    // Refuse a clash before copying anything; the link below is what makes it exclusive.
+    if rustix::fs::statat(rustix::fs::CWD, path.as_str(), AtFlags::SYMLINK_NOFOLLOW).is_ok() {
+        return Some(Err(os_error(Errno::EXIST, "create", id)));
+    }
+    if let Err(e) = fill(&fd, id, head, data_offset, total, init, reserve, true) {
+        return Some(Err(e)); // the file has no name: closing it frees it
+    }
+    let file = File {
+        fd,
+        size: total,
+        id: id.to_string(),
+        named: true,
+        allocated: total,
+    };
+    let proc_path = format!("/proc/self/fd/{}", file.raw_fd());
+    match rustix::fs::linkat(
+        rustix::fs::CWD,
+        proc_path.as_str(),
+        rustix::fs::CWD,
+        path.as_str(),
+        AtFlags::SYMLINK_FOLLOW,
+    ) {
+        Ok(()) => {}
+        Err(Errno::NOENT) => return None, // no /proc: make it the old way
+        Err(e) => return Some(Err(os_error(e, "create", id))),
+    }
+    Some(match map_file(&file, Access::Shared, false) {
+        Ok(map) => Ok((file, map)),
+        Err(e) => {
+            let _ = unlink(id);
+            Err(e)
+        }
+    })
+}
+
+/// Bytes of memory (RAM and swap) this machine has, where the OS says: a shared-memory segment
+/// lives in memory, and an unnamed one (a memfd) is bounded by nothing smaller, so reserving more
+/// than this would only end in the OOM killer.
+pub(crate) fn memory_limit() -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        let info = rustix::system::sysinfo();
+        let unit = u64::from(info.mem_unit.max(1));
+        Some((info.totalram as u64 + info.totalswap as u64).saturating_mul(unit))
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
