@@ -374,12 +374,16 @@ pub(crate) fn owner_alive(pid: u32, start: u64, _pidns: u64) -> Option<bool> {
     }
     let mut code = 0u32;
     // SAFETY: process is a valid handle with query rights; one u32 is written.
-    let running =
-        unsafe { GetExitCodeProcess(process, &mut code) } != 0 && code == STILL_ACTIVE as u32;
+    let read = unsafe { GetExitCodeProcess(process, &mut code) } != 0;
     let created = creation_time(process);
     // SAFETY: the handle was opened above and is closed once.
     unsafe { CloseHandle(process) };
-    Some(running && (start == 0 || created.is_none_or(|c| c == start)))
+    if !read {
+        // Unknown is taken for alive: a lock holder is never robbed, a segment never swept.
+        return None;
+    }
+    // A live pid with another creation time is a reused pid: the owner is gone.
+    Some(code == STILL_ACTIVE as u32 && (start == 0 || created.is_none_or(|c| c == start)))
 }
 
 /// Windows bounds a pagefile-backed mapping by the commit limit itself, with an error.
