@@ -184,25 +184,9 @@ pub fn read_copy(handle: &str, max_bytes: u64) -> Result<(Header, String, Vec<u8
                 ),
             )
         })?;
-    // Read, not mapped: a hole reads as zeros and a file cut short under us is an error, where a
-    // mapping would be a SIGBUS.
-    #[cfg(target_os = "linux")]
-    {
-        data.resize(h.byte_length as usize, 0);
-        file.read_at(&mut data, h.data_offset)?;
-    }
-    #[cfg(not(target_os = "linux"))]
-    let map = sys::map_file(&file, sys::Access::CopyOnWrite, false)?;
-    // SAFETY: decode checked data_offset + byte_length <= the file's size, which the map covers;
-    // the bytes are copied out while `map` keeps them mapped, into capacity reserved above.
-    #[cfg(not(target_os = "linux"))]
-    unsafe {
-        std::ptr::copy_nonoverlapping(
-            map.ptr().add(h.data_offset as usize),
-            data.as_mut_ptr(),
-            h.byte_length as usize,
-        );
-        data.set_len(h.byte_length as usize);
-    }
+    // Read, not mapped for a view: on Linux a hole reads as zeros and a file cut short under us
+    // is an error, where a mapping would be a SIGBUS.
+    data.resize(h.byte_length as usize, 0);
+    file.read_at(&mut data, h.data_offset)?;
     Ok((h, attributes, data))
 }

@@ -1,8 +1,6 @@
 //! What the creating process keeps for a segment and hands out: its name or descriptor, whether
 //! its handle went to others, the `opens` it waits for; when it lets go, and at its exit.
 
-#[cfg(windows)]
-use std::sync::atomic::Ordering;
 use std::sync::Once;
 
 #[cfg(target_os = "linux")]
@@ -125,13 +123,10 @@ fn control_word(key: &SegKey, o: &Owned) -> Option<u64> {
     }
     #[cfg(windows)]
     if let Some(k) = &o.keeper {
-        if o.control as usize + 8 <= k.len() {
-            // SAFETY: the keeper maps the whole segment; the word lies inside it (checked just
-            // above) and is 8-byte aligned; other processes change it only atomically.
-            let w = unsafe {
-                &*(k.ptr().add(o.control as usize) as *const std::sync::atomic::AtomicU64)
-            };
-            return Some(w.load(Ordering::Acquire));
+        // The keeper maps the whole segment (a plain read: the word only grows).
+        let mut w = [0u8; 8];
+        if sys::read_map(k, o.control, &mut w).is_some() {
+            return Some(u64::from_le_bytes(w));
         }
     }
     if !o.named {

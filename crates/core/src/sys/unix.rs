@@ -5,14 +5,13 @@
 //! empty marker files stands in for one.
 //!
 //! One file per concern: `file` opens and checks a segment's file, `map` holds every mapping and
-//! its unsafe code, `head` reads and changes header words without a view, `create` makes named
-//! segments, `memfd` the unnamed ones (Linux), `names` removes and lists names, `process` says
-//! who a process is, and `error` turns the OS's errors into ours.
+//! its unsafe code, `create` makes named segments, `memfd` the unnamed ones (Linux), `names`
+//! removes and lists names, `process` says who a process is, and `error` turns the OS's errors
+//! into ours.
 
 mod create;
 mod error;
 mod file;
-mod head;
 mod map;
 #[cfg(target_os = "linux")]
 mod memfd;
@@ -21,7 +20,6 @@ mod process;
 
 pub(crate) use create::{create_named, memory_limit};
 pub(crate) use file::{exists, open_named, File};
-pub(crate) use head::{read_control, read_head, set_flags};
 pub(crate) use map::{control, map_file, max_map_count, prefault, retire, Access, Map};
 #[cfg(target_os = "linux")]
 pub(crate) use memfd::{create_memfd, list_memfds, open_memfd};

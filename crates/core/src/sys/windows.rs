@@ -238,9 +238,7 @@ pub(crate) fn create(
     if (map.len() as u64) < total {
         return Err(no_space(id, total));
     }
-    // SAFETY: the view holds at least `total` bytes; head ends before data_offset and init fits
-    // after it (checked by the caller). Nobody else has this segment's handle yet.
-    unsafe { super::fill_map(&map, head, data_offset, init) };
+    super::fill_map(&map, head, data_offset, init);
     register_marker(id);
     Ok(map)
 }
@@ -396,4 +394,125 @@ pub(crate) fn memory_limit() -> Option<u64> {
 /// segment's name (or a handle) for it.
 pub(crate) fn retire(map: &Map) {
     map._held.close();
+}
+
+/// Windows opens a mapping by name each time it maps one: a `File` is the name, checked to exist.
+pub(crate) struct File {
+    id: String,
+    size: u64,
+}
+
+impl File {
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+    /// Windows commits a mapping's pages when it is created: there are no holes to count.
+    pub(crate) fn allocated(&self) -> Option<u64> {
+        None
+    }
+    /// Reads `buf.len()` bytes at `offset` through a read-only view (the name is all a `File` is).
+    pub(crate) fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        let map = open(&self.id, Access::Peek)?;
+        super::read_map(&map, offset, buf).ok_or_else(|| short(&self.id))
+    }
+    /// Writes `data` at `offset` through a shared view.
+    pub(crate) fn write_at(&self, data: &[u8], offset: u64) -> Result<()> {
+        let map = open(&self.id, Access::Shared)?;
+        super::write_map(&map, offset, data).ok_or_else(|| short(&self.id))
+    }
+}
+
+fn short(id: &str) -> Error {
+    Error::new(
+        Code::BadHeader,
+        format!("segment {id:?} ends inside its header"),
+    )
+}
+
+pub(crate) fn open_named(id: &str, _write: bool) -> Result<File> {
+    let map = open(id, Access::Peek)?;
+    Ok(File {
+        id: id.to_string(),
+        size: map.len() as u64,
+    })
+}
+
+pub(crate) fn map_file(file: &File, access: Access, _populate: bool) -> Result<Map> {
+    open(&file.id, access)
+}
+
+/// Windows maps a view's pages at first touch; there is nothing to ask for ahead of it.
+pub(crate) fn prefault(_map: &Map) {}
+
+pub(crate) fn create_named(
+    id: &str,
+    head: &[u8],
+    data_offset: u64,
+    total: u64,
+    init: Option<&[u8]>,
+    reserve: bool,
+) -> Result<(File, Map)> {
+    let map = create(id, head, data_offset, total, init, reserve)?;
+    Ok((
+        File {
+            id: id.to_string(),
+            size: map.len() as u64,
+        },
+        map,
+    ))
+}
+
+pub(crate) fn max_map_count() -> usize {
+    65530
+}
+
+/// A view onto a segment's control word (see `header`), shared and writable.
+pub(crate) struct Control {
+    map: Map,
+    at: usize,
+}
+
+impl Control {
+    pub(crate) fn word(&self) -> &std::sync::atomic::AtomicU64 {
+        // SAFETY: `at` + 8 lies inside the view (checked in `control`); views start on an
+        // allocation-granularity boundary and `at` is a multiple of 8, so the word is aligned.
+        // Every process changes it only with atomic operations.
+        unsafe { &*(self.map.ptr().add(self.at) as *const std::sync::atomic::AtomicU64) }
+    }
+}
+
+/// Maps the segment shared to reach its control word at `offset`.
+pub(crate) fn control(file: &File, offset: u64) -> Result<Control> {
+    if !offset.is_multiple_of(8) || offset.saturating_add(crate::header::CONTROL_SIZE) > file.size {
+        return Err(crate::Error::new(
+            crate::Code::BadHeader,
+            format!("segment {:?} has no control word", file.id),
+        ));
+    }
+    let map = open(&file.id, Access::Shared)?;
+    if offset as usize + 8 > map.len() {
+        return Err(crate::Error::new(
+            crate::Code::BadHeader,
+            format!("segment {:?} has no control word", file.id),
+        ));
+    }
+    Ok(Control {
+        map,
+        at: offset as usize,
+    })
+}
+
+/// Windows has no names to remove while anyone holds the segment: `ours` marks it, and this
+/// process lets go of its own handles on it.
+pub(crate) fn unlink_checked(id: &str, ours: impl FnOnce(&File) -> Result<bool>) -> Result<bool> {
+    let file = match open_named(id, true) {
+        Ok(f) => f,
+        Err(e) if e.code == crate::Code::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if !ours(&file)? {
+        return Ok(false);
+    }
+    drop(file);
+    unlink(id)
 }

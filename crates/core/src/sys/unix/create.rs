@@ -104,9 +104,7 @@ fn fill_mapping(map: &Map, head: &[u8], data_offset: u64, init: Option<&[u8]>) {
     if cfg!(target_os = "linux") {
         return;
     }
-    // SAFETY: the map is the whole new segment, head fits before data_offset and init after it
-    // (checked by the caller); nobody else knows this segment's handle yet.
-    unsafe { crate::sys::fill_map(map, head, data_offset, init.unwrap_or(&[])) };
+    crate::sys::fill_map(map, head, data_offset, init.unwrap_or(&[]));
 }
 
 /// Creates named segment `id` exclusively with mode 0600, writes its header and data, and maps

@@ -36,6 +36,11 @@ impl File {
     pub(crate) fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
         read_exact_at(self, buf, offset)
     }
+    /// Writes all of `data` at `offset`; a full filesystem is `NoSpace`.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn write_at(&self, data: &[u8], offset: u64) -> Result<()> {
+        write_all_at(&self.fd, data, offset, &self.id, self.size, self.named)
+    }
     #[cfg(target_os = "linux")]
     pub(crate) fn raw_fd(&self) -> i32 {
         use std::os::fd::AsRawFd;

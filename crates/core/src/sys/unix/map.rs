@@ -51,15 +51,7 @@ pub(crate) enum Access {
 pub(crate) fn map_file(file: &File, access: Access, populate: bool) -> Result<Map> {
     let len = usize::try_from(file.size)
         .map_err(|_| Error::new(Code::OutOfRange, "segment larger than the address space"))?;
-    let dup = file
-        .fd
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(|e| match Errno::from_io_error(&e) {
-            Some(errno) => os_error(errno, "map", &file.id),
-            None => Error::new(Code::Os, format!("cannot map segment {:?}: {e}", file.id)),
-        })?;
-    let f = StdFile::from(dup);
+    let f = std_file(file)?;
     let mut opts = MmapOptions::new();
     opts.len(len);
     // MAP_POPULATE on a private writable mapping would copy every page (it write-faults them),
@@ -188,15 +180,7 @@ pub(crate) fn control(file: &File, offset: u64) -> Result<Control> {
     }
     let page = rustix::param::page_size() as u64;
     let start = offset & !(page - 1);
-    let dup = file
-        .fd
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(|e| match Errno::from_io_error(&e) {
-            Some(errno) => os_error(errno, "map", &file.id),
-            None => Error::new(Code::Os, format!("cannot map segment {:?}: {e}", file.id)),
-        })?;
-    let f = StdFile::from(dup);
+    let f = std_file(file)?;
     let mut opts = MmapOptions::new();
     opts.offset(start).len((offset - start) as usize + 8);
     // SAFETY: the window lies inside the segment's size as fstat gave it; segments are never
@@ -208,6 +192,39 @@ pub(crate) fn control(file: &File, offset: u64) -> Result<Control> {
         map,
         at: (offset - start) as usize,
     })
+}
+
+/// A second descriptor of `file`, as the std `File` that memmap2 maps (a mapping outlives it).
+fn std_file(file: &File) -> Result<StdFile> {
+    let dup = file
+        .fd
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| match Errno::from_io_error(&e) {
+            Some(errno) => os_error(errno, "map", &file.id),
+            None => Error::new(Code::Os, format!("cannot map segment {:?}: {e}", file.id)),
+        })?;
+    Ok(StdFile::from(dup))
+}
+
+/// macOS shared memory cannot be read() or written(): a segment's bytes are reached through a
+/// mapping of it, read-only to read (the caller may hold a read-only descriptor).
+#[cfg(not(target_os = "linux"))]
+impl File {
+    pub(crate) fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        let map = map_file(self, Access::Peek, false)?;
+        crate::sys::read_map(&map, offset, buf).ok_or_else(|| self.short())
+    }
+    pub(crate) fn write_at(&self, data: &[u8], offset: u64) -> Result<()> {
+        let map = map_file(self, Access::Shared, false)?;
+        crate::sys::write_map(&map, offset, data).ok_or_else(|| self.short())
+    }
+    fn short(&self) -> Error {
+        Error::new(
+            Code::BadHeader,
+            format!("segment {:?} ends inside its header", self.id),
+        )
+    }
 }
 
 /// The most mappings a process may have (`vm.max_map_count`), or a conservative default.
