@@ -138,26 +138,19 @@ pub fn create(spec: &CreateSpec<'_>, init: Option<&[u8]>) -> Result<View> {
         h.total_size(),
         named,
     )?;
-    let make = |id: &str| -> Result<(sys::File, sys::Map)> {
+    let new = sys::NewSegment {
+        head: &head,
+        data_offset: h.data_offset,
+        total: h.segment_size(),
+        init,
+        reserve: spec.reserve,
+    };
+    let make = |id: &str| {
         #[cfg(target_os = "linux")]
         if !named {
-            return sys::create_memfd(
-                id,
-                &head,
-                h.data_offset,
-                h.segment_size(),
-                init,
-                spec.reserve,
-            );
+            return sys::create_memfd(id, &new);
         }
-        sys::create_named(
-            id,
-            &head,
-            h.data_offset,
-            h.segment_size(),
-            init,
-            spec.reserve,
-        )
+        sys::create_named(id, &new)
     };
     let (id, file, map) = match spec.id {
         Some(id) => {

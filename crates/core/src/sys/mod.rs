@@ -33,6 +33,7 @@ pub(crate) fn read_map(map: &Map, at: u64, out: &mut [u8]) -> Option<()> {
 }
 
 /// Copies `data` to `at` of `map`; `None` (nothing copied) when it does not fit inside.
+#[cfg_attr(target_os = "linux", allow(dead_code))]
 pub(crate) fn write_map(map: &Map, at: u64, data: &[u8]) -> Option<()> {
     let to = range(map, at, data.len())?;
     // SAFETY: as for `read_map`; other processes change a segment's header and data only in
@@ -41,10 +42,17 @@ pub(crate) fn write_map(map: &Map, at: u64, data: &[u8]) -> Option<()> {
     Some(())
 }
 
-/// Copies a new segment's header (with attributes) to its start and its data to `data_offset`,
-/// through the owner's fresh mapping, before anyone else knows the segment's handle. The
-/// caller sized the mapping for both: what would not fit is not copied.
-pub(crate) fn fill_map(map: &Map, head: &[u8], data_offset: u64, init: &[u8]) {
-    let _ = write_map(map, 0, head);
-    let _ = write_map(map, data_offset, init);
+/// What a new segment is made of.
+pub(crate) struct NewSegment<'a> {
+    /// The header, with the attributes after it.
+    pub(crate) head: &'a [u8],
+    /// Where the data starts.
+    pub(crate) data_offset: u64,
+    /// Bytes the segment occupies.
+    pub(crate) total: u64,
+    /// The first bytes of the data; the rest are zeros.
+    pub(crate) init: Option<&'a [u8]>,
+    /// Allocate every page now (see `reserve` in the README); Windows always does.
+    #[cfg_attr(windows, allow(dead_code))]
+    pub(crate) reserve: bool,
 }

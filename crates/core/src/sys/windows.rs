@@ -199,14 +199,10 @@ fn map_handle(handle: HANDLE, access: Access, id: &str) -> Result<Map> {
     })
 }
 
-pub(crate) fn create(
-    id: &str,
-    head: &[u8],
-    data_offset: u64,
-    total: u64,
-    init: Option<&[u8]>,
-    _reserve: bool,
-) -> Result<Map> {
+/// Creates segment `id`, copies its header and data in, and maps it shared. Windows commits every
+/// page at creation (`SEC_COMMIT`), whatever `new.reserve` says.
+pub(crate) fn create(id: &str, new: &super::NewSegment<'_>) -> Result<Map> {
+    let total = new.total;
     let name = os_name(id);
     // SEC_COMMIT charges the whole size against the commit limit now, so running out of memory is
     // an error here, never a fault on a later write.
@@ -234,11 +230,12 @@ pub(crate) fn create(
         ));
     }
     let map = map_handle(handle, Access::Shared, id)?;
-    let init = init.unwrap_or(&[]);
     if (map.len() as u64) < total {
         return Err(no_space(id, total));
     }
-    super::fill_map(&map, head, data_offset, init);
+    // Nobody else has this segment's handle yet; the view holds `total` bytes (checked above).
+    let _ = super::write_map(&map, 0, new.head);
+    let _ = super::write_map(&map, new.data_offset, new.init.unwrap_or(&[]));
     register_marker(id);
     Ok(map)
 }
@@ -444,15 +441,8 @@ pub(crate) fn map_file(file: &File, access: Access, _populate: bool) -> Result<M
 /// Windows maps a view's pages at first touch; there is nothing to ask for ahead of it.
 pub(crate) fn prefault(_map: &Map) {}
 
-pub(crate) fn create_named(
-    id: &str,
-    head: &[u8],
-    data_offset: u64,
-    total: u64,
-    init: Option<&[u8]>,
-    reserve: bool,
-) -> Result<(File, Map)> {
-    let map = create(id, head, data_offset, total, init, reserve)?;
+pub(crate) fn create_named(id: &str, new: &super::NewSegment<'_>) -> Result<(File, Map)> {
+    let map = create(id, new)?;
     Ok((
         File {
             id: id.to_string(),

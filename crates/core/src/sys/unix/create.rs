@@ -1,22 +1,22 @@
-//! Making a named segment: sized (and on Linux its memory allocated), header and data written,
-//! then mapped; on Linux made without a name and linked once whole.
+//! Making a segment: sized (and on Linux its memory allocated), header and data written, then
+//! mapped; a named one on Linux is made without a name and linked once whole.
 
 use std::os::fd::OwnedFd;
 
+#[cfg(target_os = "linux")]
 use rustix::fs::Mode;
 use rustix::io::Errno;
 
 use super::error::{no_space, os_error};
+use super::file::{open_name, File, How};
 #[cfg(target_os = "linux")]
-use super::file::{named_path, retry};
-use super::file::{write_all_at, File};
+use super::file::{os_name, retry};
 use super::map::{map_file, Access, Map};
 use super::names::{register_marker, unlink};
 use crate::error::Result;
 #[cfg(target_os = "linux")]
 use crate::header;
-#[cfg(not(target_os = "linux"))]
-use crate::name::PREFIX;
+use crate::sys::NewSegment;
 
 /// Gives the segment its size. With `reserve`, every page is allocated now, so a full tmpfs (or
 /// memory) is an error here rather than a SIGBUS at some later write.
@@ -73,38 +73,22 @@ fn size_segment(fd: &OwnedFd, total: u64, reserve: bool, id: &str, named: bool) 
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 /// Sizes a new segment and writes its header (with attributes) first, then its data: a crash
 /// part-way leaves a segment whose header names its owner, which the sweep can judge.
-pub(super) fn fill(
-    fd: &OwnedFd,
-    id: &str,
-    head: &[u8],
-    data_offset: u64,
-    total: u64,
-    init: Option<&[u8]>,
-    reserve: bool,
-    named: bool,
-) -> Result<()> {
-    size_segment(fd, total, reserve, id, named)?;
-    #[cfg(target_os = "linux")]
-    {
-        write_all_at(fd, head, 0, id, total, named)?;
-        if let Some(data) = init.filter(|d| !d.is_empty()) {
-            write_all_at(fd, data, data_offset, id, total, named)?;
-        }
+pub(super) fn filled(fd: OwnedFd, id: &str, new: &NewSegment<'_>, named: bool) -> Result<File> {
+    size_segment(&fd, new.total, new.reserve, id, named)?;
+    let file = File {
+        fd,
+        size: new.total,
+        id: id.to_string(),
+        named,
+        allocated: new.total,
+    };
+    file.write_at(new.head, 0)?;
+    if let Some(data) = new.init.filter(|d| !d.is_empty()) {
+        file.write_at(data, new.data_offset)?;
     }
-    #[cfg(not(target_os = "linux"))]
-    let _ = (fd, head, data_offset, init, write_all_at);
-    Ok(())
-}
-
-/// macOS cannot write() to shared memory: header, then data, are copied through the mapping.
-fn fill_mapping(map: &Map, head: &[u8], data_offset: u64, init: Option<&[u8]>) {
-    if cfg!(target_os = "linux") {
-        return;
-    }
-    crate::sys::fill_map(map, head, data_offset, init.unwrap_or(&[]));
+    Ok(file)
 }
 
 /// Creates named segment `id` exclusively with mode 0600, writes its header and data, and maps
@@ -113,56 +97,18 @@ fn fill_mapping(map: &Map, head: &[u8], data_offset: u64, init: Option<&[u8]>) {
 /// On Linux the file is made without a name (`O_TMPFILE`), filled, and only then linked under
 /// its name, so a crash at any point leaves either nothing or a whole segment: never a file
 /// without a header.
-pub(crate) fn create_named(
-    id: &str,
-    head: &[u8],
-    data_offset: u64,
-    total: u64,
-    init: Option<&[u8]>,
-    reserve: bool,
-) -> Result<(File, Map)> {
+pub(crate) fn create_named(id: &str, new: &NewSegment<'_>) -> Result<(File, Map)> {
     #[cfg(target_os = "linux")]
-    if let Some(made) = create_linked(id, head, data_offset, total, init, reserve) {
+    if let Some(made) = create_linked(id, new) {
         return made;
     }
-    #[cfg(target_os = "linux")]
-    let fd = {
-        use rustix::fs::OFlags;
-        let flags =
-            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        retry(|| {
-            rustix::fs::openat(
-                rustix::fs::CWD,
-                named_path(id).as_str(),
-                flags,
-                Mode::from_raw_mode(0o600),
-            )
-        })
-        .map_err(|e| os_error(e, "create", id))?
-    };
-    #[cfg(not(target_os = "linux"))]
-    let fd = rustix::shm::open(
-        format!("/{PREFIX}{id}").as_str(),
-        rustix::shm::OFlags::CREATE | rustix::shm::OFlags::EXCL | rustix::shm::OFlags::RDWR,
-        Mode::from_raw_mode(0o600),
-    )
-    .map_err(|e| os_error(e, "create", id))?;
-    let made = fill(&fd, id, head, data_offset, total, init, reserve, true).and_then(|()| {
-        let file = File {
-            fd,
-            size: total,
-            id: id.to_string(),
-            named: true,
-            allocated: total,
-        };
-        let map = map_file(&file, Access::Shared, false)?;
-        fill_mapping(&map, head, data_offset, init);
-        Ok((file, map))
-    });
+    let fd = open_name(id, How::Create).map_err(|e| os_error(e, "create", id))?;
+    let made = filled(fd, id, new, true)
+        .and_then(|file| Ok((map_file(&file, Access::Shared, false)?, file)));
     match made {
-        Ok(m) => {
+        Ok((map, file)) => {
             register_marker(id);
-            Ok(m)
+            Ok((file, map))
         }
         Err(e) => {
             let _ = unlink(id);
@@ -173,16 +119,9 @@ pub(crate) fn create_named(
 
 /// The `O_TMPFILE` way of `create_named`; `None` where /dev/shm or /proc cannot do it.
 #[cfg(target_os = "linux")]
-fn create_linked(
-    id: &str,
-    head: &[u8],
-    data_offset: u64,
-    total: u64,
-    init: Option<&[u8]>,
-    reserve: bool,
-) -> Option<Result<(File, Map)>> {
+fn create_linked(id: &str, new: &NewSegment<'_>) -> Option<Result<(File, Map)>> {
     use rustix::fs::{AtFlags, OFlags};
-    let path = named_path(id);
+    let path = os_name(id);
     let fd = retry(|| {
         rustix::fs::openat(
             rustix::fs::CWD,
@@ -196,15 +135,9 @@ fn create_linked(
     if rustix::fs::statat(rustix::fs::CWD, path.as_str(), AtFlags::SYMLINK_NOFOLLOW).is_ok() {
         return Some(Err(os_error(Errno::EXIST, "create", id)));
     }
-    if let Err(e) = fill(&fd, id, head, data_offset, total, init, reserve, true) {
-        return Some(Err(e)); // the file has no name: closing it frees it
-    }
-    let file = File {
-        fd,
-        size: total,
-        id: id.to_string(),
-        named: true,
-        allocated: total,
+    let file = match filled(fd, id, new, true) {
+        Ok(file) => file,
+        Err(e) => return Some(Err(e)), // the file has no name: closing it frees it
     };
     let proc_path = format!("/proc/self/fd/{}", file.raw_fd());
     match rustix::fs::linkat(

@@ -6,7 +6,9 @@ use std::os::fd::OwnedFd;
 use rustix::fs::Mode;
 use rustix::io::Errno;
 
-use super::error::{no_space, os_error};
+#[cfg(target_os = "linux")]
+use super::error::no_space;
+use super::error::os_error;
 use crate::error::{Code, Error, Result};
 use crate::header;
 use crate::name::PREFIX;
@@ -105,37 +107,65 @@ pub(super) fn checked(fd: OwnedFd, id: &str, named: bool) -> Result<File> {
     })
 }
 
-#[cfg(target_os = "linux")]
-pub(super) fn named_path(id: &str) -> String {
-    format!("/dev/shm/{PREFIX}{id}")
+/// The OS's name of named segment `id`: a path in `/dev/shm` (Linux), a `shm_open` name (macOS).
+pub(super) fn os_name(id: &str) -> String {
+    if cfg!(target_os = "linux") {
+        format!("/dev/shm/{PREFIX}{id}")
+    } else {
+        format!("/{PREFIX}{id}")
+    }
+}
+
+/// How `open_name` opens a segment's name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum How {
+    Read,
+    Write,
+    /// A new one, exclusively, with mode 0600.
+    Create,
+}
+
+/// Opens the name of segment `id`. On Linux a link is never followed and a FIFO never blocks the
+/// open; a new file is made only where no file of that name is.
+pub(super) fn open_name(id: &str, how: How) -> rustix::io::Result<OwnedFd> {
+    let mode = match how {
+        How::Create => Mode::from_raw_mode(0o600),
+        How::Read | How::Write => Mode::empty(),
+    };
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::OFlags;
+        let flags = match how {
+            How::Read => OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
+            How::Write => OFlags::RDWR | OFlags::NONBLOCK | OFlags::NOCTTY,
+            How::Create => OFlags::RDWR | OFlags::CREATE | OFlags::EXCL,
+        } | OFlags::NOFOLLOW
+            | OFlags::CLOEXEC;
+        retry(|| rustix::fs::openat(rustix::fs::CWD, os_name(id).as_str(), flags, mode))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        use rustix::shm::OFlags;
+        let flags = match how {
+            How::Read => OFlags::RDONLY,
+            How::Write => OFlags::RDWR,
+            How::Create => OFlags::RDWR | OFlags::CREATE | OFlags::EXCL,
+        };
+        rustix::shm::open(os_name(id).as_str(), flags, mode)
+    }
 }
 
 /// Opens named segment `id`, never blocking on a FIFO and never following a link.
 pub(crate) fn open_named(id: &str, write: bool) -> Result<File> {
-    #[cfg(target_os = "linux")]
-    let fd = {
-        use rustix::fs::OFlags;
-        let access = if write { OFlags::RDWR } else { OFlags::RDONLY };
-        let flags = access | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY;
-        retry(|| rustix::fs::openat(rustix::fs::CWD, named_path(id).as_str(), flags, Mode::empty()))
-            .map_err(|e| match e {
-                Errno::LOOP => Error::new(
-                    Code::Permission,
-                    format!("{id:?} is a symbolic link, so it is not a sharedobject segment; it was not followed"),
-                ),
-                e => os_error(e, "open", id),
-            })?
-    };
-    #[cfg(not(target_os = "linux"))]
-    let fd = {
-        let access = if write {
-            rustix::shm::OFlags::RDWR
-        } else {
-            rustix::shm::OFlags::RDONLY
-        };
-        rustix::shm::open(format!("/{PREFIX}{id}").as_str(), access, Mode::empty())
-            .map_err(|e| os_error(e, "open", id))?
-    };
+    let how = if write { How::Write } else { How::Read };
+    let fd = open_name(id, how).map_err(|e| match e {
+        // Only Linux refuses links (ELOOP from O_NOFOLLOW); shm_open names are no paths.
+        Errno::LOOP if cfg!(target_os = "linux") => Error::new(
+            Code::Permission,
+            format!("{id:?} is a symbolic link, so it is not a sharedobject segment; it was not followed"),
+        ),
+        e => os_error(e, "open", id),
+    })?;
     checked(fd, id, true)
 }
 
@@ -170,7 +200,8 @@ pub(super) fn read_exact_at(file: &File, mut buf: &mut [u8], mut offset: u64) ->
     Ok(())
 }
 
-pub(super) fn write_all_at(
+#[cfg(target_os = "linux")]
+fn write_all_at(
     fd: &OwnedFd,
     mut data: &[u8],
     mut offset: u64,
@@ -200,7 +231,7 @@ pub(crate) fn exists(id: &str) -> Result<bool> {
     #[cfg(target_os = "linux")]
     match rustix::fs::statat(
         rustix::fs::CWD,
-        named_path(id).as_str(),
+        os_name(id).as_str(),
         rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
     ) {
         Ok(st)

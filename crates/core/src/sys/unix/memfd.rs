@@ -4,7 +4,7 @@
 use rustix::fs::Mode;
 use rustix::io::Errno;
 
-use super::create::fill;
+use super::create::filled;
 use super::error::os_error;
 use super::file::{checked, retry, File};
 use super::map::{map_file, Access, Map};
@@ -12,6 +12,7 @@ use super::names::listing_error;
 use super::process::pid_namespace;
 use crate::error::{Code, Error, Result};
 use crate::name::PREFIX;
+use crate::sys::NewSegment;
 
 /// Opens the memfd that process `pid` holds as descriptor `fd`, checking first that it is the
 /// memfd of segment `id`.
@@ -54,30 +55,19 @@ pub(crate) fn open_memfd(id: &str, pid: u32, fd: i32, pidns: u64, write: bool) -
 /// Creates an unnamed segment: a memfd sealed against shrinking and growing, with its header and
 /// data written, mapped shared. The kernel frees it when the last descriptor and mapping go.
 #[cfg(target_os = "linux")]
-pub(crate) fn create_memfd(
-    id: &str,
-    head: &[u8],
-    data_offset: u64,
-    total: u64,
-    init: Option<&[u8]>,
-    reserve: bool,
-) -> Result<(File, Map)> {
+pub(crate) fn create_memfd(id: &str, new: &NewSegment<'_>) -> Result<(File, Map)> {
     use rustix::fs::{MemfdFlags, SealFlags};
     let fd = rustix::fs::memfd_create(
         format!("{PREFIX}{id}").as_str(),
         MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
     )
     .map_err(|e| os_error(e, "create", id))?;
-    fill(&fd, id, head, data_offset, total, init, reserve, false)?;
-    rustix::fs::fcntl_add_seals(&fd, SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL)
-        .map_err(|e| os_error(e, "seal", id))?;
-    let file = File {
-        fd,
-        size: total,
-        id: id.to_string(),
-        named: false,
-        allocated: total,
-    };
+    let file = filled(fd, id, new, false)?;
+    rustix::fs::fcntl_add_seals(
+        &file.fd,
+        SealFlags::SHRINK | SealFlags::GROW | SealFlags::SEAL,
+    )
+    .map_err(|e| os_error(e, "seal", id))?;
     let map = map_file(&file, Access::Shared, false)?;
     Ok((file, map))
 }

@@ -6,8 +6,7 @@ use rustix::io::Errno;
 use super::error::os_error;
 #[cfg(not(target_os = "linux"))]
 use super::file::exists;
-#[cfg(target_os = "linux")]
-use super::file::named_path;
+use super::file::os_name;
 use super::file::{open_named, File};
 use crate::error::{Code, Error, Result};
 use crate::name::PREFIX;
@@ -44,7 +43,7 @@ pub(crate) fn unlink_checked(id: &str, ours: impl FnOnce(&File) -> Result<bool>)
         // someone else may have made a new segment under it since: only our file is removed.
         match rustix::fs::statat(
             rustix::fs::CWD,
-            named_path(id).as_str(),
+            os_name(id).as_str(),
             AtFlags::SYMLINK_NOFOLLOW,
         ) {
             Ok(st) if st.st_ino == mine.st_ino && st.st_dev == mine.st_dev => {}
@@ -68,11 +67,11 @@ pub(crate) fn unlink(id: &str) -> Result<bool> {
     #[cfg(target_os = "linux")]
     let r = rustix::fs::unlinkat(
         rustix::fs::CWD,
-        named_path(id).as_str(),
+        os_name(id).as_str(),
         rustix::fs::AtFlags::empty(),
     );
     #[cfg(not(target_os = "linux"))]
-    let r = rustix::shm::unlink(format!("/{PREFIX}{id}").as_str());
+    let r = rustix::shm::unlink(os_name(id).as_str());
     match r {
         Ok(()) => {
             unregister_marker(id);
