@@ -114,15 +114,7 @@ pub fn list() -> Result<Vec<Listing>> {
     #[cfg(windows)]
     let ids = sys::list_ids();
     for id in ids {
-        let f = match sys::open_named(&id, false) {
-            Ok(f) => f,
-            Err(e) if e.code == Code::NoSpace => return Err(e),
-            Err(_) => continue,
-        };
-        let Ok(head) = sys::read_head(&f) else {
-            continue;
-        };
-        let Ok(header) = Header::decode(&head, f.size()) else {
+        let Some((header, size)) = listed(sys::open_named(&id, false))? else {
             continue;
         };
         let owner_alive =
@@ -130,22 +122,14 @@ pub fn list() -> Result<Vec<Listing>> {
         out.push(Listing {
             id,
             header,
-            size: f.size(),
+            size,
             owner_alive,
             named: true,
         });
     }
     #[cfg(target_os = "linux")]
     for (id, pid, fd) in sys::list_memfds()? {
-        let f = match sys::open_memfd(&id, pid, fd, 0, false) {
-            Ok(f) => f,
-            Err(e) if e.code == Code::NoSpace => return Err(e),
-            Err(_) => continue,
-        };
-        let Ok(head) = sys::read_head(&f) else {
-            continue;
-        };
-        let Ok(header) = Header::decode(&head, f.size()) else {
+        let Some((header, size)) = listed(sys::open_memfd(&id, pid, fd, 0, false))? else {
             continue;
         };
         // Only the owner's own descriptor counts; a freed one is not listed.
@@ -161,7 +145,7 @@ pub fn list() -> Result<Vec<Listing>> {
         out.push(Listing {
             id,
             header,
-            size: f.size(),
+            size,
             owner_alive: Some(true),
             named: false,
         });
@@ -186,6 +170,18 @@ pub fn list() -> Result<Vec<Listing>> {
     }
     out.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(out)
+}
+
+/// The header and size of a segment `list` found, or `None` to pass it over (gone since, another
+/// user's, or not a segment). Running out of descriptors is an error, never a shorter list.
+fn listed(opened: Result<sys::File>) -> Result<Option<(Header, u64)>> {
+    let f = match opened {
+        Ok(f) => f,
+        Err(e) if e.code == Code::NoSpace => return Err(e),
+        Err(_) => return Ok(None),
+    };
+    let header = sys::read_head(&f).and_then(|head| Header::decode(&head, f.size()));
+    Ok(header.ok().map(|h| (h, f.size())))
 }
 
 /// Frees every named segment whose owner died, unless it is persistent or a developer segment.
