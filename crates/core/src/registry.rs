@@ -20,7 +20,7 @@
 //!   `vm.max_map_count`), so the kernel's map count never runs out under the engine.
 //!
 //! Each concern has its file: `mapping` the mappings and their state machine (all the unsafe
-//! code of this module), `file` a segment's file before it is mapped, `owner` what the
+//! code over mapped memory), `file` a segment's file before it is mapped, `owner` what the
 //! creating process keeps and hands out, `create` and `open` the two ways to a view,
 //! `catalog` the segments on the machine (list, free, sweep), `holdings` what this process
 //! holds. This file keeps the table they share.

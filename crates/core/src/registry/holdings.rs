@@ -6,6 +6,8 @@ use std::sync::Arc;
 use super::mapping::{Mapping, LIVE};
 use super::with;
 
+/// Mappings this process holds (registered and alive) and live mappings (neither retired nor
+/// released) overall.
 pub fn stats() -> (usize, usize) {
     let alive = with(|r| r.mappings.values().filter(|w| w.strong_count() > 0).count());
     (alive, LIVE.load(Ordering::Relaxed))

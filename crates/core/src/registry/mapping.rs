@@ -1,6 +1,7 @@
-//! The mappings of segments in this process, and every unsafe line of the registry: a
-//! [`Mapping`] is live, then retired (its pages given back, zero pages in their place), then
-//! released (unmapped, when its last [`View`] drops). Every mapping counts against one budget.
+//! The mappings of segments in this process, and all of the registry's unsafe code over mapped
+//! memory: a [`Mapping`] is live, then retired (its pages given back, zero pages in their place),
+//! then released (unmapped, when its last [`View`] drops). Every mapping counts against one
+//! budget. The OS side of each step is in `sys` (`map_file`, `retire`, and the unmap on drop).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -271,7 +272,6 @@ pub fn populate(view_key_text: &str) -> bool {
     }
 }
 
-/// Mappings this process holds (registered and alive) and live mappings overall.
 /// How many mappings this process may hold: half of `vm.max_map_count`.
 pub fn mapping_budget() -> usize {
     static BUDGET: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
