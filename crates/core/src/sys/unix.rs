@@ -7,7 +7,8 @@
 //! One file per concern: `file` opens and checks a segment's file, `map` holds every mapping and
 //! its unsafe code, `create` makes named segments, `memfd` the unnamed ones (Linux), `names`
 //! removes and lists names, `process` says who a process is, and `error` turns the OS's errors
-//! into ours.
+//! into ours. What Linux and macOS do differently below those (names, allocation, markers,
+//! process start times) is in `linux` and `macos`, the same small set of functions in each.
 
 mod create;
 mod error;
@@ -18,10 +19,29 @@ mod memfd;
 mod names;
 mod process;
 
-pub(crate) use create::{create_named, memory_limit};
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+use linux as os;
+#[cfg(not(target_os = "linux"))]
+mod macos;
+#[cfg(not(target_os = "linux"))]
+use macos as os;
+
+pub(crate) use create::create_named;
 pub(crate) use file::{exists, open_named, File};
-pub(crate) use map::{control, map_file, max_map_count, prefault, retire, Access, Map};
+pub(crate) use map::{control, map_file, prefault, retire, Access, Map};
 #[cfg(target_os = "linux")]
 pub(crate) use memfd::{create_memfd, list_memfds, open_memfd};
 pub(crate) use names::{list_ids, unlink, unlink_checked};
+pub(crate) use os::{max_map_count, memory_limit};
 pub(crate) use process::{current_process, owner_alive};
+
+/// How a segment's name is opened (`os::open_name`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum How {
+    Read,
+    Write,
+    /// A new one, exclusively, with mode 0600.
+    Create,
+}

@@ -8,14 +8,14 @@ use rustix::fs::Mode;
 use rustix::io::Errno;
 
 use super::error::{no_space, os_error};
-use super::file::{open_name, File, How};
-#[cfg(target_os = "linux")]
-use super::file::{os_name, retry};
+use super::file::File;
 use super::map::{map_file, Access, Map};
-use super::names::{register_marker, unlink};
-use crate::error::Result;
+use super::names::unlink;
+use super::os::{self, open_name, register_marker};
 #[cfg(target_os = "linux")]
-use crate::header;
+use super::os::{os_name, retry};
+use super::How;
+use crate::error::Result;
 use crate::sys::NewSegment;
 
 /// Gives the segment its size. With `reserve`, every page is allocated now, so a full tmpfs (or
@@ -25,52 +25,7 @@ fn size_segment(fd: &OwnedFd, total: u64, reserve: bool, id: &str, named: bool) 
         Errno::FBIG | Errno::NOSPC | Errno::NOMEM => no_space(id, total, Some(fd), named),
         e => os_error(e, "size", id),
     })?;
-    #[cfg(target_os = "linux")]
-    if reserve {
-        loop {
-            match rustix::fs::fallocate(fd, rustix::fs::FallocateFlags::empty(), 0, total) {
-                Ok(()) => break,
-                Err(Errno::INTR) => continue,
-                Err(Errno::NOSPC) | Err(Errno::FBIG) | Err(Errno::NOMEM) => {
-                    return Err(no_space(id, total, Some(fd), named))
-                }
-                // A filesystem without fallocate: check free space instead.
-                Err(Errno::OPNOTSUPP) | Err(Errno::NOSYS) => {
-                    if let Ok(s) = rustix::fs::fstatvfs(fd) {
-                        if s.f_bavail.saturating_mul(s.f_frsize) < total {
-                            return Err(no_space(id, total, Some(fd), named));
-                        }
-                    }
-                    break;
-                }
-                Err(e) => return Err(os_error(e, "reserve space for", id)),
-            }
-        }
-    }
-    // Without `reserve`, the last page still gets its memory now: the control word lies there,
-    // and every opener writes it, so a reader that only reads never meets a hole in it.
-    #[cfg(target_os = "linux")]
-    if !reserve && total >= header::CONTROL_SIZE {
-        let at = total - header::CONTROL_SIZE;
-        loop {
-            match rustix::fs::fallocate(
-                fd,
-                rustix::fs::FallocateFlags::empty(),
-                at,
-                header::CONTROL_SIZE,
-            ) {
-                Ok(()) | Err(Errno::OPNOTSUPP) | Err(Errno::NOSYS) => break,
-                Err(Errno::INTR) => continue,
-                Err(Errno::NOSPC) | Err(Errno::FBIG) | Err(Errno::NOMEM) => {
-                    return Err(no_space(id, total, Some(fd), named))
-                }
-                Err(e) => return Err(os_error(e, "reserve space for", id)),
-            }
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = reserve; // macOS backs shared memory with swappable VM: there is no tmpfs to overfill.
-    Ok(())
+    os::allocate(fd, total, reserve, id, named)
 }
 
 /// Sizes a new segment and writes its header (with attributes) first, then its data: a crash
@@ -158,18 +113,4 @@ fn create_linked(id: &str, new: &NewSegment<'_>) -> Option<Result<(File, Map)>> 
             Err(e)
         }
     })
-}
-
-/// Bytes of memory (RAM and swap) this machine has, where the OS says: a shared-memory segment
-/// lives in memory, and an unnamed one (a memfd) is bounded by nothing smaller, so reserving more
-/// than this would only end in the OOM killer.
-pub(crate) fn memory_limit() -> Option<u64> {
-    #[cfg(target_os = "linux")]
-    {
-        let info = rustix::system::sysinfo();
-        let unit = u64::from(info.mem_unit.max(1));
-        Some((info.totalram as u64 + info.totalswap as u64).saturating_mul(unit))
-    }
-    #[cfg(not(target_os = "linux"))]
-    None
 }

@@ -3,15 +3,17 @@
 
 use std::os::fd::OwnedFd;
 
-use rustix::fs::Mode;
 use rustix::io::Errno;
 
 #[cfg(target_os = "linux")]
 use super::error::no_space;
 use super::error::os_error;
+#[cfg(target_os = "linux")]
+use super::os::os_name;
+use super::os::{allocated_bytes, open_name};
+use super::How;
 use crate::error::{Code, Error, Result};
 use crate::header;
-use crate::name::PREFIX;
 
 /// An open segment: its descriptor, checked to be a regular file of this user, and its size.
 pub(crate) struct File {
@@ -47,27 +49,6 @@ impl File {
     pub(crate) fn raw_fd(&self) -> i32 {
         use std::os::fd::AsRawFd;
         self.fd.as_raw_fd()
-    }
-}
-
-/// Bytes of an open file with memory behind them: `st_blocks` on tmpfs (where `/dev/shm` files
-/// and memfds live, and a hole is what a full filesystem answers with SIGBUS). Elsewhere blocks
-/// say nothing reliable (compression, other allocation schemes), so the file counts as whole.
-fn allocated_bytes(fd: &OwnedFd, blocks: u64) -> u64 {
-    #[cfg(target_os = "linux")]
-    {
-        const TMPFS_MAGIC: i64 = 0x0102_1994;
-        // f_type is an i64 here, an i32 or u32 on other targets: the cast is for those.
-        #[allow(clippy::unnecessary_cast)]
-        match rustix::fs::fstatfs(fd) {
-            Ok(fs) if fs.f_type as i64 == TMPFS_MAGIC => blocks.saturating_mul(512),
-            _ => u64::MAX,
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (fd, blocks);
-        u64::MAX
     }
 }
 
@@ -107,54 +88,6 @@ pub(super) fn checked(fd: OwnedFd, id: &str, named: bool) -> Result<File> {
     })
 }
 
-/// The OS's name of named segment `id`: a path in `/dev/shm` (Linux), a `shm_open` name (macOS).
-pub(super) fn os_name(id: &str) -> String {
-    if cfg!(target_os = "linux") {
-        format!("/dev/shm/{PREFIX}{id}")
-    } else {
-        format!("/{PREFIX}{id}")
-    }
-}
-
-/// How `open_name` opens a segment's name.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum How {
-    Read,
-    Write,
-    /// A new one, exclusively, with mode 0600.
-    Create,
-}
-
-/// Opens the name of segment `id`. On Linux a link is never followed and a FIFO never blocks the
-/// open; a new file is made only where no file of that name is.
-pub(super) fn open_name(id: &str, how: How) -> rustix::io::Result<OwnedFd> {
-    let mode = match how {
-        How::Create => Mode::from_raw_mode(0o600),
-        How::Read | How::Write => Mode::empty(),
-    };
-    #[cfg(target_os = "linux")]
-    {
-        use rustix::fs::OFlags;
-        let flags = match how {
-            How::Read => OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY,
-            How::Write => OFlags::RDWR | OFlags::NONBLOCK | OFlags::NOCTTY,
-            How::Create => OFlags::RDWR | OFlags::CREATE | OFlags::EXCL,
-        } | OFlags::NOFOLLOW
-            | OFlags::CLOEXEC;
-        retry(|| rustix::fs::openat(rustix::fs::CWD, os_name(id).as_str(), flags, mode))
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        use rustix::shm::OFlags;
-        let flags = match how {
-            How::Read => OFlags::RDONLY,
-            How::Write => OFlags::RDWR,
-            How::Create => OFlags::RDWR | OFlags::CREATE | OFlags::EXCL,
-        };
-        rustix::shm::open(os_name(id).as_str(), flags, mode)
-    }
-}
-
 /// Opens named segment `id`, never blocking on a FIFO and never following a link.
 pub(crate) fn open_named(id: &str, write: bool) -> Result<File> {
     let how = if write { How::Write } else { How::Read };
@@ -167,16 +100,6 @@ pub(crate) fn open_named(id: &str, write: bool) -> Result<File> {
         e => os_error(e, "open", id),
     })?;
     checked(fd, id, true)
-}
-
-#[cfg(target_os = "linux")]
-pub(super) fn retry<T>(mut f: impl FnMut() -> rustix::io::Result<T>) -> rustix::io::Result<T> {
-    loop {
-        match f() {
-            Err(Errno::INTR) => continue,
-            r => return r,
-        }
-    }
 }
 
 #[cfg(target_os = "linux")]

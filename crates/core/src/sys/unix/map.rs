@@ -226,15 +226,3 @@ impl File {
         )
     }
 }
-
-/// The most mappings a process may have (`vm.max_map_count`), or a conservative default.
-pub(crate) fn max_map_count() -> usize {
-    #[cfg(target_os = "linux")]
-    if let Some(n) = std::fs::read_to_string("/proc/sys/vm/max_map_count")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-    {
-        return n;
-    }
-    65530
-}

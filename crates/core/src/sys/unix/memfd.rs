@@ -6,10 +6,10 @@ use rustix::io::Errno;
 
 use super::create::filled;
 use super::error::os_error;
-use super::file::{checked, retry, File};
+use super::file::{checked, File};
 use super::map::{map_file, Access, Map};
 use super::names::listing_error;
-use super::process::pid_namespace;
+use super::os::{pid_namespace, retry};
 use crate::error::{Code, Error, Result};
 use crate::name::PREFIX;
 use crate::sys::NewSegment;

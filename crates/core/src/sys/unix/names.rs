@@ -1,13 +1,15 @@
-//! Removing and listing the names of segments. macOS keeps no listing of shared memory, so a
-//! directory of empty marker files stands in for one.
+//! Removing and listing the names of segments (on macOS, through the markers that stand in for
+//! a listing: see `macos`).
 
 use rustix::io::Errno;
 
 use super::error::os_error;
 #[cfg(not(target_os = "linux"))]
 use super::file::exists;
-use super::file::os_name;
 use super::file::{open_named, File};
+#[cfg(target_os = "linux")]
+use super::os::os_name;
+use super::os::{listing_dir, unlink_name, unregister_marker};
 use crate::error::{Code, Error, Result};
 use crate::name::PREFIX;
 
@@ -64,15 +66,7 @@ pub(crate) fn unlink_checked(id: &str, ours: impl FnOnce(&File) -> Result<bool>)
 
 /// Removes the name. Processes that mapped the segment keep their pages.
 pub(crate) fn unlink(id: &str) -> Result<bool> {
-    #[cfg(target_os = "linux")]
-    let r = rustix::fs::unlinkat(
-        rustix::fs::CWD,
-        os_name(id).as_str(),
-        rustix::fs::AtFlags::empty(),
-    );
-    #[cfg(not(target_os = "linux"))]
-    let r = rustix::shm::unlink(os_name(id).as_str());
-    match r {
+    match unlink_name(id) {
         Ok(()) => {
             unregister_marker(id);
             Ok(true)
@@ -117,35 +111,4 @@ pub(crate) fn list_ids() -> Result<Vec<String>> {
     });
     ids.sort();
     Ok(ids)
-}
-
-#[cfg(target_os = "linux")]
-fn listing_dir() -> std::path::PathBuf {
-    std::path::PathBuf::from("/dev/shm")
-}
-#[cfg(target_os = "linux")]
-pub(super) fn register_marker(_id: &str) {}
-#[cfg(target_os = "linux")]
-pub(super) fn unregister_marker(_id: &str) {}
-
-#[cfg(not(target_os = "linux"))]
-fn listing_dir() -> std::path::PathBuf {
-    std::env::temp_dir().join(format!(
-        "sharedobject-{}",
-        rustix::process::getuid().as_raw()
-    ))
-}
-#[cfg(not(target_os = "linux"))]
-pub(super) fn register_marker(id: &str) {
-    use std::os::unix::fs::DirBuilderExt;
-    let dir = listing_dir();
-    let _ = std::fs::DirBuilder::new()
-        .mode(0o700)
-        .recursive(true)
-        .create(&dir);
-    let _ = std::fs::File::create(dir.join(format!("{PREFIX}{id}")));
-}
-#[cfg(not(target_os = "linux"))]
-pub(super) fn unregister_marker(id: &str) {
-    let _ = std::fs::remove_file(listing_dir().join(format!("{PREFIX}{id}")));
 }
