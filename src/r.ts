@@ -103,10 +103,10 @@ export function pkgconfig(x: 'PKG_CPPFLAGS' | 'PKG_LIBS'): string {
 /**
  * What this process holds now: `segments`, `bytes` and `descriptors` (owned or opened), the
  * same by state in `byState` (live, handed out and still referenced, handed out and dropped,
- * waiting for opens, opened), and the developer API's `mappings` (registered and alive) and
- * `live` (not yet released). Looking also lets go of handed-out segments others freed.
+ * waiting for opens, opened), `mappings` (registered and alive, one per segment and mode) and
+ * `live` (mappings neither closed nor released). Looking also lets go of handed-out segments
+ * others freed.
  */
 export function stats(): Stats {
   return handoutStats()
 }
-

@@ -61,7 +61,8 @@ pub enum Place {
 }
 
 /// The handle of a segment: `sobj1:<id>:<generation, 16 hex>` for a named segment, with
-/// `:<pid>.<fd>.<pid namespace>` after it for an unnamed one. At most 80 ASCII bytes.
+/// `:<pid>.<fd>.<pid namespace>` after it for an unnamed one. At most 91 ASCII bytes (a 25-byte
+/// id and the longest numbers); `parse_handle` refuses anything over 100.
 pub fn format_handle(id: &str, generation: u64, place: &Place) -> String {
     match place {
         Place::Named => format!("{HANDLE_TAG}:{id}:{generation:016x}"),

@@ -57,15 +57,10 @@ mod macos;
 #[cfg(target_os = "macos")]
 use macos as os;
 
-#[cfg(windows)]
-mod windows;
-#[cfg(windows)]
-use windows as os;
-
-#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
-mod other;
-#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
-use other as os;
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+mod portable;
+#[cfg(not(any(target_os = "linux", target_os = "macos")))]
+use portable as os;
 
 pub use barrier::{Arrival, RawBarrier, BARRIER_PARTIES, BARRIER_SIZE};
 pub use channel::{RawChannel, Received, CHANNEL_PARTIES, MAX_CAPACITY, MAX_MESSAGE};

@@ -45,9 +45,8 @@ fn core_err(code: Code, message: impl Into<String>) -> sharedobject_core::Error 
     sharedobject_core::Error::new(code, message)
 }
 
-/// `node_api_create_external_sharedarraybuffer`, found at run time (it is there on recent
-/// releases of every supported Node line, 22.23 included) so that the addon still loads where
-/// it is not.
+/// `node_api_create_external_sharedarraybuffer` (Node 22.23+, 24.16+, 26.1+), found at run time
+/// so that the addon still loads, with ArrayBuffer views, on Node releases without it.
 type CreateSab = unsafe extern "C" fn(
     sys::napi_env,
     *mut c_void,

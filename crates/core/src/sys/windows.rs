@@ -199,14 +199,10 @@ fn map_handle(handle: HANDLE, access: Access, id: &str) -> Result<Map> {
     })
 }
 
-pub(crate) fn create(
-    id: &str,
-    head: &[u8],
-    data_offset: u64,
-    total: u64,
-    init: Option<&[u8]>,
-    _reserve: bool,
-) -> Result<Map> {
+/// Creates segment `id`, copies its header and data in, and maps it shared. Windows commits every
+/// page at creation (`SEC_COMMIT`), whatever `new.reserve` says.
+pub(crate) fn create(id: &str, new: &super::NewSegment<'_>) -> Result<Map> {
+    let total = new.total;
     let name = os_name(id);
     // SEC_COMMIT charges the whole size against the commit limit now, so running out of memory is
     // an error here, never a fault on a later write.
@@ -234,13 +230,12 @@ pub(crate) fn create(
         ));
     }
     let map = map_handle(handle, Access::Shared, id)?;
-    let init = init.unwrap_or(&[]);
     if (map.len() as u64) < total {
         return Err(no_space(id, total));
     }
-    // SAFETY: the view holds at least `total` bytes; head ends before data_offset and init fits
-    // after it (checked by the caller). Nobody else has this segment's handle yet.
-    unsafe { super::fill_map(&map, head, data_offset, init) };
+    // Nobody else has this segment's handle yet; the view holds `total` bytes (checked above).
+    let _ = super::write_map(&map, 0, new.head);
+    let _ = super::write_map(&map, new.data_offset, new.init.unwrap_or(&[]));
     register_marker(id);
     Ok(map)
 }
@@ -374,12 +369,16 @@ pub(crate) fn owner_alive(pid: u32, start: u64, _pidns: u64) -> Option<bool> {
     }
     let mut code = 0u32;
     // SAFETY: process is a valid handle with query rights; one u32 is written.
-    let running =
-        unsafe { GetExitCodeProcess(process, &mut code) } != 0 && code == STILL_ACTIVE as u32;
+    let read = unsafe { GetExitCodeProcess(process, &mut code) } != 0;
     let created = creation_time(process);
     // SAFETY: the handle was opened above and is closed once.
     unsafe { CloseHandle(process) };
-    Some(running && (start == 0 || created.is_none_or(|c| c == start)))
+    if !read {
+        // Unknown is taken for alive: a lock holder is never robbed, a segment never swept.
+        return None;
+    }
+    // A live pid with another creation time is a reused pid: the owner is gone.
+    Some(code == STILL_ACTIVE as u32 && (start == 0 || created.is_none_or(|c| c == start)))
 }
 
 /// Windows bounds a pagefile-backed mapping by the commit limit itself, with an error.
@@ -392,4 +391,118 @@ pub(crate) fn memory_limit() -> Option<u64> {
 /// segment's name (or a handle) for it.
 pub(crate) fn retire(map: &Map) {
     map._held.close();
+}
+
+/// Windows opens a mapping by name each time it maps one: a `File` is the name, checked to exist.
+pub(crate) struct File {
+    id: String,
+    size: u64,
+}
+
+impl File {
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+    /// Windows commits a mapping's pages when it is created: there are no holes to count.
+    pub(crate) fn allocated(&self) -> Option<u64> {
+        None
+    }
+    /// Reads `buf.len()` bytes at `offset` through a read-only view (the name is all a `File` is).
+    pub(crate) fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        let map = open(&self.id, Access::Peek)?;
+        super::read_map(&map, offset, buf).ok_or_else(|| short(&self.id))
+    }
+    /// Writes `data` at `offset` through a shared view.
+    pub(crate) fn write_at(&self, data: &[u8], offset: u64) -> Result<()> {
+        let map = open(&self.id, Access::Shared)?;
+        super::write_map(&map, offset, data).ok_or_else(|| short(&self.id))
+    }
+}
+
+fn short(id: &str) -> Error {
+    Error::new(
+        Code::BadHeader,
+        format!("segment {id:?} ends inside its header"),
+    )
+}
+
+pub(crate) fn open_named(id: &str, _write: bool) -> Result<File> {
+    let map = open(id, Access::Peek)?;
+    Ok(File {
+        id: id.to_string(),
+        size: map.len() as u64,
+    })
+}
+
+pub(crate) fn map_file(file: &File, access: Access, _populate: bool) -> Result<Map> {
+    open(&file.id, access)
+}
+
+/// Windows maps a view's pages at first touch; there is nothing to ask for ahead of it.
+pub(crate) fn prefault(_map: &Map) {}
+
+pub(crate) fn create_named(id: &str, new: &super::NewSegment<'_>) -> Result<(File, Map)> {
+    let map = create(id, new)?;
+    Ok((
+        File {
+            id: id.to_string(),
+            size: map.len() as u64,
+        },
+        map,
+    ))
+}
+
+pub(crate) fn max_map_count() -> usize {
+    65530
+}
+
+/// A view onto a segment's control word (see `header`), shared and writable.
+pub(crate) struct Control {
+    map: Map,
+    at: usize,
+}
+
+impl Control {
+    pub(crate) fn word(&self) -> &std::sync::atomic::AtomicU64 {
+        // SAFETY: `at` + 8 lies inside the view (checked in `control`); views start on an
+        // allocation-granularity boundary and `at` is a multiple of 8, so the word is aligned.
+        // Every process changes it only with atomic operations.
+        unsafe { &*(self.map.ptr().add(self.at) as *const std::sync::atomic::AtomicU64) }
+    }
+}
+
+/// Maps the segment shared to reach its control word at `offset`.
+pub(crate) fn control(file: &File, offset: u64) -> Result<Control> {
+    if !offset.is_multiple_of(8) || offset.saturating_add(crate::header::CONTROL_SIZE) > file.size {
+        return Err(crate::Error::new(
+            crate::Code::BadHeader,
+            format!("segment {:?} has no control word", file.id),
+        ));
+    }
+    let map = open(&file.id, Access::Shared)?;
+    if offset as usize + 8 > map.len() {
+        return Err(crate::Error::new(
+            crate::Code::BadHeader,
+            format!("segment {:?} has no control word", file.id),
+        ));
+    }
+    Ok(Control {
+        map,
+        at: offset as usize,
+    })
+}
+
+/// Windows has no names to remove while anyone holds the segment: `ours` marks it, and this
+/// process lets go of its own handles on it.
+pub(crate) fn unlink_checked(id: &str, ours: impl FnOnce(&File) -> Result<bool>) -> Result<bool> {
+    let file = match open_named(id, true) {
+        Ok(f) => f,
+        Err(e) if e.code == crate::Code::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if !ours(&file)? {
+        return Ok(false);
+    }
+    drop(file);
+    unlink(id)
 }
