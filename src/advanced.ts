@@ -7,9 +7,10 @@
  * cluster IPC) copies every ArrayBufferView it sends, and Node gives a package no way to see a
  * message on that channel short of replacing `v8.DefaultSerializer.prototype._writeHostObject`,
  * a private method of Node's. `install()` does that, on request: a shared view in such a message
- * then travels as its handle (see `./marker`), and `revive` on the other side opens it. Where
- * the runtime's advanced channel does not call that method, `install()` says so once with a
- * coded warning; nothing here ever throws from inside a sending library.
+ * then travels as its handle (see `./marker`), and `revive` on the other side opens it. On Deno
+ * and Bun, whose IPC is native, `install()` wraps `send` instead (see `installSendHandles`).
+ * Where neither reaches the channel, `install()` says so once with a coded warning; nothing here
+ * ever throws from inside a sending library.
  */
 import { ChildProcess } from 'node:child_process'
 import v8 from 'node:v8'
