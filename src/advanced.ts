@@ -7,17 +7,20 @@
  * cluster IPC) copies every ArrayBufferView it sends, and Node gives a package no way to see a
  * message on that channel short of replacing `v8.DefaultSerializer.prototype._writeHostObject`,
  * a private method of Node's. `install()` does that, on request: a shared view in such a message
- * then travels as its handle (see `./marker`), and `revive` on the other side opens it. Where
- * the runtime's advanced channel does not call that method, `install()` says so once with a
- * coded warning; nothing here ever throws from inside a sending library.
+ * then travels as its handle (see `./marker`), and `revive` on the other side opens it. On Deno
+ * and Bun, whose IPC is native, `install()` wraps `send` instead (see `installSendHandles`).
+ * Where neither reaches the channel, `install()` says so once with a coded warning; nothing here
+ * ever throws from inside a sending library.
  */
+import { ChildProcess } from 'node:child_process'
 import v8 from 'node:v8'
 
 import { codes } from './errors'
 import { isKind } from './kinds'
 import { markerOf } from './marker'
 import { open } from './open'
-import { metaOf, viewHandle, viewToJSON } from './views'
+import { isBun, isDeno, sendingHandles } from './runtime'
+import { MAX_DEPTH, isPlainObject, metaOf, viewHandle, viewToJSON } from './views'
 
 type HostWriter = (this: v8.Serializer, view: object) => void
 const serializerProto = v8.DefaultSerializer.prototype as unknown as { _writeHostObject: HostWriter }
@@ -59,9 +62,8 @@ function warnCopies(why: string): void {
  * V8 serializer calls the method at all.
  */
 function serializerCallsHostWriter(): boolean {
-  const versions = process.versions as NodeJS.ProcessVersions & { bun?: string; deno?: string }
-  if (versions.bun !== undefined || versions.deno !== undefined) return false
-  if (Number(versions.node.split('.')[0]) >= 24) return false
+  if (isBun || isDeno) return false
+  if (Number(process.versions.node.split('.')[0]) >= 24) return false
   let called = false
   class Probe extends v8.DefaultSerializer {
     _writeHostObject(view: NodeJS.TypedArray): void {
@@ -75,6 +77,68 @@ function serializerCallsHostWriter(): boolean {
     return false
   }
   return called
+}
+
+/**
+ * `message` with every shared view in it (in arrays and plain objects, at any depth) replaced by
+ * its `{ $sharedobject: handle }`, as `JSON.stringify` gives it on Node; `message` itself where
+ * it holds none. A closed vector throws `ERR_SHM_CLOSED`, as its `toJSON` does.
+ */
+function withHandles(value: unknown, depth = 0, path: object[] = []): unknown {
+  if (ArrayBuffer.isView(value)) return metaOf(value) ? viewToJSON.call(value) : value
+  if (value === null || typeof value !== 'object' || depth >= MAX_DEPTH || path.includes(value)) return value
+  if (!Array.isArray(value) && !isPlainObject(value)) return value
+  path.push(value)
+  let out: Record<string, unknown> | unknown[] | undefined
+  for (const [k, v] of Object.entries(value)) {
+    const h = withHandles(v, depth + 1, path)
+    if (h !== v) (out ??= Array.isArray(value) ? [...(value as unknown[])] : { ...value })[k as never] = h as never
+  }
+  path.pop()
+  return out ?? value
+}
+
+type Send = (this: unknown, message: unknown, ...rest: unknown[]) => boolean
+
+/** `send` that hands its message's shared views over as handles. */
+function handing(send: Send): Send {
+  return function (this: unknown, message: unknown, ...rest: unknown[]): boolean {
+    return send.call(this, withHandles(message), ...rest)
+  }
+}
+
+/**
+ * On Deno and Bun, whose IPC writes ArrayBufferViews in native code (Deno on every channel, as
+ * bytes; Bun on the advanced one, as a copy): `process.send` (a forked child's) is wrapped now,
+ * and every ChildProcess's `send` when its channel sets it (both assign it to the instance, so
+ * the prototype gets a setter that wraps what is assigned). A child forked before `install()`
+ * keeps the plain `send`. Returns the undo.
+ */
+function installSendHandles(): () => void {
+  const undo: (() => void)[] = []
+  const proc = process as unknown as { send?: Send }
+  const original = proc.send
+  if (typeof original === 'function') {
+    const wrapped = handing(original)
+    proc.send = wrapped
+    undo.push(() => {
+      if (proc.send === wrapped) proc.send = original
+    })
+  }
+  const proto = ChildProcess.prototype as object
+  if (!Object.prototype.hasOwnProperty.call(proto, 'send')) {
+    Object.defineProperty(proto, 'send', {
+      configurable: true,
+      get: () => undefined,
+      set(this: object, send: unknown) {
+        Object.defineProperty(this, 'send', { value: typeof send === 'function' ? handing(send as Send) : send, writable: true, configurable: true, enumerable: true })
+      },
+    })
+    undo.push(() => delete (proto as { send?: unknown }).send)
+  }
+  sendingHandles(true)
+  undo.push(() => sendingHandles(false))
+  return () => undo.forEach((f) => f())
 }
 
 /** Undoes what `install()` did; undefined while nothing is installed. */
@@ -92,6 +156,9 @@ let uninstall: (() => void) | undefined
  *   vector inside a message sent with `serialization: 'advanced'` travels as its handle instead
  *   of a copy, and `revive(message)` on the other side opens it. On a runtime whose advanced
  *   channel does not call that method, one warning with code `ERR_SHM_WOULD_COPY` says so.
+ * - On Deno and Bun, `process.send` and the `send` of every child forked after the call (JSON
+ *   and advanced channels alike): a shared vector in a message travels as its
+ *   `{ $sharedobject }`, which `revive` opens, instead of as a copy.
  *
  * Calling it again changes nothing. Returns a function that puts both built-ins back.
  */
@@ -105,7 +172,9 @@ export function install(): () => void {
     })
   }
   const original = serializerProto._writeHostObject
-  if (typeof original === 'function' && serializerCallsHostWriter()) {
+  if (isDeno || isBun) {
+    undo.push(installSendHandles())
+  } else if (typeof original === 'function' && serializerCallsHostWriter()) {
     const hooked: HostWriter = function (this: v8.Serializer, view: object): void {
       // Only IPC messages: `v8.serialize()` asks for bytes and still gets them.
       if (this.constructor.name === 'ChildProcessSerializer' && ArrayBuffer.isView(view)) {

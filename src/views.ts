@@ -8,6 +8,7 @@ import { codes, coded } from './errors'
 import { CTORS, type Kind, type NumericKind } from './kinds'
 import { SharedLogicalVector, SharedStringVector } from './vectors'
 import { watching } from './handouts'
+import { mapped } from './runtime'
 
 /** A buffer over a mapping: a SharedArrayBuffer where the runtime can make one. */
 export type ViewBuffer = ArrayBuffer | SharedArrayBuffer
@@ -111,6 +112,7 @@ export function remember(info: ViewInfo): Meta {
   const meta = new Meta(info)
   metas.set(info.buffer, meta)
   native.cacheBuffer(info.key, info.buffer)
+  mapped()
   return meta
 }
 

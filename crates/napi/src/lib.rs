@@ -18,7 +18,7 @@ use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
 use std::ptr;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use napi::bindgen_prelude::{
     FromNapiValue, ToNapiValue, TypeName, Uint8ArraySlice, ValidateNapiValue,
@@ -118,6 +118,9 @@ thread_local! {
     /// Calls left before the quarantine is looked through again: each look costs one call per
     /// entry, so it is spread over as many calls as half the entries (at least 16).
     static SWEEP_IN: Cell<usize> = const { Cell::new(0) };
+    /// Whether `on_teardown` is registered in this thread's environment: Deno panics on the
+    /// removal of a hook that was never added, where Node ignores it.
+    static TEARDOWN_HOOKED: Cell<bool> = const { Cell::new(false) };
 }
 
 fn quarantine_size() -> (usize, i64) {
@@ -236,6 +239,8 @@ static TEARDOWN_HOOK_ARG: u8 = 0;
 
 unsafe extern "C" fn on_teardown(_arg: *mut c_void) {
     TEARDOWN.with(|t| t.set(true));
+    // The engine removes a hook when it runs it.
+    TEARDOWN_HOOKED.with(|h| h.set(false));
     // A job may still run past the environment: quarantined views stay for the process's life.
     QUARANTINE.with(|q| {
         q.borrow_mut()
@@ -248,12 +253,15 @@ unsafe extern "C" fn on_teardown(_arg: *mut c_void) {
 /// registered for the ArrayBuffer just made (hooks run newest first).
 fn renew_teardown_hook(env: sys::napi_env) {
     let arg = ptr::addr_of!(TEARDOWN_HOOK_ARG).cast_mut().cast::<c_void>();
-    // SAFETY: plain Node-API calls on the environment's thread; removing a hook that was never
-    // added is a no-op, so the pair (on_teardown, arg) is registered exactly once.
+    // SAFETY: plain Node-API calls on the environment's thread; the pair (on_teardown, arg) is
+    // removed only while registered, so it is registered exactly once.
     unsafe {
-        sys::napi_remove_env_cleanup_hook(env, Some(on_teardown), arg);
+        if TEARDOWN_HOOKED.with(Cell::get) {
+            sys::napi_remove_env_cleanup_hook(env, Some(on_teardown), arg);
+        }
         sys::napi_add_env_cleanup_hook(env, Some(on_teardown), arg);
     }
+    TEARDOWN_HOOKED.with(|h| h.set(true));
 }
 
 /// The view one buffer keeps alive, shared by the engine's finalizer and the buffer's
@@ -295,8 +303,31 @@ unsafe extern "C" fn finalize_sab(_data: *mut c_void, hint: *mut c_void) {
     unsafe { release_held(hint, false) }
 }
 
+/// Whether the engine calls an ArrayBuffer's finalizer from the engine's own release of its
+/// memory (Deno does, from V8's backing-store deleter: on any thread, with no handle scope), where
+/// no Node-API call may be made. Such a finalizer always means the memory is released: the view
+/// can go. Set on the environment's thread when the first ArrayBuffer is made.
+static FINALIZES_ON_RELEASE: OnceLock<bool> = OnceLock::new();
+
+fn note_engine(env: sys::napi_env) {
+    FINALIZES_ON_RELEASE.get_or_init(|| {
+        let mut v: *const sys::napi_node_version = ptr::null();
+        // SAFETY: a plain Node-API call on the environment's thread; on success `v` points to a
+        // struct the engine keeps for the process's life, whose `release` is a C string.
+        unsafe {
+            sys::napi_get_node_version(env, &mut v) == sys::Status::napi_ok
+                && !v.is_null()
+                && !(*v).release.is_null()
+                && std::ffi::CStr::from_ptr((*v).release).to_bytes() == b"Deno"
+        }
+    });
+}
+
 unsafe extern "C" fn finalize_ab(env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
-    if !can_run_js(env) {
+    // Once the teardown hook has run, or where finalizers run inside the engine's release of
+    // the memory, JavaScript is not asked: making a value there aborts the process.
+    let in_release = FINALIZES_ON_RELEASE.get().copied().unwrap_or(false);
+    if !in_release && !TEARDOWN.with(Cell::get) && !can_run_js(env) {
         TEARDOWN.with(|t| t.set(true));
     }
     // SAFETY: forwarded: `hint` is the Box<Held>.
@@ -402,6 +433,7 @@ impl ToNapiValue for ViewBuffer {
         };
         if status == sys::Status::napi_ok {
             if sab.is_none() {
+                note_engine(env);
                 renew_teardown_hook(env);
             }
             if let Some(n) = reported_bytes {
@@ -493,6 +525,9 @@ impl Segment {
     ) -> Result<bool> {
         settle_external_memory(env.raw());
         let raw = env.raw();
+        // Held across the detach: an engine that releases the memory at the detach itself
+        // (Deno) drops the buffer's view there, and the mapping must still be there to retire.
+        let mapping = self.mapping.upgrade();
         let mut is_ab = false;
         // SAFETY: plain Node-API queries on a value of this call.
         unsafe { sys::napi_is_arraybuffer(raw, buffer.0, &mut is_ab) };
@@ -518,7 +553,8 @@ impl Segment {
         }
         // Where the pages cannot be replaced in place (Windows), the view is unmapped when the
         // engine releases the detached buffer (see the README's platform notes).
-        let retired = self.mapping.upgrade().is_some_and(|v| v.retire());
+        let retired = mapping.as_ref().is_some_and(|v| v.retire());
+        drop(mapping);
         // A closed SharedArrayBuffer's range goes when the engine collects the buffer: past a
         // bound, make it collect now rather than let a loop pile ranges up.
         if retired && registry::retired_bytes() > COLLECT_CLOSED_AT.with(Cell::get) {
