@@ -19,7 +19,7 @@ import { numericKindOf, type NumericKind, type NumericVector, type SharedVector 
 import type { Resolved } from './options'
 import { createOptions, created } from './create'
 import { SharedLogicalVector, SharedStringVector, layoutToAux, stringLayout, stringSections, type StringLayout } from './vectors'
-import { arrowBuffers, liveMeta, metaOf, type Meta } from './views'
+import { arrowBuffers, handOut, liveMeta, metaOf, type Meta } from './views'
 
 type ArrowModule = typeof Arrow
 
@@ -221,8 +221,11 @@ function ipcChunks(A: ArrowModule, table: Arrow.Table): { chunks: Uint8Array[]; 
 
 // ---- tables over shared memory -------------------------------------------------------------
 
+// Handed out, as a vector's JSON is: the owner keeps the segment openable for the receiver
+// even if its own table is collected before the message is read (on Windows a segment exists
+// only while someone holds it).
 function tableJSON(this: object): { $sharedobject: string } {
-  return { $sharedobject: liveMeta(this, 'toJSON').handle }
+  return { $sharedobject: handOut(liveMeta(this, 'toJSON')) }
 }
 
 /** Makes `t` (a table or batch over `buffer`) answer for its segment: handles, JSON, close, free. */

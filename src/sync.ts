@@ -519,7 +519,7 @@ export class SharedMutex {
 
   /** `{"$sharedobject": handle}`: `revive` on the other side gives the mutex back. */
   toJSON(): { $sharedobject: string } {
-    return { $sharedobject: liveMeta(this, 'toJSON').handle }
+    return { $sharedobject: handOut(liveMeta(this, 'toJSON')) }
   }
 }
 
@@ -610,7 +610,7 @@ export class SharedBarrier {
 
   /** `{"$sharedobject": handle}`: `revive` on the other side gives the barrier back. */
   toJSON(): { $sharedobject: string } {
-    return { $sharedobject: liveMeta(this, 'toJSON').handle }
+    return { $sharedobject: handOut(liveMeta(this, 'toJSON')) }
   }
 }
 

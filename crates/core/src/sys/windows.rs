@@ -393,10 +393,14 @@ pub(crate) fn retire(map: &Map) {
     map._held.close();
 }
 
-/// Windows opens a mapping by name each time it maps one: a `File` is the name, checked to exist.
+/// Windows opens a mapping by name each time it maps one: a `File` is the name, with a read-only
+/// view that keeps the section alive while the `File` lives. Without it, the section could go
+/// between two reads (its last other handle closed by another thread), and a read or a mark
+/// would meet a name that no longer exists halfway through `free`.
 pub(crate) struct File {
     id: String,
     size: u64,
+    view: Map,
 }
 
 impl File {
@@ -409,10 +413,9 @@ impl File {
     }
     /// Reads `buf.len()` bytes at `offset` through a read-only view (the name is all a `File` is).
     pub(crate) fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        let map = open(&self.id, Access::Peek)?;
-        super::read_map(&map, offset, buf).ok_or_else(|| short(&self.id))
+        super::read_map(&self.view, offset, buf).ok_or_else(|| short(&self.id))
     }
-    /// Writes `data` at `offset` through a shared view.
+    /// Writes `data` at `offset` through a shared view (the section exists: `view` holds it).
     pub(crate) fn write_at(&self, data: &[u8], offset: u64) -> Result<()> {
         let map = open(&self.id, Access::Shared)?;
         super::write_map(&map, offset, data).ok_or_else(|| short(&self.id))
@@ -427,10 +430,11 @@ fn short(id: &str) -> Error {
 }
 
 pub(crate) fn open_named(id: &str, _write: bool) -> Result<File> {
-    let map = open(id, Access::Peek)?;
+    let view = open(id, Access::Peek)?;
     Ok(File {
         id: id.to_string(),
-        size: map.len() as u64,
+        size: view.len() as u64,
+        view,
     })
 }
 
@@ -443,10 +447,12 @@ pub(crate) fn prefault(_map: &Map) {}
 
 pub(crate) fn create_named(id: &str, new: &super::NewSegment<'_>) -> Result<(File, Map)> {
     let map = create(id, new)?;
+    let view = open(id, Access::Peek)?;
     Ok((
         File {
             id: id.to_string(),
             size: map.len() as u64,
+            view,
         },
         map,
     ))
