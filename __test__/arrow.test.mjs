@@ -202,6 +202,64 @@ when(can.shmFiles, test.serial)('the segment file starts with "ARROW1\\0\\0" and
   t.is(await child.run((so, h) => so.open(h).numRows, h), 10, 'the file as written opens')
 })
 
+/**
+ * Recomputes the metadata hash of the table data `d` (bytes 8 to 11: FNV-1a of every byte from 64
+ * on outside the message bodies), as a same-user writer who wants the reader to parse can.
+ */
+function rehash(d) {
+  let h = 0x811c9dc5
+  const mix = (from, to) => {
+    for (let i = from; i < to; i++) h = Math.imul(h ^ d[i], 0x01000193)
+  }
+  let pos = 64
+  for (;;) {
+    const len = d.readInt32LE(pos + 4)
+    if (len === 0) break
+    const table = pos + 8 + d.readUInt32LE(pos + 8)
+    const vtable = table - d.readInt32LE(table)
+    const o = d.readUInt16LE(vtable) >= 12 ? d.readUInt16LE(vtable + 10) : 0
+    mix(pos, pos + 8 + len)
+    pos += 8 + len + (o ? Number(d.readBigInt64LE(table + o)) : 0)
+  }
+  mix(pos, d.length)
+  d.writeUInt32LE(h >>> 0, 8)
+}
+
+when(can.shmFiles, test.serial)('a footer whose blocks are not the messages verified is ERR_SHM_BAD_HEADER, its hash recomputed or not', async (t) => {
+  const shared = so.share(frame(10), { named: true })
+  const h = so.handleOf(shared)
+  const file = so.properties(shared).path
+  t.teardown(() => {
+    so.free(shared)
+    so.close(shared)
+  })
+  const bytes = fs.readFileSync(file)
+  const base = Number(bytes.readBigUInt64LE(32))
+  const forged = Buffer.from(bytes)
+  const d = forged.subarray(base)
+  // Readers of the path follow the footer: its first block (the message at byte 64 of the data)
+  // now names the bytes 64 further on, which apache-arrow's stream never reads.
+  const fb = d.length - 10 - d.readInt32LE(d.length - 10) // the Footer flatbuffer
+  const root = fb + d.readUInt32LE(fb)
+  const vtable = root - d.readInt32LE(root)
+  const field = root + d.readUInt16LE(vtable + 4 + 2 * 2) // field 2: the dictionary blocks
+  const blocks = field + d.readUInt32LE(field)
+  t.true(d.readUInt32LE(blocks) >= 1)
+  t.is(d.readBigInt64LE(blocks + 4), BigInt(base + 64), 'the footer names the first message by its offset in the segment')
+  d.writeBigInt64LE(BigInt(base + 128), blocks + 4)
+  fs.writeFileSync(file, forged)
+  t.regex((await t.throwsAsync(child.run((so, h) => so.open(h), h), { code: 'ERR_SHM_BAD_HEADER' })).message, /metadata differ/)
+  rehash(d)
+  fs.writeFileSync(file, forged)
+  t.regex((await t.throwsAsync(child.run((so, h) => so.open(h), h), { code: 'ERR_SHM_BAD_HEADER' })).message, /footer's block 0 is not the message at byte 64/)
+  t.regex((await t.throwsAsync(child.run((so, h) => so.open(h, { copy: true }), h), { code: 'ERR_SHM_BAD_HEADER' })).message, /footer's block 0/, 'a copy too')
+  const again = Buffer.from(bytes)
+  rehash(again.subarray(base))
+  t.deepEqual(again, bytes, 'the rehash reproduces what the writer wrote')
+  fs.writeFileSync(file, bytes)
+  t.is(await child.run((so, h) => so.open(h).numRows, h), 10, 'the file as written opens')
+})
+
 const gcc = isLinux && spawnSync('gcc', ['--version'], { stdio: 'ignore' }).status === 0
 ;(gcc ? test : test.skip)('a C program finds the table’s Arrow IPC file with sharedobject.h alone', async (t) => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sobj-arrow-c-'))
