@@ -146,7 +146,8 @@
  *   barrier  0 u32 arrived   4 u32 generation   8 u32 parties
  *
  * The header is written once, by the owner, before anyone else can open the segment, and
- * never changes afterwards. Everyone else must treat it as untrusted input: decode it with
+ * never changes afterwards but for the freed flag and, in a table, the control word at offset
+ * 120 (which sobj_header_check() does not read). Everyone else must treat it as untrusted input: decode it with
  * sobj_header_check(), which believes nothing until it is checked against the real size of
  * the segment (fstat() it; never trust the header to say how much to map).
  *
