@@ -9,7 +9,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import * as A from 'apache-arrow'
 import so from '@sharedobject/core'
-import { spawnChild, sharedChild, run, fixture, isLinux, can } from './helpers.mjs'
+import { spawnChild, sharedChild, run, fixture, isLinux, can, when } from './helpers.mjs'
 import { pythonEnv } from '../scripts/python-env.mjs'
 
 const child = sharedChild(test)
@@ -118,24 +118,8 @@ test.serial('four processes open a shared table in place, and see the owner’s 
   so.close(table)
 })
 
-;(isLinux ? test : test.skip)('pyarrow maps the segment, reads every column in place, and DuckDB queries it', async (t) => {
-  const python = pythonEnv()
-  const table = frame()
-  const shared = so.share(table)
-  t.teardown(() => so.close(shared))
-  const sql = 'select d, count(*) as n, sum(x) as sx, count(s) as ns, sum(i) as si, count_if(b) as nb from tbl group by d order by d nulls last'
-  const { stdout } = await run(python, [fixture('arrow_read.py'), so.properties(shared).path, sql], { maxBuffer: 64 << 20 })
-  const got = JSON.parse(stdout)
-  t.is(got.rows, 1000)
-  t.is(got.header_rows, 1000)
-  t.deepEqual(got.types, { x: 'double', i: 'int32', d: 'dictionary<values=string, indices=int32, ordered=0>', s: 'string', b: 'bool' })
-  t.deepEqual(got.columns, columns(table))
-  t.is(got.buffers, 12)
-  t.true(got.views, 'every buffer pyarrow reads lies inside the mapped segment')
-  t.true(got.aligned, 'and starts 64-byte aligned')
-  t.is(got.allocated, 0, 'pyarrow allocated nothing to read the table')
-
-  const cols = columns(table)
+/** What DuckDB's query over the table must give: per colour, count, sum(x), count(s), sum(i), count of true b. */
+function groupsOf(cols) {
   const groups = new Map()
   cols.d.forEach((d, r) => {
     const g = groups.get(d) ?? { n: 0, sx: 0, ns: 0, si: 0, nb: 0 }
@@ -146,8 +130,134 @@ test.serial('four processes open a shared table in place, and see the owner’s 
     g.nb += cols.b[r] === true ? 1 : 0
     groups.set(d, g)
   })
-  const expected = ['blue', 'green', 'red', null].map((d) => [d, ...Object.values(groups.get(d))])
-  t.deepEqual(got.query, expected)
+  return ['blue', 'green', 'red', null].map((d) => [d, ...Object.values(groups.get(d))])
+}
+
+for (const [place, options, pathForm] of [
+  ['an unnamed segment (a memfd)', {}, /^\/proc\/\d+\/fd\/\d+$/],
+  ['a named segment', { named: true, attributes: { source: 'pyarrow test, wörld' } }, /^\/dev\/shm\/sobj\.[a-z0-9]+$/],
+]) {
+  when(can.python, test.serial)(`the path of ${place} is an Arrow file: pyarrow and polars open it as it is, mapped without a copy, and DuckDB queries it`, async (t) => {
+    const table = frame()
+    const shared = so.share(table, options)
+    t.teardown(() => so.close(shared))
+    const file = so.properties(shared).path
+    t.regex(file, pathForm)
+    const sql = 'select d, count(*) as n, sum(x) as sx, count(s) as ns, sum(i) as si, count_if(b) as nb from tbl group by d order by d nulls last'
+    const { stdout } = await run(pythonEnv(), [fixture('arrow_read.py'), file, sql], { maxBuffer: 64 << 20 })
+    const got = JSON.parse(stdout)
+    const cols = columns(table)
+    t.is(got.rows, 1000)
+    t.deepEqual(got.types, { x: 'double', i: 'int32', d: 'dictionary<values=string, indices=int32, ordered=0>', s: 'string', b: 'bool' })
+    t.deepEqual(got.by_path, cols, 'pyarrow.ipc.open_file(path)')
+    t.deepEqual(got.columns, cols, 'pyarrow.ipc.open_file(pyarrow.memory_map(path))')
+    t.deepEqual(got.polars, cols, `polars ${got.polars_version}: read_ipc(path, memory_map=True)`)
+    t.is(got.size, fs.statSync(file).size, 'the whole file, up to its trailing "ARROW1", is the segment')
+    t.is(got.buffers, 12)
+    t.true(got.views, 'every buffer pyarrow reads lies inside the mapped segment')
+    t.true(got.aligned, 'and starts 64-byte aligned')
+    t.is(got.allocated, 0, 'pyarrow allocated nothing to read the table')
+    t.true(got.polars_mapped, "polars' float64 column lies in a mapping of the segment's file")
+    t.deepEqual(got.query, groupsOf(cols))
+  })
+}
+
+test.serial('a table counts its opens in its header: handleOf(table, { opens: 1 }) lets go after one open by another process', async (t) => {
+  const a = await spawnChild()
+  const b = await spawnChild()
+  t.teardown(() => Promise.all([a.exit(), b.exit()]))
+  const table = so.share(frame(10))
+  const h = so.handleOf(table, { opens: 1 })
+  t.is(so.stats().byState.waitingForOpens.segments, 1)
+  t.is(await a.run((so, h) => so.open(h).numRows, h), 10)
+  // The owner learns of the open from the control word (a timer of the package polls it).
+  const end = Date.now() + 10_000
+  while (so.stats().byState.waitingForOpens.segments !== 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 20))
+  t.is(so.stats().byState.waitingForOpens.segments, 0, 'the open was counted')
+  t.is((await t.throwsAsync(b.run((so, h) => so.open(h), h))).code, 'ERR_SHM_NOT_FOUND', 'its one open happened')
+  t.deepEqual(columns(table), columns(frame(10)), 'the owner reads on')
+  so.close(table)
+})
+
+when(can.shmFiles, test.serial)('the segment file starts with "ARROW1\\0\\0" and ends with "ARROW1"; a version 1 table (the header first) is ERR_SHM_BAD_HEADER', async (t) => {
+  const shared = so.share(frame(10), { named: true })
+  const h = so.handleOf(shared)
+  const file = so.properties(shared).path
+  t.teardown(() => {
+    so.free(shared)
+    so.close(shared)
+  })
+  const bytes = fs.readFileSync(file)
+  t.is(bytes.subarray(0, 8).toString('latin1'), 'ARROW1\0\0')
+  t.is(bytes.subarray(bytes.length - 6).toString('latin1'), 'ARROW1')
+  t.is(bytes.readUInt16LE(8), 2, 'format version 2')
+  const old = Buffer.from(bytes)
+  old.write('SHAREDOB', 0, 'latin1')
+  old.writeUInt16LE(1, 8)
+  fs.writeFileSync(file, old)
+  const err = await t.throwsAsync(child.run((so, h) => so.open(h), h))
+  t.is(err.code, 'ERR_SHM_BAD_HEADER')
+  t.regex(err.message, /version 1/)
+  fs.writeFileSync(file, bytes)
+  t.is(await child.run((so, h) => so.open(h).numRows, h), 10, 'the file as written opens')
+})
+
+/**
+ * Recomputes the metadata hash of the table data `d` (bytes 8 to 11: FNV-1a of every byte from 64
+ * on outside the message bodies), as a same-user writer who wants the reader to parse can.
+ */
+function rehash(d) {
+  let h = 0x811c9dc5
+  const mix = (from, to) => {
+    for (let i = from; i < to; i++) h = Math.imul(h ^ d[i], 0x01000193)
+  }
+  let pos = 64
+  for (;;) {
+    const len = d.readInt32LE(pos + 4)
+    if (len === 0) break
+    const table = pos + 8 + d.readUInt32LE(pos + 8)
+    const vtable = table - d.readInt32LE(table)
+    const o = d.readUInt16LE(vtable) >= 12 ? d.readUInt16LE(vtable + 10) : 0
+    mix(pos, pos + 8 + len)
+    pos += 8 + len + (o ? Number(d.readBigInt64LE(table + o)) : 0)
+  }
+  mix(pos, d.length)
+  d.writeUInt32LE(h >>> 0, 8)
+}
+
+when(can.shmFiles, test.serial)('a footer whose blocks are not the messages verified is ERR_SHM_BAD_HEADER, its hash recomputed or not', async (t) => {
+  const shared = so.share(frame(10), { named: true })
+  const h = so.handleOf(shared)
+  const file = so.properties(shared).path
+  t.teardown(() => {
+    so.free(shared)
+    so.close(shared)
+  })
+  const bytes = fs.readFileSync(file)
+  const base = Number(bytes.readBigUInt64LE(32))
+  const forged = Buffer.from(bytes)
+  const d = forged.subarray(base)
+  // Readers of the path follow the footer: its first block (the message at byte 64 of the data)
+  // now names the bytes 64 further on, which apache-arrow's stream never reads.
+  const fb = d.length - 10 - d.readInt32LE(d.length - 10) // the Footer flatbuffer
+  const root = fb + d.readUInt32LE(fb)
+  const vtable = root - d.readInt32LE(root)
+  const field = root + d.readUInt16LE(vtable + 4 + 2 * 2) // field 2: the dictionary blocks
+  const blocks = field + d.readUInt32LE(field)
+  t.true(d.readUInt32LE(blocks) >= 1)
+  t.is(d.readBigInt64LE(blocks + 4), BigInt(base + 64), 'the footer names the first message by its offset in the segment')
+  d.writeBigInt64LE(BigInt(base + 128), blocks + 4)
+  fs.writeFileSync(file, forged)
+  t.regex((await t.throwsAsync(child.run((so, h) => so.open(h), h), { code: 'ERR_SHM_BAD_HEADER' })).message, /metadata differ/)
+  rehash(d)
+  fs.writeFileSync(file, forged)
+  t.regex((await t.throwsAsync(child.run((so, h) => so.open(h), h), { code: 'ERR_SHM_BAD_HEADER' })).message, /footer's block 0 is not the message at byte 64/)
+  t.regex((await t.throwsAsync(child.run((so, h) => so.open(h, { copy: true }), h), { code: 'ERR_SHM_BAD_HEADER' })).message, /footer's block 0/, 'a copy too')
+  const again = Buffer.from(bytes)
+  rehash(again.subarray(base))
+  t.deepEqual(again, bytes, 'the rehash reproduces what the writer wrote')
+  fs.writeFileSync(file, bytes)
+  t.is(await child.run((so, h) => so.open(h).numRows, h), 10, 'the file as written opens')
 })
 
 const gcc = isLinux && spawnSync('gcc', ['--version'], { stdio: 'ignore' }).status === 0
@@ -159,7 +269,8 @@ const gcc = isLinux && spawnSync('gcc', ['--version'], { stdio: 'ignore' }).stat
   const shared = so.share(frame(10))
   t.teardown(() => so.close(shared))
   const { stdout } = await run(exe, [so.properties(shared).path])
-  t.deepEqual(JSON.parse(stdout), { kind: 15, rows: 10, bytes: so.properties(shared).byteLength, aligned: true, magic: 'ARROW1' })
+  const file = so.properties(shared).path
+  t.deepEqual(JSON.parse(stdout), { kind: 15, rows: 10, bytes: fs.statSync(file).size, aligned: true, magic: 'ARROW1' }, 'the file is the whole segment')
   const x = so.share(Float64Array.of(1))
   t.teardown(() => so.close(x))
   const err = await t.throwsAsync(run(exe, [so.properties(x).path]))

@@ -161,6 +161,31 @@ export const can = {
   memoryCgroup: memoryCgroupRoot() !== undefined,
   /** `prlimit` sets a child's limits (util-linux). */
   prlimit: linux && works('prlimit', ['--as=unlimited', 'true']),
+  /**
+   * A Python with pyarrow, duckdb and polars (scripts/python-env.mjs makes it from PyPI the first
+   * time) to read shared tables by their path, which only Linux has. Asked when first read, as
+   * making it may install; where it cannot be had, the reason is printed once.
+   */
+  get python() {
+    return pythonCapability()
+  },
+}
+
+let pythonState
+function pythonCapability() {
+  if (pythonState === undefined) {
+    if (!linux) pythonState = { ok: false, why: 'segments have paths only on Linux' }
+    else {
+      try {
+        execFileSync(process.execPath, [fileURLToPath(new URL('../scripts/python-env.mjs', import.meta.url))], { stdio: ['ignore', 'ignore', 'pipe'] })
+        pythonState = { ok: true }
+      } catch (e) {
+        pythonState = { ok: false, why: String(e.stderr || e.message).trim() }
+      }
+    }
+    if (!pythonState.ok) console.log(`Python readers skipped: ${pythonState.why}`)
+  }
+  return pythonState.ok
 }
 
 /** Where a test may make a memory cgroup, and which files limit it; undefined where it cannot. */

@@ -49,8 +49,10 @@
  *
  *   offset size field
  *   ------ ---- -----------------------------------------------------------------------------
- *        0    8 magic "SHAREDOB" (no terminating NUL)
- *        8    2 format version, SOBJ_VERSION (1)
+ *        0    8 magic "SHAREDOB" (no terminating NUL); a table (SOBJ_ARROW) has the Arrow
+ *               file magic "ARROW1\0\0" (SOBJ_TABLE_MAGIC) here instead: see "Arrow tables"
+ *        8    2 format version, SOBJ_VERSION (2); version 1 (SOBJ_OLDEST_VERSION) is still
+ *               read, except for tables
  *       10    2 fixed header size, SOBJ_HEADER_SIZE (128)
  *       12    2 kind code (enum sobj_kind)
  *       14    2 flags: bit 0 copy-on-write default, bit 1 persistent, bit 2 developer segment,
@@ -69,10 +71,12 @@
  *      128    . attributes (attributes byte length bytes), then zero padding
  *  data off   . data (data byte length bytes)
  *  ctrl off   8 control word, at align8(data offset + data byte length), in segments whose size
- *               covers it (every segment made by this version): bits 0-31 count the opens by
- *               processes other than the owner, bit 63 says such a process freed the segment.
- *               Changed only with atomic operations; a reader that opens a segment may add 1
- *               with __atomic_fetch_add on a shared mapping, and must not change it otherwise.
+ *               covers it, or for a table at offset 120 (its last kind-specific word), so that
+ *               the table's Arrow file ends the segment (sobj_control_offset()): bits 0-31 count
+ *               the opens by processes other than the owner, bit 63 says such a process freed
+ *               the segment. Changed only with atomic operations; a reader that opens a segment
+ *               may add 1 with __atomic_fetch_add on a shared mapping, and must not change it
+ *               otherwise.
  *
  * ------------------------------------------------------------------------------------------
  * Strings (kind 13)
@@ -103,23 +107,33 @@
  * Arrow tables (kind 15)
  * ------------------------------------------------------------------------------------------
  *
- * An arrow segment holds one Arrow IPC *file* (the random-access format: "ARROW1", record
- * batches and dictionary batches, a flatbuffer footer, "ARROW1") as its whole data region:
- * h.byte_length bytes at sobj_data(). The length is the number of rows; the six layout words
- * are zero. The writer pads the leading magic to 64 bytes and starts every message and every
- * buffer on a 64-byte boundary of the data, so, the data itself being 64-byte aligned, every
- * column buffer is 64-byte aligned in memory. Buffers are not compressed; the byte order is
- * little-endian. Bytes 8 to 11 of the file (in the padding after the magic, which Arrow
- * readers skip) hold the little-endian 32-bit FNV-1a hash of its metadata: every byte from
- * offset 64 on that is not in a message body, in file order; JavaScript's Arrow reader cannot
- * verify flatbuffers, so the package checks it before parsing. Any Arrow implementation reads
- * the file in place, for instance in C++:
+ * A table's segment *is* one Arrow IPC *file* (the random-access format: "ARROW1", record
+ * batches and dictionary batches, a flatbuffer footer, its length, "ARROW1"): it starts with
+ * "ARROW1\0\0" in place of "SHAREDOB" and ends with the file's footer, so any Arrow reader opens
+ * the segment's path (or the whole mapping) as it is, with no offset: pyarrow.memory_map(path),
+ * polars.read_ipc(path, memory_map=True). Arrow readers find everything through the footer,
+ * whose block offsets count from the segment's start, and skip the header and attributes after
+ * the magic. The data region (h.byte_length bytes at sobj_data(), up to the segment's end)
+ * starts with "ARROW1" padded to 64 bytes, then every message and every buffer starts on a
+ * 64-byte boundary of the data, so, the data being 64-byte aligned, every column buffer is
+ * 64-byte aligned in memory. The length is the number of rows; the first five layout words are
+ * zero and the sixth is the control word. Buffers are not compressed; the byte order is
+ * little-endian. Bytes 8 to 11 of the data (in the padding after its "ARROW1") hold the
+ * little-endian 32-bit FNV-1a hash of the file's metadata: every byte of the data from offset
+ * 64 on that is not in a message body, in file order; JavaScript's Arrow reader cannot verify
+ * flatbuffers, so the package checks it before parsing. Any Arrow implementation reads the file
+ * in place, for instance in C++:
  *
- *     auto buf = std::make_shared<arrow::Buffer>(sobj_data(seg, &h), h.byte_length);
+ *     const unsigned char *file; size_t len;
+ *     sobj_arrow_file(seg, &h, &file, &len);
+ *     auto buf = std::make_shared<arrow::Buffer>(file, len);
  *     auto reader = arrow::ipc::RecordBatchFileReader::Open(
  *         std::make_shared<arrow::io::BufferReader>(buf)).ValueOrDie();
  *
- * sobj_arrow_file() below checks the two magics and gives the file's bytes. Like any other
+ * Version 1 tables (the file alone in the data region, its offsets counted from there) are
+ * refused.
+ *
+ * sobj_arrow_file() below checks the two magics and gives the file's bytes: the segment. Like any other
  * segment, the file is untrusted input: let the Arrow library validate it.
  *
  * A mutex segment (kind 16) and a barrier segment (kind 17) hold 64 bytes of words in native
@@ -132,7 +146,8 @@
  *   barrier  0 u32 arrived   4 u32 generation   8 u32 parties
  *
  * The header is written once, by the owner, before anyone else can open the segment, and
- * never changes afterwards. Everyone else must treat it as untrusted input: decode it with
+ * never changes afterwards but for the freed flag and, in a table, the control word at offset
+ * 120 (which sobj_header_check() does not read). Everyone else must treat it as untrusted input: decode it with
  * sobj_header_check(), which believes nothing until it is checked against the real size of
  * the segment (fstat() it; never trust the header to say how much to map).
  *
@@ -176,12 +191,18 @@ extern "C" {
 /* Constants                                                                                 */
 /* ---------------------------------------------------------------------------------------- */
 
-/** The first 8 bytes of every segment (not NUL-terminated in the segment). */
+/** The first 8 bytes of every segment but a table's (not NUL-terminated in the segment). */
 #define SOBJ_MAGIC "SHAREDOB"
-/** Bytes of SOBJ_MAGIC. */
+/** Bytes of SOBJ_MAGIC (and of SOBJ_TABLE_MAGIC). */
 #define SOBJ_MAGIC_LEN 8
+/** The first 8 bytes of a table's segment (SOBJ_ARROW): the Arrow file magic, padded. */
+#define SOBJ_TABLE_MAGIC "ARROW1\0\0"
 /** The segment format version this header describes. */
-#define SOBJ_VERSION 1
+#define SOBJ_VERSION 2
+/** The oldest format version still read: version 1 differs only in its tables, refused. */
+#define SOBJ_OLDEST_VERSION 1
+/** Where a table's control word is: its last kind-specific word. */
+#define SOBJ_ARROW_CONTROL_OFFSET 120
 /** Size of the fixed header; the attributes start right after it. */
 #define SOBJ_HEADER_SIZE 128
 /** Where the attributes begin. */
@@ -194,7 +215,7 @@ extern "C" {
 #define SOBJ_AUX_WORDS 6
 
 /* Byte offsets of the header fields. */
-#define SOBJ_OFF_MAGIC 0            /**< 8 bytes, "SHAREDOB" */
+#define SOBJ_OFF_MAGIC 0            /**< 8 bytes, "SHAREDOB" ("ARROW1\0\0" for a table) */
 #define SOBJ_OFF_VERSION 8          /**< u16, format version */
 #define SOBJ_OFF_HEADER_SIZE 10     /**< u16, fixed header size */
 #define SOBJ_OFF_KIND 12            /**< u16, kind code */
@@ -254,9 +275,10 @@ extern "C" {
 #define SOBJ_E_ARGUMENT (-1)
 /** The segment is smaller than the fixed header. */
 #define SOBJ_E_TOO_SMALL (-2)
-/** The first 8 bytes are not "SHAREDOB": not a sharedobject segment. */
+/** The first 8 bytes are not "SHAREDOB" (nor, for a table, "ARROW1\0\0"): not a sharedobject
+ *  segment, or a magic of another kind than its kind code's. */
 #define SOBJ_E_MAGIC (-3)
-/** A format version other than SOBJ_VERSION. */
+/** A format version outside SOBJ_OLDEST_VERSION to SOBJ_VERSION, or a table of version 1. */
 #define SOBJ_E_VERSION (-4)
 /** The fixed header size field is not 128. */
 #define SOBJ_E_HEADER_SIZE (-5)
@@ -436,8 +458,8 @@ static inline uint64_t sobj_field_aux(const unsigned char *seg, unsigned i) { re
 /* ---------------------------------------------------------------------------------------- */
 
 /** A decoded, checked header: filled in by sobj_header_check(). Magic, version and header
- *  size are not stored, as a checked header always has SOBJ_MAGIC, SOBJ_VERSION and
- *  SOBJ_HEADER_SIZE. */
+ *  size are not stored, as a checked header always has the magic of its kind, a version
+ *  this header reads and SOBJ_HEADER_SIZE. */
 typedef struct sobj_header {
   /** Kind code (offset 12): one of enum sobj_kind. */
   uint16_t kind;
@@ -468,7 +490,8 @@ typedef struct sobj_header {
   /** Creation time (offset 72), milliseconds since the Unix epoch. */
   uint64_t created_ms;
   /** Kind-specific words (offsets 80 to 127): the string layout for SOBJ_STRING (index them
-   *  with SOBJ_STRING_*, or use the sobj_string_* accessors), all zero for every other kind. */
+   *  with SOBJ_STRING_*, or use the sobj_string_* accessors), all zero for every other kind
+   *  (a table's last word, its control word, reads as zero here). */
   uint64_t aux[SOBJ_AUX_WORDS];
 } sobj_header;
 
@@ -565,10 +588,13 @@ static inline int sobj_header_check_layout(const sobj_header *h) {
  * as the package's own reader:
  *
  *   1. segment_size >= 128                                   else SOBJ_E_TOO_SMALL
- *   2. magic "SHAREDOB"                                      else SOBJ_E_MAGIC
- *   3. version == SOBJ_VERSION                               else SOBJ_E_VERSION
+ *   2. magic "SHAREDOB" or "ARROW1\0\0"                      else SOBJ_E_MAGIC
+ *   3. SOBJ_OLDEST_VERSION <= version <= SOBJ_VERSION        else SOBJ_E_VERSION
  *   4. header size == 128                                    else SOBJ_E_HEADER_SIZE
  *   5. a known kind code                                     else SOBJ_E_KIND
+ *      a table of version SOBJ_VERSION                       else SOBJ_E_VERSION
+ *      "ARROW1\0\0" for a table, "SHAREDOB" for every other kind
+ *                                                            else SOBJ_E_MAGIC
  *   6. no flag bit outside SOBJ_KNOWN_FLAGS                  else SOBJ_E_FLAGS
  *   7. attributes_len <= 1 MiB                               else SOBJ_E_ATTRIBUTES
  *   8. data_offset == align64(128 + attributes_len)          else SOBJ_E_DATA_OFFSET
@@ -597,13 +623,19 @@ static inline int sobj_header_check(const unsigned char *seg, uint64_t segment_s
   sobj_header h;
   uint64_t size;
   unsigned i;
+  uint16_t version;
+  int table_magic;
   if (seg == NULL) return SOBJ_E_ARGUMENT;
   if (segment_size < SOBJ_HEADER_SIZE) return SOBJ_E_TOO_SMALL;
-  if (memcmp(seg + SOBJ_OFF_MAGIC, SOBJ_MAGIC, SOBJ_MAGIC_LEN) != 0) return SOBJ_E_MAGIC;
-  if (sobj_read_u16(seg + SOBJ_OFF_VERSION) != SOBJ_VERSION) return SOBJ_E_VERSION;
+  table_magic = memcmp(seg + SOBJ_OFF_MAGIC, SOBJ_TABLE_MAGIC, SOBJ_MAGIC_LEN) == 0;
+  if (!table_magic && memcmp(seg + SOBJ_OFF_MAGIC, SOBJ_MAGIC, SOBJ_MAGIC_LEN) != 0) return SOBJ_E_MAGIC;
+  version = sobj_read_u16(seg + SOBJ_OFF_VERSION);
+  if (version < SOBJ_OLDEST_VERSION || version > SOBJ_VERSION) return SOBJ_E_VERSION;
   if (sobj_read_u16(seg + SOBJ_OFF_HEADER_SIZE) != SOBJ_HEADER_SIZE) return SOBJ_E_HEADER_SIZE;
   h.kind = sobj_read_u16(seg + SOBJ_OFF_KIND);
   if (!sobj_kind_valid(h.kind)) return SOBJ_E_KIND;
+  if (h.kind == SOBJ_ARROW && version < SOBJ_VERSION) return SOBJ_E_VERSION;
+  if (table_magic != (h.kind == SOBJ_ARROW)) return SOBJ_E_MAGIC;
   h.flags = sobj_read_u16(seg + SOBJ_OFF_FLAGS);
   if ((h.flags & ~SOBJ_KNOWN_FLAGS) != 0) return SOBJ_E_FLAGS;
   h.length = sobj_read_u64(seg + SOBJ_OFF_LENGTH);
@@ -616,6 +648,8 @@ static inline int sobj_header_check(const unsigned char *seg, uint64_t segment_s
   h.owner_pidns = sobj_read_u64(seg + SOBJ_OFF_OWNER_PIDNS);
   h.created_ms = sobj_read_u64(seg + SOBJ_OFF_CREATED_MS);
   for (i = 0; i < SOBJ_AUX_WORDS; i++) h.aux[i] = sobj_read_u64(seg + SOBJ_OFF_AUX + 8u * i);
+  /* A table's last word is its control word, which other processes change: not a layout word. */
+  if (h.kind == SOBJ_ARROW) h.aux[SOBJ_AUX_WORDS - 1] = 0;
   if (h.attributes_len > SOBJ_MAX_ATTRIBUTES) return SOBJ_E_ATTRIBUTES;
   /* attributes_len is at most 1 MiB here, so this cannot overflow. */
   if (h.data_offset != sobj_data_offset_for(h.attributes_len)) return SOBJ_E_DATA_OFFSET;
@@ -647,6 +681,21 @@ static inline const unsigned char *sobj_data(const unsigned char *seg, const sob
  *  itself may be larger (page rounding, reserved capacity). */
 static inline uint64_t sobj_total_size(const sobj_header *h) {
   return h->data_offset + h->byte_length;
+}
+
+/** Where the control word of a segment with header `h` is (see "Segment layout"): offset 120
+ *  for a table, align8(data offset + byte length) for every other kind. Map it shared and
+ *  writable, and touch it only with atomic operations. */
+static inline uint64_t sobj_control_offset(const sobj_header *h) {
+  if (h->kind == SOBJ_ARROW) return SOBJ_ARROW_CONTROL_OFFSET;
+  return (sobj_total_size(h) + 7) & ~(uint64_t)7;
+}
+
+/** The bytes a segment made by this version occupies: header, attributes, data and control
+ *  word; a table's ends with its data, its Arrow file's last byte. */
+static inline uint64_t sobj_segment_size(const sobj_header *h) {
+  if (h->kind == SOBJ_ARROW) return sobj_total_size(h);
+  return sobj_control_offset(h) + 8;
 }
 
 /** sobj_string_get() returns this (positive, not an error) for an NA element. */
@@ -714,27 +763,26 @@ static inline int sobj_string_get(const unsigned char *seg, const sobj_header *h
 #define SOBJ_ARROW_HASH_OFFSET 8
 
 /**
- * The Arrow IPC file of an arrow segment whose header `h` sobj_header_check() accepted: points
- * `*file` at its first byte (64-byte aligned, inside the segment) and sets `*len` to its byte
- * length. Returns SOBJ_OK, SOBJ_E_ARGUMENT (a NULL pointer), SOBJ_E_INDEX (not an arrow
- * segment) or SOBJ_E_LAYOUT (too short for a file, or a missing leading or trailing
- * "ARROW1"); on failure the outputs are untouched. The footer and the batches are for an
- * Arrow library to read and check.
+ * The Arrow IPC file of an arrow segment whose header `h` sobj_header_check() accepted: the
+ * segment itself, from its first byte to the end of its data. Points `*file` at `seg` and sets
+ * `*len` to h.data_offset + h.byte_length. Returns SOBJ_OK, SOBJ_E_ARGUMENT (a NULL pointer),
+ * SOBJ_E_INDEX (not an arrow segment) or SOBJ_E_LAYOUT (data too short for a file, or a missing
+ * leading or trailing "ARROW1"); on failure the outputs are untouched. The footer and the
+ * batches are for an Arrow library to read and check.
  */
 static inline int sobj_arrow_file(const unsigned char *seg, const sobj_header *h,
                                   const unsigned char **file, size_t *len) {
-  const unsigned char *data;
+  uint64_t total;
   if (seg == NULL || h == NULL || file == NULL || len == NULL) return SOBJ_E_ARGUMENT;
   if (h->kind != SOBJ_ARROW) return SOBJ_E_INDEX;
-  /* The smallest file: magic and padding (8), footer length (4), magic (6). */
-  if (h->byte_length < 8 + 4 + SOBJ_ARROW_MAGIC_LEN || h->byte_length > (uint64_t)SIZE_MAX)
+  total = sobj_total_size(h);
+  /* The smallest data: magic and padding (8), footer length (4), magic (6). */
+  if (h->byte_length < 8 + 4 + SOBJ_ARROW_MAGIC_LEN || total > (uint64_t)SIZE_MAX) return SOBJ_E_LAYOUT;
+  if (memcmp(seg, SOBJ_ARROW_MAGIC, SOBJ_ARROW_MAGIC_LEN) != 0 ||
+      memcmp(seg + total - SOBJ_ARROW_MAGIC_LEN, SOBJ_ARROW_MAGIC, SOBJ_ARROW_MAGIC_LEN) != 0)
     return SOBJ_E_LAYOUT;
-  data = seg + h->data_offset;
-  if (memcmp(data, SOBJ_ARROW_MAGIC, SOBJ_ARROW_MAGIC_LEN) != 0 ||
-      memcmp(data + h->byte_length - SOBJ_ARROW_MAGIC_LEN, SOBJ_ARROW_MAGIC, SOBJ_ARROW_MAGIC_LEN) != 0)
-    return SOBJ_E_LAYOUT;
-  *file = data;
-  *len = (size_t)h->byte_length;
+  *file = seg;
+  *len = (size_t)total;
   return SOBJ_OK;
 }
 

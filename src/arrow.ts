@@ -25,6 +25,15 @@ type ArrowModule = typeof Arrow
 
 /** Every message and buffer of a table's IPC file starts on this boundary of the data. */
 const ALIGN = 64
+/** The segment header's fixed size (crates/core/src/header.rs): the attributes follow it. */
+const HEADER_SIZE = 128
+
+/**
+ * Where a table segment's data starts: after the header and the attributes, on a 64-byte boundary
+ * (the rule of `Header::data_offset_for`). The segment is the Arrow file, so the footer's offsets
+ * count from the segment's start, this many bytes before the data.
+ */
+const dataOffsetOf = (attributes: string | undefined): number => up(HEADER_SIZE + Buffer.byteLength(attributes ?? '', 'utf8'))
 
 // ---- loading apache-arrow ------------------------------------------------------------------
 
@@ -125,21 +134,25 @@ export function arrowShape(value: unknown): ArrowShape | undefined {
 const up = (n: number): number => Math.ceil(n / ALIGN) * ALIGN
 const asBytes = (v: ArrayBufferView): Uint8Array => (v instanceof Uint8Array ? v : new Uint8Array(v.buffer, v.byteOffset, v.byteLength))
 
-const writers = new WeakMap<ArrowModule, new () => Arrow.RecordBatchFileWriter & { chunks: Uint8Array[]; body: boolean[] }>()
+type AlignedWriter = Arrow.RecordBatchFileWriter & { chunks: Uint8Array[]; body: boolean[]; base: number }
+const writers = new WeakMap<ArrowModule, new () => AlignedWriter>()
 
 /**
  * apache-arrow's file writer pads buffers to 8 bytes. This one starts every message and every
  * body buffer on a 64-byte boundary (the IPC format allows any multiple of 8 and readers follow
- * the offsets in the metadata), and keeps the chunks instead of concatenating them, so that they
- * are copied once, into the segment.
+ * the offsets in the metadata), counts positions from `base` (where the data lies in the
+ * segment, so that the footer's blocks point into the segment as a file), and keeps the chunks
+ * instead of concatenating them, so that they are copied once, into the segment.
  */
-function alignedWriter(A: ArrowModule): new () => Arrow.RecordBatchFileWriter & { chunks: Uint8Array[]; body: boolean[] } {
+function alignedWriter(A: ArrowModule): new () => AlignedWriter {
   let W = writers.get(A)
   if (W) return W
   class AlignedFileWriter extends A.RecordBatchFileWriter {
     chunks: Uint8Array[] = []
     /** Whether each chunk is part of a message body. */
     body: boolean[] = []
+    /** Where the first chunk lands in the segment. */
+    base = 0
     #inBody = false
     protected override _write(chunk: ArrayBufferViewInput): this {
       if (this._started) {
@@ -155,7 +168,9 @@ function alignedWriter(A: ArrowModule): new () => Arrow.RecordBatchFileWriter & 
     }
     protected override _writeSchema(): this {
       // "ARROW1" padded to 64 instead of 8, so that the first message starts aligned; the
-      // padding's bytes 8 to 11 get the metadata hash once the file is complete.
+      // padding's bytes 8 to 11 get the metadata hash once the file is complete. Arrow readers
+      // of the segment never look here: the segment's own first bytes are their magic.
+      this._position = this.base
       return this._writeMagic()._writePadding(ALIGN - 6)
     }
     protected override _writeMessage<T extends Arrow.MessageHeader>(message: Message<T>): this {
@@ -186,7 +201,7 @@ function alignedWriter(A: ArrowModule): new () => Arrow.RecordBatchFileWriter & 
       return this
     }
   }
-  W = AlignedFileWriter as unknown as new () => Arrow.RecordBatchFileWriter & { chunks: Uint8Array[]; body: boolean[] }
+  W = AlignedFileWriter as unknown as new () => AlignedWriter
   writers.set(A, W)
   return W
 }
@@ -200,9 +215,13 @@ function alignedWriter(A: ArrowModule): new () => Arrow.RecordBatchFileWriter & 
 const HASH_AT = 8
 const FNV_BASIS = 0x811c9dc5
 
-/** The IPC file of `table` as chunks, every buffer 64-byte aligned from the first byte. */
-function ipcChunks(A: ArrowModule, table: Arrow.Table): { chunks: Uint8Array[]; byteLength: number } {
+/**
+ * The IPC file of `table` as chunks, every buffer 64-byte aligned from the first byte, for a
+ * segment whose data starts `base` bytes in.
+ */
+function ipcChunks(A: ArrowModule, table: Arrow.Table, base: number): { chunks: Uint8Array[]; byteLength: number } {
   const w = new (alignedWriter(A))()
+  w.base = base
   w.writeAll(table)
   const { chunks, body } = w
   let h = FNV_BASIS
@@ -235,9 +254,9 @@ function adopt<T extends object>(t: T, buffer: ArrayBuffer): T {
   return t
 }
 
-function readTable(A: ArrowModule, bytes: Uint8Array, rows: number): Arrow.Table {
+function readTable(A: ArrowModule, bytes: Uint8Array, rows: number, base: number | undefined): Arrow.Table {
   // Verified metadata in private memory, bodies over the segment: apache-arrow sees nothing else.
-  const chunks = verifiedChunks(bytes)
+  const chunks = verifiedChunks(bytes, base)
   let table: Arrow.Table
   try {
     table = A.tableFromIPC(chunks)
@@ -252,21 +271,25 @@ function readTable(A: ArrowModule, bytes: Uint8Array, rows: number): Arrow.Table
 
 /** The table a segment of kind arrow holds, its column buffers views of the mapping. */
 export function tableOf(meta: Meta): Arrow.Table {
-  const table = readTable(arrow(), new Uint8Array(meta.buffer, 0, meta.byteLength), meta.length)
+  const table = readTable(arrow(), new Uint8Array(meta.buffer, 0, meta.byteLength), meta.length, dataOffsetOf(meta.attributes))
   return adopt(table, meta.buffer as ArrayBuffer)
 }
 
-/** An ordinary table from the bytes of a table segment: `open(h, { copy: true })`. */
-export function tableFromBytes(data: Uint8Array, rows: number): Arrow.Table {
+/**
+ * An ordinary table from the bytes of a table segment: `open(h, { copy: true })`. With the
+ * segment's attributes the footer's offsets are checked against where the data lay; without,
+ * only against each other.
+ */
+export function tableFromBytes(data: Uint8Array, rows: number, attributes?: string): Arrow.Table {
   // A buffer of our own, aligned, that no mapping backs.
-  return readTable(arrow(), new Uint8Array(data), rows)
+  return readTable(arrow(), new Uint8Array(data), rows, attributes === undefined ? undefined : dataOffsetOf(attributes))
 }
 
 /** `unshare(table)`: an ordinary table over a private copy of the segment's file. */
 export function unshareTable<T>(table: T): T {
   const meta = liveMeta(table, 'unshare')
   const A = buildOf(table as object, 'unshare')
-  const copy = readTable(A, new Uint8Array(meta.buffer, 0, meta.byteLength).slice(), meta.length)
+  const copy = readTable(A, new Uint8Array(meta.buffer, 0, meta.byteLength).slice(), meta.length, dataOffsetOf(meta.attributes))
   return (arrowShape(table) === 'batch' && copy.batches.length === 1 ? copy.batches[0] : copy) as T
 }
 
@@ -274,8 +297,9 @@ function shareTable(value: Arrow.Table | Arrow.RecordBatch, shape: ArrowShape, o
   const A = buildOf(value, 'share')
   const table = shape === 'batch' ? new A.Table(value as Arrow.RecordBatch) : (value as Arrow.Table)
   if (table.numRows < o.minLength && o.name === undefined) return value
-  const { chunks, byteLength } = ipcChunks(A, table)
-  const opts = createOptions('arrow', table.numRows, o, { byteLength })
+  const opts = createOptions('arrow', table.numRows, o)
+  const { chunks, byteLength } = ipcChunks(A, table, dataOffsetOf(opts.attributes))
+  opts.byteLength = byteLength
   const fill = (into: Uint8Array): Uint8Array => {
     let at = 0
     for (const c of chunks) {

@@ -265,12 +265,42 @@ function checkBatch(f: Flat, rb: number, types: number[], bodyLength: number): v
   }
 }
 
+/** A message of the file: where it starts, its metadata's length (with its 8-byte prefix), its body's. */
+interface Block {
+  offset: bigint
+  meta: number
+  body: bigint
+}
+
 /**
- * Verifies the IPC file in `b` (a view of the segment) and returns it as stream chunks for
+ * The footer's blocks must be the messages the walk verified, in order, their offsets counted from
+ * the segment's start (`base` is where `b` begins in it; inferred from the first block when the
+ * bytes are a copy): readers of the segment's path (pyarrow, polars) follow the footer, and must
+ * find there what apache-arrow reads here.
+ */
+function checkBlocks(blocks: Map<number, Block[]>, walked: Map<number, Block[]>, base: number | undefined): void {
+  const first = walked.get(2)?.[0] ?? walked.get(3)?.[0]
+  const firstBlock = walked.get(2)?.length ? blocks.get(2)?.[0] : blocks.get(3)?.[0]
+  const shift = base !== undefined ? BigInt(base) : first && firstBlock ? firstBlock.offset - first.offset : 0n
+  if (shift < 0n || shift % BigInt(ALIGN) !== 0n) throw bad('the footer names its blocks from an unaligned start')
+  for (const kind of [2, 3]) {
+    const want = walked.get(kind) ?? []
+    const got = blocks.get(kind) ?? []
+    if (got.length !== want.length) throw bad(`the footer names ${got.length} ${kind === 2 ? 'dictionary' : 'record'} batches, the file holds ${want.length}`)
+    want.forEach((w, k) => {
+      const g = got[k]
+      if (g.offset !== w.offset + shift || g.meta !== w.meta || g.body !== w.body) throw bad(`the footer's block ${k} is not the message at byte ${w.offset}`)
+    })
+  }
+}
+
+/**
+ * Verifies the IPC file in `b` (the data of a table segment, which starts `base` bytes into the
+ * segment: the footer's offsets count from there) and returns it as stream chunks for
  * apache-arrow: each message's metadata as a private, verified copy, each body as a view of `b`,
  * then the end-of-stream marker.
  */
-export function verifiedChunks(b: Uint8Array): Uint8Array[] {
+export function verifiedChunks(b: Uint8Array, base?: number): Uint8Array[] {
   const n = b.length
   if (n < ALIGN + 8 + 10 || !magicAt(b, 0) || !magicAt(b, n - 6)) throw bad('it does not start and end with "ARROW1"')
   const dv = new DataView(b.buffer, b.byteOffset, n)
@@ -282,14 +312,16 @@ export function verifiedChunks(b: Uint8Array): Uint8Array[] {
   const tail = b.slice(end, n)
   const footer = new Flat(tail.subarray(8, 8 + footerLength))
   const ft = footer.root('Footer')
-  for (const i of [2, 3]) {
-    const blocks = footer.vector(ft, i)
-    for (let k = 0; k < blocks.n; k++) {
-      const offset = footer.dv.getBigInt64(blocks.at + 24 * k, true)
-      const meta = footer.dv.getInt32(blocks.at + 24 * k + 8, true)
-      const bodyLength = footer.dv.getBigInt64(blocks.at + 24 * k + 16, true)
-      if (offset < 0n || meta < 0 || bodyLength < 0n || offset + BigInt(meta) + bodyLength > BigInt(n)) throw bad('the footer names a block outside the file')
+  // The footer's blocks: field 2 the dictionary batches, field 3 the record batches.
+  const blocks = new Map<number, Block[]>()
+  for (const [i, kind] of [[2, 2], [3, 3]]) {
+    const list = footer.vector(ft, i)
+    const out: Block[] = []
+    for (let k = 0; k < list.n; k++) {
+      const at = list.at + 24 * k
+      out.push({ offset: footer.dv.getBigInt64(at, true), meta: footer.dv.getInt32(at + 8, true), body: footer.dv.getBigInt64(at + 16, true) })
     }
+    blocks.set(kind, out)
   }
   const schemaAt = footer.sub(ft, 1)
   if (!schemaAt) throw bad('no schema')
@@ -298,6 +330,7 @@ export function verifiedChunks(b: Uint8Array): Uint8Array[] {
   const fields = fieldsOf(sm, sm.sub(sm.root('Message'), 2), 1, 0)
   const types = nodeTypes(fields, [])
   const chunks: Uint8Array[] = [schemaMessage]
+  const walked = new Map<number, Block[]>([[2, []], [3, []]])
   let h = FNV_BASIS
   let pos = ALIGN
   while (pos < end) {
@@ -329,6 +362,7 @@ export function verifiedChunks(b: Uint8Array): Uint8Array[] {
     } else {
       throw bad(`a message of type ${kind} among the record batches`)
     }
+    walked.get(kind)?.push({ offset: BigInt(pos), meta: 8 + len, body: bodyLength })
     chunks.push(copy)
     if (body > 0) chunks.push(b.subarray(pos + 8 + len, pos + 8 + len + body))
     pos += 8 + len + body
@@ -336,6 +370,7 @@ export function verifiedChunks(b: Uint8Array): Uint8Array[] {
   if (pos !== end || dv.getInt32(end, true) !== -1 || dv.getInt32(end + 4, true) !== 0) throw bad('the messages do not end where the footer begins')
   h = fnv(h, tail)
   if (h >>> 0 !== expected) throw bad('its metadata differ from what was written')
+  checkBlocks(blocks, walked, base)
   chunks.push(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]))
   return chunks
 }

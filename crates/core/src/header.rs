@@ -5,8 +5,8 @@
 //!
 //! | offset | size | field |
 //! |---|---|---|
-//! | 0 | 8 | magic `"SHAREDOB"` |
-//! | 8 | 2 | format version (1) |
+//! | 0 | 8 | magic: `"SHAREDOB"`, or for a table (kind 15) the Arrow file magic `"ARROW1\0\0"` |
+//! | 8 | 2 | format version (2; version 1 is still read, except for tables) |
 //! | 10 | 2 | fixed header size (128) |
 //! | 12 | 2 | kind code |
 //! | 14 | 2 | flags (bit 0 copy-on-write default, bit 1 persistent, bit 2 developer segment, bit 3 freed, bit 4 space not reserved) |
@@ -21,11 +21,12 @@
 //! | 72 | 8 | creation time, milliseconds since the Unix epoch |
 //! | 80 | 48 | kind-specific words (zero for numeric kinds; the string layout below) |
 //!
-//! After the data, at `align8(data offset + data byte length)`, segments made by this version
-//! carry one more 64-bit word, the *control word*, changed only with atomic operations by any
-//! process: bits 0 to 31 count the opens of the segment by processes other than its owner, and
-//! bit 63 says a process other than the owner freed it (so that the owner lets go of what it
-//! holds for it). The segment's size covers it; readers that do not know it ignore it.
+//! After the data, at `align8(data offset + data byte length)`, segments carry one more 64-bit
+//! word, the *control word*, changed only with atomic operations by any process: bits 0 to 31
+//! count the opens of the segment by processes other than its owner, and bit 63 says a process
+//! other than the owner freed it (so that the owner lets go of what it holds for it). The
+//! segment's size covers it; readers that do not know it ignore it. A table keeps it in its last
+//! kind-specific word instead (offset 120), so that its segment ends where its Arrow file ends.
 //!
 //! Strings (kind 13) keep an Arrow-compatible layout in the data region; the six words give,
 //! relative to the start of the data: 0 the validity bitmap (one bit per element, least
@@ -34,18 +35,31 @@
 //! a dictionary there are `length + 1` offsets into the bytes; with one, `dictionary size + 1`
 //! offsets describe the unique strings and each element holds a code (-1 for NA).
 //!
-//! Tables (kind 15, `arrow`) hold an Arrow IPC file in the data region, byte length bytes long:
-//! "ARROW1", padding to 64, the record batches (and dictionaries) with every message and every
-//! buffer starting on a 64-byte boundary of the data, then the footer. Bytes 8 to 11 of the
-//! padding hold the 32-bit FNV-1a hash of the file's metadata (every byte from 64 on outside the
-//! message bodies), which the JavaScript reader checks before it parses. The length is the
-//! number of rows; the layout words are zero.
+//! A table's segment (kind 15, `arrow`, format version 2) *is* an Arrow IPC file: it starts with
+//! the Arrow magic `"ARROW1\0\0"` in place of `"SHAREDOB"` and ends with the file's footer, its
+//! length and `"ARROW1"`, so that any Arrow reader (pyarrow's `memory_map`, polars' `read_ipc`)
+//! opens its path as it is. Arrow readers find everything from the footer, whose block offsets
+//! count from the segment's start, and skip the header and attributes between the magic and the
+//! first message. The data region, byte length bytes long, holds "ARROW1", padding to 64, the
+//! record batches (and dictionaries) with every message and every buffer starting on a 64-byte
+//! boundary of the data, then the footer, up to the segment's end. Bytes 8 to 11 of the padding
+//! hold the 32-bit FNV-1a hash of the file's metadata (every byte of the data from 64 on outside
+//! the message bodies), which the JavaScript reader checks before it parses. The length is the
+//! number of rows; the first five layout words are zero and the sixth is the control word.
+//! Version 1 tables (the file alone in the data, with offsets from the data's start, and the
+//! control word after it) are refused.
 
 use crate::error::{Code, Error, Result};
 use crate::kind::Kind;
 
 pub const MAGIC: [u8; 8] = *b"SHAREDOB";
-pub const VERSION: u16 = 1;
+/// The magic of a table's segment: the Arrow file magic, padded to 8 bytes as Arrow pads it.
+pub const ARROW_MAGIC: [u8; 8] = *b"ARROW1\0\0";
+pub const VERSION: u16 = 2;
+/// The oldest format version still read: version 1 differs only in its tables.
+pub const OLDEST_VERSION: u16 = 1;
+/// Where a table keeps its control word: its last kind-specific word.
+pub const ARROW_CONTROL_OFFSET: u64 = 80 + 8 * (AUX_WORDS as u64 - 1);
 pub const FIXED_SIZE: usize = 128;
 /// Data starts on this boundary, enough for any element type and a cache line.
 pub const DATA_ALIGN: u64 = 64;
@@ -114,14 +128,30 @@ impl Header {
         self.data_offset + self.byte_length
     }
 
-    /// Where the control word lies (see the module's table).
+    /// Where the control word lies (see the module's table): after the data, or in a table's
+    /// header, so that nothing follows its Arrow file.
     pub fn control_offset(&self) -> u64 {
+        if self.kind == Kind::Arrow {
+            return ARROW_CONTROL_OFFSET;
+        }
         self.total_size().saturating_add(7) & !7
     }
 
     /// Bytes a segment made by this version occupies: header, attributes, data, control word.
     pub fn segment_size(&self) -> u64 {
+        if self.kind == Kind::Arrow {
+            return self.total_size();
+        }
         self.control_offset() + CONTROL_SIZE
+    }
+
+    /// The first 8 bytes of a segment of this kind.
+    pub fn magic(&self) -> [u8; 8] {
+        if self.kind == Kind::Arrow {
+            ARROW_MAGIC
+        } else {
+            MAGIC
+        }
     }
 
     /// Every string section lies inside the data region, aligned, and the sections the element
@@ -164,7 +194,7 @@ impl Header {
 
     pub fn encode(&self) -> [u8; FIXED_SIZE] {
         let mut b = [0u8; FIXED_SIZE];
-        b[0..8].copy_from_slice(&MAGIC);
+        b[0..8].copy_from_slice(&self.magic());
         b[8..10].copy_from_slice(&VERSION.to_le_bytes());
         b[10..12].copy_from_slice(&(FIXED_SIZE as u16).to_le_bytes());
         b[12..14].copy_from_slice(&(self.kind as u16).to_le_bytes());
@@ -199,20 +229,39 @@ impl Header {
         let u16_at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
         let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
         let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
-        if b[0..8] != MAGIC {
+        if b[0..8] != MAGIC && b[0..8] != ARROW_MAGIC {
             return Err(bad("wrong magic"));
         }
         let version = u16_at(8);
-        if version != VERSION {
+        if !(OLDEST_VERSION..=VERSION).contains(&version) {
             return Err(Error::new(
                 Code::BadHeader,
-                format!("segment format version {version}, this package reads version {VERSION}"),
+                format!(
+                    "segment format version {version}, this package reads versions {OLDEST_VERSION} to {VERSION}"
+                ),
             ));
         }
         if u16_at(10) as usize != FIXED_SIZE {
             return Err(bad("wrong header size"));
         }
         let kind = Kind::from_code(u16_at(12)).ok_or_else(|| bad("unknown kind"))?;
+        if kind == Kind::Arrow && version < VERSION {
+            return Err(Error::new(
+                Code::BadHeader,
+                format!(
+                    "a table segment of format version {version}, whose path is not an Arrow file; this package reads tables of version {VERSION}: share the table again"
+                ),
+            ));
+        }
+        if b[0..8]
+            != (if kind == Kind::Arrow {
+                ARROW_MAGIC
+            } else {
+                MAGIC
+            })
+        {
+            return Err(bad("its magic does not match its kind"));
+        }
         let flags = u16_at(14);
         if flags & !KNOWN_FLAGS != 0 {
             return Err(bad("unknown flags"));
@@ -220,6 +269,11 @@ impl Header {
         let mut aux = [0u64; AUX_WORDS];
         for (i, w) in aux.iter_mut().enumerate() {
             *w = u64_at(80 + 8 * i);
+        }
+        if kind == Kind::Arrow {
+            // A table's last word is its control word, which other processes change: read
+            // through `control_offset`, never as a layout word.
+            aux[AUX_WORDS - 1] = 0;
         }
         let h = Header {
             kind,
@@ -295,7 +349,8 @@ mod tests {
         let good = h.encode();
         let cases: Vec<(usize, u8)> = vec![
             (0, b'X'),
-            (8, 2),
+            (8, 3),
+            (8, 0),
             (10, 64),
             (12, 99),
             (14, 0x80),
@@ -392,6 +447,66 @@ mod tests {
         };
         assert_eq!(
             Header::decode(&worded.encode(), worded.total_size())
+                .unwrap_err()
+                .code,
+            Code::BadHeader
+        );
+    }
+
+    #[test]
+    fn a_table_segment_is_an_arrow_file_with_its_control_word_in_the_header() {
+        let h = Header {
+            kind: Kind::Arrow,
+            length: 1000,
+            byte_length: 4242,
+            ..sample()
+        };
+        let b = h.encode();
+        assert_eq!(&b[0..8], b"ARROW1\0\0");
+        assert_eq!(h.control_offset(), ARROW_CONTROL_OFFSET);
+        assert_eq!(ARROW_CONTROL_OFFSET, 120);
+        assert_eq!(h.segment_size(), h.total_size(), "nothing follows the file");
+        // Opens counted and a foreign free in the control word change nothing decoded.
+        let mut counted = b;
+        counted[120..128].copy_from_slice(&(CONTROL_FREED | 3).to_le_bytes());
+        assert_eq!(Header::decode(&counted, h.total_size()).unwrap(), h);
+        // Other kinds keep theirs after the data, and their magic.
+        let x = sample();
+        assert_eq!(&x.encode()[0..8], b"SHAREDOB");
+        assert_eq!(x.control_offset(), 192 + 80);
+        assert_eq!(x.segment_size(), 192 + 88);
+    }
+
+    #[test]
+    fn version_1_is_read_except_tables_and_a_magic_must_match_its_kind() {
+        let mut v1 = sample().encode();
+        v1[8..10].copy_from_slice(&1u16.to_le_bytes());
+        assert_eq!(
+            Header::decode(&v1, sample().total_size()).unwrap(),
+            sample()
+        );
+        let table = Header {
+            kind: Kind::Arrow,
+            byte_length: 4242,
+            ..sample()
+        };
+        // A version 1 table: "SHAREDOB", its file alone in the data.
+        let mut old = table.encode();
+        old[0..8].copy_from_slice(&MAGIC);
+        old[8..10].copy_from_slice(&1u16.to_le_bytes());
+        let err = Header::decode(&old, table.total_size() + 8).unwrap_err();
+        assert_eq!(err.code, Code::BadHeader);
+        assert!(err.message.contains("version 1"), "{}", err.message);
+        let mut wrong = table.encode();
+        wrong[0..8].copy_from_slice(&MAGIC);
+        assert_eq!(
+            Header::decode(&wrong, table.total_size()).unwrap_err().code,
+            Code::BadHeader
+        );
+        let mut wrong = sample().encode();
+        wrong[0..8].copy_from_slice(&ARROW_MAGIC);
+        assert_eq!(
+            Header::decode(&wrong, sample().total_size())
                 .unwrap_err()
                 .code,
             Code::BadHeader

@@ -1,7 +1,7 @@
 //! `include/sharedobject.h` against the core: a C program built with the header prints its
 //! constants, its kind table and the fields it reads from a header the core encoded, and every
 //! line must equal what the core itself says. A flag, kind, offset or version added on one side
-//! only fails here.
+//! only fails here, and so does a header one side accepts and the other refuses.
 #![cfg(all(target_os = "linux", target_arch = "x86_64", target_env = "gnu"))]
 
 use std::fmt::Write as _;
@@ -22,8 +22,12 @@ int main(int argc, char **argv) {
   unsigned i;
   if (argc != 2 || !(f = fopen(argv[1], "rb")) || fread(seg, 1, sizeof seg, f) != sizeof seg) return 2;
   fclose(f);
+  sobj_header h;
   printf("magic %s\n", SOBJ_MAGIC);
+  printf("table_magic %s %u\n", SOBJ_TABLE_MAGIC, (unsigned)(sizeof SOBJ_TABLE_MAGIC - 1));
   printf("version %u\n", (unsigned)SOBJ_VERSION);
+  printf("oldest_version %u\n", (unsigned)SOBJ_OLDEST_VERSION);
+  printf("arrow_control_offset %u\n", (unsigned)SOBJ_ARROW_CONTROL_OFFSET);
   printf("header_size %u\n", (unsigned)SOBJ_HEADER_SIZE);
   printf("data_align %u\n", (unsigned)SOBJ_DATA_ALIGN);
   printf("max_attributes %u\n", (unsigned)SOBJ_MAX_ATTRIBUTES);
@@ -51,7 +55,11 @@ int main(int argc, char **argv) {
   printf("field owner_pidns %" PRIu64 "\n", sobj_field_owner_pidns(seg));
   printf("field created_ms %" PRIu64 "\n", sobj_field_created_ms(seg));
   for (i = 0; i < SOBJ_AUX_WORDS; i++) printf("field aux%u %" PRIu64 "\n", i, sobj_field_aux(seg, i));
-  printf("check %d\n", sobj_header_check(seg, UINT64_MAX / 2, NULL));
+  printf("check %d\n", sobj_header_check(seg, UINT64_MAX / 2, &h));
+  if (sobj_header_check(seg, UINT64_MAX / 2, &h) == SOBJ_OK) {
+    printf("control_offset %" PRIu64 "\n", sobj_control_offset(&h));
+    printf("segment_size %" PRIu64 "\n", sobj_segment_size(&h));
+  }
   return 0;
 }
 "#;
@@ -61,7 +69,11 @@ fn expected(h: &Header) -> String {
     let mut s = String::new();
     let magic = std::str::from_utf8(&header::MAGIC).unwrap();
     writeln!(s, "magic {magic}").unwrap();
+    let table = std::str::from_utf8(&header::ARROW_MAGIC).unwrap();
+    writeln!(s, "table_magic {} 8", table.trim_end_matches('\0')).unwrap();
     writeln!(s, "version {}", header::VERSION).unwrap();
+    writeln!(s, "oldest_version {}", header::OLDEST_VERSION).unwrap();
+    writeln!(s, "arrow_control_offset {}", header::ARROW_CONTROL_OFFSET).unwrap();
     writeln!(s, "header_size {}", header::FIXED_SIZE).unwrap();
     writeln!(s, "data_align {}", header::DATA_ALIGN).unwrap();
     writeln!(s, "max_attributes {}", header::MAX_ATTRIBUTES).unwrap();
@@ -94,7 +106,18 @@ fn expected(h: &Header) -> String {
     }
     // Every flag the core defines is one the C reader accepts.
     writeln!(s, "check 0").unwrap();
+    writeln!(s, "control_offset {}", h.control_offset()).unwrap();
+    writeln!(s, "segment_size {}", h.segment_size()).unwrap();
     s
+}
+
+/// What the C program's `check` line says of a header, and whether the core accepts it too.
+fn check_line(out: &str) -> i32 {
+    out.lines()
+        .find_map(|l| l.strip_prefix("check "))
+        .expect("a check line")
+        .parse()
+        .unwrap()
 }
 
 #[test]
@@ -117,8 +140,6 @@ fn the_c_header_states_the_cores_constants_kinds_and_offsets() {
         created_ms: 0x0000_0190_0000_0001,
         aux: [0; header::AUX_WORDS],
     };
-    let seg = dir.join("header.bin");
-    std::fs::write(&seg, h.encode()).unwrap();
     let src = dir.join("print_header.c");
     std::fs::write(&src, PROGRAM).unwrap();
     let exe = dir.join("print_header");
@@ -136,13 +157,62 @@ fn the_c_header_states_the_cores_constants_kinds_and_offsets() {
         "the header does not compile: {}",
         String::from_utf8_lossy(&built.stderr)
     );
-    let out = Command::new(&exe).arg(&seg).output().unwrap();
-    std::fs::remove_dir_all(&dir).ok();
-    assert!(out.status.success());
-    let got = String::from_utf8(out.stdout).unwrap();
-    let want = expected(&h);
-    for (g, w) in got.lines().zip(want.lines()) {
-        assert_eq!(g, w, "include/sharedobject.h disagrees with the core");
+    let print = |bytes: &[u8]| -> String {
+        let seg = dir.join("header.bin");
+        std::fs::write(&seg, bytes).unwrap();
+        let out = Command::new(&exe).arg(&seg).output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let table = Header {
+        kind: Kind::Arrow,
+        byte_length: 4242,
+        ..h.clone()
+    };
+    for h in [&h, &table] {
+        let got = print(&h.encode());
+        let want = expected(h);
+        for (g, w) in got.lines().zip(want.lines()) {
+            assert_eq!(g, w, "include/sharedobject.h disagrees with the core");
+        }
+        assert_eq!(got.lines().count(), want.lines().count(), "{got}");
     }
-    assert_eq!(got.lines().count(), want.lines().count(), "{got}");
+    // Both sides accept, or both refuse, each of these: a table whose control word counts opens,
+    // version 1 of other kinds; a version 1 table (SOBJ_E_VERSION), a magic of another kind
+    // than the kind code's (SOBJ_E_MAGIC).
+    let patched = |h: &Header, at: usize, bytes: &[u8]| {
+        let mut b = h.encode();
+        b[at..at + bytes.len()].copy_from_slice(bytes);
+        b
+    };
+    let mut old_table = patched(&table, 0, &header::MAGIC);
+    old_table[8..10].copy_from_slice(&1u16.to_le_bytes());
+    let cases: [(&str, [u8; header::FIXED_SIZE], i32); 5] = [
+        (
+            "counted table",
+            patched(&table, 120, &(3u64 | 1 << 63).to_le_bytes()),
+            0,
+        ),
+        ("version 1 float64", patched(&h, 8, &1u16.to_le_bytes()), 0),
+        ("version 1 table", old_table, -4),
+        (
+            "table with SHAREDOB",
+            patched(&table, 0, &header::MAGIC),
+            -3,
+        ),
+        (
+            "float64 with ARROW1",
+            patched(&h, 0, &header::ARROW_MAGIC),
+            -3,
+        ),
+    ];
+    for (what, bytes, code) in cases {
+        assert_eq!(check_line(&print(&bytes)), code, "{what}: the C check");
+        assert_eq!(
+            Header::decode(&bytes, u64::MAX / 2).is_ok(),
+            code == 0,
+            "{what}: the core"
+        );
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }
