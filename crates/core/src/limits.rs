@@ -262,3 +262,22 @@ mod tests {
         assert!(check_create("x", 4096, false).is_ok());
     }
 }
+
+/// Whether this process has used up (or all but a few of) its descriptors. A segment that could
+/// not be made or opened for want of one may succeed once the engine has collected the vectors
+/// nobody holds any more, each of which may hold a descriptor until then.
+#[cfg(target_os = "linux")]
+pub fn descriptors_exhausted() -> bool {
+    let Some(limit) = rustix::process::getrlimit(rustix::process::Resource::Nofile).current else {
+        return false;
+    };
+    let open = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
+    // read_dir holds one descriptor itself while it counts.
+    open + 8 >= limit
+}
+
+/// Descriptors are not a limit this package meets outside Linux (no memfds are held).
+#[cfg(not(target_os = "linux"))]
+pub fn descriptors_exhausted() -> bool {
+    false
+}

@@ -150,14 +150,19 @@ fn collect_now(env: sys::napi_env) {
     }
 }
 
-/// Runs `f`, and when it fails only because this process holds its whole mapping budget, makes
-/// the engine collect (releasing the buffers nobody holds any more) and runs it once more.
+/// Runs `f`, and when it fails only because this process holds its whole mapping budget or all
+/// its descriptors, makes the engine collect (releasing the buffers nobody holds any more, and
+/// with them their mappings and descriptors) and runs it once more.
 fn within_budget<T>(
     env: sys::napi_env,
     f: impl Fn() -> sharedobject_core::Result<T>,
 ) -> sharedobject_core::Result<T> {
     match f() {
-        Err(e) if e.code == Code::NoSpace && registry::over_mapping_budget() => {
+        Err(e)
+            if e.code == Code::NoSpace
+                && (registry::over_mapping_budget()
+                    || sharedobject_core::limits::descriptors_exhausted()) =>
+        {
             collect_now(env);
             settle_external_memory(env);
             f()
