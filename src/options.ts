@@ -108,6 +108,7 @@ export interface OpenOptions {
    *
    * `'background'` takes the page-table work off the reader's thread where a core is free for
    * it; on a machine whose cores are all busy it saves little, which is why it is not the default.
+   * Populating (either way) allocates the pages of a segment made with `reserve: false`.
    */
   populate?: boolean | 'background'
   /**
