@@ -4,6 +4,7 @@ import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import fs from 'node:fs'
+import os from 'node:os'
 import { createRequire } from 'node:module'
 
 export const fixture = (name) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
@@ -159,6 +160,11 @@ export const can = {
    * hierarchy, or v2 with the memory controller): see `memoryCgroup`.
    */
   memoryCgroup: memoryCgroupRoot() !== undefined,
+  /**
+   * `open(h, { populate: 'background' })` populates on a thread of the package: Linux 5.14 and
+   * later (MADV_POPULATE_READ). Elsewhere pages are mapped at first touch and no thread starts.
+   */
+  populateRead: linux && kernelAtLeast(5, 14),
   /** `prlimit` sets a child's limits (util-linux). */
   prlimit: linux && works('prlimit', ['--as=unlimited', 'true']),
   /**
@@ -186,6 +192,12 @@ function pythonCapability() {
     if (!pythonState.ok) console.log(`Python readers skipped: ${pythonState.why}`)
   }
   return pythonState.ok
+}
+
+/** Whether this Linux kernel is at least `major.minor`. */
+function kernelAtLeast(major, minor) {
+  const [a, b] = os.release().split('.').map(Number)
+  return a > major || (a === major && b >= minor)
 }
 
 /** Where a test may make a memory cgroup, and which files limit it; undefined where it cannot. */

@@ -108,8 +108,9 @@ function openOneHere(h: string, opts: OpenOptions | undefined, budget: Budget, t
     return { value: copyOf(c, part, h), key: found.key }
   }
   const cached = cachedByKey(found.key)
-  if (cached && opts?.populate) native.populate(cached.key)
-  const meta = cached ?? remember(native.open(base, cow, opts?.populate, opts?.reserve === false))
+  const populate = opts?.populate ?? false
+  if (cached && populate !== false) native.populate(cached.key, populate === 'background')
+  const meta = cached ?? remember(native.open(base, cow, populate === true, opts?.reserve === false, populate === 'background'))
   if (top) checkKind(opts?.kind, part?.kind ?? meta.kind, meta.handle)
   if (meta.kind === 'list') {
     budget.chargeManifest(meta.attributes.length)
@@ -235,8 +236,8 @@ export function open(handle: Handle, opts?: OpenOptions): SharedVector | object 
     throw coded(codes.INVALID_ARG_TYPE, 'open: copyOnWrite must be a boolean', TypeError)
   }
   const populate = opts?.populate
-  if (populate !== undefined && typeof populate !== 'boolean') {
-    throw coded(codes.INVALID_ARG_TYPE, 'open: populate must be a boolean', TypeError)
+  if (populate !== undefined && typeof populate !== 'boolean' && populate !== 'background') {
+    throw coded(codes.INVALID_ARG_TYPE, "open: populate must be a boolean or 'background'", TypeError)
   }
   if (opts?.reserve !== undefined && typeof opts.reserve !== 'boolean') {
     throw coded(codes.INVALID_ARG_TYPE, 'open: reserve must be a boolean', TypeError)

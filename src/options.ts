@@ -96,12 +96,21 @@ export interface OpenOptions {
    */
   kind?: Kind
   /**
-   * Map every page now rather than at first touch (Linux: MAP_POPULATE, or MADV_POPULATE_READ for
-   * a mapping already made or copy-on-write), so that a first pass over a big vector takes no page
-   * faults; `open` then takes about as long as those faults would have. Elsewhere pages are mapped
-   * at first touch as usual.
+   * When this process maps the vector's pages (Linux; elsewhere pages are mapped at first touch
+   * whatever is asked):
+   * - `'background'`: `open` returns at once and a thread of the package maps the pages, front
+   *   first in 2 MiB chunks (MADV_POPULATE_READ), ahead of a reader's first pass; it stops when
+   *   the vector is closed or collected. At most a few such threads run at once.
+   * - `true`: every page now (MAP_POPULATE, or MADV_POPULATE_READ for a mapping already made or
+   *   copy-on-write), so that a first pass takes no page faults; `open` then takes about as long
+   *   as those faults would have.
+   * - `false` (the default): at first touch.
+   *
+   * `'background'` takes the page-table work off the reader's thread where a core is free for
+   * it; on a machine whose cores are all busy it saves little, which is why it is not the default.
+   * Populating (either way) allocates the pages of a segment made with `reserve: false`.
    */
-  populate?: boolean
+  populate?: boolean | 'background'
   /**
    * Read an ordinary private copy instead of mapping: for runtimes that forbid external buffers
    * (Electron), where mapping throws `ERR_SHM_EXTERNAL_BUFFERS`. The result is what `unshare`

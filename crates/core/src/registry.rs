@@ -35,19 +35,23 @@ mod holdings;
 mod mapping;
 mod open;
 mod owner;
+mod prefault;
 
 pub use catalog::{exists, free, free_handle, list, peek, sweep, Listing};
 pub use create::{allocate, create, CreateSpec};
 pub use file::path_of;
 pub use holdings::{holdings, stats, Holdings, Tally};
 pub use mapping::{
-    closes_counter, find, mapped, mapping_budget, over_mapping_budget, populate, retired_bytes,
-    Mapping, Mode, View, WeakView,
+    closes_counter, find, mapped, mapping_budget, over_mapping_budget, populate, populate_as,
+    retired_bytes, Mapping, Mode, View, WeakView,
 };
 pub use open::{
     handle_is_current, locate, open_handle, open_handle_with, open_id, read_copy, Located,
 };
 pub use owner::{hand_out, last_created, reap, release_owned};
+pub use prefault::{
+    prefault_in_background, prefault_stats, PrefaultStats, CHUNK as PREFAULT_CHUNK,
+};
 
 use owner::Owned;
 

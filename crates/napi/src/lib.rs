@@ -778,7 +778,8 @@ pub fn locate(env: Env, handle: String, copy_on_write: Option<bool>) -> Result<L
 }
 
 /// Opens the segment a handle names; `copyOnWrite` undefined takes the sharer's default.
-/// `populate` maps every page now instead of at first touch.
+/// `populate` maps every page now instead of at first touch; `background` instead starts
+/// mapping them on a thread of the package, front first, and returns at once.
 #[napi]
 pub fn open(
     env: Env,
@@ -786,6 +787,7 @@ pub fn open(
     copy_on_write: Option<bool>,
     populate: Option<bool>,
     unreserved: Option<bool>,
+    background: Option<bool>,
 ) -> Result<ViewInfo> {
     settle_external_memory(env.raw());
     within_budget(env.raw(), || {
@@ -796,7 +798,12 @@ pub fn open(
             unreserved.unwrap_or(false),
         )
     })
-    .map(|v| to_info(v, false))
+    .map(|v| {
+        if background == Some(true) {
+            registry::prefault_in_background(&v);
+        }
+        to_info(v, false)
+    })
     .map_err(|e| throw(&env, e))
 }
 
@@ -828,10 +835,39 @@ pub fn identify(
     Ok(registry::find(data.cast::<u8>().cast_const(), len).map(|v| to_info(v, false)))
 }
 
-/// Maps every page of the mapping named by `key` into this process now.
+/// Maps every page of the mapping named by `key` into this process now, or with `background`
+/// starts doing so on a thread of the package.
 #[napi]
-pub fn populate(key: String) -> bool {
-    registry::populate(&key)
+pub fn populate(key: String, background: Option<bool>) -> bool {
+    registry::populate_as(&key, background == Some(true))
+}
+
+/// What background prefault has done in this process (for tests and diagnostics).
+#[napi(object)]
+pub struct PrefaultInfo {
+    /// Threads populating now.
+    pub threads: u32,
+    /// Jobs started, ever.
+    pub started: f64,
+    /// Jobs ended (finished, stopped by a close, or refused), ever.
+    pub ended: f64,
+    /// Chunks populated, ever.
+    pub chunks: f64,
+    /// Bytes per chunk.
+    pub chunk_bytes: f64,
+}
+
+/// What background prefault has done in this process.
+#[napi]
+pub fn prefault_stats() -> PrefaultInfo {
+    let s = registry::prefault_stats();
+    PrefaultInfo {
+        threads: s.threads as u32,
+        started: s.started as f64,
+        ended: s.ended as f64,
+        chunks: s.chunks as f64,
+        chunk_bytes: registry::PREFAULT_CHUNK as f64,
+    }
 }
 
 /// Opens a named segment by id (the developer API's `mapSharedMemory`), as an ArrayBuffer.

@@ -257,6 +257,12 @@ pub fn find(ptr: *const u8, len: usize) -> Option<View> {
 /// Maps every page of the live mapping a view key names into this process now (see
 /// `open_handle`). Returns whether there was one.
 pub fn populate(view_key_text: &str) -> bool {
+    populate_as(view_key_text, false)
+}
+
+/// `populate`, or with `background`, starts populating on a thread of the package and returns
+/// at once (see `prefault_in_background`).
+pub fn populate_as(view_key_text: &str, background: bool) -> bool {
     let found = with(|r| {
         r.mappings
             .iter()
@@ -265,7 +271,11 @@ pub fn populate(view_key_text: &str) -> bool {
     });
     match found {
         Some(m) if !m.retired.load(Ordering::Acquire) => {
-            sys::prefault(&m.map);
+            if background {
+                super::prefault_in_background(&View { mapping: m });
+            } else {
+                sys::prefault(&m.map);
+            }
             true
         }
         _ => false,

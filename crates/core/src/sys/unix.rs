@@ -31,6 +31,8 @@ use macos as os;
 pub(crate) use create::create_named;
 pub(crate) use file::{exists, open_named, File};
 pub(crate) use map::{control, map_file, prefault, retire, Access, Map};
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) use map::{prefault_range, Populated};
 #[cfg(target_os = "linux")]
 pub(crate) use memfd::{create_memfd, list_memfds, open_memfd};
 pub(crate) use names::{list_ids, unlink, unlink_checked};

@@ -154,6 +154,45 @@ pub(crate) fn prefault(map: &Map) {
     let _ = map;
 }
 
+/// What read-faulting one range of a mapping in (`prefault_range`) came to.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Populated {
+    /// Every page of the range is mapped.
+    Done,
+    /// This kernel has no MADV_POPULATE_READ (before Linux 5.14): asking again is pointless.
+    Unsupported,
+    /// The kernel refused this range (no memory, a range changed under us): stop quietly.
+    Refused,
+}
+
+/// Read-faults `len` bytes of `map` from byte `at` into this process (MADV_POPULATE_READ), for
+/// a prefault done in chunks from another thread. It never touches a page itself: where the
+/// kernel cannot populate, the pages are simply left to be mapped at first touch, and a failure
+/// is returned, never signalled.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn prefault_range(map: &Map, at: usize, len: usize) -> Populated {
+    let len = len.min(map.len().saturating_sub(at));
+    if len == 0 {
+        return Populated::Done;
+    }
+    // SAFETY: the range lies inside a mapping this process owns (clamped above) and the caller
+    // holds the mapping alive for the call, so it cannot be unmapped or reused meanwhile.
+    // MADV_POPULATE_READ only read-faults pages in, which changes no byte; an error (EFAULT,
+    // ENOMEM, EINVAL) is returned rather than raised as a signal.
+    match unsafe {
+        rustix::mm::madvise(
+            map.ptr().add(at).cast(),
+            len,
+            rustix::mm::Advice::LinuxPopulateRead,
+        )
+    } {
+        Ok(()) => Populated::Done,
+        Err(Errno::INVAL) => Populated::Unsupported,
+        Err(_) => Populated::Refused,
+    }
+}
+
 /// A window onto a segment's control word (see `header`), mapped shared and writable so that any
 /// process can change it atomically.
 pub(crate) struct Control {
