@@ -257,7 +257,7 @@ provideOpener((h) => open(h))
 
 /** A private copy of a vector read by `readCopy`. */
 function copyOf(c: CopyInfo, part: Part | undefined, h: string): unknown {
-  if (c.kind === 'arrow') return tableFromBytes(c.data, c.length)
+  if (c.kind === 'arrow') return tableFromBytes(c.data, c.length, c.attributes)
   if (!isKind(c.kind)) {
     throw coded(codes.BAD_HEADER, `open: the segment holds ${c.kind} data, not a vector; use mapSharedMemory for developer segments (${JSON.stringify(h.slice(0, 60))})`)
   }
