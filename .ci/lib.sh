@@ -41,25 +41,10 @@ apt_install() {
 
 rust_targets() { rustup target add "$@" >/dev/null 2>&1 || rustup target add "$@"; }
 
-# node_build PACKAGE VERSION: unpacks the official Node.js build that the npm package holds
-# (npm pack + tar: npm refuses to install a package made for another OS or CPU) and prints
-# its directory. The tarball is cached.
-node_build() {
-  local pkg=$1 version=$2 dir=$WORK/node/$1-$2
-  local tgz=$CACHE/npm/$pkg-$version.tgz
-  if [ ! -f "$dir/package.json" ]; then
-    if [ ! -f "$tgz" ]; then
-      mkdir -p "$CACHE/npm"
-      (cd "$CACHE/npm" && npm pack --silent "$pkg@$version" >/dev/null)
-    fi
-    rm -rf "$dir" && mkdir -p "$dir"
-    tar -xzf "$tgz" -C "$dir" --strip-components=1
-  fi
-  echo "$dir"
-}
-
-# npm_unpack PACKAGE VERSION: node_build for any npm package, scoped ones too (npm pack names
-# @scope/name's tarball scope-name-VERSION.tgz); nothing of the package runs. Prints its directory.
+# npm_unpack PACKAGE VERSION: unpacks an npm package (npm pack + tar: npm refuses to install a
+# package made for another OS or CPU, and nothing of the package runs) and prints its directory.
+# Scoped packages too (npm pack names @scope/name's tarball scope-name-VERSION.tgz). The tarball
+# is cached.
 npm_unpack() {
   local pkg=$1 version=$2 base
   base=${1#@}
@@ -75,6 +60,10 @@ npm_unpack() {
   fi
   echo "$dir"
 }
+
+# node_build PACKAGE VERSION: the official Node.js build an npm package node-<os>-<arch> holds,
+# unpacked; prints its directory.
+node_build() { npm_unpack "$@"; }
 
 # private_shm CMD...: runs CMD in a mount namespace of its own with its own /dev/shm tmpfs,
 # so tests never see (or leave anything in) the machine's /dev/shm.

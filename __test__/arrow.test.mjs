@@ -179,15 +179,19 @@ test.serial('a table counts its opens in its header: handleOf(table, { opens: 1 
   so.close(table)
 })
 
-when(can.shmFiles, test.serial)('the segment file starts with "ARROW1\\0\\0" and ends with "ARROW1"; a version 1 table (the header first) is ERR_SHM_BAD_HEADER', async (t) => {
+/** A named 10-row table, freed after the test: its handle, its file and the file's bytes. */
+function namedTable(t) {
   const shared = so.share(frame(10), { named: true })
-  const h = so.handleOf(shared)
   const file = so.properties(shared).path
   t.teardown(() => {
     so.free(shared)
     so.close(shared)
   })
-  const bytes = fs.readFileSync(file)
+  return { h: so.handleOf(shared), file, bytes: fs.readFileSync(file) }
+}
+
+when(can.shmFiles, test.serial)('the segment file starts with "ARROW1\\0\\0" and ends with "ARROW1"; a version 1 table (the header first) is ERR_SHM_BAD_HEADER', async (t) => {
+  const { h, file, bytes } = namedTable(t)
   t.is(bytes.subarray(0, 8).toString('latin1'), 'ARROW1\0\0')
   t.is(bytes.subarray(bytes.length - 6).toString('latin1'), 'ARROW1')
   t.is(bytes.readUInt16LE(8), 2, 'format version 2')
@@ -226,14 +230,7 @@ function rehash(d) {
 }
 
 when(can.shmFiles, test.serial)('a footer whose blocks are not the messages verified is ERR_SHM_BAD_HEADER, its hash recomputed or not', async (t) => {
-  const shared = so.share(frame(10), { named: true })
-  const h = so.handleOf(shared)
-  const file = so.properties(shared).path
-  t.teardown(() => {
-    so.free(shared)
-    so.close(shared)
-  })
-  const bytes = fs.readFileSync(file)
+  const { h, file, bytes } = namedTable(t)
   const base = Number(bytes.readBigUInt64LE(32))
   const forged = Buffer.from(bytes)
   const d = forged.subarray(base)
