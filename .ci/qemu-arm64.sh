@@ -3,7 +3,8 @@
 # aarch64 gcc, then the suite (scripts/test.mjs: cargo tests built for aarch64, ava, the
 # /dev/shm check) with the official arm64 Node.js build, in a namespace of its own where
 # aarch64 executables run under qemu (see arm64_namespace in lib.sh). The code paths are x64
-# Linux's, run in full there: the smaller suite (--smaller) keeps the emulated run short.
+# Linux's, run in full there: the CPU's suite (--arch: layouts, atomics, waits, crashes) keeps
+# the emulated run short.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 apt_install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user file
@@ -20,7 +21,7 @@ L=$LOGS/linux-arm64-qemu-node$NODE_LINUX_ARM64.log
 note "the suite under qemu-aarch64 ($L)"
 # cargo (an x86_64 program) builds the Rust tests for aarch64 and runs them through binfmt.
 export CARGO_BUILD_TARGET=aarch64-unknown-linux-gnu PATH=$NODE_DIR/bin:$PATH
-arm64_namespace sh -c 'node -p "process.version + \" \" + process.arch" && exec node scripts/test.mjs --smaller' > "$L" 2>&1 || true
+arm64_namespace sh -c 'node -p "process.version + \" \" + process.arch" && exec node scripts/test.mjs --arch' > "$L" 2>&1 || true
 head -1 "$L"
 grep -E '^(rust: |tests: |not ok )' "$L" || true
-summary "linux-arm64 (qemu)" "node$NODE_LINUX_ARM64 (smaller suite)" "$(counts_of "$L")"
+summary "linux-arm64 (qemu)" "node$NODE_LINUX_ARM64 (the CPU's suite)" "$(counts_of "$L")"

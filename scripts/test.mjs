@@ -38,17 +38,25 @@ const cargo = cargoCounts(cargoRun.out)
 // ava's own entry point with this Node (no shell shim: the same on Windows); TAP, because its
 // summary counts passed, skipped and failed tests however the run went.
 // `--smaller`: for a platform where the same code paths already ran in full (another Node of
-// the same buffers, or an emulated CPU), every spec but the long loops, fuzzing, packing and the
-// examples, which test nothing there that the full run did not.
-const LONG = new Set(['fuzz', 'stress', 'handover', 'segments', 'examples', 'package'])
-const files = process.argv.includes('--smaller')
-  ? fs
-      .readdirSync(path.join(root, '__test__'))
-      .filter((f) => f.endsWith('.test.mjs') && !LONG.has(f.replace(/\.test\.mjs$/, '')))
-      .sort()
-      .map((f) => `__test__/${f}`)
-  : []
-if (files.length > 0) console.log(`the smaller suite: ${files.length} spec files (not ${[...LONG].join(', ')})`)
+// the same buffers), every spec but the long loops, fuzzing, packing, the examples and the
+// documentation's blocks, which test nothing there that the full run did not.
+// `--arch`: for another CPU under emulation, where the JavaScript and the platform calls are
+// the x64 run's and only what the CPU does can differ: the layouts of every kind of value in
+// memory, atomics and waits between processes and threads, and crashes mid-operation.
+const LONG = new Set(['fuzz', 'stress', 'handover', 'segments', 'examples', 'package', 'docs'])
+const ARCH = new Set(['numeric', 'logical', 'strings', 'factors', 'arrow', 'containers', 'sync', 'coordination', 'threads', 'crash', 'lifecycle', 'errors'])
+const specs = fs
+  .readdirSync(path.join(root, '__test__'))
+  .filter((f) => f.endsWith('.test.mjs'))
+  .map((f) => f.replace(/\.test\.mjs$/, ''))
+  .sort()
+const files = process.argv.includes('--arch')
+  ? specs.filter((f) => ARCH.has(f)).map((f) => `__test__/${f}.test.mjs`)
+  : process.argv.includes('--smaller')
+    ? specs.filter((f) => !LONG.has(f)).map((f) => `__test__/${f}.test.mjs`)
+    : []
+if (process.argv.includes('--arch')) console.log(`the CPU's suite: ${files.length} spec files (${[...ARCH].join(', ')})`)
+else if (files.length > 0) console.log(`the smaller suite: ${files.length} spec files (not ${[...LONG].join(', ')})`)
 const avaRun = await step(process.execPath, [path.join(root, 'node_modules', 'ava', 'entrypoints', 'cli.mjs'), '--tap', ...files])
 const ava = tapCounts(avaRun.out)
 
