@@ -4,6 +4,7 @@ import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import fs from 'node:fs'
+import os from 'node:os'
 import { createRequire } from 'node:module'
 
 export const fixture = (name) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
@@ -161,6 +162,16 @@ export const can = {
   memoryCgroup: memoryCgroupRoot() !== undefined,
   /** `prlimit` sets a child's limits (util-linux). */
   prlimit: linux && works('prlimit', ['--as=unlimited', 'true']),
+  /**
+   * Pending async waits share a bounded set of watcher threads (`futex_waitv`, Linux 5.16 and
+   * later), and `/proc/self/status` counts this process's threads. Elsewhere each holds a thread.
+   */
+  sharedWaiters: linux && fs.existsSync('/proc/self/status') && kernelAtLeast(5, 16),
+}
+
+function kernelAtLeast(major, minor) {
+  const [a, b] = os.release().split('.').map((x) => parseInt(x, 10))
+  return a > major || (a === major && b >= minor)
 }
 
 /** Where a test may make a memory cgroup, and which files limit it; undefined where it cannot. */
