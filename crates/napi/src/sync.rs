@@ -166,16 +166,7 @@ unsafe extern "C" fn deliver(
         // The thread's environment is going away: its promises go with it.
         return;
     }
-    let n = letters.len();
-    let _ = MAILBOX.try_with(|m| {
-        if let Some((mailbox, pending)) = m.borrow_mut().as_mut() {
-            *pending = pending.saturating_sub(n);
-            if *pending == 0 {
-                // SAFETY: on the function's own thread, with its live env.
-                unsafe { sys::napi_unref_threadsafe_function(env, mailbox.raw()) };
-            }
-        }
-    });
+    uncount(env, letters.len());
     let text = |s: &str| {
         let mut v = ptr::null_mut();
         // SAFETY: a UTF-8 string of the given length, on the env's own thread.
@@ -202,6 +193,19 @@ unsafe extern "C" fn deliver(
             }
         }
     }
+}
+
+/// `n` waits of this thread no longer pending: once none is, the loop need not stay alive.
+fn uncount(env: sys::napi_env, n: usize) {
+    let _ = MAILBOX.try_with(|m| {
+        if let Some((mailbox, pending)) = m.borrow_mut().as_mut() {
+            *pending = pending.saturating_sub(n);
+            if *pending == 0 {
+                // SAFETY: on the function's own thread, with its live env.
+                unsafe { sys::napi_unref_threadsafe_function(env, mailbox.raw()) };
+            }
+        }
+    });
 }
 
 unsafe extern "C" fn finalize(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
@@ -276,6 +280,8 @@ fn promise(env: &Env) -> Result<(Settle, Object<'_>)> {
     // SAFETY: live out-pointers, on this JavaScript thread.
     let status = unsafe { sys::napi_create_promise(env.raw(), &mut deferred, &mut promise) };
     if status != sys::Status::napi_ok {
+        // Nothing will settle: uncount it, or the event loop would be kept alive for it.
+        uncount(env.raw(), 1);
         return Err(napi::Error::from_reason("cannot make a promise"));
     }
     let deferred = deferred as usize;
