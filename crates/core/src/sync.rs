@@ -213,16 +213,19 @@ pub unsafe fn wait64(
 /// `EFAULT` if it is not mapped. Callers pass the address of a word they may touch anyway.
 pub fn wake32(addr: *const AtomicU32, count: u32) -> usize {
     fence(SeqCst);
+    // Parked waits of this process end first (see parker::woken), so their watcher threads
+    // find them gone rather than end them too, and are told apart from other waiters in `n`.
+    let local = parker::woken(addr as usize, addr as usize);
     let n = os::wake32(addr.cast(), count);
-    // Parked waits of this process end here too (see parker::woken).
-    (n + parker::woken(addr as usize, addr as usize)).min(count as usize)
+    local.total(n).min(count as usize)
 }
 
 /// Wakes up to `count` waiters of the 64-bit word at `addr`; as [`wake32`].
 pub fn wake64(addr: *const AtomicU64, count: u32) -> usize {
     fence(SeqCst);
+    let local = parker::woken(addr as usize, low_half(addr) as usize);
     let n = os::wake64(addr.cast(), low_half(addr).cast(), count);
-    (n + parker::woken(addr as usize, low_half(addr) as usize)).min(count as usize)
+    local.total(n).min(count as usize)
 }
 
 /// Whether this platform waits in the kernel ([`park_async32`] works). Where it does not

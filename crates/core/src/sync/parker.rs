@@ -101,16 +101,34 @@ pub(super) fn park(addr: usize, wide: bool, expected: u64, timeout: Option<Durat
     }));
 }
 
+/// What a wake of this process did to its parked waits on one word.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Woken {
+    /// The waits it ended.
+    waits: usize,
+    /// The watcher threads that held them: the kernel sees each as one waiter of the word.
+    watchers: usize,
+}
+
+impl Woken {
+    /// How many waiters a wake woke in all, from the kernel's count: each watcher that held the
+    /// word counts as its waits (a little under if a watcher was between two kernel waits while
+    /// other processes' waiters were woken too).
+    pub(super) fn total(self, kernel: usize) -> usize {
+        self.waits + kernel.saturating_sub(self.watchers)
+    }
+}
+
 /// Called by every wake of this process on the word at `addr` (and `low`, its low half for a
-/// 64-bit word): ends the shared waits on it at once, so a wake that comes while a watcher is
-/// between two kernel waits is not lost. How many waits it ended.
-pub(super) fn woken(addr: usize, low: usize) -> usize {
+/// 64-bit word), before the kernel's wake: ends the shared waits on it at once, so a wake that
+/// comes while a watcher is between two kernel waits is not lost.
+pub(super) fn woken(addr: usize, low: usize) -> Woken {
     #[cfg(target_os = "linux")]
     return hub::woken(addr, low);
     #[cfg(not(target_os = "linux"))]
     {
         let _ = (addr, low);
-        0
+        Woken::default()
     }
 }
 
@@ -129,7 +147,7 @@ mod hub {
 
     use super::super::linux::{self, Watch, WAITV_MAX};
     use super::super::WaitResult;
-    use super::{Done, STACK};
+    use super::{Done, Woken, STACK};
 
     /// Watcher threads at most: with the control word each, 16 × 127 words of entries.
     pub(super) const WATCHERS: usize = 16;
@@ -288,11 +306,12 @@ mod hub {
         None
     }
 
-    pub(super) fn woken(addr: usize, low: usize) -> usize {
+    pub(super) fn woken(addr: usize, low: usize) -> Woken {
         if PENDING.load(Ordering::SeqCst) == 0 {
-            return 0;
+            return Woken::default();
         }
         let mut ended = Vec::new();
+        let mut watchers = 0;
         {
             let mut hub = hub();
             for w in hub.watchers.iter_mut() {
@@ -309,13 +328,14 @@ mod hub {
                     }
                 }
                 if ended.len() != before {
+                    watchers += 1;
                     w.kick();
                 }
             }
         }
-        let n = ended.len();
+        let waits = ended.len();
         settle(ended, WaitResult::Ok);
-        n
+        Woken { waits, watchers }
     }
 
     /// Removes the entries that `ended` picks from watcher `index`, and their waiters.
