@@ -15,6 +15,20 @@ const ROOT = JSON.stringify(fileURLToPath(new URL('..', import.meta.url)))
 /** The most threads the package may add for its pending waits. */
 const WATCHERS = 16
 
+/** Closes and frees `values` when the test ends, even one that failed with its waits pending. */
+function cleanup(t, ...values) {
+  t.teardown(() => {
+    for (const v of values) {
+      try {
+        so.close(v)
+        so.free(v)
+      } catch {
+        // Closed and freed by the test already.
+      }
+    }
+  })
+}
+
 const threads = () => Number(/^Threads:\s+(\d+)/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))[1])
 
 /** Each promise's outcome, in the order they settled: `[index, value or error code]`. */
@@ -36,6 +50,7 @@ when(can.sharedWaiters, test.serial)('10,000 pending waitAsync calls on 100 word
   const a = so.alloc('int32', 40)
   const b = so.alloc('int32', 40)
   const c = so.alloc('int64', 20)
+  cleanup(t, a, b, c)
   // Waiter i waits on word i % 100: words 0..39 of a, 40..79 of b, 80..99 of c.
   const at = (w) => (w < 40 ? [a, w] : w < 80 ? [b, w - 40] : [c, w - 80])
   const waits = []
@@ -51,14 +66,16 @@ when(can.sharedWaiters, test.serial)('10,000 pending waitAsync calls on 100 word
   t.is(order.length, 0, 'nothing settles before a notify')
 
   // Notify words 0..49 (a's, then b's first ten), each after the last one's waiters settled.
+  let woken = 0
   for (let w = 0; w < 50; w++) {
     const [v, k] = at(w)
     Atomics.store(v, k, 1)
-    so.notify(v, k)
+    woken += so.notify(v, k)
     while (order.filter(([i]) => i % 100 === w).length < 100) await sleep(1)
   }
   const settled = order.splice(0)
   t.is(settled.length, 5_000)
+  t.is(woken, 5_000, 'notify counts the waits it ended, not the threads that held them')
   t.true(
     settled.every(([, r]) => r === 'ok'),
     'every notified wait says ok',
@@ -92,6 +109,7 @@ when(can.sharedWaiters, test.serial)('10,000 pending waitAsync calls on 100 word
 when(can.sharedWaiters, test.serial)('2,000 waits on 2,000 distinct words share at most 16 threads, and each ends on its own notify or timeout', async (t) => {
   const before = threads()
   const v = so.alloc('int32', 2_000)
+  cleanup(t, v)
   // Even words wait for a notify; odd ones time out, at deadlines spread over 20 ms.
   const waits = Array.from({ length: 2_000 }, (_, i) => so.waitAsync(v, i, 0, i % 2 ? 1 + (i % 20) : undefined))
   const { order, all } = recorder(waits)
@@ -116,6 +134,7 @@ when(can.sharedWaiters, test.serial)('2,000 waits on 2,000 distinct words share 
 when(can.sharedWaiters, test.serial)('waits on one word with different timeouts: the short ones time out, the rest stay until a notify from another process', async (t) => {
   const [child] = await children(t)
   const v = so.alloc('int32', 10)
+  cleanup(t, v)
   const before = threads()
   // 100 waiters on each of 10 words; every fourth times out after 10 ms.
   const waits = Array.from({ length: 1_000 }, (_, i) => so.waitAsync(v, i % 10, 0, i % 4 === 0 ? 10 : 60_000))
@@ -147,6 +166,7 @@ when(can.sharedWaiters, test.serial)('waits on one word with different timeouts:
 when(can.sharedWaiters, test.serial)('a notify in another process without a change of value still wakes the waits parked on that word', async (t) => {
   const [child] = await children(t)
   const v = so.alloc('int32', 1)
+  cleanup(t, v)
   const waits = Array.from({ length: 100 }, () => so.waitAsync(v, 0, 0))
   const { order, all } = recorder(waits)
   // The value stays 0: only a notify can end these waits. A notify sent while the watcher is
@@ -172,6 +192,7 @@ when(can.sharedWaiters, test.serial)('mutex, semaphore and channel waiters share
   const m = so.mutex()
   const s = so.semaphore(0)
   const ch = so.channel({ capacity: 4, maxMessageBytes: 8 })
+  cleanup(t, m, s, ch)
   t.true(await child.run((so, h) => (globalThis.m = so.open(h)).lock() !== undefined, so.handleOf(m)))
   const locks = Array.from({ length: 50 }, () => m.lockAsync())
   const permits = Array.from({ length: 50 }, () => s.acquireAsync())
@@ -219,9 +240,11 @@ when(can.sharedWaiters, test.serial)('a process with 10,000 pending waits that i
     const waits = []
     for (let i = 0; i < 10000; i++) waits.push(so.waitAsync(v, i % 100, 0))
     const during = threads()
+    // Close once the notified half has settled: the other half then ends with ERR_SHM_CLOSED.
+    let settled = 0
+    for (const p of waits) p.then(() => { if (++settled === 5000) { so.close(v); so.free(v) } }, () => {})
     setTimeout(() => {
       for (let w = 0; w < 50; w++) { Atomics.store(v, w, 1); so.notify(v, w) }
-      setTimeout(() => { so.close(v); so.free(v) }, 20)
     }, 20)
     Promise.allSettled(waits).then((rs) => {
       const ok = rs.filter((r) => r.value === 'ok').length
