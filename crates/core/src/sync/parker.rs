@@ -2,7 +2,7 @@
 //! JavaScript thread nor libuv's thread pool (four threads that fs, crypto and zlib need) ever
 //! blocks.
 //!
-//! On Linux with `futex_waitv` (5.16 and later) pending waits share at most [`hub::WATCHERS`]
+//! On Linux with `futex_waitv` (5.16 and later) pending waits share at most `hub::WATCHERS`
 //! watcher threads, each sleeping on up to 127 words at once: 10 000 waits on a hundred words
 //! take one thread. Elsewhere (macOS, older kernels), and for waits beyond what the watchers
 //! hold, each pending wait holds one thread of a pool; a thread that finishes waits up to
@@ -87,7 +87,7 @@ fn serve(id: u64, own: mpsc::Sender<Job>, inbox: mpsc::Receiver<Job>) {
 pub(super) type Done = Box<dyn FnOnce(std::io::Result<WaitResult>) + Send>;
 
 /// Waits while the word at `addr` (`wide`: 64 bits) holds `expected`, then calls `done`. On
-/// Linux with `futex_waitv` the wait joins a shared watcher thread (see [`hub`]); elsewhere, and
+/// Linux with `futex_waitv` the wait joins a shared watcher thread (see `hub`); elsewhere, and
 /// when every watcher is full, it holds a thread of its own.
 pub(super) fn park(addr: usize, wide: bool, expected: u64, timeout: Option<Duration>, done: Done) {
     #[cfg(target_os = "linux")]
