@@ -168,6 +168,11 @@ export const can = {
   /** `prlimit` sets a child's limits (util-linux). */
   prlimit: linux && works('prlimit', ['--as=unlimited', 'true']),
   /**
+   * Pending async waits share a bounded set of watcher threads (`futex_waitv`, Linux 5.16 and
+   * later), and `/proc/self/status` counts this process's threads. Elsewhere each holds a thread.
+   */
+  sharedWaiters: linux && fs.existsSync('/proc/self/status') && kernelAtLeast(5, 16),
+  /**
    * A Python with pyarrow, duckdb and polars (scripts/python-env.mjs makes it from PyPI the first
    * time) to read shared tables by their path, which only Linux has. Asked when first read, as
    * making it may install; where it cannot be had, the reason is printed once.
@@ -196,7 +201,7 @@ function pythonCapability() {
 
 /** Whether this Linux kernel is at least `major.minor`. */
 function kernelAtLeast(major, minor) {
-  const [a, b] = os.release().split('.').map(Number)
+  const [a, b] = os.release().split('.').map((x) => parseInt(x, 10))
   return a > major || (a === major && b >= minor)
 }
 

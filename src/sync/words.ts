@@ -137,8 +137,10 @@ export function parkedOn<T>(value: object, fn: string, p: Promise<T>, wake: () =
 /**
  * As {@link wait}, without blocking: the promise settles when the wait ends, and the event loop
  * (timers, I/O) keeps running meanwhile. The wait happens on a thread of the package's own
- * (never libuv's thread pool); each pending `waitAsync` holds one such thread. A notify that
- * races with the start of the wait is seen if it changed the value, as notifiers do. A pending
+ * (never libuv's thread pool): on Linux 5.16 and later every pending wait shares at most 16
+ * such threads, and waits on one element settle in the order they began (a notify from this
+ * process ends all of them); elsewhere each holds one. A notify that races with the start of
+ * the wait is seen if it changed the value, as notifiers do. A pending
  * `waitAsync` keeps the process alive, as a pending timer does. Argument errors throw at once,
  * as with {@link wait}; a failure to start a waiting thread rejects with `ERR_SHM_OS`.
  */

@@ -205,19 +205,27 @@ pub unsafe fn wait64(
 }
 
 /// Wakes up to `count` waiters of the word at `addr` (`u32::MAX`: all of them) in every process
-/// that maps it, and returns how many it woke (0 where waiting means polling).
+/// that maps it, and returns how many it woke (0 where waiting means polling). Parked waits of
+/// this process on the word ([`park_async32`]) all end, whatever `count`: the kernel sees them
+/// as one waiter per watcher thread.
 ///
 /// The word is never read or written: only its address is given to the kernel, which answers
 /// `EFAULT` if it is not mapped. Callers pass the address of a word they may touch anyway.
 pub fn wake32(addr: *const AtomicU32, count: u32) -> usize {
     fence(SeqCst);
-    os::wake32(addr.cast(), count)
+    // Parked waits of this process end first (see parker::woken), so their watcher threads
+    // find them gone rather than end them too, and are told apart from other waiters in `n`.
+    let local = parker::woken(addr as usize, addr as usize);
+    let n = os::wake32(addr.cast(), count);
+    local.total(n).min(count as usize)
 }
 
 /// Wakes up to `count` waiters of the 64-bit word at `addr`; as [`wake32`].
 pub fn wake64(addr: *const AtomicU64, count: u32) -> usize {
     fence(SeqCst);
-    os::wake64(addr.cast(), low_half(addr).cast(), count)
+    let local = parker::woken(addr as usize, low_half(addr) as usize);
+    let n = os::wake64(addr.cast(), low_half(addr).cast(), count);
+    local.total(n).min(count as usize)
 }
 
 /// Whether this platform waits in the kernel ([`park_async32`] works). Where it does not
@@ -226,8 +234,10 @@ pub fn kernel_waits() -> bool {
     os::kernel_waits()
 }
 
-/// Waits, on a thread of a small pool kept for this, while the word at `addr` holds `expected`,
-/// then calls `done` with the outcome on that thread. Neither the caller nor libuv's thread pool
+/// Waits, on a thread kept for this, while the word at `addr` holds `expected`, then calls `done`
+/// with the outcome on that thread (or on the thread of a [`wake32`] of this process that ends
+/// it). On Linux with `futex_waitv` pending waits share at most 16 watcher threads, and waits on
+/// the same word and value end in the order they began; elsewhere each holds a thread. Neither the caller nor libuv's thread pool
 /// ever blocks. A word that differs when the parked thread arms its wait ends it with `Ok`: the
 /// caller compared it already, so it changed since, as a notify's writer would have changed it.
 ///
@@ -244,13 +254,13 @@ pub fn park_async32(
     done: impl FnOnce(std::io::Result<WaitResult>) + Send + 'static,
 ) -> crate::Result<()> {
     no_kernel_wait()?;
-    let addr = addr as usize;
-    parker::run(Box::new(move |failed| match failed {
-        Some(e) => done(Err(e)),
-        None => done(Ok(
-            os::park32(addr as *const u32, expected, timeout).unwrap_or(WaitResult::Ok)
-        )),
-    }));
+    parker::park(
+        addr as usize,
+        false,
+        u64::from(expected),
+        timeout,
+        Box::new(done),
+    );
     Ok(())
 }
 
@@ -263,23 +273,26 @@ pub fn park_async64(
     done: impl FnOnce(std::io::Result<WaitResult>) + Send + 'static,
 ) -> crate::Result<()> {
     no_kernel_wait()?;
-    let addr = addr as usize;
-    parker::run(Box::new(move |failed| match failed {
-        Some(e) => done(Err(e)),
-        None => {
-            let word = addr as *const AtomicU64;
-            let r = os::park64(word.cast(), expected, timeout).or_else(|| {
-                let low_expected = if cfg!(target_endian = "little") {
-                    expected as u32
-                } else {
-                    (expected >> 32) as u32
-                };
-                os::park32(low_half(word).cast(), low_expected, timeout)
-            });
-            done(Ok(r.unwrap_or(WaitResult::Ok)))
-        }
-    }));
+    parker::park(addr as usize, true, expected, timeout, Box::new(done));
     Ok(())
+}
+
+/// One wait in the kernel on this thread, for a parked wait that holds a thread of its own.
+fn park_here(addr: usize, wide: bool, expected: u64, timeout: Option<Duration>) -> WaitResult {
+    let r = if wide {
+        let word = addr as *const AtomicU64;
+        os::park64(word.cast(), expected, timeout).or_else(|| {
+            let low_expected = if cfg!(target_endian = "little") {
+                expected as u32
+            } else {
+                (expected >> 32) as u32
+            };
+            os::park32(low_half(word).cast(), low_expected, timeout)
+        })
+    } else {
+        os::park32(addr as *const u32, expected as u32, timeout)
+    };
+    r.unwrap_or(WaitResult::Ok)
 }
 
 fn no_kernel_wait() -> crate::Result<()> {

@@ -2,16 +2,21 @@
 //! and the barrier. Type translation only: it finds the bytes behind a TypedArray or ArrayBuffer,
 //! checks the word is inside them and aligned, and calls the core.
 //!
-//! Blocking calls run on the calling thread, as `Atomics.wait` does. Asynchronous ones park a
-//! thread of the core's own pool in the kernel's wait and settle their promise through a
-//! threadsafe function: libuv's thread pool never blocks. A parked thread only hands the word's
-//! address to the kernel, so a view closed meanwhile cannot make it touch unmapped memory.
+//! Blocking calls run on the calling thread, as `Atomics.wait` does. Asynchronous ones hand the
+//! word to the core's waiter threads (a few watchers shared by every pending wait, on Linux) and
+//! settle their promise through one threadsafe function per JavaScript thread, in the order the
+//! waits ended: libuv's thread pool never blocks. A waiter thread only hands the word's address
+//! to the kernel, so a view closed meanwhile cannot make it touch unmapped memory.
 
+use std::ffi::c_void;
 use std::ptr;
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use napi::bindgen_prelude::{BigInt, Buffer, BufferSlice, Object, Uint8ArraySlice, Unknown};
+use napi::bindgen_prelude::{
+    BigInt, Buffer, BufferSlice, FromNapiValue, Object, Uint8ArraySlice, Unknown,
+};
 use napi::{sys, Env, JsValue, Result};
 use napi_derive::napi;
 use sharedobject_core::sync::{
@@ -112,14 +117,203 @@ fn count(n: f64) -> u32 {
 /// A promise that a parked thread settles with the outcome of its wait.
 type Settle = Box<dyn FnOnce(std::io::Result<WaitResult>) + Send>;
 
-fn promise(env: &Env) -> Result<(Settle, Object<'_>)> {
-    let (deferred, promise) = env.create_deferred()?;
-    let settle: Settle = Box::new(move |r: std::io::Result<WaitResult>| match r {
-        Ok(r) => deferred.resolve(move |_| Ok(r.as_str())),
-        Err(e) => deferred.reject(napi::Error::from_reason(format!(
-            "ERR_SHM_OS: cannot start a thread to wait on: {e}"
-        ))),
+/// The way settled waits come back to one JavaScript thread: a single threadsafe function per
+/// thread, so they settle in the order they were handed over (one word's waiters in the order
+/// they waited, words in the order they were notified), where a threadsafe function per promise
+/// would let the event loop take them in any order. It keeps the event loop alive only while
+/// waits are pending, as a pending timer does.
+struct Mailbox {
+    /// The `napi_threadsafe_function`, set once just after it is made, before any sender runs.
+    tsfn: AtomicUsize,
+    /// Set (under the write lock) when Node finalizes the function at the thread's teardown: a
+    /// sender holds the read lock across its call, so the call never meets a freed function.
+    gone: RwLock<bool>,
+    /// Settled waits not yet delivered, in the order they settled. A settle that finds it empty
+    /// rings the function; one delivery takes every letter there is.
+    letters: Mutex<Vec<Letter>>,
+}
+
+impl Mailbox {
+    fn raw(&self) -> sys::napi_threadsafe_function {
+        // Relaxed: stored before the Arc holding it was shared with any other thread (a settle
+        // closure moves to a waiter thread only after, through a synchronising hand-over).
+        self.tsfn.load(Relaxed) as sys::napi_threadsafe_function
+    }
+}
+
+/// One settled wait on its way: the raw deferred (only its own thread may use it) and outcome.
+struct Letter {
+    deferred: usize,
+    result: std::io::Result<WaitResult>,
+}
+
+thread_local! {
+    /// This JavaScript thread's mailbox and how many of its waits are pending.
+    static MAILBOX: std::cell::RefCell<Option<(Arc<Mailbox>, usize)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+unsafe extern "C" fn deliver(
+    env: sys::napi_env,
+    _js: sys::napi_value,
+    _context: *mut c_void,
+    data: *mut c_void,
+) {
+    // SAFETY: every item queued is the `Arc<Mailbox>` leaked by a settle that rang, taken once.
+    let mailbox = unsafe { Arc::from_raw(data.cast::<Mailbox>()) };
+    let letters = std::mem::take(&mut *mailbox.letters.lock().unwrap_or_else(|p| p.into_inner()));
+    if env.is_null() {
+        // The thread's environment is going away: its promises go with it.
+        return;
+    }
+    uncount(env, letters.len());
+    let text = |s: &str| {
+        let mut v = ptr::null_mut();
+        // SAFETY: a UTF-8 string of the given length, on the env's own thread.
+        unsafe { sys::napi_create_string_utf8(env, s.as_ptr().cast(), s.len() as isize, &mut v) };
+        v
+    };
+    for letter in letters {
+        let deferred = letter.deferred as sys::napi_deferred;
+        match letter.result {
+            // SAFETY: the deferred was made on this thread by `promise` and is settled only here.
+            Ok(r) => unsafe {
+                sys::napi_resolve_deferred(env, deferred, text(r.as_str()));
+            },
+            Err(e) => {
+                let msg = text(&format!(
+                    "ERR_SHM_OS: cannot start a thread to wait on: {e}"
+                ));
+                let mut err = ptr::null_mut();
+                // SAFETY: as above.
+                unsafe {
+                    sys::napi_create_error(env, ptr::null_mut(), msg, &mut err);
+                    sys::napi_reject_deferred(env, deferred, err);
+                }
+            }
+        }
+    }
+}
+
+/// `n` waits of this thread no longer pending: once none is, the loop need not stay alive.
+fn uncount(env: sys::napi_env, n: usize) {
+    let _ = MAILBOX.try_with(|m| {
+        if let Some((mailbox, pending)) = m.borrow_mut().as_mut() {
+            *pending = pending.saturating_sub(n);
+            if *pending == 0 {
+                // SAFETY: on the function's own thread, with its live env.
+                unsafe { sys::napi_unref_threadsafe_function(env, mailbox.raw()) };
+            }
+        }
     });
+}
+
+unsafe extern "C" fn finalize(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+    // SAFETY: `data` is the `Arc<Mailbox>` leaked for the function in `mailbox`, freed once here.
+    let mailbox = unsafe { Arc::from_raw(data.cast::<Mailbox>()) };
+    *mailbox.gone.write().unwrap_or_else(|p| p.into_inner()) = true;
+    let _ = MAILBOX.try_with(|m| m.borrow_mut().take());
+}
+
+/// This thread's mailbox, made on first use, with one more wait counted pending.
+fn mailbox(env: &Env) -> Result<Arc<Mailbox>> {
+    MAILBOX.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.is_none() {
+            let mut name = ptr::null_mut();
+            let label = "sharedobject wait";
+            let mut tsfn = ptr::null_mut();
+            let shared = Arc::new(Mailbox {
+                tsfn: AtomicUsize::new(0),
+                gone: RwLock::new(false),
+                letters: Mutex::new(Vec::new()),
+            });
+            let data = Arc::into_raw(shared.clone());
+            // SAFETY: Node-API calls on this JavaScript thread with live out-pointers; the
+            // finalizer frees the leaked Arc exactly once.
+            let status = unsafe {
+                sys::napi_create_string_utf8(
+                    env.raw(),
+                    label.as_ptr().cast(),
+                    label.len() as isize,
+                    &mut name,
+                );
+                sys::napi_create_threadsafe_function(
+                    env.raw(),
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                    name,
+                    0,
+                    1,
+                    data as *mut c_void,
+                    Some(finalize),
+                    ptr::null_mut(),
+                    Some(deliver),
+                    &mut tsfn,
+                )
+            };
+            if status != sys::Status::napi_ok {
+                // SAFETY: the Arc leaked above, not handed to Node after all.
+                drop(unsafe { Arc::from_raw(data) });
+                return Err(napi::Error::from_reason(
+                    "cannot make a threadsafe function",
+                ));
+            }
+            shared.tsfn.store(tsfn as usize, Relaxed);
+            // SAFETY: on this thread, with its env: not keeping the loop alive while idle.
+            unsafe { sys::napi_unref_threadsafe_function(env.raw(), tsfn) };
+            *m = Some((shared, 0));
+        }
+        let (mailbox, pending) = m.as_mut().expect("made above");
+        if *pending == 0 {
+            // SAFETY: as above.
+            unsafe { sys::napi_ref_threadsafe_function(env.raw(), mailbox.raw()) };
+        }
+        *pending += 1;
+        Ok(mailbox.clone())
+    })
+}
+
+fn promise(env: &Env) -> Result<(Settle, Object<'_>)> {
+    let mailbox = mailbox(env)?;
+    let (mut deferred, mut promise) = (ptr::null_mut(), ptr::null_mut());
+    // SAFETY: live out-pointers, on this JavaScript thread.
+    let status = unsafe { sys::napi_create_promise(env.raw(), &mut deferred, &mut promise) };
+    if status != sys::Status::napi_ok {
+        // Nothing will settle: uncount it, or the event loop would be kept alive for it.
+        uncount(env.raw(), 1);
+        return Err(napi::Error::from_reason("cannot make a promise"));
+    }
+    let deferred = deferred as usize;
+    let settle: Settle = Box::new(move |result| {
+        let gone = mailbox.gone.read().unwrap_or_else(|p| p.into_inner());
+        if *gone {
+            return;
+        }
+        let ring = {
+            let mut letters = mailbox.letters.lock().unwrap_or_else(|p| p.into_inner());
+            letters.push(Letter { deferred, result });
+            letters.len() == 1
+        };
+        if ring {
+            let data = Arc::into_raw(mailbox.clone());
+            // SAFETY: the function is alive: `gone` is false and its finalizer waits for this
+            // read lock. `deliver` takes back the Arc, or it is freed below if not queued.
+            let status = unsafe {
+                sys::napi_call_threadsafe_function(
+                    mailbox.raw(),
+                    data as *mut c_void,
+                    sys::ThreadsafeFunctionCallMode::nonblocking,
+                )
+            };
+            if status != sys::Status::napi_ok {
+                // SAFETY: not queued, so still ours.
+                drop(unsafe { Arc::from_raw(data) });
+            }
+        }
+    });
+    // SAFETY: a promise value just made on this thread.
+    let promise = unsafe { Object::from_napi_value(env.raw(), promise) }?;
     Ok((settle, promise))
 }
 

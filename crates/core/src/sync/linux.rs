@@ -10,8 +10,21 @@ use super::{Deadline, WaitResult};
 
 const FUTEX_WAIT: libc::c_int = 0;
 const FUTEX_WAKE: libc::c_int = 1;
+const FUTEX_PRIVATE_FLAG: libc::c_int = 128;
 /// `futex_waitv` flags of a 32-bit futex (FUTEX2_SIZE_U32), shared (no FUTEX2_PRIVATE).
 const FUTEX2_SIZE_U32: u32 = 2;
+/// `futex_waitv` flag of a word only this process waits on and wakes (a watcher's control word).
+const FUTEX2_PRIVATE: u32 = 128;
+/// The most words one `futex_waitv` call takes (FUTEX_WAITV_MAX).
+pub(super) const WAITV_MAX: usize = 128;
+
+#[repr(C)]
+struct FutexWaitv {
+    val: u64,
+    uaddr: u64,
+    flags: u32,
+    reserved: u32,
+}
 
 /// Set once `futex_waitv` answered ENOSYS (Linux before 5.16).
 static NO_WAITV: AtomicBool = AtomicBool::new(false);
@@ -77,13 +90,6 @@ pub(super) fn park64(
     expected: u64,
     timeout: Option<Duration>,
 ) -> Option<WaitResult> {
-    #[repr(C)]
-    struct FutexWaitv {
-        val: u64,
-        uaddr: u64,
-        flags: u32,
-        reserved: u32,
-    }
     if NO_WAITV.load(Relaxed) {
         return None;
     }
@@ -108,19 +114,9 @@ pub(super) fn park64(
         },
     ];
     // futex_waitv takes an absolute time on the clock it is given.
-    let end = match timeout {
-        None => None,
-        Some(t) => {
-            let mut now = libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            };
-            // SAFETY: clock_gettime writes one timespec into `now`.
-            unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-            let now = Duration::new(now.tv_sec as u64, now.tv_nsec as u32);
-            now.checked_add(t).map(timespec)
-        }
-    };
+    let end = timeout
+        .and_then(|t| monotonic_now().checked_add(t))
+        .map(timespec);
     let tsp = end
         .as_ref()
         .map_or(std::ptr::null(), |t| t as *const libc::timespec);
@@ -151,6 +147,145 @@ pub(super) fn park64(
             _ => return Some(WaitResult::Ok),
         }
     }
+}
+
+/// One word of a [`waitv`] call: sleep while the 32-bit word at `addr` holds `val`. `private`
+/// for a word of this process's own memory that only its threads wake (with [`wake_private`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Watch {
+    pub(super) addr: usize,
+    pub(super) val: u32,
+    pub(super) private: bool,
+}
+
+/// The halves of the 64-bit word at `addr` as two [`Watch`]es of `expected`'s halves.
+pub(super) fn halves(addr: usize, expected: u64) -> [Watch; 2] {
+    let (lo, hi) = if cfg!(target_endian = "little") {
+        (addr, addr + 4)
+    } else {
+        (addr + 4, addr)
+    };
+    [
+        Watch {
+            addr: lo,
+            val: expected as u32,
+            private: false,
+        },
+        Watch {
+            addr: hi,
+            val: (expected >> 32) as u32,
+            private: false,
+        },
+    ]
+}
+
+/// Sleeps on up to [`WAITV_MAX`] words at once, until one is woken (its index), a word does
+/// not hold its value (`EAGAIN`, without saying which), one is not mapped (`EFAULT`, the same),
+/// or `timeout` passes (`ETIMEDOUT`). The words are read by the kernel only.
+pub(super) fn waitv(words: &[Watch], timeout: Option<Duration>) -> Result<usize, i32> {
+    if words.len() > WAITV_MAX {
+        return Err(libc::EINVAL);
+    }
+    let list: Vec<FutexWaitv> = words
+        .iter()
+        .map(|w| FutexWaitv {
+            val: u64::from(w.val),
+            uaddr: w.addr as u64,
+            flags: FUTEX2_SIZE_U32 | if w.private { FUTEX2_PRIVATE } else { 0 },
+            reserved: 0,
+        })
+        .collect();
+    let end = timeout
+        .and_then(|t| monotonic_now().checked_add(t))
+        .map(timespec);
+    let tsp = end
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `list` is an array of futex_waitv structs laid out as the kernel expects, alive for
+    // the call; the kernel reads the words themselves (EFAULT if unmapped), never this process.
+    // `tsp` is null or points to a timespec that outlives the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex_waitv,
+            list.as_ptr(),
+            list.len() as u32,
+            0u32,
+            tsp,
+            libc::CLOCK_MONOTONIC,
+        )
+    };
+    if r >= 0 {
+        Ok(r as usize)
+    } else {
+        Err(errno())
+    }
+}
+
+fn monotonic_now() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into `now`.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
+/// Whether `futex_waitv` works here (Linux 5.16 and later, and not filtered out).
+pub(super) fn waitv_works() -> bool {
+    if NO_WAITV.load(Relaxed) {
+        return false;
+    }
+    // A private word that does not hold the value asked: EAGAIN where the call exists.
+    let probe = std::sync::atomic::AtomicU32::new(1);
+    let w = Watch {
+        addr: probe.as_ptr() as usize,
+        val: 0,
+        private: true,
+    };
+    match waitv(&[w], Some(Duration::ZERO)) {
+        Err(libc::EAGAIN) => true,
+        _ => {
+            NO_WAITV.store(true, Relaxed);
+            false
+        }
+    }
+}
+
+/// Whether the shared word at `addr` still holds `val`, asked of the kernel (a wait with a zero
+/// timeout), so memory unmapped meanwhile answers `false` rather than faulting.
+pub(super) fn still(addr: usize, val: u32) -> bool {
+    let zero = timespec(Duration::ZERO);
+    // SAFETY: as in park32: the kernel compares the word (EFAULT if unmapped); `zero` outlives
+    // the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            addr as *const u32,
+            FUTEX_WAIT,
+            val,
+            &zero as *const libc::timespec,
+            std::ptr::null::<u32>(),
+            0u32,
+        )
+    };
+    r != 0 && errno() == libc::ETIMEDOUT
+}
+
+/// Wakes the thread sleeping on a private word of this process (a watcher's control word).
+pub(super) fn wake_private(addr: *const u32) {
+    // SAFETY: FUTEX_WAKE never reads or writes the word; `addr` is a live word of this process.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            addr,
+            FUTEX_WAKE | FUTEX_PRIVATE_FLAG,
+            i32::MAX,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0u32,
+        )
+    };
 }
 
 pub(super) fn wake32(addr: *const u32, count: u32) -> usize {
