@@ -26,7 +26,7 @@ async function receive(mode, h, arg = '') {
 
 const GiB = 1 << 30
 
-when(can.populateRead, test).serial('open of 1 GiB returns before its background prefault has done the work, which then covers it all', async (t) => {
+when(can.populateRead, test.serial)('open of 1 GiB returns before its background prefault has done the work, which then covers it all', async (t) => {
   const n = GiB / 8
   const x = so.alloc('float64', n)
   const step = 1 << 17
@@ -44,7 +44,7 @@ when(can.populateRead, test).serial('open of 1 GiB returns before its background
   so.close(x)
 })
 
-when(can.populateRead, test).serial('closing during prefault, 200 times, stops each thread and faults nothing', async (t) => {
+when(can.populateRead, test.serial)('closing during prefault, 200 times, stops each thread and faults nothing', async (t) => {
   const n = (64 << 20) / 8
   const x = so.alloc('float64', n)
   for (let i = 0; i < n; i += 4099) x[i] = i
@@ -59,7 +59,7 @@ when(can.populateRead, test).serial('closing during prefault, 200 times, stops e
   so.close(x)
 })
 
-when(can.populateRead, test).serial("the default, populate: false and true start no thread, 'background' does; copy-on-write keeps its writes", async (t) => {
+when(can.populateRead, test.serial)("the default, populate: false and true start no thread, 'background' does; copy-on-write keeps its writes", async (t) => {
   const n = (16 << 20) / 8
   const x = so.alloc('float64', n)
   x[5] = 5
