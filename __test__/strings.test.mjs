@@ -267,3 +267,18 @@ test.serial('offsets a hostile writer changes after open give ERR_SHM_BAD_HEADER
     }
   }
 })
+
+test.serial('a long array that starts with strings but holds something else is still a container', (t) => {
+  const before = new Set(so.list().map((s) => s.id))
+  for (const odd of [5, true, {}, 1n]) {
+    const values = Array.from({ length: 5000 }, (_, i) => (i === 4000 ? odd : `s${i}`))
+    const x = so.share(values)
+    t.false(x instanceof so.SharedStringVector)
+    t.true(Array.isArray(x))
+    t.deepEqual(x[4000], odd)
+    t.is(x[3999], 's3999')
+    t.throws(() => so.share(values, { kind: 'string' }), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /element 4000 is/ })
+  }
+  const made = so.list().filter((s) => s.ownerPid === process.pid && s.kind === 'string' && !before.has(s.id))
+  t.deepEqual(made, [], 'a string vector begun and given up leaves no segment')
+})

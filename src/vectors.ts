@@ -190,9 +190,12 @@ export const layoutToAux = (l: StringLayout): number[] => [l.validity, l.offsets
  * dictionary of unique strings and one int32 code per element (-1 for NA). Returns the bytes of
  * the data region and its layout words.
  */
-export function encodeStrings(values: readonly unknown[], dictionary: boolean): { bytes: Uint8Array; aux: number[] } {
+export function encodeStrings(values: readonly unknown[], dictionary: boolean): { bytes: Uint8Array; aux: number[] }
+/** With `lenient`, an element that is not a string or NA gives undefined instead of an error. */
+export function encodeStrings(values: readonly unknown[], dictionary: boolean, lenient: boolean): { bytes: Uint8Array; aux: number[] } | undefined
+export function encodeStrings(values: readonly unknown[], dictionary: boolean, lenient = false): { bytes: Uint8Array; aux: number[] } | undefined {
   const n = values.length
-  if (!dictionary) return layOut(n, values, undefined)
+  if (!dictionary) return layOut(n, values, undefined, lenient)
   const unique: string[] = []
   const seen = new Map<string, number>()
   const codesOf = new Int32Array(n)
@@ -202,7 +205,10 @@ export function encodeStrings(values: readonly unknown[], dictionary: boolean): 
       codesOf[i] = -1
       continue
     }
-    if (typeof s !== 'string') throw notAString(i, s)
+    if (typeof s !== 'string') {
+      if (lenient) return undefined
+      throw notAString(i, s)
+    }
     let c = seen.get(s)
     if (c === undefined) {
       c = unique.length
@@ -211,7 +217,7 @@ export function encodeStrings(values: readonly unknown[], dictionary: boolean): 
     }
     codesOf[i] = c
   }
-  return layOut(n, unique, codesOf)
+  return layOut(n, unique, codesOf, false)!
 }
 
 const notAString = (i: number, v: unknown): Error =>
@@ -280,7 +286,7 @@ const BLOCK = 256
  * as text that is not ASCII tends to stay so). The buffer is sized from the first block and
  * grows when it must.
  */
-function layOut(n: number, entries: readonly unknown[], codesOf: Int32Array | undefined): { bytes: Uint8Array; aux: number[] } {
+function layOut(n: number, entries: readonly unknown[], codesOf: Int32Array | undefined, lenient: boolean): { bytes: Uint8Array; aux: number[] } | undefined {
   const k = entries.length
   const layout = stringLayout(n, k, 0, codesOf !== undefined)
   const at = layout.values
@@ -306,6 +312,7 @@ function layOut(n: number, entries: readonly unknown[], codesOf: Int32Array | un
         blockUnits += s.length
         bits |= 1 << (i & 7)
       } else if (s !== null && s !== undefined) {
+        if (lenient) return undefined
         throw notAString(i, s)
       }
       if ((i & 7) === 7 || i === i1 - 1) {
@@ -430,7 +437,7 @@ export function factor(codes: ArrayLike<number>, levels: readonly string[]): Fac
 }
 
 /** The data region of a factor: its levels as the dictionary, its codes as they are. */
-export const encodeFactor = (f: Factor): { bytes: Uint8Array; aux: number[] } => layOut(f.codes.length, f.levels, f.codes)
+export const encodeFactor = (f: Factor): { bytes: Uint8Array; aux: number[] } => layOut(f.codes.length, f.levels, f.codes, false)!
 
 /** The sections of a string vector, as views of its buffer: what `toArrow` hands to Arrow. */
 export interface StringSections {
