@@ -48,7 +48,8 @@ if (process.argv[2] === 'child') {
       const v = so.open(m.h)
       let chars = 0
       if (m.op === 'toArray') {
-        for (const s of v.toArray()) if (s !== null) chars += s.length
+        const a = v.toArray()
+        for (let i = 0; i < a.length; i++) if (a[i] !== null) chars += a[i].length
       } else {
         for (let i = 0; i < v.length; i++) {
           const s = v.get(i)
