@@ -159,6 +159,8 @@ const FAST_PATHS = {
   'lone surrogates': (n) => Array.from({ length: n }, (_, i) => ['\ud800', 'x\udc00', 'a\ud83d', '\ude00b', '😀', '\udbff\udbff'][i % 6]),
   'empty strings and NA': (n) => Array.from({ length: n }, (_, i) => (i % 3 === 0 ? '' : i % 3 === 1 ? null : `s${i}`)),
   'one non-ASCII string among ASCII': (n) => Array.from({ length: n }, (_, i) => (i === n >> 1 ? 'ü' : `a${i}`)),
+  // Sized from the first block, the buffer must grow for what follows.
+  'short first, long later': (n) => Array.from({ length: n }, (_, i) => (i < 256 ? 'a' : `${'ü'.repeat(200 + (i % 300))}${i}`)),
   'long and short': (n) => Array.from({ length: n }, (_, i) => (i % 500 === 0 ? 'λ'.repeat(70000) : i % 2 ? 'x'.repeat(i % 60) : `${i}`)),
 }
 // What a string becomes in UTF-8 and back: a lone surrogate is U+FFFD, as with TextEncoder.

@@ -290,12 +290,13 @@ function layOut(n: number, entries: readonly unknown[], codesOf: Int32Array | un
   const k = entries.length
   const layout = stringLayout(n, k, 0, codesOf !== undefined)
   const at = layout.values
-  // Sized for the whole vector as if every string were like those of the first block, and ASCII.
+  // Sized for the whole vector as if every string were like those of the first block: a copy to
+  // grow it costs more than the pages of a generous guess, which are never touched.
   let sample = 0
   const first = Math.min(k, BLOCK)
   for (let i = 0; i < first; i++) {
     const s = entries[i]
-    if (typeof s === 'string') sample += s.length
+    if (typeof s === 'string') sample += Buffer.byteLength(s, 'utf8')
   }
   let cap = at + Math.min(MAX_VALUES, Math.ceil((sample / Math.max(1, first)) * k * 1.25) + 3 * sample + 1024)
   let buf = Buffer.allocUnsafe(cap)
@@ -329,7 +330,9 @@ function layOut(n: number, entries: readonly unknown[], codesOf: Int32Array | un
         for (let i = i0; i < i1; i++) if (typeof entries[i] === 'string') exact += Buffer.byteLength(entries[i] as string, 'utf8')
         stringLayout(n, k, exact, false)
       }
-      cap = Math.max(need, Math.min(2 * cap, at + MAX_VALUES + 3 * blockUnits))
+      // As much again as the strings so far take per element, for all of them, or twice the buffer.
+      const projected = at + Math.ceil(((pos - at) / Math.max(1, i0)) * k * 1.25)
+      cap = Math.max(need, Math.min(Math.max(projected, cap + (cap >> 1)), 2 * cap, at + MAX_VALUES + 3 * blockUnits))
       const grown = Buffer.allocUnsafe(cap)
       grown.set(buf.subarray(0, pos))
       buf = grown
