@@ -148,3 +148,139 @@ test.serial('unshare gives a string array; attributes travel', async (t) => {
   t.deepEqual(attrs, { levels: ['x', 'z'] })
   so.close(x)
 })
+
+// The encoder joins blocks of strings and keeps the result only when it is one byte per UTF-16
+// unit; the reader copies ASCII runs as one string, cuts well-formed UTF-8 by UTF-16 units, and
+// decodes anything else string by string. Each kind of text, alone and mixed within a block.
+const FAST_PATHS = {
+  ascii: (n) => Array.from({ length: n }, (_, i) => `item-${i}`),
+  latin1: (n) => Array.from({ length: n }, (_, i) => String.fromCharCode(0x80 + (i % 128)).repeat(1 + (i % 5)) + 'ÿ'),
+  'non-ASCII': (n) => Array.from({ length: n }, (_, i) => `${'é'.repeat(i % 4)}日本${i}😀`),
+  'lone surrogates': (n) => Array.from({ length: n }, (_, i) => ['\ud800', 'x\udc00', 'a\ud83d', '\ude00b', '😀', '\udbff\udbff'][i % 6]),
+  'empty strings and NA': (n) => Array.from({ length: n }, (_, i) => (i % 3 === 0 ? '' : i % 3 === 1 ? null : `s${i}`)),
+  'one non-ASCII string among ASCII': (n) => Array.from({ length: n }, (_, i) => (i === n >> 1 ? 'ü' : `a${i}`)),
+  // Sized from the first block, the buffer must grow for what follows.
+  'short first, long later': (n) => Array.from({ length: n }, (_, i) => (i < 256 ? 'a' : `${'ü'.repeat(200 + (i % 300))}${i}`)),
+  'long and short': (n) => Array.from({ length: n }, (_, i) => (i % 500 === 0 ? 'λ'.repeat(70000) : i % 2 ? 'x'.repeat(i % 60) : `${i}`)),
+}
+// What a string becomes in UTF-8 and back: a lone surrogate is U+FFFD, as with TextEncoder.
+const expected = (values) => values.map((v) => (v === null || v === undefined ? null : Buffer.from(v, 'utf8').toString('utf8')))
+
+for (const [name, make] of Object.entries(FAST_PATHS)) {
+  test.serial(`${name}: share, toArray, get in order and at random, bytes, and a child's read agree`, async (t) => {
+    const values = make(3000)
+    const want = expected(values)
+    for (const dictionary of [false, true]) {
+      const x = so.share(values, { dictionary, kind: 'string' })
+      t.deepEqual(x.toArray(), want)
+      const inOrder = []
+      for (let i = 0; i < x.length; i++) inOrder.push(x.get(i))
+      t.deepEqual(inOrder, want)
+      for (let r = 0; r < 300; r++) {
+        const i = (r * 7919) % x.length
+        t.is(x.get(i), want[i])
+      }
+      for (let i = 0; i < x.length; i += 37) {
+        const b = x.bytes(i)
+        t.deepEqual(b === null ? null : Buffer.from(b), values[i] === null ? null : Buffer.from(values[i], 'utf8'))
+      }
+      const seen = await child.run((so, h) => {
+        const v = so.open(h)
+        const each = []
+        for (let i = 0; i < v.length; i++) each.push(v.get(i))
+        const r = { all: v.toArray(), each }
+        so.close(v)
+        return r
+      }, so.handleOf(x))
+      t.deepEqual(seen.all, want)
+      t.deepEqual(seen.each, want)
+      so.close(x)
+    }
+  })
+}
+
+test.serial('a string vector of a million strings round-trips, ASCII and not', (t) => {
+  for (const make of [FAST_PATHS.ascii, FAST_PATHS['non-ASCII']]) {
+    const values = make(1e6)
+    const x = so.share(values)
+    const all = x.toArray()
+    t.is(all.length, values.length)
+    t.true(all.every((s, i) => s === values[i]))
+    t.is(x.get(999_999), values[999_999])
+    so.close(x)
+  }
+})
+
+test.serial('a factor and a dictionary vector read through the same decoder', (t) => {
+  const levels = ['', 'plain', 'ü', '日本', '😀', 'x'.repeat(100)]
+  const codes = Int32Array.from({ length: 5000 }, (_, i) => (i % 11 === 0 ? -1 : i % levels.length))
+  const f = so.share(so.factor(codes, levels))
+  t.deepEqual(f.levels.toArray(), levels)
+  t.deepEqual(
+    f.toArray(),
+    Array.from(codes, (c) => (c < 0 ? null : levels[c])),
+  )
+  so.close(f)
+})
+
+// Offsets live in shared memory: another process may rewrite them after this one opened the
+// vector. Every way of reading checks them as it reads them.
+test.serial('offsets a hostile writer changes after open give ERR_SHM_BAD_HEADER, not garbage or a crash', async (t) => {
+  const n = 300
+  for (const values of [FAST_PATHS.ascii(n), FAST_PATHS['non-ASCII'](n)]) {
+    for (const [at, bad] of [
+      [5, -1],
+      [5, 0x7fffffff],
+      [150, 1],
+      [n, 1 << 30],
+    ]) {
+      const x = so.share(values)
+      const h = so.handleOf(x)
+      // The child opens first; then this process, the writer, breaks one offset.
+      await child.run((so, h) => {
+        globalThis.hostile = so.open(h)
+      }, h)
+      // The offsets follow the validity bitmap's 64-byte block (n / 8 bytes fit in one).
+      new Int32Array(x.buffer, 64, n + 1)[at] = bad
+      const codes = await child.run((so) => {
+        const v = globalThis.hostile
+        const codeOf = (f) => {
+          try {
+            f()
+            return 'none'
+          } catch (e) {
+            return e.code
+          }
+        }
+        const r = {
+          toArray: codeOf(() => v.toArray()),
+          get: codeOf(() => {
+            for (let i = 0; i < v.length; i++) v.get(i)
+          }),
+          bytes: codeOf(() => {
+            for (let i = 0; i < v.length; i++) v.bytes(i)
+          }),
+        }
+        so.close(v)
+        return r
+      })
+      t.deepEqual(codes, { toArray: 'ERR_SHM_BAD_HEADER', get: 'ERR_SHM_BAD_HEADER', bytes: 'ERR_SHM_BAD_HEADER' }, `offset ${at} set to ${bad}`)
+      so.close(x)
+    }
+  }
+})
+
+test.serial('a long array that starts with strings but holds something else is still a container', (t) => {
+  const before = new Set(so.list().map((s) => s.id))
+  for (const odd of [5, true, {}, 1n]) {
+    const values = Array.from({ length: 5000 }, (_, i) => (i === 4000 ? odd : `s${i}`))
+    const x = so.share(values)
+    t.false(x instanceof so.SharedStringVector)
+    t.true(Array.isArray(x))
+    t.deepEqual(x[4000], odd)
+    t.is(x[3999], 's3999')
+    t.throws(() => so.share(values, { kind: 'string' }), { instanceOf: TypeError, code: 'ERR_INVALID_ARG_TYPE', message: /element 4000 is/ })
+  }
+  const made = so.list().filter((s) => s.ownerPid === process.pid && s.kind === 'string' && !before.has(s.id))
+  t.deepEqual(made, [], 'a string vector begun and given up leaves no segment')
+})

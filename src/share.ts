@@ -55,7 +55,14 @@ function makeVector(value: unknown, o: Resolved): SharedVector | undefined {
   let kind: Kind | undefined = numeric
   if (!kind && value instanceof SharedLogicalVector) kind = 'logical'
   if (!kind && (value instanceof SharedStringVector || value instanceof Factor)) kind = 'string'
-  if (!kind && Array.isArray(value)) kind = arrayKind(value)
+  // A long array that starts with a string is most likely a string vector: the encoder checks
+  // each element as it goes, one pass over the strings instead of two, and gives it back (a
+  // container, as arrayKind would say) at the first that is neither a string nor NA.
+  let maybeStrings = false
+  if (!kind && Array.isArray(value)) {
+    maybeStrings = o.kind === undefined && value.length >= Math.max(1024, o.minLength) && typeof value[0] === 'string'
+    kind = maybeStrings ? 'string' : arrayKind(value)
+  }
   if (o.kind !== undefined) {
     if (!kind && !Array.isArray(value)) {
       throw coded(codes.INVALID_ARG_TYPE, `share: kind ${o.kind} needs an array or a vector`, TypeError)
@@ -80,8 +87,10 @@ function makeVector(value: unknown, o: Resolved): SharedVector | undefined {
     const c = value instanceof SharedLogicalVector ? value.codes : logicalCodes(value as unknown[])
     info = native.create(createOptions(kind, length, o), bytesOf(c))
   } else {
-    const { bytes, aux } =
-      value instanceof Factor ? encodeFactor(value) : encodeStrings(value instanceof SharedStringVector ? value.toArray() : (value as unknown[]), o.dictionary)
+    const encoded =
+      value instanceof Factor ? encodeFactor(value) : encodeStrings(value instanceof SharedStringVector ? value.toArray() : (value as unknown[]), o.dictionary, maybeStrings)
+    if (!encoded) return undefined
+    const { bytes, aux } = encoded
     info = native.create(createOptions(kind, length, o, { byteLength: bytes.length, aux }), bytes)
   }
   return vectorOf(created(info))

@@ -2,6 +2,7 @@
  * The two vector kinds that are not plain TypedArrays: logical (R's true / false / NA) and
  * string vectors, both over the mapped pages of a segment.
  */
+import * as bufferModule from 'node:buffer'
 import { inspect, type InspectOptionsStylized } from 'node:util'
 
 import { codes, coded } from './errors'
@@ -143,6 +144,21 @@ const utf8Slice: (this: Buffer, start: number, end: number) => string =
     return this.toString('utf8', start, end)
   }
 
+/** Buffer's own Latin-1 decoder: for bytes known to be ASCII, a copy with nothing to decode. */
+const latin1Slice: (this: Buffer, start: number, end: number) => string =
+  (Buffer.prototype as unknown as { latin1Slice?: (this: Buffer, s: number, e: number) => string }).latin1Slice ??
+  function (this: Buffer, start: number, end: number) {
+    return this.toString('latin1', start, end)
+  }
+
+/** Whether bytes are all ASCII, or are well-formed UTF-8, by Node's own checks where it has them. */
+const isAscii: ((b: Uint8Array) => boolean) | undefined = (bufferModule as { isAscii?: (b: Uint8Array) => boolean }).isAscii
+const isUtf8: ((b: Uint8Array) => boolean) | undefined = (bufferModule as { isUtf8?: (b: Uint8Array) => boolean }).isUtf8
+
+/** Strings are decoded in blocks of at most this many, and this many bytes (but one string). */
+const DECODE_BLOCK = 1024
+const DECODE_BYTES = 64 * 1024
+
 const align64 = (n: number): number => Math.ceil(n / 64) * 64
 const MAX_VALUES = 2 ** 31 - 1
 
@@ -174,24 +190,24 @@ export const layoutToAux = (l: StringLayout): number[] => [l.validity, l.offsets
  * dictionary of unique strings and one int32 code per element (-1 for NA). Returns the bytes of
  * the data region and its layout words.
  */
-export function encodeStrings(values: readonly unknown[], dictionary: boolean): { bytes: Uint8Array; aux: number[] } {
+export function encodeStrings(values: readonly unknown[], dictionary: boolean): { bytes: Uint8Array; aux: number[] }
+/** With `lenient`, an element that is not a string or NA gives undefined instead of an error. */
+export function encodeStrings(values: readonly unknown[], dictionary: boolean, lenient: boolean): { bytes: Uint8Array; aux: number[] } | undefined
+export function encodeStrings(values: readonly unknown[], dictionary: boolean, lenient = false): { bytes: Uint8Array; aux: number[] } | undefined {
   const n = values.length
-  const strings: (string | null)[] = new Array(n)
-  for (let i = 0; i < n; i++) {
-    const v = values[i]
-    if (v === null || v === undefined) strings[i] = null
-    else if (typeof v === 'string') strings[i] = v
-    else throw coded(codes.INVALID_ARG_TYPE, `a string vector holds strings or null; element ${i} is ${typeof v}`, TypeError)
-  }
-  if (!dictionary) return layOut(n, strings, undefined)
+  if (!dictionary) return layOut(n, values, undefined, lenient)
   const unique: string[] = []
   const seen = new Map<string, number>()
   const codesOf = new Int32Array(n)
   for (let i = 0; i < n; i++) {
-    const s = strings[i]
-    if (s === null) {
+    const s = values[i]
+    if (s === null || s === undefined) {
       codesOf[i] = -1
       continue
+    }
+    if (typeof s !== 'string') {
+      if (lenient) return undefined
+      throw notAString(i, s)
     }
     let c = seen.get(s)
     if (c === undefined) {
@@ -201,36 +217,164 @@ export function encodeStrings(values: readonly unknown[], dictionary: boolean): 
     }
     codesOf[i] = c
   }
-  return layOut(n, unique, codesOf)
+  return layOut(n, unique, codesOf, false)!
 }
 
+const notAString = (i: number, v: unknown): Error =>
+  coded(codes.INVALID_ARG_TYPE, `a string vector holds strings or null; element ${i} is ${typeof v}`, TypeError)
+
+/** Buffer's own UTF-8 encoder without `write`'s argument handling, where Node has it. */
+const utf8Write: (this: Buffer, s: string, offset: number) => number =
+  (Buffer.prototype as unknown as { utf8Write?: (this: Buffer, s: string, o: number) => number }).utf8Write ??
+  function (this: Buffer, s: string, offset: number) {
+    return this.write(s, offset, 'utf8')
+  }
+
 /**
- * The data region of `n` strings: `entries` are the strings themselves (no dictionary; null is
- * NA) or the dictionary, with `codesOf` giving each element's entry (-1 for NA).
+ * Strings up to this many UTF-16 units are encoded by a loop here, longer ones by Buffer's
+ * encoder: for short strings the call into the runtime costs more than the loop.
  */
-function layOut(n: number, entries: readonly (string | null)[], codesOf: Int32Array | undefined): { bytes: Uint8Array; aux: number[] } {
-  const k = entries.length
-  let valuesLength = 0
-  for (let i = 0; i < k; i++) if (entries[i] !== null) valuesLength += Buffer.byteLength(entries[i]!, 'utf8')
-  const layout = stringLayout(n, k, valuesLength, codesOf !== undefined)
-  const buf = Buffer.alloc(layout.values + valuesLength)
-  const validity = buf.subarray(0, Math.ceil(n / 8))
-  if (codesOf) {
-    for (let i = 0; i < n; i++) if (codesOf[i] >= 0) validity[i >> 3] |= 1 << (i & 7)
-    new Int32Array(buf.buffer, buf.byteOffset + layout.codes, n).set(codesOf)
-  } else {
-    for (let i = 0; i < n; i++) if (entries[i] !== null) validity[i >> 3] |= 1 << (i & 7)
+const SHORT = 40
+
+/**
+ * Writes the UTF-8 of `s` (at most 3 bytes per UTF-16 unit; a lone surrogate becomes U+FFFD, as
+ * `TextEncoder` does) at `pos`, where `b` has room; returns the position after it.
+ */
+function writeShort(b: Uint8Array, pos: number, s: string): number {
+  const len = s.length
+  for (let j = 0; j < len; j++) {
+    let c = s.charCodeAt(j)
+    if (c < 0x80) {
+      b[pos++] = c
+    } else if (c < 0x800) {
+      b[pos++] = 0xc0 | (c >> 6)
+      b[pos++] = 0x80 | (c & 0x3f)
+    } else {
+      if (c >= 0xd800 && c < 0xe000) {
+        const d = j + 1 < len ? s.charCodeAt(j + 1) : 0
+        if (c < 0xdc00 && d >= 0xdc00 && d < 0xe000) {
+          j++
+          c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00)
+          b[pos++] = 0xf0 | (c >> 18)
+          b[pos++] = 0x80 | ((c >> 12) & 0x3f)
+          b[pos++] = 0x80 | ((c >> 6) & 0x3f)
+          b[pos++] = 0x80 | (c & 0x3f)
+          continue
+        }
+        c = 0xfffd
+      }
+      b[pos++] = 0xe0 | (c >> 12)
+      b[pos++] = 0x80 | ((c >> 6) & 0x3f)
+      b[pos++] = 0x80 | (c & 0x3f)
+    }
   }
-  const offsets = new Int32Array(buf.buffer, buf.byteOffset + layout.offsets, k + 1)
-  let pos = 0
-  for (let i = 0; i < k; i++) {
-    offsets[i] = pos
-    const s = entries[i]
-    if (s !== null && s.length > 0) pos += buf.write(s, layout.values + pos, 'utf8')
-  }
-  offsets[k] = pos
-  return { bytes: buf, aux: layoutToAux(layout) }
+  return pos
 }
+
+/** Strings are encoded in blocks of this many: joined, one block is one call into the encoder. */
+const BLOCK = 256
+
+/**
+ * The data region of `n` strings: `entries` are the strings themselves (no dictionary; null or
+ * undefined is NA) or the dictionary, with `codesOf` giving each element's entry (-1 for NA).
+ *
+ * One pass over the strings writes the bitmap, the offsets and the UTF-8 into one buffer laid
+ * out as the segment will be (then copied into it once). The strings are read once: a second
+ * pass costs as much as the first, a cache miss per string. A block of strings is joined and
+ * encoded at once: when it comes out one byte per UTF-16 unit it was ASCII and the offsets are
+ * the lengths; otherwise its strings are encoded one by one (and the next blocks too for a while,
+ * as text that is not ASCII tends to stay so). The buffer is sized from the first block and
+ * grows when it must.
+ */
+function layOut(n: number, entries: readonly unknown[], codesOf: Int32Array | undefined, lenient: boolean): { bytes: Uint8Array; aux: number[] } | undefined {
+  const k = entries.length
+  const layout = stringLayout(n, k, 0, codesOf !== undefined)
+  const at = layout.values
+  // Sized for the whole vector as if every string were like those of the first block: a copy to
+  // grow it costs more than the pages of a generous guess, which are never touched.
+  let sample = 0
+  const first = Math.min(k, BLOCK)
+  for (let i = 0; i < first; i++) {
+    const s = entries[i]
+    if (typeof s === 'string') sample += Buffer.byteLength(s, 'utf8')
+  }
+  let cap = at + Math.min(MAX_VALUES, Math.ceil((sample / Math.max(1, first)) * k * 1.25) + 3 * sample + 1024)
+  let buf = Buffer.allocUnsafe(cap)
+  let offsets = new Int32Array(buf.buffer, buf.byteOffset + layout.offsets, k + 1)
+  let pos = at
+  let skip = 0
+  for (let i0 = 0; i0 < k; i0 += BLOCK) {
+    const i1 = Math.min(k, i0 + BLOCK)
+    let blockUnits = 0
+    let bits = 0
+    for (let i = i0; i < i1; i++) {
+      const s = entries[i]
+      if (typeof s === 'string') {
+        blockUnits += s.length
+        bits |= 1 << (i & 7)
+      } else if (s !== null && s !== undefined) {
+        if (lenient) return undefined
+        throw notAString(i, s)
+      }
+      if ((i & 7) === 7 || i === i1 - 1) {
+        if (!codesOf) buf[i >> 3] = bits
+        bits = 0
+      }
+    }
+    // With room for the worst case, the encoder cannot stop short: as many bytes as units is ASCII.
+    if (cap - pos < 3 * blockUnits) {
+      const need = pos + 3 * blockUnits
+      if (need - at > MAX_VALUES) {
+        // Refused with the exact size, and only when the exact size is too large.
+        let exact = pos - at
+        for (let i = i0; i < i1; i++) if (typeof entries[i] === 'string') exact += Buffer.byteLength(entries[i] as string, 'utf8')
+        stringLayout(n, k, exact, false)
+      }
+      // As much again as the strings so far take per element, for all of them, or twice the buffer.
+      const projected = at + Math.ceil(((pos - at) / Math.max(1, i0)) * k * 1.25)
+      cap = Math.max(need, Math.min(Math.max(projected, cap + (cap >> 1)), 2 * cap, at + MAX_VALUES + 3 * blockUnits))
+      const grown = Buffer.allocUnsafe(cap)
+      grown.set(buf.subarray(0, pos))
+      buf = grown
+      offsets = new Int32Array(buf.buffer, buf.byteOffset + layout.offsets, k + 1)
+    }
+    if (skip === 0) {
+      const joined = (i1 - i0 === k ? entries : entries.slice(i0, i1)).join('')
+      if (utf8Write.call(buf, joined, pos) === blockUnits) {
+        for (let i = i0; i < i1; i++) {
+          offsets[i] = pos - at
+          const s = entries[i]
+          if (typeof s === 'string') pos += s.length
+        }
+        continue
+      }
+      skip = 8
+    } else {
+      skip--
+    }
+    for (let i = i0; i < i1; i++) {
+      offsets[i] = pos - at
+      const s = entries[i]
+      if (typeof s === 'string') pos = s.length <= SHORT ? writeShort(buf, pos, s) : pos + utf8Write.call(buf, s, pos)
+    }
+  }
+  offsets[k] = pos - at
+  const final = stringLayout(n, k, pos - at, codesOf !== undefined)
+  // Zeros between the sections (and the dictionary's bitmap and codes): nothing of this
+  // process's memory may reach the segment.
+  if (codesOf) {
+    buf.fill(0, 0, layout.codes)
+    for (let i = 0; i < n; i++) if (codesOf[i] >= 0) buf[i >> 3] |= 1 << (i & 7)
+    new Int32Array(buf.buffer, buf.byteOffset + layout.codes, n).set(codesOf)
+    buf.fill(0, layout.codes + 4 * n, layout.offsets)
+  } else {
+    buf.fill(0, Math.ceil(n / 8), layout.offsets)
+  }
+  buf.fill(0, layout.offsets + 4 * (k + 1), at)
+  return { bytes: buf.subarray(0, pos), aux: layoutToAux(final) }
+}
+
+const corrupt = (e: number, start: number, end: number): Error => coded(codes.BAD_HEADER, `string vector entry ${e} has corrupt offsets ${start}..${end}`)
 
 /** Makes a Factor; set by the class, whose constructor `factor` alone may call. */
 let makeFactor: (codes: Int32Array, levels: readonly string[]) => Factor
@@ -296,7 +440,7 @@ export function factor(codes: ArrayLike<number>, levels: readonly string[]): Fac
 }
 
 /** The data region of a factor: its levels as the dictionary, its codes as they are. */
-export const encodeFactor = (f: Factor): { bytes: Uint8Array; aux: number[] } => layOut(f.codes.length, f.levels, f.codes)
+export const encodeFactor = (f: Factor): { bytes: Uint8Array; aux: number[] } => layOut(f.codes.length, f.levels, f.codes, false)!
 
 /** The sections of a string vector, as views of its buffer: what `toArrow` hands to Arrow. */
 export interface StringSections {
@@ -324,6 +468,12 @@ export class SharedStringVector implements Iterable<string | null> {
   readonly #codes: Int32Array | undefined
   #lookup: Map<string, number> | undefined
   #decoded: string[] | undefined
+  /** The block of strings `get` decoded last, for reads in order; one block at most. */
+  #block: (string | null)[] = []
+  #blockFrom = 0
+  #blockTo = 0
+  /** The index `get` read last: a read of the next one decodes a block. */
+  #last = -2
   #levels: SharedStringVector | undefined
 
   /** Made by the package (`share`, `open`); `allValid` views a dictionary as its levels. */
@@ -420,10 +570,94 @@ export class SharedStringVector implements Iterable<string | null> {
     return utf8Slice.call(this.#values, start, end)
   }
 
+  /**
+   * Decodes entries `from` to at most `to` (fewer where their bytes pass DECODE_BYTES, never
+   * none) into `out` from `at`, NA as null; returns the end. Offsets are checked as they are
+   * read, each once: bad ones are a coded error, whatever another process writes meanwhile. The
+   * bytes of an ASCII block are copied as one string and cut; a block of well-formed UTF-8 is
+   * decoded once and cut where the UTF-16 units of each string end; anything else string by
+   * string.
+   */
+  #decodeBlock(from: number, to: number, out: (string | null)[], at: number, allValid: boolean): number {
+    const off = this.#offsets
+    const values = this.#values
+    const size = values.length
+    if (to + 1 > off.length) to = off.length - 1
+    const a = off[from]
+    if (!(a >= 0 && a <= size) || from >= to) {
+      out[at] = this.#validAt(from, allValid) ? this.#decode(from) : null
+      return from + 1
+    }
+    // Where the block ends: at `to`, or at the first offset past the byte bound.
+    let end = from + 1
+    let b = off[end]
+    while (end < to && b - a <= DECODE_BYTES && b >= a) b = off[++end]
+    if (end > from + 1 && (b - a > DECODE_BYTES || b < a)) b = off[--end]
+    if (!(b >= a && b <= size)) throw corrupt(from, a, b)
+    const bytes = values.subarray(a, b)
+    if (end - from > 1 && isAscii?.(bytes)) {
+      const text = latin1Slice.call(values, a, b)
+      let s = a
+      for (let e = from; e < end; e++) {
+        const t = e + 1 === end ? b : off[e + 1]
+        if (!(t >= s && t <= b)) throw corrupt(e, s, t)
+        out[at++] = this.#validAt(e, allValid) ? text.substring(s - a, t - a) : null
+        s = t
+      }
+      return end
+    }
+    // Cut by UTF-16 units only where every string starts at a character: then each decodes as
+    // it would alone.
+    let whole = end - from > 1 && isUtf8 !== undefined && isUtf8(bytes)
+    for (let e = from + 1; whole && e < end; e++) {
+      const t = off[e]
+      if (t >= a && t < b && (values[t] & 0xc0) === 0x80) whole = false
+    }
+    if (whole) {
+      const text = utf8Slice.call(values, a, b)
+      let s = a
+      let u = 0
+      for (let e = from; e < end; e++) {
+        const t = e + 1 === end ? b : off[e + 1]
+        if (!(t >= s && t <= b)) throw corrupt(e, s, t)
+        let v = u
+        for (let j = s; j < t; j++) {
+          const c = values[j]
+          if ((c & 0xc0) !== 0x80) v += c >= 0xf0 ? 2 : 1
+        }
+        out[at++] = this.#validAt(e, allValid) ? text.substring(u, v) : null
+        u = v
+        s = t
+      }
+      return end
+    }
+    for (let e = from; e < end; e++) out[at++] = this.#validAt(e, allValid) ? this.#decode(e) : null
+    return end
+  }
+
+  #validAt(e: number, allValid: boolean): boolean {
+    return allValid || (this.#validity[e >> 3] & (1 << (e & 7))) !== 0
+  }
+
   get(i: number): string | null {
     const e = this.#entry(i)
     if (e < 0) return null
-    if (!this.#codes) return this.#decode(e)
+    if (!this.#codes) {
+      // Reads in order decode a block at a time; any other read decodes one string.
+      if (i >= this.#blockFrom && i < this.#blockTo) {
+        this.#last = i
+        return this.#block[i - this.#blockFrom]
+      }
+      if (i !== this.#last + 1) {
+        this.#last = i
+        return this.#decode(e)
+      }
+      this.#last = i
+      this.#block.length = 0
+      this.#blockFrom = i
+      this.#blockTo = this.#decodeBlock(i, Math.min(this.#length, i + DECODE_BLOCK), this.#block, 0, false)
+      return this.#block[0]
+    }
     // Dictionary strings never change: decode each once.
     const s = (this.#decoded ??= this.#dictionaryStrings())[e]
     if (s === undefined) throw coded(codes.BAD_HEADER, `string vector code ${e} is past its dictionary`)
@@ -449,8 +683,24 @@ export class SharedStringVector implements Iterable<string | null> {
 
   toArray(): (string | null)[] {
     this.#live()
-    const out = new Array<string | null>(this.#length)
-    for (let i = 0; i < this.#length; i++) out[i] = this.get(i)
+    const n = this.#length
+    const out = new Array<string | null>(n)
+    if (this.#codes) {
+      const d = (this.#decoded ??= this.#dictionaryStrings())
+      const c = this.#codes
+      for (let i = 0; i < n; i++) {
+        const e = c[i]
+        if (e < 0) {
+          out[i] = null
+          continue
+        }
+        const s = d[e]
+        if (s === undefined) throw coded(codes.BAD_HEADER, `string vector code ${e} is past its dictionary`)
+        out[i] = s
+      }
+      return out
+    }
+    for (let i = 0; i < n; ) i = this.#decodeBlock(i, Math.min(n, i + DECODE_BLOCK), out, i, false)
     return out
   }
 
@@ -462,9 +712,9 @@ export class SharedStringVector implements Iterable<string | null> {
   /** The unique strings of a dictionary vector, in code order. */
   #dictionaryStrings(): string[] {
     const k = this.#offsets.length - 1
-    const out = new Array<string>(k)
-    for (let e = 0; e < k; e++) out[e] = this.#decode(e)
-    return out
+    const out = new Array<string | null>(k)
+    for (let e = 0; e < k; ) e = this.#decodeBlock(e, Math.min(k, e + DECODE_BLOCK), out, e, true)
+    return out as string[]
   }
 
   #codeOf(s: string): number {
