@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url'
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import so from '@sharedobject/core'
+import { record } from './report.mjs'
 
 v8.setFlagsFromString('--expose-gc')
 const gc = vm.runInNewContext('gc')
@@ -217,6 +218,11 @@ if (process.argv[2] === 'child') {
       `  ${name.padEnd(9)}  share ${x(shareRatios[name])} (≤ 1.5)   toArray ${x(readRatios[name]?.toArray)} (≤ 0.5)   ` +
         `get(i) ${x(readRatios[name]?.get)} (≤ 0.75)   hand-over ${x(handRatios[name])} (0.8–1.2)`,
     )
+    const figure = (what, ratio, target) => ratio !== undefined && record({ figure: `${name} strings: ${what}`, value: ratio, unit: '×', ratio, target })
+    figure(`share ${exp(SHARE_N)}, vs the fastest plain-JS encoding`, shareRatios[name], '≤ 1.5×')
+    figure(`a child reads ${exp(READ_N)} by toArray(), vs advanced serialization`, readRatios[name]?.toArray, '≤ 0.5×')
+    figure(`a child reads ${exp(READ_N)} by get(i), vs advanced serialization`, readRatios[name]?.get, '≤ 0.75×')
+    figure(`hand-over at ${HANDOVER_N.map(exp).join(' vs ')}`, handRatios[name], '0.8–1.2×')
   }
   json.kill()
   advanced.kill()
