@@ -34,8 +34,10 @@ async function receiver() {
       const x = so.revive(m).x
       const last = x[x.length - 1]
       const open = performance.now() - t
-      so.close(x)
+      // Reply first: closing a 400 MB mapping gives its pages back (and may start a collection),
+      // which is this receiver's cleanup, not part of the hand-over.
       process.send({ last, open })
+      so.close(x)
     } else if (m.op === 'read') {
       // One sum function per buffer type, each warmed on its own: a function first optimised for
       // one would be deoptimised by the other, and time that instead of memory.
