@@ -36,6 +36,24 @@ function track(p) {
   return s
 }
 
+/**
+ * Waits until a child counting its steps in `steps` has made `n` of them. Fails, never hangs,
+ * when the child's `running` loop ends first (its error says why) or a minute passes.
+ */
+async function reachStep(steps, n, running) {
+  let ended
+  running.then(
+    (value) => (ended = { value }),
+    (error) => (ended = { error }),
+  )
+  const deadline = Date.now() + 60_000
+  while (Atomics.load(steps, 0) < n) {
+    if (ended) throw new Error(`the child's loop ended at step ${Atomics.load(steps, 0)} of ${n}: ${ended.error?.message ?? JSON.stringify(ended.value)}`)
+    if (Date.now() > deadline) throw new Error(`the child made ${Atomics.load(steps, 0)} of ${n} steps in a minute`)
+    await sleep(0)
+  }
+}
+
 const u32 = (n) => new Uint8Array(new Uint32Array([n]).buffer)
 const fromU32 = (b) => new Uint32Array(b.buffer.slice(b.byteOffset, b.byteOffset + 4))[0]
 
@@ -171,7 +189,7 @@ test.serial('a party SIGKILLed at random points of a send/receive loop never cor
     const steps = so.alloc('int32', 1)
     for (let i = 0; i < M; i++) t.true(ch.trySend(u32(i)))
     // The victim takes a message and puts it back, over and over, counting its steps.
-    victim.run(
+    const running = victim.run(
       (so, h, s) => {
         const c = so.open(h)
         const steps = so.open(s)
@@ -185,7 +203,7 @@ test.serial('a party SIGKILLed at random points of a send/receive loop never cor
       so.handleOf(steps),
     )
     const killAt = 1 + Math.floor(Math.random() * 3000)
-    while (Atomics.load(steps, 0) < killAt) await sleep(0)
+    await reachStep(steps, killAt, running)
     await victim.kill('SIGKILL')
     // Drain: waiting receives repair what the victim left; the one message it may have held in
     // its hands (received, not yet sent back) is the only one allowed to be missing.
@@ -278,7 +296,7 @@ test.serial('the permits of a process SIGKILLed at random points of an acquire/r
     const [victim] = await children(t, 1)
     const s = so.semaphore(2, { detectionMs: 20 })
     const steps = so.alloc('int32', 1)
-    victim.run(
+    const running = victim.run(
       (so, h, hs) => {
         const [s, steps] = [so.open(h), so.open(hs)]
         for (;;) {
@@ -293,7 +311,7 @@ test.serial('the permits of a process SIGKILLed at random points of an acquire/r
       so.handleOf(steps),
     )
     const killAt = 1 + Math.floor(Math.random() * 2000)
-    while (Atomics.load(steps, 0) < killAt) await sleep(0)
+    await reachStep(steps, killAt, running)
     await victim.kill('SIGKILL')
     t.true(s.acquire(10_000), 'one permit')
     t.true(await s.acquireAsync(10_000), 'and the other')

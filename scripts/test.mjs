@@ -11,24 +11,77 @@ const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)))
 const shm = () => (fs.existsSync('/dev/shm') ? fs.readdirSync('/dev/shm').sort() : null)
 const before = shm()
 
-/** Runs a step, echoing its output, and gives back its exit status and its whole output. */
-function step(cmd, args) {
+/**
+ * Runs a step, echoing its output, and gives back its exit status and its whole output. A step
+ * never hangs the run: once its process exits, output still coming is awaited a few seconds at
+ * most, and anything it left running (children of a test that was cut short still holding the
+ * output pipe) is killed with its process group; a step still running after `minutes` is killed
+ * and counts as failed.
+ */
+function step(cmd, args, minutes = 60) {
   return new Promise((resolve) => {
-    const child = spawn(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+    const group = process.platform !== 'win32'
+    const child = spawn(cmd, args, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], detached: group })
     let out = ''
-    child.stdout.on('data', (d) => {
-      out += d
-      process.stdout.write(d)
-    })
-    child.stderr.on('data', (d) => {
-      out += d
-      process.stderr.write(d)
-    })
+    let open = 2
+    let status = null
+    let exited = false
+    let finished = false
+    const finish = () => {
+      if (finished) return
+      finished = true
+      clearTimeout(limit)
+      if (group) {
+        try {
+          process.kill(-child.pid, 'SIGKILL')
+        } catch {
+          // the group is gone already
+        }
+      }
+      process.off('SIGINT', interrupted).off('SIGTERM', interrupted)
+      resolve({ ok: status === 0, out })
+    }
+    // Its own process group does not hear the terminal's Ctrl-C: pass it on.
+    const interrupted = (signal) => {
+      if (group) {
+        try {
+          process.kill(-child.pid, 'SIGKILL')
+        } catch {
+          // gone already
+        }
+      }
+      process.exit(signal === 'SIGINT' ? 130 : 143)
+    }
+    process.on('SIGINT', interrupted).on('SIGTERM', interrupted)
+    const limit = setTimeout(() => {
+      const msg = `\n${cmd} ${args[0] ?? ''}: still running after ${minutes} minutes: stopped\n`
+      out += msg
+      console.error(msg)
+      status = -1
+      finish()
+    }, minutes * 60_000)
+    for (const [stream, sink] of [
+      [child.stdout, process.stdout],
+      [child.stderr, process.stderr],
+    ]) {
+      stream.on('data', (d) => {
+        out += d
+        sink.write(d)
+      })
+      stream.on('end', () => --open === 0 && exited && finish())
+    }
     child.on('error', (e) => {
       out += `\n${e.message}\n`
       console.error(`${cmd}: ${e.message}`)
+      status = -1
+      finish()
     })
-    child.on('close', (status) => resolve({ ok: status === 0, out }))
+    child.on('exit', (code) => {
+      exited = true
+      status = code
+      if (open === 0) finish()
+      else setTimeout(finish, 5000).unref()
+    })
   })
 }
 
@@ -58,7 +111,9 @@ const files = process.argv.includes('--arch')
     : []
 if (process.argv.includes('--arch')) console.log(`the CPU's suite: ${files.length} spec files (${[...ARCH].join(', ')})`)
 else if (files.length > 0) console.log(`the smaller suite: ${files.length} spec files (not ${[...LONG].join(', ')})`)
-const avaRun = await step(process.execPath, [path.join(root, 'node_modules', 'ava', 'entrypoints', 'cli.mjs'), '--tap', ...files])
+// Bounded so that a hung spec fails the run instead of stopping CI: the whole suite takes
+// about 10 minutes here, and 25 under an emulated CPU.
+const avaRun = await step(process.execPath, [path.join(root, 'node_modules', 'ava', 'entrypoints', 'cli.mjs'), '--tap', ...files], Number(process.env.SOBJ_TEST_MINUTES ?? 45))
 const ava = tapCounts(avaRun.out)
 
 // The /dev/shm check is one more test, where there is a /dev/shm.
