@@ -458,10 +458,15 @@ mod tests {
         wake32(&*w, u32::MAX);
         let got: Vec<_> = (0..1000).map(|_| rx.recv().unwrap()).collect();
         assert!(got.iter().all(|(_, r)| *r == WaitResult::Ok));
-        assert_eq!(
-            got.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
-            (0..1000).collect::<Vec<_>>()
-        );
+        // The order is the shared watchers' promise; where `futex_waitv` does not work (Linux
+        // before 5.16, or an emulator that lacks it) each wait has a thread and ends when the
+        // scheduler lets it.
+        if super::super::linux::waitv_works() {
+            assert_eq!(
+                got.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+                (0..1000).collect::<Vec<_>>()
+            );
+        }
     }
 
     #[test]
