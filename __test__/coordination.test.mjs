@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Worker } from 'node:worker_threads'
 import so from '@sharedobject/core'
 import { spawn } from 'node:child_process'
-import { spawnChild, run, can, when } from './helpers.mjs'
+import { spawnChild, run, can, when, until } from './helpers.mjs'
 
 // The primitives apps build on: condition variables, semaphores, channels, and the barrier's
 // broken state. Every cross-process behaviour runs in real child processes, and every crash is
@@ -46,12 +46,11 @@ async function reachStep(steps, n, running) {
     (value) => (ended = { value }),
     (error) => (ended = { error }),
   )
-  const deadline = Date.now() + 60_000
-  while (Atomics.load(steps, 0) < n) {
-    if (ended) throw new Error(`the child's loop ended at step ${Atomics.load(steps, 0)} of ${n}: ${ended.error?.message ?? JSON.stringify(ended.value)}`)
-    if (Date.now() > deadline) throw new Error(`the child made ${Atomics.load(steps, 0)} of ${n} steps in a minute`)
-    await sleep(0)
-  }
+  await until(() => ended || Atomics.load(steps, 0) >= n, 60_000, 0)
+  const made = Atomics.load(steps, 0)
+  if (made >= n) return
+  if (ended) throw new Error(`the child's loop ended at step ${made} of ${n}: ${ended.error?.message ?? JSON.stringify(ended.value)}`)
+  throw new Error(`the child made ${made} of ${n} steps in a minute`)
 }
 
 const u32 = (n) => new Uint8Array(new Uint32Array([n]).buffer)
@@ -256,10 +255,13 @@ test.serial('a condition variable wakes a waiter in another process, which sees 
   t.true(g.held && m.heldHere)
   state[0] = 42
   g.unlock()
-  while (!(sync.done && asyn.done)) {
-    c.notifyAll()
-    await sleep(5)
-  }
+  t.true(
+    await until(() => {
+      c.notifyAll()
+      return sync.done && asyn.done
+    }),
+    'notifies end both waits',
+  )
   t.deepEqual(await sync.p, { seen: 42, wakes: true })
   t.deepEqual(await asyn.p, { seen: 42, wakes: true })
   g = m.lock()

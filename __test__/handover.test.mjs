@@ -5,19 +5,13 @@ import test from 'ava'
 import fs from 'node:fs'
 import { execFileSync } from 'node:child_process'
 import so from '@sharedobject/core'
-import { spawnChild, run, fixture, can, when, onDisk } from './helpers.mjs'
+import { spawnChild, run, fixture, can, when, onDisk, until } from './helpers.mjs'
 
 const fdCount = () => fs.readdirSync('/proc/self/fd').length
 /** This process's segments as list() reports them (other processes' are on the machine too). */
 const mine = () => so.list().filter((s) => s.ownerPid === process.pid).length
-const tick = () => new Promise((r) => setTimeout(r, 20))
-
-/** Waits up to `ms` for `ok()`; returns its last answer. */
-async function until(ok, ms = 1000) {
-  const end = Date.now() + ms
-  while (!ok() && Date.now() < end) await tick()
-  return ok()
-}
+/** Waits up to a second for `ok()`, as the specs below promise. */
+const withinASecond = (ok) => until(ok, 1000, 20)
 
 when(can.procfs, test.serial)('a receiver’s free makes the segment unopenable and the owner lets go of its descriptor within a second', async (t) => {
   const child = await spawnChild()
@@ -32,7 +26,7 @@ when(can.procfs, test.serial)('a receiver’s free makes the segment unopenable 
     return so.free(h)
   }, h))
   t.is((await t.throwsAsync(child.run((so, h) => so.open(h), h))).code, 'ERR_SHM_NOT_FOUND')
-  t.true(await until(() => fdCount() === fds && mine() === listed), 'descriptor and listing back to where they were')
+  t.true(await withinASecond(() => fdCount() === fds && mine() === listed), 'descriptor and listing back to where they were')
   t.is(so.stats().byState.handedOut.segments, 0)
   t.deepEqual(Array.from(x), [1, 2, 3], 'the owner’s vector keeps working')
   t.deepEqual(await child.run(() => Array.from(globalThis.kept[0])), [1, 2, 3], 'so does the receiver’s')
@@ -47,7 +41,7 @@ when(can.removeNames, test.serial)('a receiver’s free of a named segment remov
   t.true(onDisk(id) || !can.shmFiles)
   t.true(await child.run((so, h) => so.free(h), h))
   t.false(so.hasSharedMemory(id))
-  t.true(await until(() => so.stats().byState.handedOut.segments === 0))
+  t.true(await withinASecond(() => so.stats().byState.handedOut.segments === 0))
   t.is((await t.throwsAsync(child.run((so, h) => so.open(h), h))).code, 'ERR_SHM_NOT_FOUND')
   await child.exit()
 })
@@ -66,7 +60,7 @@ when(can.procfs, test.serial)('opens: 1 releases the segment after one open by a
     globalThis.kept.push(v)
     return Array.from(v)
   }, h), [4, 5])
-  t.true(await until(() => fdCount() === fds && mine() === listed))
+  t.true(await withinASecond(() => fdCount() === fds && mine() === listed))
   t.is(so.stats().byState.waitingForOpens.segments, 0)
   t.is((await t.throwsAsync(b.run((so, h) => so.open(h), h))).code, 'ERR_SHM_NOT_FOUND', 'its one open happened')
   t.deepEqual(Array.from(x), [4, 5])
@@ -80,10 +74,10 @@ test.serial('handleOf(x, { opens: 2 }) waits for two opens; a container hands ou
   const x = so.share(Int32Array.from([9]))
   const h = so.handleOf(x, { opens: 2 })
   t.is(await a.run((so, h) => so.open(h)[0], h), 9)
-  await tick()
+  await new Promise((r) => setTimeout(r, 20))
   so.stats()
   t.is(await b.run((so, h) => so.open(h)[0], h), 9, 'one open is not two')
-  t.true(await until(() => so.stats().byState.waitingForOpens.segments === 0))
+  t.true(await withinASecond(() => so.stats().byState.waitingForOpens.segments === 0))
   t.is((await t.throwsAsync(a.run((so, h) => so.open(h), h))).code, 'ERR_SHM_NOT_FOUND')
 
   const df = so.share({ n: Float64Array.from([1, 2]), s: ['a', 'b'] }, { opens: 1 })
@@ -93,7 +87,7 @@ test.serial('handleOf(x, { opens: 2 }) waits for two opens; a container hands ou
     const d = so.open(h)
     return [Array.from(d.n), d.s.toArray()]
   }, dh), [[1, 2], ['a', 'b']])
-  t.true(await until(() => so.stats().byState.waitingForOpens.segments === 0))
+  t.true(await withinASecond(() => so.stats().byState.waitingForOpens.segments === 0))
   t.is((await t.throwsAsync(b.run((so, h) => so.open(h), dh))).code, 'ERR_SHM_NOT_FOUND')
   t.throws(() => so.share([1], { opens: 0 }), { code: 'ERR_OUT_OF_RANGE' })
   t.throws(() => so.handleOf(x, { opens: 1.5 }), { code: 'ERR_OUT_OF_RANGE' })
@@ -112,7 +106,7 @@ test.serial('open(h, { free: true }) and revive(m, { free: true }) open and free
   }, h), [1, 2, 3])
   t.is((await t.throwsAsync(child.run((so, h) => so.open(h), h))).code, 'ERR_SHM_NOT_FOUND')
   t.deepEqual(await child.run(() => Array.from(globalThis.kept[0])), [1, 2, 3], 'the opened vector keeps working')
-  t.true(await until(() => so.stats().byState.handedOut.segments === 0))
+  t.true(await withinASecond(() => so.stats().byState.handedOut.segments === 0))
 
   const df = so.share({ a: Float64Array.from([1]), b: ['x', 'y'] })
   const message = JSON.parse(JSON.stringify({ df }))
@@ -246,14 +240,16 @@ when(can.removeNames, test.serial)('free by handle never removes a newer segment
     // as it is free: neither may remove the newer segment, and only one free succeeds.
     const frees = Promise.all([a.run((so, h) => so.free(h), h), b.run((so, h) => so.free(h), h)])
     let next
-    while (!next) {
+    const made = await until(() => {
       try {
         next = so.alloc('uint8', 8, { name: 'race-free' })
+        return true
       } catch (e) {
         if (e.code !== 'ERR_SHM_EXISTS') throw e
-        await new Promise((r) => setImmediate(r))
+        return false
       }
-    }
+    }, 10_000, 0)
+    if (!made) throw new Error(`round ${i}: the name was never free again`)
     const [fa, fb] = await frees
     if (fa && fb) both++
     if (!so.hasSharedMemory('race-free') || so.properties(next).id !== 'race-free') lost++

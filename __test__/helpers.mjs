@@ -275,5 +275,19 @@ export function readablePackage() {
   return { dir, node }
 }
 
+/**
+ * Polls `ok()` (which may return a promise) every `every` ms until it holds or `ms` have passed,
+ * and gives back its last answer. Every wait for another process or thread goes through it, so a
+ * condition that never comes fails its test instead of hanging the run.
+ */
+export async function until(ok, ms = 10_000, every = 5) {
+  const end = Date.now() + ms
+  for (;;) {
+    const answer = await ok()
+    if (answer || Date.now() >= end) return answer
+    await new Promise((r) => setTimeout(r, every))
+  }
+}
+
 /** `t` (test, test.serial, ...) when `capability` holds, its `.skip` otherwise. */
 export const when = (capability, t) => (capability ? t : t.skip)

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { Worker } from 'node:worker_threads'
 import so from '@sharedobject/core'
-import { spawnChild, isLinux, isPosix, can, when } from './helpers.mjs'
+import { spawnChild, isLinux, isPosix, can, when, until } from './helpers.mjs'
 
 // Synchronisation across processes and threads. Children are real processes; the few times
 // asserted are generous bounds, only where a test proves that something does not block. Some
@@ -34,10 +34,12 @@ function worker(body, workerData) {
 /** Notifies until the waiter is gone: a waiter that has not gone to sleep yet misses a notify. */
 async function notifyUntil(settled, v, i) {
   let woken = 0
-  while (!settled()) {
+  const ended = await until(() => {
+    if (settled()) return true
     woken += so.notify(v, i)
-    await sleep(5)
-  }
+    return false
+  })
+  if (!ended) throw new Error('a waiter did not end on 10 s of notifies')
   return woken
 }
 

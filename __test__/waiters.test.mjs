@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import fs from 'node:fs'
 import { setTimeout as sleep } from 'node:timers/promises'
 import so from '@sharedobject/core'
-import { spawnChild, can, when } from './helpers.mjs'
+import { spawnChild, can, when, until } from './helpers.mjs'
 
 // Pending asynchronous waits share a bounded set of watcher threads (at most 16), however many
 // there are: each test counts this process's threads before and while they wait. The tests run
@@ -71,7 +71,7 @@ when(can.sharedWaiters, test.serial)('10,000 pending waitAsync calls on 100 word
     const [v, k] = at(w)
     Atomics.store(v, k, 1)
     woken += so.notify(v, k)
-    while (order.filter(([i]) => i % 100 === w).length < 100) await sleep(1)
+    t.true(await until(() => order.filter(([i]) => i % 100 === w).length === 100, 10_000, 1), `word ${w}'s 100 waits end on its notify`)
   }
   const settled = order.splice(0)
   t.is(settled.length, 5_000)
@@ -116,7 +116,7 @@ when(can.sharedWaiters, test.serial)('2,000 waits on 2,000 distinct words share 
   const during = threads()
   t.log(`threads: ${before} before, ${during} with 2,000 distinct words waited on`)
   t.true(during - before <= WATCHERS, `${during - before} threads added`)
-  while (order.length < 1_000) await sleep(5)
+  t.true(await until(() => order.length >= 1_000), 'the 1,000 waits with a timeout end')
   t.true(
     order.every(([i, r]) => i % 2 === 1 && r === 'timed-out'),
     'only the waits with a timeout have ended, timed out',
@@ -140,7 +140,7 @@ when(can.sharedWaiters, test.serial)('waits on one word with different timeouts:
   const waits = Array.from({ length: 1_000 }, (_, i) => so.waitAsync(v, i % 10, 0, i % 4 === 0 ? 10 : 60_000))
   const { order, all } = recorder(waits)
   t.true(threads() - before <= WATCHERS)
-  while (order.length < 250) await sleep(5)
+  t.true(await until(() => order.length >= 250), 'the 250 waits with a 10 ms timeout end')
   t.true(order.every(([i, r]) => i % 4 === 0 && r === 'timed-out'))
   // The child changes each word and notifies it: the parent's watcher sees it in the kernel.
   await child.run((so, h) => {
@@ -173,13 +173,15 @@ when(can.sharedWaiters, test.serial)('a notify in another process without a chan
   // between two kernel waits would miss it, so the child notifies until they have ended.
   await sleep(20)
   const h = so.handleOf(v)
-  while (order.length < 100) {
+  const notified = await until(async () => {
+    if (order.length === 100) return true
     await child.run((so, h) => {
       const v = (globalThis.waited ??= so.open(h))
       return so.notify(v, 0)
     }, h)
-    await sleep(5)
-  }
+    return false
+  })
+  t.true(notified, "the child's notifies end all 100 waits")
   await all
   t.true(order.every(([, r]) => r === 'ok'))
   so.close(v)
