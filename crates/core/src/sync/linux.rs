@@ -55,18 +55,15 @@ pub(super) fn park32(
             return Some(WaitResult::TimedOut);
         };
         let ts = left.map(timespec);
-        let tsp = ts
-            .as_ref()
-            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-        // SAFETY: FUTEX_WAIT reads the word in the kernel only (EFAULT if unmapped) and `tsp` is
-        // null or points to a timespec that outlives the call; the last two arguments are unused.
+        // SAFETY: FUTEX_WAIT reads the word in the kernel only (EFAULT if unmapped) and the time
+        // is null or points into `ts`, which outlives the call; the last two arguments are unused.
         let r = unsafe {
             libc::syscall(
                 libc::SYS_futex,
                 addr,
                 FUTEX_WAIT,
                 expected,
-                tsp,
+                or_null(&ts),
                 std::ptr::null::<u32>(),
                 0u32,
             )
@@ -93,58 +90,20 @@ pub(super) fn park64(
     if NO_WAITV.load(Relaxed) {
         return None;
     }
-    let base = addr as u64;
-    let (lo, hi) = if cfg!(target_endian = "little") {
-        (base, base + 4)
-    } else {
-        (base + 4, base)
-    };
-    let waiters = [
-        FutexWaitv {
-            val: u64::from(expected as u32),
-            uaddr: lo,
-            flags: FUTEX2_SIZE_U32,
-            reserved: 0,
-        },
-        FutexWaitv {
-            val: expected >> 32,
-            uaddr: hi,
-            flags: FUTEX2_SIZE_U32,
-            reserved: 0,
-        },
-    ];
-    // futex_waitv takes an absolute time on the clock it is given.
-    let end = timeout
-        .and_then(|t| monotonic_now().checked_add(t))
-        .map(timespec);
-    let tsp = end
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    let words = halves(addr as usize, expected);
+    // One deadline for every retry: futex_waitv takes an absolute time.
+    let end = deadline(timeout);
     loop {
-        // SAFETY: `waiters` is an array of two futex_waitv structs laid out as the kernel expects;
-        // the kernel reads the words themselves (EFAULT if unmapped). `tsp` is null or points to
-        // a timespec that outlives the call.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_futex_waitv,
-                waiters.as_ptr(),
-                2u32,
-                0u32,
-                tsp,
-                libc::CLOCK_MONOTONIC,
-            )
-        };
-        if r >= 0 {
-            return Some(WaitResult::Ok);
-        }
-        match errno() {
-            libc::EINTR => continue,
-            libc::ETIMEDOUT => return Some(WaitResult::TimedOut),
-            libc::ENOSYS => {
+        match waitv_until(&words, end) {
+            Ok(_) => return Some(WaitResult::Ok),
+            Err(libc::EINTR) => continue,
+            Err(libc::ETIMEDOUT) => return Some(WaitResult::TimedOut),
+            Err(libc::ENOSYS) => {
                 NO_WAITV.store(true, Relaxed);
                 return None;
             }
-            _ => return Some(WaitResult::Ok),
+            // EAGAIN (a half changed) or EFAULT (unmapped): the caller looks again.
+            Err(_) => return Some(WaitResult::Ok),
         }
     }
 }
@@ -183,6 +142,11 @@ pub(super) fn halves(addr: usize, expected: u64) -> [Watch; 2] {
 /// not hold its value (`EAGAIN`, without saying which), one is not mapped (`EFAULT`, the same),
 /// or `timeout` passes (`ETIMEDOUT`). The words are read by the kernel only.
 pub(super) fn waitv(words: &[Watch], timeout: Option<Duration>) -> Result<usize, i32> {
+    waitv_until(words, deadline(timeout))
+}
+
+/// [`waitv`] until an absolute time on the monotonic clock (`None`: no limit).
+fn waitv_until(words: &[Watch], end: Option<libc::timespec>) -> Result<usize, i32> {
     if words.len() > WAITV_MAX {
         return Err(libc::EINVAL);
     }
@@ -195,22 +159,16 @@ pub(super) fn waitv(words: &[Watch], timeout: Option<Duration>) -> Result<usize,
             reserved: 0,
         })
         .collect();
-    let end = timeout
-        .and_then(|t| monotonic_now().checked_add(t))
-        .map(timespec);
-    let tsp = end
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: `list` is an array of futex_waitv structs laid out as the kernel expects, alive for
     // the call; the kernel reads the words themselves (EFAULT if unmapped), never this process.
-    // `tsp` is null or points to a timespec that outlives the call.
+    // The time is null or points into `end`, which outlives the call.
     let r = unsafe {
         libc::syscall(
             libc::SYS_futex_waitv,
             list.as_ptr(),
             list.len() as u32,
             0u32,
-            tsp,
+            or_null(&end),
             libc::CLOCK_MONOTONIC,
         )
     };
@@ -219,6 +177,19 @@ pub(super) fn waitv(words: &[Watch], timeout: Option<Duration>) -> Result<usize,
     } else {
         Err(errno())
     }
+}
+
+/// The monotonic time `timeout` from now, as futex_waitv takes it; `None` for no limit (or one
+/// past the clock's range).
+fn deadline(timeout: Option<Duration>) -> Option<libc::timespec> {
+    timeout
+        .and_then(|t| monotonic_now().checked_add(t))
+        .map(timespec)
+}
+
+/// The pointer a futex call takes for an optional time: null for none.
+fn or_null(t: &Option<libc::timespec>) -> *const libc::timespec {
+    t.as_ref().map_or(std::ptr::null(), |t| t as *const _)
 }
 
 fn monotonic_now() -> Duration {
