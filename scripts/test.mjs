@@ -27,29 +27,26 @@ function step(cmd, args, minutes = 60) {
     let status = null
     let exited = false
     let finished = false
+    // Kills the step and whatever it left running: its whole process group.
+    const killGroup = () => {
+      if (!group) return
+      try {
+        process.kill(-child.pid, 'SIGKILL')
+      } catch {
+        // the group is gone already
+      }
+    }
     const finish = () => {
       if (finished) return
       finished = true
       clearTimeout(limit)
-      if (group) {
-        try {
-          process.kill(-child.pid, 'SIGKILL')
-        } catch {
-          // the group is gone already
-        }
-      }
+      killGroup()
       process.off('SIGINT', interrupted).off('SIGTERM', interrupted)
       resolve({ ok: status === 0, out })
     }
     // Its own process group does not hear the terminal's Ctrl-C: pass it on.
     const interrupted = (signal) => {
-      if (group) {
-        try {
-          process.kill(-child.pid, 'SIGKILL')
-        } catch {
-          // gone already
-        }
-      }
+      killGroup()
       process.exit(signal === 'SIGINT' ? 130 : 143)
     }
     process.on('SIGINT', interrupted).on('SIGTERM', interrupted)
