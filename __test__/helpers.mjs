@@ -1,5 +1,5 @@
 // Shared test helpers: real child processes driven over IPC.
-import { fork, execFile, execFileSync, spawnSync } from 'node:child_process'
+import { fork, execFile, execFileSync, spawn, spawnSync } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
@@ -7,6 +7,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import { createRequire } from 'node:module'
 
+const packageRoot = fileURLToPath(new URL('..', import.meta.url))
 export const fixture = (name) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
 export const run = promisify(execFile)
 
@@ -273,6 +274,33 @@ export function readablePackage() {
   }
   execFileSync('chmod', ['-R', 'a+rX', dir])
   return { dir, node }
+}
+
+/**
+ * Runs `code` in a fresh Node with the package as `so`, in the package's folder (so a worker's
+ * code loads it as `require(process.cwd())`: a Windows path would not survive a nested template);
+ * resolves with its exit and output.
+ */
+export async function child(code, { env = {}, timeout = 90000 } = {}) {
+  const proc = spawn(process.execPath, ['--expose-gc', '-e', `const so = require(${JSON.stringify(packageRoot)});\n${code}`], {
+    cwd: packageRoot,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  proc.stdout.on('data', (d) => (stdout += d))
+  proc.stderr.on('data', (d) => (stderr += d))
+  const timer = setTimeout(() => proc.kill('SIGKILL'), timeout)
+  const [code_, signal] = await once(proc, 'exit')
+  clearTimeout(timer)
+  return { code: code_, signal, stdout, stderr, json: () => JSON.parse(stdout.trim().split('\n').pop()) }
+}
+
+/** Asserts that a `child` exited by itself, with status 0 (its stderr says why if not). */
+export const exitedCleanly = (t, r) => {
+  t.is(r.signal, null, `no signal: ${r.stderr}`)
+  t.is(r.code, 0, r.stderr)
 }
 
 /**

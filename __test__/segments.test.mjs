@@ -3,38 +3,10 @@
 // and every range the process holds is counted and given back. Each crash case runs in a child
 // process that would die of SIGSEGV if the memory were unmapped under it.
 import test from 'ava'
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
-import { can, when } from './helpers.mjs'
+import { can, when, child, exitedCleanly } from './helpers.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-
-/**
- * Runs `code` in a fresh Node with the package as `so`, in the package's folder (so a worker's
- * code loads it as `require(process.cwd())`: a Windows path would not survive a nested template);
- * resolves with its exit and output.
- */
-async function child(code, { env = {}, timeout = 90000 } = {}) {
-  const proc = spawn(process.execPath, ['--expose-gc', '-e', `const so = require(${JSON.stringify(root)});\n${code}`], {
-    cwd: root,
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
-  let stdout = ''
-  let stderr = ''
-  proc.stdout.on('data', (d) => (stdout += d))
-  proc.stderr.on('data', (d) => (stderr += d))
-  const timer = setTimeout(() => proc.kill('SIGKILL'), timeout)
-  const [code_, signal] = await once(proc, 'exit')
-  clearTimeout(timer)
-  return { code: code_, signal, stdout, stderr, json: () => JSON.parse(stdout.trim().split('\n').pop()) }
-}
-
-const exitedCleanly = (t, r) => {
-  t.is(r.signal, null, `no signal: ${r.stderr}`)
-  t.is(r.code, 0, r.stderr)
-}
 
 // A read from a FIFO parks a thread-pool job on a developer-API buffer over a vector's mapping;
 // the vector is closed, the buffer unmapped, the engine collects, and new segments are mapped
@@ -157,71 +129,4 @@ test.serial('a close in a worker is seen by every thread: the main thread’s ve
   t.true(out.fresh, 'a new mapping, not the closed buffer')
   t.deepEqual(out.values, [1, 2, 30], 'the segment kept every write made before the close')
   t.deepEqual(out.reopened, [10, 2, 30], 'the new mapping is the one this thread keeps')
-})
-
-const vmSize = `() => Number(/VmSize:\\s+(\\d+)/.exec(require('node:fs').readFileSync('/proc/self/status', 'utf8'))[1]) * 1024`
-
-for (const [runtime, env] of [
-  ['this runtime’s buffers', {}],
-  ['ArrayBuffers', { SHAREDOBJECT_NO_SAB: '1' }],
-]) {
-  when(can.procfs, test.serial)(`48 × (share 256 MiB, use, close) in one synchronous loop keeps VmSize within 2 GiB (${runtime})`, async (t) => {
-    const r = await child(
-      `
-      const vm = ${vmSize}
-      const start = vm()
-      let most = 0
-      for (let i = 0; i < 48; i++) {
-        const x = so.alloc('float64', (256 << 20) / 8, { reserve: false })
-        x[i] = i
-        x[x.length - 1] = i
-        so.close(x)
-        most = Math.max(most, vm() - start)
-      }
-      console.log(JSON.stringify({ most }))
-    `,
-      { env },
-    )
-    exitedCleanly(t, r)
-    t.true(r.json().most < 2 * 2 ** 30, `VmSize grew by ${(r.json().most / 2 ** 20).toFixed(0)} MiB`)
-  })
-}
-
-// Each closed range sits between two live named mappings, so no two of them merge into one
-// kernel mapping: the kernel's map count runs out unless closed ranges are given back, and the
-// budget counts them while they are held.
-when(can.procfs && can.shmFiles, test.serial)('40,000 × (named alloc, close) with named vectors kept alive between them ends without a signal, VmSize bounded', async (t) => {
-  const r = await child(
-    `
-    const fs = require('node:fs')
-    const vm = ${vmSize}
-    const start = vm()
-    // Nearly half the kernel's map count stays alive; the closed ones take the other half.
-    const keep = Math.floor(Number(fs.readFileSync('/proc/sys/vm/max_map_count', 'utf8')) * 0.46)
-    const kept = []
-    let most = 0
-    let failed
-    // Bounded in time too (an emulated machine runs a fraction of the loop; a native one, all).
-    const end = Date.now() + 75000
-    let i = 0
-    try {
-      for (; i < 40000 && Date.now() < end; i++) {
-        const x = so.alloc('float64', 4, { named: true })
-        x[0] = i
-        so.close(x)
-        if (kept.length < keep) kept.push(so.alloc('float64', 4, { named: true }))
-        if (i % 1000 === 0) most = Math.max(most, vm() - start)
-      }
-    } catch (e) { failed = e.code + ': ' + e.message }
-    const n = kept.length
-    for (const k of kept) so.close(k)
-    console.log(JSON.stringify({ most, failed, kept: n, keep, done: i === 40000 }))
-  `,
-    { timeout: 110000 },
-  )
-  exitedCleanly(t, r)
-  const { most, failed, kept, keep, done } = r.json()
-  t.is(failed, undefined)
-  if (done) t.is(kept, keep)
-  t.true(most < 2 ** 30, `VmSize grew by ${(most / 2 ** 20).toFixed(0)} MiB`)
 })
