@@ -26,6 +26,13 @@ ZIG_VERSION=0.14.1
 
 note() { printf '\n== %s\n' "$*"; }
 
+# Builds for other targets have a cargo target directory of their own, so that they can run
+# beside the host's build and npm test's cargo without waiting on its lock (see builds.sh).
+CROSS_TARGET=$ROOT/target/cross
+
+# build_only ARG: whether a platform script was asked for its builds only (`SCRIPT build`).
+build_only() { [ "${1:-}" = build ]; }
+
 # apt-get install, waiting for other users of the package database instead of failing.
 APT_UPDATED=$WORK/.apt-updated
 apt_install() {
@@ -49,14 +56,23 @@ npm_unpack() {
   local pkg=$1 version=$2 base
   base=${1#@}
   base=${base//\//-}
-  local dir=$WORK/npm/$base-$version tgz=$CACHE/npm/$base-$version.tgz
+  local dir=$WORK/npm/$base-$version tgz=$CACHE/npm/$base-$version.tgz tmp
+  # Unpacked (and fetched) into a scratch directory, then moved into place whole: the builds
+  # ahead (builds.sh) and a platform script may ask for the same package at once.
   if [ ! -f "$dir/package.json" ]; then
     if [ ! -f "$tgz" ]; then
       mkdir -p "$CACHE/npm"
-      (cd "$CACHE/npm" && npm pack --silent "$pkg@$version" >/dev/null)
+      tmp=$(mktemp -d "$CACHE/npm/.fetch.XXXXXX")
+      (cd "$tmp" && npm pack --silent "$pkg@$version" >/dev/null)
+      mv -n "$tmp"/*.tgz "$tgz" 2>/dev/null || true
+      rm -rf "$tmp"
     fi
-    rm -rf "$dir" && mkdir -p "$dir"
-    tar -xzf "$tgz" -C "$dir" --strip-components=1
+    mkdir -p "$WORK/npm"
+    tmp=$(mktemp -d "$WORK/npm/.unpack.XXXXXX")
+    tar -xzf "$tgz" -C "$tmp" --strip-components=1
+    # A directory already there is another caller's whole copy, or an interrupted run's part.
+    mv -T "$tmp" "$dir" 2>/dev/null || [ -f "$dir/package.json" ] || { rm -rf "$dir" && mv -T "$tmp" "$dir"; }
+    rm -rf "$tmp"
   fi
   echo "$dir"
 }
@@ -134,6 +150,7 @@ wine_setup() {
 wine_run() {
   local version=$1 node=$2
   shift 2
+  cp "$CROSS_TARGET/x86_64-pc-windows-gnu/release/sharedobject_napi.dll" "$ROOT/dist/sharedobject.win32-x64-msvc.node"
   note "tests under Wine $version: Rust ($L-rust.log), ava ($L-ava.log)"
   "$@" "$WINE_TESTS" || true
   wine_summary "win32-x64 (wine $version)" "$node"

@@ -2,7 +2,7 @@
 # Linux musl, x64 and arm64: the addon built as the GitHub workflow builds it (napi build -x:
 # cargo-zigbuild with zig, both from PyPI), and the core crate's Rust tests as static musl
 # executables (arm64 under qemu). No musl build of Node.js is in the registries CI reaches,
-# so the ava specs run on musl in the workflow's Alpine job only.
+# so the ava specs run on musl in the workflow's Alpine job only. `musl.sh build`: builds only.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 apt_install python3-venv qemu-user file
@@ -14,23 +14,34 @@ if [ ! -x "$V/bin/cargo-zigbuild" ]; then
 fi
 # cargo-zigbuild runs zig as `python3 -m ziglang` when no zig is on PATH: the venv's python.
 export PATH=$V/bin:$PATH
-rc=0
-# build TARGET: the addon, as the workflow makes it; into .ci-work, leaving the checkout alone.
+export CARGO_TARGET_DIR=$CROSS_TARGET
+# build TARGET ARCH: the addon, as the workflow makes it (into .ci-work, leaving the checkout
+# alone), and the core crate's tests; what went wrong is kept in $WORK/musl/failed-TARGET.
 build() {
-  note "napi build -x --target $1" >&2
+  local failed=$WORK/musl/failed-$1
+  mkdir -p "$WORK/musl" && rm -f "$failed"
+  note "napi build -x --target $1"
   if npx napi build --platform --release --target "$1" -x --manifest-path crates/napi/Cargo.toml \
     --package-json-path package.json --output-dir "$WORK/musl" --no-js > "$LOGS/musl-build-$1.log" 2>&1; then
-    file -b "$WORK/musl/sharedobject.linux-$2-musl.node" >&2
-    echo "cargo=/dev/null" # nothing more to count
+    file -b "$WORK/musl/sharedobject.linux-$2-musl.node"
   else
-    tail -20 "$LOGS/musl-build-$1.log" >&2
-    echo "cargo=$LOGS/musl-build-$1.log"
+    tail -20 "$LOGS/musl-build-$1.log"
+    echo "$LOGS/musl-build-$1.log" > "$failed"
+  fi
+  if [ "$2" = x64 ]; then
+    cargo test -q --release --target "$1" -p sharedobject-core --no-run 2> "$LOGS/musl-build-$1-tests.log" || true
+  else
+    cargo-zigbuild test -q --release --target "$1" -p sharedobject-core --no-run 2> "$LOGS/musl-build-$1-tests.log" || true
   fi
 }
 
+for p in x64:x86_64 arm64:aarch64; do build "${p#*:}-unknown-linux-musl" "${p%%:*}"; done
+build_only "${1:-}" && exit 0
+
+rc=0
 for p in x64:x86_64 arm64:aarch64; do
   arch=${p%%:*} target=${p#*:}-unknown-linux-musl
-  built=$(build "$target" "$arch" | tail -1)
+  # The builds above did nothing when the builds ahead (builds.sh) had made them already.
   L=$LOGS/musl-$arch-rust.log
   if [ "$arch" = x64 ]; then
     note "core tests for $target"
@@ -42,8 +53,8 @@ for p in x64:x86_64 arm64:aarch64; do
     platform="linux-arm64-musl (qemu)"
   fi
   grep -E '^test result' "$L" || true
-  # A build that failed adds its one failure (its log has no test results) to the tests' counts.
-  if [ "$built" = cargo=/dev/null ]; then counts=$(node scripts/counts.mjs "cargo=$L"); else counts=$(node scripts/counts.mjs "cargo=$L" "$built"); fi
+  # An addon build that failed adds its one failure (its log has no test results) to the tests' counts.
+  if [ -f "$WORK/musl/failed-$target" ]; then counts=$(node scripts/counts.mjs "cargo=$L" "cargo=$(cat "$WORK/musl/failed-$target")"); else counts=$(node scripts/counts.mjs "cargo=$L"); fi
   summary "$platform" cargo "$counts" || rc=1
 done
 exit $rc

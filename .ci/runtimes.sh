@@ -8,12 +8,13 @@
 # without install(), a receiver's free, opens: 1, close, a mutex across processes, worker
 # threads) are the promises a runtime of its own can break; the rest of the suite exercises
 # the core and the facade, which are the same on every runtime. The same runner under Node is
-# a check of the runner itself.
+# a check of the runner itself. `runtimes.sh build`: fetches the runtimes only.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 rc=0
 deno=$(npm_unpack @deno/linux-x64-glibc "$DENO_VERSION")/deno
 bun=$(npm_unpack @oven/bun-linux-x64 "$BUN_VERSION")/bin/bun
+build_only "${1:-}" && exit 0
 # Deno: -A for the addon (--allow-ffi) and for /dev/shm, /proc and child processes; its cache
 # and no update check, inside .ci-work.
 export DENO_DIR=$WORK/deno-dir DENO_NO_UPDATE_CHECK=1 NO_COLOR=1

