@@ -100,7 +100,7 @@ const ARCH = new Set(['numeric', 'logical', 'strings', 'factors', 'arrow', 'cont
 
 // --no-fail-fast: every test binary runs, so the counts are complete when one fails.
 const cargoRun = smaller ? { ok: true, out: '' } : await step('cargo', ['test', '--workspace', '--release', '--no-fail-fast'])
-const cargo = cargoCounts(cargoRun.out)
+const cargo = smaller ? { passed: 0, failed: 0, skipped: 0 } : cargoCounts(cargoRun.out)
 // ava's own entry point with this Node (no shell shim: the same on Windows); TAP, because its
 // summary counts passed, skipped and failed tests however the run went.
 const specs = fs
