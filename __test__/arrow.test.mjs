@@ -6,7 +6,6 @@ import { once } from 'node:events'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import { fileURLToPath } from 'node:url'
 import * as A from 'apache-arrow'
 import so from '@sharedobject/core'
 import { spawnChild, sharedChild, run, fixture, isLinux, can, when } from './helpers.mjs'
@@ -485,10 +484,4 @@ test.serial('a CommonJS program gets tables of its own apache-arrow build, and s
   so.close(theirs)
   proc.send('done')
   await once(proc, 'exit')
-})
-
-test('the data-frame example: cluster workers aggregate their parts of a shared table with arquero, and it exits', async (t) => {
-  const example = fileURLToPath(new URL('../examples/arrow-dataframe.mjs', import.meta.url))
-  const { stdout } = await run(process.execPath, [example], { timeout: 60_000 })
-  t.regex(stdout, /the workers’ totals match the whole table/)
 })
