@@ -227,13 +227,15 @@ test.serial('a condition variable wakes a waiter in another process, which sees 
   const [a, b] = await children(t, 2)
   const m = so.mutex()
   const c = so.condition()
-  const state = so.alloc('float64', 1)
+  // state[0]: what the waiters wait for; state[1]: how many have taken the lock to wait.
+  const state = so.alloc('float64', 2)
   const handles = [so.handleOf(m), so.handleOf(c), so.handleOf(state)]
   // One waiter blocks, the other waits asynchronously.
   const waiter = (so, hm, hc, hs, async) => {
     const [m, c, state] = [so.open(hm), so.open(hc), so.open(hs)]
     const run = async () => {
       let g = m.lock()
+      state[1]++
       let wakes = 0
       while (state[0] === 0) {
         g = async ? await c.waitAsync(g) : c.wait(g)
@@ -247,7 +249,10 @@ test.serial('a condition variable wakes a waiter in another process, which sees 
   }
   const sync = track(a.run(waiter, ...handles, false))
   const asyn = track(b.run(waiter, ...handles, true))
-  await sleep(100)
+  // Each waiter counts itself under the lock and then waits, which lets the lock go: once both
+  // have counted, the lock below is taken only when both are waiting (a slow child, under an
+  // emulated CPU, may take longer than any fixed pause to get there).
+  t.true(await until(() => state[1] === 2, 60_000), 'both waiters take the lock')
   t.false(sync.done || asyn.done, 'both wait')
   // A timed wait here times out with the lock held again.
   let g = m.lock()
