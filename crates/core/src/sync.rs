@@ -376,10 +376,7 @@ impl Holder {
 /// `/proc` stat); `None` where it cannot be read.
 #[cfg(target_os = "linux")]
 fn thread_started(pid: u32, tid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: fields resume after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    crate::sys::task_start_time(pid, tid)
 }
 
 #[cfg(not(target_os = "linux"))]

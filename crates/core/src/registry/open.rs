@@ -105,7 +105,7 @@ fn open_at(
         Place::Named => name::format_handle(id, h.generation, place),
         p => name::format_handle(id, h.generation, p),
     };
-    let (pid, _, _) = sys::current_process();
+    let pid = sys::current_pid();
     let owner = h.owner_pid == pid && with(|r| r.owned.contains_key(&key));
     crate::guard::watch(map.ptr(), map.len());
     let mapping = Arc::new(Mapping {
@@ -163,7 +163,7 @@ pub fn read_copy(handle: &str, max_bytes: u64) -> Result<(Header, String, Vec<u8
         Err(e) if e.code == Code::Permission => open_checked(&id, Some(generation), &place, false)?,
         r => r?,
     };
-    let (pid, _, _) = sys::current_process();
+    let pid = sys::current_pid();
     if !(h.owner_pid == pid && with(|r| r.owned.contains_key(&(id.clone(), generation)))) {
         count_open(&file, &h);
     }

@@ -299,12 +299,8 @@ pub(super) fn process_alive(pid: u32, start: u64, pidns: u64) -> Option<bool> {
 /// Whether thread `tid` of process `pid` runs: its `/proc` entry exists and is not a zombie (a
 /// killed process stays a zombie until its parent reaps it, and must count as dead before that).
 pub(super) fn thread_alive(pid: u32, tid: u32) -> Option<bool> {
-    match std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")) {
-        Ok(stat) => {
-            // The command name may hold spaces and parentheses: the state follows the last ')'.
-            let state = stat[stat.rfind(')')? + 1..].split_whitespace().next()?;
-            Some(!matches!(state, "Z" | "X" | "x"))
-        }
+    match crate::sys::task_stat_field(pid, tid, 0) {
+        Ok(state) => Some(!matches!(state?.as_str(), "Z" | "X" | "x")),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(false),
         Err(_) => None,
     }

@@ -30,6 +30,8 @@ use macos as os;
 
 pub(crate) use create::create_named;
 pub(crate) use file::{exists, open_named, File};
+#[cfg(target_os = "linux")]
+pub(crate) use linux::{task_start_time, task_stat_field};
 pub(crate) use map::{control, map_file, prefault, retire, Access, Map};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) use map::{prefault_range, Populated};
@@ -37,7 +39,7 @@ pub(crate) use map::{prefault_range, Populated};
 pub(crate) use memfd::{create_memfd, list_memfds, open_memfd};
 pub(crate) use names::{list_ids, unlink, unlink_checked};
 pub(crate) use os::{max_map_count, memory_limit};
-pub(crate) use process::{current_process, owner_alive};
+pub(crate) use process::{current_pid, current_process, owner_alive};
 
 /// How a segment's name is opened (`os::open_name`).
 #[derive(Clone, Copy, PartialEq, Eq)]

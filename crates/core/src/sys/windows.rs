@@ -347,6 +347,12 @@ fn creation_time(process: HANDLE) -> Option<u64> {
     (ok != 0).then(|| (u64::from(created.dwHighDateTime) << 32) | u64::from(created.dwLowDateTime))
 }
 
+/// This process's pid.
+pub(crate) fn current_pid() -> u32 {
+    // SAFETY: no preconditions.
+    unsafe { GetCurrentProcessId() }
+}
+
 /// Who this process is: pid, creation time, and 0 (Windows has no pid namespaces).
 pub(crate) fn current_process() -> (u32, u64, u64) {
     // SAFETY: no preconditions; the pseudo handle of the current process needs no closing.

@@ -131,14 +131,46 @@ pub(super) fn listing_dir() -> std::path::PathBuf {
 pub(super) fn register_marker(_id: &str) {}
 pub(super) fn unregister_marker(_id: &str) {}
 
+/// Field `n` (0 is the state) of the fields that follow the command name in the `/proc` stat of
+/// task `tid` of process `pid`; `None` where the stat has fewer. The file is generated on each
+/// read and is a few hundred bytes, so it is read in one call into a buffer on the stack (the growing
+/// buffer of `read_to_string` took six). The command name may hold spaces and parentheses: the
+/// fields resume after the last ')'.
+pub(crate) fn task_stat_field(pid: u32, tid: u32, n: usize) -> std::io::Result<Option<String>> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(format!("/proc/{pid}/task/{tid}/stat"))?;
+    let mut buf = [0u8; 4096];
+    let mut len = 0;
+    while len < buf.len() {
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(k) => len += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    let stat = &buf[..len];
+    let Some(close) = stat.iter().rposition(|&c| c == b')') else {
+        return Ok(None);
+    };
+    Ok(stat[close + 1..]
+        .split(u8::is_ascii_whitespace)
+        .filter(|f| !f.is_empty())
+        .nth(n)
+        .map(|f| String::from_utf8_lossy(f).into_owned()))
+}
+
+/// When task `tid` of process `pid` started, in clock ticks since boot: the stat's 22nd field,
+/// the 20th after the state.
+pub(crate) fn task_start_time(pid: u32, tid: u32) -> Option<u64> {
+    task_stat_field(pid, tid, 19).ok()??.parse().ok()
+}
+
 /// A process's start time (clock ticks since boot), from `/proc/<pid>/task/<pid>/stat`: qemu-user
 /// fakes `/proc/<pid>/stat` for the processes it runs (a few ticks off, different per thread),
 /// but passes the task's stat through unchanged.
 pub(super) fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/stat")).ok()?;
-    // The command name may hold spaces and parentheses: fields resume after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
+    task_start_time(pid, pid)
 }
 
 pub(super) fn pid_namespace() -> u64 {
@@ -166,4 +198,53 @@ pub(crate) fn memory_limit() -> Option<u64> {
     let info = rustix::system::sysinfo();
     let unit = u64::from(info.mem_unit.max(1));
     Some((info.totalram as u64 + info.totalswap as u64).saturating_mul(unit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A thread whose name holds spaces and parentheses: its stat's fields are still found after
+    /// the name, and its start time is the one the process stat's 22nd field gives its thread.
+    #[test]
+    fn task_stat_fields_follow_the_last_parenthesis() {
+        let pid = std::process::id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::Builder::new()
+            .name("a) b (c) 1 2".into())
+            .spawn(move || {
+                // SAFETY: gettid takes no arguments and cannot fail.
+                tx.send(unsafe { libc::syscall(libc::SYS_gettid) } as u32)
+                    .unwrap();
+                done_rx.recv().ok();
+            })
+            .unwrap();
+        let tid = rx.recv().unwrap();
+        let state = task_stat_field(pid, tid, 0).unwrap().unwrap();
+        assert!(matches!(state.as_str(), "R" | "S" | "D"), "state {state:?}");
+        let raw = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).unwrap();
+        assert!(raw.contains("(a) b (c) 1 2)"), "{raw}");
+        let want: u64 = raw[raw.rfind(')').unwrap() + 1..]
+            .split_whitespace()
+            .nth(19)
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(task_start_time(pid, tid), Some(want));
+        assert_eq!(task_stat_field(pid, tid, 10_000).unwrap(), None);
+        done_tx.send(()).unwrap();
+        t.join().unwrap();
+        // A task that is gone is an error the callers tell apart (NotFound). The kernel reaps
+        // a thread a moment after `join` returns (it wakes the joiner first): wait for that.
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let err = loop {
+            match task_stat_field(pid, tid, 0) {
+                Err(e) => break e,
+                Ok(_) if std::time::Instant::now() < end => std::thread::yield_now(),
+                Ok(s) => panic!("task {tid} still has a stat ({s:?}) 5 s after it ended"),
+            }
+        };
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+    }
 }
