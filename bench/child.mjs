@@ -86,6 +86,11 @@ const handlers = {
     reply({ last, sum: sum(v) })
   },
 
+  // The messaging alone: what a hand-over costs before anything is opened.
+  ping() {
+    reply({})
+  },
+
   async drop() {
     if (held) release(held.transport, held.v, held.msg)
     held = null

@@ -1,8 +1,10 @@
 # The hand-over of bench/run.mjs's figure 3, done the Python way: a parent puts n float64 in a
 # multiprocessing.shared_memory block and tells W waiting Python processes its name; each
 # attaches by name, reads x[n-1] and replies. Timed from the first send to the last reply, as
-# the Node figure is; children are started and warmed before anything is timed.
-# Run: python3 bench/py-handover.py W REPS n1 [n2 ...]. Prints {"n": median ms} as JSON.
+# the Node figure is; children are started and warmed before anything is timed. The same round
+# trip with no block ("ping") is the messaging alone.
+# Run: python3 bench/py-handover.py W REPS n1 [n2 ...]. Prints {"n": median ms, "ping": median ms}
+# as JSON.
 import json
 import statistics
 import subprocess
@@ -17,6 +19,9 @@ while True:
     line = sys.stdin.readline()
     if not line:
         break
+    if line == "ping\n":
+        print("ping", flush=True)
+        continue
     name, n = line.split()
     shm = shared_memory.SharedMemory(name=name)
     # The parent created the block and unlinks it; this process only attaches.
@@ -41,6 +46,18 @@ def handover(children, name, n):
     return ms
 
 
+def ping(children):
+    t0 = time.perf_counter()
+    for c in children:
+        c.stdin.write("ping\n")
+        c.stdin.flush()
+    replies = [c.stdout.readline() for c in children]
+    ms = (time.perf_counter() - t0) * 1000
+    if any(r != "ping\n" for r in replies):
+        raise SystemExit(f"a child answered {replies} to a ping")
+    return ms
+
+
 def block(n):
     shm = shared_memory.SharedMemory(create=True, size=n * 8)
     x = shm.buf.cast("d")
@@ -60,6 +77,9 @@ def main():
             handover(children, warm.name, 1024)
         warm.close()
         warm.unlink()
+        for _ in range(3):
+            ping(children)
+        out["ping"] = statistics.median(ping(children) for _ in range(reps))
         for n in sizes:
             shm = block(n)
             try:

@@ -326,7 +326,10 @@ function figShare() {
   table.push([`1 share() vs x.slice(), N=${fmtN(last.n)}`, fmtMs(last.share), fmtMs(last.slice), fmtRatio(r), `≤ 1.30×${verdict(shown(r) <= 1.3)}`])
 }
 
-/** Python's hand-over of each size (bench/py-handover.py): `{ ms: { [n]: median ms } }` or `{ why }`. */
+/**
+ * Python's hand-over of each size (bench/py-handover.py): `{ ms: { [n]: median ms, ping: median
+ * ms of the messaging alone } }` or `{ why }`.
+ */
 function pythonHandover() {
   const script = fileURLToPath(new URL('./py-handover.py', import.meta.url))
   try {
@@ -426,11 +429,20 @@ async function figHandover() {
   const all = [...sets.json, ...sets.advanced, ...sets.worker]
   const results = new Map() // n -> transport -> ms | string (why skipped)
   const sums = []
+  let ping = 0 // ms: an empty request and reply to each sharedobject receiver, the messaging alone
   try {
     // One untimed round at a tiny size: loads and optimises every path first.
     const tiny = makeData(1024)
     for (const t of transports) await handover(t, kidsFor(t), tiny)
     freeData(tiny)
+    const pings = []
+    for (let r = 0; r < FAST_REPS; r++) {
+      await settle(all)
+      const t0 = performance.now()
+      await Promise.all(sets.json.map((k) => k.ask({ op: 'ping' })))
+      pings.push(performance.now() - t0)
+    }
+    ping = median(pings)
 
     for (const n of SIZES) {
       const d = makeData(n)
@@ -488,6 +500,15 @@ async function figHandover() {
       record({ figure: `hand-over to ${W} processes, sharedobject vs Python shared_memory, N=${fmtN(n)}`, value: mine, unit: 'ms', reference: theirs, referenceName: 'Python shared_memory', ratio: mine / theirs, target: '≤ 1× on Node 26, ≤ 2× on 22/24' })
     }
   }
+  // Each side's messaging alone, the same request and reply with nothing to open: what is left
+  // above it is the attach itself.
+  console.log(`   the messaging alone (an empty request and reply to each of the ${W}): process.send ${fmtMs(ping)}${py.why ? '' : `, Python's pipes ${fmtMs(py.ms.ping)}`}`)
+  for (const n of SIZES) {
+    const mine = results.get(n).get('sharedobject')
+    const theirs = py.why ? undefined : py.ms[String(n)] - py.ms.ping
+    console.log(`   N=${fmtN(n).padEnd(5)} attach beyond the messaging: sharedobject ${fmtMs(mine - ping).padStart(9)}${theirs === undefined ? '' : `   Python shared_memory ${fmtMs(theirs).padStart(9)}`}`)
+  }
+  record({ figure: `an empty process.send request and reply to ${W} processes`, value: ping, unit: 'ms', ...(py.why ? {} : { reference: py.ms.ping, referenceName: "Python's pipes", ratio: ping / py.ms.ping }) })
 
   const so0 = results.get(SIZES[0]).get('sharedobject')
   const soN = results.get(NMAX).get('sharedobject')
