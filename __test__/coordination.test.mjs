@@ -82,6 +82,29 @@ test.serial('a channel passes bytes, strings and Buffers as Uint8Arrays, and say
   so.free(ch)
 })
 
+// Small messages are received through a scratch buffer and copied out; big ones are made
+// natively. Either way each message is a Buffer of its own: a later receive never changes it.
+for (const maxMessageBytes of [16, 65_536, 65_537]) {
+  test.serial(`received messages own their bytes, whatever later receives bring (maxMessageBytes ${maxMessageBytes})`, (t) => {
+    const ch = so.channel({ capacity: 4, maxMessageBytes })
+    const sent = [new Uint8Array([1, 2, 3]), new Uint8Array(maxMessageBytes).fill(7), new Uint8Array([9]), new Uint8Array(0)]
+    for (const m of sent) t.true(ch.trySend(m))
+    const got = [ch.tryReceive(), ch.receive(1000), ch.tryReceive(), ch.receive(1000)]
+    t.true(ch.trySend(new Uint8Array(maxMessageBytes).fill(5)))
+    t.is(ch.tryReceive().length, maxMessageBytes)
+    for (let i = 0; i < sent.length; i++) {
+      t.true(Buffer.isBuffer(got[i]), `message ${i} is a Buffer`)
+      t.true(Buffer.from(got[i]).equals(Buffer.from(sent[i])), `message ${i} kept its bytes`)
+      t.is(got[i].byteOffset, 0, `message ${i} starts its own memory`)
+      t.is(got[i].buffer.byteLength, sent[i].length, `message ${i} is all of its memory`)
+    }
+    t.is(ch.tryReceive(), undefined)
+    ch.end()
+    t.is(ch.receive(1000), undefined, 'ended and drained')
+    so.free(ch)
+  })
+}
+
 test.serial('end finishes a channel for every party: what is in it is received, then iterators stop and sends throw', async (t) => {
   const [child] = await children(t, 1)
   const ch = so.channel({ capacity: 8, maxMessageBytes: 16 })

@@ -37,6 +37,13 @@ export function provideOpener(open: (handle: string) => unknown): void {
 const BYTES = 0
 const HANDLE = 1
 
+/**
+ * Channels whose messages are at most this big receive them through a scratch buffer of the
+ * channel object and copy them out here: making a Buffer in the native call cost several times
+ * a message's whole receive. Bigger ones are made natively, with one copy.
+ */
+const SCRATCH_MAX = 64 * 1024
+
 function bytesOf(fn: string, msg: unknown): Uint8Array {
   if (msg instanceof Uint8Array) return msg
   if (typeof msg === 'string') return Buffer.from(msg, 'utf8')
@@ -93,6 +100,8 @@ export class SharedChannel<T = Uint8Array> {
   readonly #detectionMs: number
   readonly #meta: Meta
   readonly #words: Uint32Array
+  /** Where small messages are received (see `SCRATCH_MAX`), or undefined. */
+  #scratch: Buffer | undefined
 
   /** @internal Use {@link channel} or `open(handle)`. */
   constructor(meta: Meta) {
@@ -103,6 +112,7 @@ export class SharedChannel<T = Uint8Array> {
     this.#capacity = s.capacity
     this.#maxMessageBytes = s.maxMessageBytes
     this.#detectionMs = s.detectionMs
+    this.#scratch = s.maxMessageBytes <= SCRATCH_MAX ? Buffer.alloc(s.maxMessageBytes) : undefined
   }
 
   /** The words of the channel, as `bufferOf` gives them, without its look-ups: a message is cheap. */
@@ -188,6 +198,25 @@ export class SharedChannel<T = Uint8Array> {
     }
   }
 
+  /**
+   * Takes a message, waiting up to `timeoutMs` (none: only if there is one now), in the shape of
+   * `native.channelTryReceive`'s answer: a Buffer of its bytes, a string for a handle, 0 for
+   * none yet, 1 for none ever again.
+   */
+  #take(words: Uint32Array, timeoutMs?: number): Buffer | string | 0 | 1 {
+    const s = this.#scratch
+    if (s === undefined) return timeoutMs === undefined ? native.channelTryReceive(words) : native.channelReceive(words, timeoutMs)
+    const n = timeoutMs === undefined ? native.channelTryReceiveInto(words, s) : native.channelReceiveInto(words, s, timeoutMs)
+    if (n >= 0) {
+      // Its own memory, as a message made natively has: never a slice of a shared pool.
+      const b = Buffer.allocUnsafeSlow(n)
+      b.set(s.subarray(0, n))
+      return b
+    }
+    if (n <= -3) return s.toString('utf8', 0, -3 - n)
+    return n === -1 ? 0 : 1
+  }
+
   /** A native answer as the caller sees it: undefined for none (0 or 1). */
   #message(r: Buffer | string | 0 | 1): Uint8Array | T | undefined {
     if (typeof r === 'number') return undefined
@@ -205,12 +234,12 @@ export class SharedChannel<T = Uint8Array> {
    * while it waits; see {@link receiveAsync}.
    */
   receive(timeoutMs?: number): Uint8Array | T | undefined {
-    return this.#message(native.channelReceive(this.#live('receive'), timeoutOf('receive', timeoutMs)))
+    return this.#message(this.#take(this.#live('receive'), timeoutOf('receive', timeoutMs)))
   }
 
   /** Receives a message if there is one now; undefined when it is empty. Never waits. */
   tryReceive(): Uint8Array | T | undefined {
-    return this.#message(native.channelTryReceive(this.#live('tryReceive')))
+    return this.#message(this.#take(this.#live('tryReceive')))
   }
 
   /** As {@link receive}, without blocking the event loop. */
@@ -218,12 +247,12 @@ export class SharedChannel<T = Uint8Array> {
     const deadline = performance.now() + timeoutOf('receiveAsync', timeoutMs)
     for (;;) {
       const words = this.#live('receiveAsync')
-      let r = native.channelTryReceive(words)
+      let r = this.#take(words)
       if (r !== 0) return this.#message(r)
       const seq = native.channelWaitBegin(words, true)
       let ranOut: boolean
       try {
-        r = native.channelTryReceive(words)
+        r = this.#take(words)
         if (r !== 0) return this.#message(r)
         const left = deadline - performance.now()
         if (left <= 0) return undefined

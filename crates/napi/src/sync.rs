@@ -878,6 +878,84 @@ fn message<'env>(env: &'env Env, bytes: &[u8], flags: u32) -> Result<Unknown<'en
     }
 }
 
+/// The scratch buffer of `channelTryReceiveInto` and `channelReceiveInto` as bytes to write,
+/// checked to hold the channel's largest message.
+fn scratch_of<'s>(
+    env: &Env,
+    c: &RawChannel,
+    scratch: &'s mut Uint8ArraySlice,
+) -> Result<&'s mut [u8]> {
+    // SAFETY: the scratch is a private buffer of the thread's channel object, never shared with
+    // another thread nor handed to user code, and no JavaScript runs during this call: nothing
+    // else reads or writes it while these bytes are borrowed.
+    let dst = unsafe { scratch.as_mut() };
+    if dst.len() < c.max_message_bytes() as usize {
+        return Err(throw(
+            env,
+            core_err(
+                Code::InvalidArgument,
+                "the scratch buffer is smaller than the channel's largest message",
+            ),
+        ));
+    }
+    Ok(dst)
+}
+
+/// Copies a message into `dst` (which holds the largest, see `scratch_of`) and answers as
+/// `channelTryReceiveInto` does.
+fn copy_into(dst: &mut [u8]) -> impl FnOnce(&[u8], u32) -> f64 + '_ {
+    move |bytes, flags| {
+        dst[..bytes.len()].copy_from_slice(bytes);
+        let n = bytes.len() as f64;
+        if flags == 1 {
+            -3.0 - n
+        } else {
+            n
+        }
+    }
+}
+
+fn received_into(r: Received<f64>) -> f64 {
+    match r {
+        Received::Message(n) => n,
+        Received::Empty => -1.0,
+        Received::Ended => -2.0,
+    }
+}
+
+/// Receives a message if there is one into `scratch` (at least the channel's largest message):
+/// its length; for a handle (flags 1), -3 less its length; -1 for none yet, -2 for none ever
+/// again. For channels of small messages: copying the bytes out in JavaScript costs a fraction
+/// of making a Buffer here.
+#[napi]
+pub fn channel_try_receive_into(
+    env: Env,
+    buffer: Unknown,
+    mut scratch: Uint8ArraySlice,
+) -> Result<f64> {
+    let c = channel(&env, &buffer)?;
+    let dst = scratch_of(&env, &c, &mut scratch)?;
+    c.try_receive(copy_into(dst))
+        .map(received_into)
+        .map_err(|e| throw(&env, e))
+}
+
+/// Receives into `scratch`, blocking up to the timeout: as `channelTryReceiveInto`, -1 when it
+/// timed out.
+#[napi]
+pub fn channel_receive_into(
+    env: Env,
+    buffer: Unknown,
+    mut scratch: Uint8ArraySlice,
+    timeout_ms: f64,
+) -> Result<f64> {
+    let c = channel(&env, &buffer)?;
+    let dst = scratch_of(&env, &c, &mut scratch)?;
+    c.receive(copy_into(dst), timeout(timeout_ms))
+        .map(received_into)
+        .map_err(|e| throw(&env, e))
+}
+
 #[napi(ts_return_type = "Buffer | string | 0 | 1")]
 pub fn channel_try_receive<'env>(env: &'env Env, buffer: Unknown) -> Result<Unknown<'env>> {
     let r = channel(env, &buffer)?
