@@ -100,7 +100,7 @@ export class SharedChannel<T = Uint8Array> {
   readonly #detectionMs: number
   readonly #meta: Meta
   readonly #words: Uint32Array
-  /** Where small messages are received (see `SCRATCH_MAX`), or undefined. */
+  /** Where small messages are received (see `SCRATCH_MAX`), made at the first receive. */
   #scratch: Buffer | undefined
 
   /** @internal Use {@link channel} or `open(handle)`. */
@@ -112,7 +112,6 @@ export class SharedChannel<T = Uint8Array> {
     this.#capacity = s.capacity
     this.#maxMessageBytes = s.maxMessageBytes
     this.#detectionMs = s.detectionMs
-    this.#scratch = s.maxMessageBytes <= SCRATCH_MAX ? Buffer.alloc(s.maxMessageBytes) : undefined
   }
 
   /** The words of the channel, as `bufferOf` gives them, without its look-ups: a message is cheap. */
@@ -204,8 +203,9 @@ export class SharedChannel<T = Uint8Array> {
    * none yet, 1 for none ever again.
    */
   #take(words: Uint32Array, timeoutMs?: number): Buffer | string | 0 | 1 {
-    const s = this.#scratch
-    if (s === undefined) return timeoutMs === undefined ? native.channelTryReceive(words) : native.channelReceive(words, timeoutMs)
+    if (this.#maxMessageBytes > SCRATCH_MAX) return timeoutMs === undefined ? native.channelTryReceive(words) : native.channelReceive(words, timeoutMs)
+    // A sender never receives: the scratch is made when first needed.
+    const s = (this.#scratch ??= Buffer.alloc(this.#maxMessageBytes))
     const n = timeoutMs === undefined ? native.channelTryReceiveInto(words, s) : native.channelReceiveInto(words, s, timeoutMs)
     if (n >= 0) {
       // Its own memory, as a message made natively has: never a slice of a shared pool.
