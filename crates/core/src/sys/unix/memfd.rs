@@ -9,7 +9,8 @@ use super::error::os_error;
 use super::file::{checked, File};
 use super::map::{map_file, Access, Map};
 use super::names::listing_error;
-use super::os::{pid_namespace, retry};
+use super::os::retry;
+use super::process::current_process;
 use crate::error::{Code, Error, Result};
 use crate::name::PREFIX;
 use crate::sys::NewSegment;
@@ -21,7 +22,7 @@ pub(crate) fn open_memfd(id: &str, pid: u32, fd: i32, pidns: u64, write: bool) -
     use rustix::fs::OFlags;
     let link = format!("/proc/{pid}/fd/{fd}");
     let unreachable = |e: Errno| -> Error {
-        let ours = pid_namespace();
+        let (_, _, ours) = current_process();
         let hint = "share with { named: true } (or setOptions({ named: true })) so that segments are files in /dev/shm";
         match e {
             Errno::MFILE | Errno::NFILE | Errno::NOMEM => os_error(e, "open", id),
