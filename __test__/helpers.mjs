@@ -68,6 +68,13 @@ export const onDisk = (id) => fs.existsSync(`/dev/shm/sobj.${id}`)
 const windows = process.platform === 'win32'
 const linux = process.platform === 'linux'
 const works = (cmd, args) => spawnSync(cmd, args, { stdio: 'ignore' }).status === 0
+const readOr = (file, otherwise) => {
+  try {
+    return fs.readFileSync(file, 'utf8')
+  } catch {
+    return otherwise
+  }
+}
 
 export const isPosix = process.platform !== 'win32'
 export const isLinux = linux
@@ -135,6 +142,12 @@ export const can = {
   sharedBuffers: binding.sharedBuffers(),
   /** Another local user to test permissions with (Linux, as root). */
   otherUser: otherUser(),
+  /**
+   * A process can `exec` another program under its pid (`process.execve`, Node 22.15+ and 23.11+
+   * on POSIX), and a mutex sees that its holder did: Linux with address-space randomisation,
+   * where exec moves the stack that `/proc/<pid>/stat` shows to the process's user.
+   */
+  execHolder: linux && typeof process.execve === 'function' && Number(readOr('/proc/sys/kernel/randomize_va_space', '0')) > 0,
   /** Root on Linux: `unshare --pid` makes another pid namespace. */
   pidNamespaces: linux && process.getuid?.() === 0,
   /**

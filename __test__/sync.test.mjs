@@ -1,4 +1,5 @@
 import test from 'ava'
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -279,6 +280,36 @@ test.serial('a holder SIGKILLed inside the lock does not block the others past t
   t.true(elapsed < 5000, `taken over ${elapsed} ms after the kill`)
   t.is([guard.ownerDied, ...theirs].filter(Boolean).length, 1, 'exactly the first new holder is told the previous one died')
   t.is(m.holderPid, null)
+})
+
+when(can.execHolder, test.serial)('a holder that execs another program under its pid is taken over, and is not while it runs', async (t) => {
+  const m = so.mutex({ detectionMs: 30 })
+  const h = JSON.stringify(so.handleOf(m))
+  // The holder locks, then on a line from us replaces itself with a new Node under the same pid.
+  const code = `
+    const m = require(${ROOT}).open(${h}); m.lock(); console.log(process.pid)
+    process.stdin.once('data', () => process.execve(process.execPath, [process.execPath, '-e', 'console.log(process.pid); setInterval(() => {}, 1000)']))`
+  const holder = spawn(process.execPath, ['-e', code], { stdio: ['pipe', 'pipe', 'inherit'] })
+  t.teardown(() => holder.kill('SIGKILL'))
+  const lines = (async function* () {
+    let rest = ''
+    for await (const chunk of holder.stdout) {
+      rest += chunk
+      for (let i; (i = rest.indexOf('\n')) >= 0; rest = rest.slice(i + 1)) yield rest.slice(0, i)
+    }
+  })()
+  const pid = Number((await lines.next()).value)
+  t.is(pid, holder.pid)
+  t.is(m.holderPid, pid)
+  t.is(m.lock(150), null, 'five detection intervals: the holder runs, so the lock stays its own')
+  holder.stdin.write('exec\n')
+  t.is(Number((await lines.next()).value), pid, 'another program runs under the same pid')
+  const g = m.lock(5000)
+  t.truthy(g, 'taken over from the program that exec\'d')
+  t.true(g.ownerDied)
+  t.is(holder.exitCode, null, 'the process under that pid still runs')
+  g.unlock()
+  so.free(m)
 })
 
 test.serial('a worker thread is a holder of its own, and one that ends holding the lock is taken over', async (t) => {

@@ -8,16 +8,23 @@ import { SEGMENT_BUFFER, handOut, liveMeta, wordsOf, type Meta, type ViewBuffer 
 import { type WaitResult, kernelWaits, MAX_POLL_MS, timeoutOf, isOpen, parkedOn } from './words'
 import { syncOptions, make, bufferOf, carry, detectionOf } from './base'
 
-/** This thread as a mutex holder (its words), asked of the native side once per thread. */
-interface HolderWords {
+/**
+ * This thread as a mutex holder: its holder word, and its token as the two unsigned 32-bit words a view
+ * of the mutex's words holds it in (native byte order), asked of the native side once per
+ * thread.
+ */
+interface Me {
   word: bigint
-  start: bigint
-  pidns: bigint
-  token: bigint
-  threadStart: bigint
+  token0: number
+  token1: number
 }
-let me: HolderWords | undefined
-const holder = (): HolderWords => (me ??= native.mutexHolder())
+let me: Me | undefined
+const holder = (): Me => {
+  if (me !== undefined) return me
+  const { word, token } = native.mutexHolder()
+  const halves = new Uint32Array(new BigInt64Array([token]).buffer)
+  return (me = { word, token0: halves[0]!, token1: halves[1]! })
+}
 
 /** The options of {@link mutex}. */
 export interface MutexOptions {
@@ -125,42 +132,45 @@ export class SharedMutex {
 
   /**
    * The fast path of an uncontended lock, in JavaScript: one compare-and-swap of the holder word
-   * from 0 to this thread's, then the start time and namespace that let others judge it and the
-   * token that tells this thread from one of another pid namespace with the same word, as the
-   * native `try_lock` writes them (all SeqCst, as Atomics are). Only over a SharedArrayBuffer:
-   * Atomics on an ArrayBuffer are not guaranteed atomic towards other agents.
+   * from 0 to this thread's, then one load of the token word. The identity words that let others
+   * judge a holder stay after an unlock, so a thread that takes the lock again finds its own token
+   * there and writes nothing; otherwise the native side writes them (and says if another thread
+   * closed this view meanwhile: zeros are here then, not the mutex). Only over a
+   * SharedArrayBuffer: Atomics on an ArrayBuffer are not guaranteed atomic towards other agents.
    */
   #fastLock(): boolean {
     const big = this.#big
     if (big === null || this.#meta.closed) return false
     const me = holder()
     if (Atomics.compareExchange(big, 0, 0n, me.word) !== 0n) return false
-    if (Atomics.load(this.#words, 8) === 0) {
-      // Another thread closed this process's view: zeros are here now, not the mutex.
-      throw coded(codes.CLOSED, 'lock: the mutex was closed in this process')
-    }
-    Atomics.store(big, 2, me.start)
-    Atomics.store(big, 3, me.pidns)
-    Atomics.store(big, 5, me.token)
-    Atomics.store(big, 6, me.threadStart)
+    if (!this.#tokenIs(me)) native.mutexClaim(this.#words)
     return true
   }
 
   /**
-   * The fast path of an unlock by the holder: clear what the lock wrote, release the holder
-   * word, and go native only to wake a counted waiter (word 2 is `waiters`). False when this
-   * thread does not hold it, for the native unlock to say why.
+   * Whether the token word (bytes 40 to 47) is this thread's. Plain reads, not `Atomics`: only a
+   * holder writes the identity words, and only while it holds the lock, so a thread that holds
+   * it reads them race-free after its compare-and-swap (which orders them after the previous
+   * holder's unlock); one that does not hold it gets a value its holder-word swap then refutes.
+   * An `Atomics.load` costs several times as much here.
+   */
+  #tokenIs(me: Me): boolean {
+    const w = this.#words
+    return w[10] === me.token0 && w[11] === me.token1
+  }
+
+  /**
+   * The fast path of an unlock by the holder: the token word must be this thread's, then one
+   * compare-and-swap of the holder word from this thread's to 0; native only to wake a counted
+   * waiter (word 2 is `waiters`). False when this thread does not hold it, for the native unlock
+   * to say why.
    */
   #fastUnlock(): boolean {
     const big = this.#big
     if (big === null || this.#meta.closed) return false
     const me = holder()
-    if (Atomics.load(big, 0) !== me.word || Atomics.load(big, 5) !== me.token) return false
-    Atomics.store(big, 5, 0n)
-    Atomics.store(big, 6, 0n)
-    Atomics.store(big, 2, 0n)
-    Atomics.store(big, 3, 0n)
-    Atomics.store(big, 0, 0n)
+    if (!this.#tokenIs(me) || Atomics.compareExchange(big, 0, me.word, 0n) !== me.word) return false
+    // An Atomics load: the lost-wakeup argument needs it ordered after the swap on every CPU.
     if (Atomics.load(this.#words, 2) > 0) native.mutexWake(this.#words)
     return true
   }

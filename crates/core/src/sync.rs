@@ -309,17 +309,42 @@ fn no_kernel_wait() -> crate::Result<()> {
 /// Who holds a mutex: this process and thread, and what tells a dead holder from a reused pid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Holder {
-    /// The pid in the high half, the thread in the low half; never 0.
+    /// The pid in the high half, the thread in the low half; never 0. What party tables key on.
     pub(crate) word: u64,
+    /// The pid in the high half, the low half of `token` in the low half: a mutex's holder word,
+    /// the same in no two threads of the machine (unlike `word`: two pid namespaces' first
+    /// processes are both pid 1 with a thread 1).
+    pub(crate) mutex_word: u64,
+    pub(crate) thread: u32,
     pub(crate) start: u64,
     pub(crate) pidns: u64,
-    /// 62 random bits, drawn once per thread: unlike `word`, the same in no two threads of the
-    /// machine, whatever pid namespace they run in (two namespaces' first processes are both
-    /// pid 1 with a thread 1). Kept below 2^62 so JavaScript's BigInt64Array holds it as is.
+    /// 30 random bits drawn once per process over 32 bits that differ between the threads of the
+    /// process (a random start counted up): the same in no two threads of the machine. Kept
+    /// below 2^62 so JavaScript's BigInt64Array holds it as is.
     pub(crate) token: u64,
     /// When the thread started (clock ticks since boot; 0 where unknown): a thread id reused by
     /// a later thread has another, so a holder that ended is not taken for the new thread.
     pub(crate) thread_start: u64,
+    /// Where the process's stack starts, folded to 32 bits (0 where unknown): an `exec` moves it,
+    /// so a holder that exec'd is not taken for the program now running under its pid.
+    pub(crate) image: u32,
+}
+
+/// This process's random part of every token, and the next thread's low half. Drawn again in a
+/// forked child, which has a pid of its own.
+fn token_parts(pid: u32) -> (u64, u32) {
+    static DRAWN: std::sync::Mutex<Option<(u32, u64, u32)>> = std::sync::Mutex::new(None);
+    let mut d = DRAWN.lock().unwrap_or_else(|p| p.into_inner());
+    if !matches!(*d, Some((p, _, _)) if p == pid) {
+        let mut bytes = [0u8; 8];
+        getrandom::fill(&mut bytes).expect("the OS random source is available");
+        let r = u64::from_ne_bytes(bytes);
+        *d = Some((pid, ((r >> 34) & ((1 << 30) - 1)).max(1), r as u32));
+    }
+    let (_, high, next) = d.as_mut().expect("drawn above");
+    let low = *next;
+    *next = next.wrapping_add(1);
+    (*high, low)
 }
 
 impl Holder {
@@ -328,26 +353,30 @@ impl Holder {
         thread_local! {
             static ME: Holder = {
                 let (pid, start, pidns) = os::process();
-                let mut bytes = [0u8; 8];
-                getrandom::fill(&mut bytes).expect("the OS random source is available");
-                let token = (u64::from_ne_bytes(bytes) >> 2).max(1);
+                let (high, mut low) = token_parts(pid);
+                while low == 0 {
+                    low = token_parts(pid).1;
+                }
                 let thread = os::thread_id();
                 Holder {
                     word: (u64::from(pid) << 32) | u64::from(thread),
+                    mutex_word: (u64::from(pid) << 32) | u64::from(low),
+                    thread,
                     start,
                     pidns,
-                    token,
+                    token: (high << 32) | u64::from(low),
                     thread_start: thread_started(pid, thread).unwrap_or(0),
+                    image: stack_image(pid).unwrap_or(0),
                 }
             };
         }
         ME.with(|h| *h)
     }
 
-    /// Whether the holder `word` (with the `start`, `pidns` and `thread_start` it wrote; 0 for
-    /// unknown) may still run. Only a holder known to be gone is dead: one this process cannot
-    /// judge counts as alive.
-    pub(crate) fn alive(word: u64, start: u64, pidns: u64, thread_start: u64) -> bool {
+    /// Whether the holder `word` (pid over thread, with the `start`, `pidns`, `thread_start`
+    /// and `image` it wrote; 0 for unknown) may still run. Only a holder known to be gone is
+    /// dead: one this process cannot judge counts as alive.
+    pub(crate) fn alive(word: u64, start: u64, pidns: u64, thread_start: u64, image: u32) -> bool {
         let (pid, thread) = ((word >> 32) as u32, word as u32);
         let me = Holder::me();
         let same_ns = pidns == 0 || me.pidns == 0 || pidns == me.pidns;
@@ -367,8 +396,18 @@ impl Holder {
         match os::process_alive(pid, start, pidns) {
             Some(false) => false,
             None => true,
-            Some(true) => thread_runs(),
+            // The same process, unless it exec'd since: then its threads, the holder among
+            // them, are gone, though the pid, the start time and the main thread remain.
+            Some(true) => {
+                thread_runs() && (image == 0 || stack_image(pid).is_none_or(|i| i == image))
+            }
         }
+    }
+
+    /// Whether process `pid` may run, for a holder of which nothing more is known yet.
+    pub(crate) fn process_may_run(pid: u32) -> bool {
+        let me = Holder::me();
+        pid == (me.word >> 32) as u32 || os::process_alive(pid, 0, 0) != Some(false)
     }
 }
 
@@ -384,11 +423,23 @@ fn thread_started(_pid: u32, _tid: u32) -> Option<u64> {
     None
 }
 
-/// This thread's holder word, process start time, pid namespace, token and thread start: what a lock taken in
-/// JavaScript with `Atomics` writes into a mutex's words (see [`RawMutex`]).
-pub fn holder_words() -> (u64, u64, u64, u64, u64) {
+/// Where process `pid`'s stack starts, folded (Linux: its `/proc` stat); `None` where unknown.
+#[cfg(target_os = "linux")]
+fn stack_image(pid: u32) -> Option<u32> {
+    crate::sys::task_stack_image(pid)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn stack_image(_pid: u32) -> Option<u32> {
+    None
+}
+
+/// This thread's mutex holder word and token: what a lock taken in JavaScript with `Atomics`
+/// writes into a mutex's holder word, and the token it finds there when the identity words are
+/// its own already (see [`RawMutex`]).
+pub fn holder_words() -> (u64, u64) {
     let me = Holder::me();
-    (me.word, me.start, me.pidns, me.token, me.thread_start)
+    (me.mutex_word, me.token)
 }
 
 /// Threads numbered by this process, for platforms whose thread ids another process cannot
@@ -529,13 +580,25 @@ mod tests {
     fn this_thread_is_a_live_holder_and_a_finished_thread_is_not() {
         let me = Holder::me();
         assert_ne!(me.word, 0);
-        assert!(Holder::alive(me.word, me.start, me.pidns, me.thread_start));
+        assert!(Holder::alive(
+            me.word,
+            me.start,
+            me.pidns,
+            me.thread_start,
+            me.image
+        ));
         let other = std::thread::spawn(Holder::me).join().unwrap();
         assert_ne!(other.word, me.word, "threads are distinct holders");
         // The thread has ended (joined), so it is dead. Under qemu-user the host thread behind a
         // joined guest thread can outlive the join by a moment: allow it that moment.
         let dead = (0..200).any(|_| {
-            let gone = !Holder::alive(other.word, other.start, other.pidns, other.thread_start);
+            let gone = !Holder::alive(
+                other.word,
+                other.start,
+                other.pidns,
+                other.thread_start,
+                other.image,
+            );
             if !gone {
                 std::thread::sleep(Duration::from_millis(10));
             }

@@ -472,26 +472,27 @@ pub fn mutex_wake(env: Env, buffer: Unknown) -> Result<()> {
     Ok(())
 }
 
-/// This thread as a mutex holder: the words JavaScript's own lock writes.
+/// This thread as a mutex holder: the holder word JavaScript's own lock swaps in, and the token
+/// it finds in the identity words when they are its own already.
 #[napi(object, object_from_js = false)]
 pub struct HolderWords {
     pub word: BigInt,
-    pub start: BigInt,
-    pub pidns: BigInt,
     pub token: BigInt,
-    pub thread_start: BigInt,
 }
 
 #[napi]
 pub fn mutex_holder() -> HolderWords {
-    let (word, start, pidns, token, thread_start) = sync::holder_words();
+    let (word, token) = sync::holder_words();
     HolderWords {
         word: BigInt::from(word),
-        start: BigInt::from(start),
-        pidns: BigInt::from(pidns),
         token: BigInt::from(token),
-        thread_start: BigInt::from(thread_start),
     }
+}
+
+/// Writes this thread's identity words into a mutex it has just taken in JavaScript.
+#[napi]
+pub fn mutex_claim(env: Env, buffer: Unknown) -> Result<()> {
+    mutex(&env, &buffer)?.claim().map_err(|e| throw(&env, e))
 }
 
 /// Counts this thread as a waiter; the `seq` to park on, or -1 when the mutex is free now.

@@ -1,41 +1,70 @@
 //! A robust mutex in a segment of its own (kind `mutex`), usable by every thread of every
 //! process that maps it.
 //!
-//! The holder is one 64-bit word, its process id over its thread id, set by one
-//! compare-and-swap: an uncontended `lock` and `unlock` are one atomic operation each and never
-//! enter the kernel. Contended lockers count themselves in `waiters` and sleep on `seq`, which an
-//! unlock bumps and wakes only when someone waits. They sleep at most the detection interval at
-//! a time; when a sleep runs out with the lock still held, they check that the holder's process
-//! and thread still run, and take the lock over from a dead one with one more compare-and-swap,
-//! which tells the new holder that the previous one died (what `EOWNERDEAD` tells a POSIX robust
-//! mutex's locker). The data it guarded may be half-updated: the new holder decides.
+//! The holder is one 64-bit word, set by one compare-and-swap: an uncontended `lock` and
+//! `unlock` are one atomic operation each and never enter the kernel. Contended lockers count
+//! themselves in `waiters` and sleep on `seq`, which an unlock bumps and wakes only when someone
+//! waits. They sleep at most the detection interval at a time; when a sleep runs out with the
+//! lock still held, they check that the holder's process and thread still run, and take the
+//! lock over from a dead one with one more compare-and-swap, which tells the new holder that the
+//! previous one died (what `EOWNERDEAD` tells a POSIX robust mutex's locker). The data it
+//! guarded may be half-updated: the new holder decides.
 //!
 //! | offset | size | word |
 //! |---|---|---|
-//! | 0 | 8 | holder: 0 when free, else pid << 32 \| thread |
-//!
-//! JavaScript takes and releases an uncontended lock itself with `Atomics` on these words where
-//! its view is a SharedArrayBuffer (a SeqCst compare-and-swap of the holder word from 0, then
-//! SeqCst stores of the start time, namespace, token and thread start; an unlock clears them, stores 0, reads
-//! `waiters` and calls [`RawMutex::wake_one`] if any): exactly the operations `try_lock` and
-//! `unlock` make here, in the same order, so the two kinds of party mix freely.
+//! | 0 | 8 | holder: 0 when free, else pid << 32 \| the low half of the holder's token |
 //! | 8 | 4 | waiters: lockers between announcing themselves and waking up |
 //! | 12 | 4 | seq: bumped by an unlock with waiters; the word they sleep on |
-//! | 16 | 8 | the holder's process start time (0 until written) |
-//! | 24 | 8 | the holder's pid namespace (0 if unknown) |
+//! | 16 | 8 | identity: the holder's process start time (0 where unknown) |
+//! | 24 | 8 | identity: the holder's pid namespace (0 if unknown) |
 //! | 32 | 4 | detection interval, milliseconds (at least 1) |
-//! | 36 | 4 | reserved, zero |
-//! | 40 | 8 | the holder's token (see below; 0 until written) |
-//! | 48 | 8 | when the holder's thread started (0 until written, or where unknown) |
-//! | 56 | 8 | reserved, zero |
+//! | 36 | 4 | stamp: odd while a holder writes the identity words, bumped by each write |
+//! | 40 | 8 | identity: the token of the thread the identity words describe (0 before any) |
+//! | 48 | 8 | identity: when that thread started (0 where unknown) |
+//! | 56 | 4 | identity: its thread id |
+//! | 60 | 4 | identity: where its process's stack starts, folded (0 where unknown) |
 //!
-//! The holder word says who to judge when a holder may be dead, but two threads of two pid
-//! namespaces can carry the same one. So whether *this* thread holds the lock is asked of the
-//! token, 62 random bits per thread: the holder word must be ours *and* the token. The token is
-//! stored after the compare-and-swap, so another party that meets our word with a token not
-//! yet written sees 0, not its own; the holder itself always wrote it before its lock returned.
+//! # Identity
+//!
+//! The holder word is unique on the machine per thread: a token's low half is unique among the
+//! threads of its process, and the pid tells processes apart within a namespace; processes of
+//! two namespaces with one pid would need the same 32 random bits too. The words that let a
+//! checker judge the holder (process start time and namespace, thread id and start, where the
+//! stack starts, which `exec` moves) are written by a holder after its compare-and-swap, and
+//! only when they do not describe it already: they stay when it unlocks, so a thread that takes
+//! the lock again writes nothing. A checker believes them only when they describe the holder
+//! word it read (their token's low half is the word's) and were not being written meanwhile
+//! (the stamp was even and unchanged before and after it read them, a sequence lock with a
+//! single writer: the holder). Whether *this* thread holds the lock is the holder word and the
+//! token both being ours.
+//!
+//! A holder whose identity a checker cannot read yet (between its compare-and-swap and its
+//! first writes, a few instructions; or killed right there) is judged by its pid alone.
+//!
+//! # JavaScript
+//!
+//! JavaScript takes and releases an uncontended lock itself with `Atomics` on these words where
+//! its view is a SharedArrayBuffer: a compare-and-swap of the holder word from 0 to its own,
+//! then a load of the token word, calling [`RawMutex::claim`] only when the identity words are
+//! not its own; an unlock loads the token word, swaps the holder word from its own to 0, reads
+//! `waiters` and calls [`RawMutex::wake_one`] if any. Those are the operations `try_lock` and
+//! `unlock` make here, in the same order, so the two kinds of party mix freely.
+//!
+//! # Memory order
+//!
+//! The holder word, `waiters` and `seq` are SeqCst, as JavaScript's `Atomics` are: the holder's
+//! compare-and-swap is the acquire of the data the lock guards and its unlock the release, and
+//! the lost-wakeup argument of [`RawMutex::begin_wait`] needs a single order of the holder word
+//! and `waiters`. The identity words are a sequence lock with one writer, the holder (see
+//! `write_identity` and `identity`): a checker sees the holder's own words whole, or an odd or
+//! changed stamp, never a mix that it takes for the holder. JavaScript's holder reads the token
+//! word with plain loads: it reads its own writes, or a previous holder's made before that
+//! holder's release.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{
+    fence, AtomicU32, AtomicU64,
+    Ordering::{Acquire, Relaxed, Release, SeqCst},
+};
 use std::time::Duration;
 
 use super::{wait32, wake32, Deadline, Holder, WaitResult};
@@ -56,10 +85,11 @@ pub struct RawMutex {
     start: AtomicU64,
     pidns: AtomicU64,
     detection_ms: AtomicU32,
-    _pad: AtomicU32,
+    stamp: AtomicU32,
     token: AtomicU64,
     thread_start: AtomicU64,
-    _reserved: AtomicU64,
+    thread: AtomicU32,
+    image: AtomicU32,
 }
 
 const _: () = assert!(std::mem::size_of::<RawMutex>() == MUTEX_SIZE);
@@ -68,6 +98,15 @@ const _: () = assert!(std::mem::size_of::<RawMutex>() == MUTEX_SIZE);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Acquired {
     pub owner_died: bool,
+}
+
+/// The identity words, as one consistent read.
+struct Identity {
+    start: u64,
+    pidns: u64,
+    thread_start: u64,
+    thread: u32,
+    image: u32,
 }
 
 impl RawMutex {
@@ -130,26 +169,92 @@ impl RawMutex {
 
     /// Whether holder word `h` is this thread's: the word and the token (see the module docs).
     fn mine(&self, h: u64, me: &Holder) -> bool {
-        h == me.word && self.token.load(SeqCst) == me.token
+        h == me.mutex_word && self.token.load(SeqCst) == me.token
     }
 
-    fn claim(&self, me: &Holder) {
-        // SeqCst stores after the CAS, read SeqCst by a checker: one that reads them as 0
-        // judges the holder by its pid alone, one that reads them sees this holder's, never a
-        // previous one's (unlock clears them before it releases).
-        self.start.store(me.start, SeqCst);
-        self.pidns.store(me.pidns, SeqCst);
-        self.token.store(me.token, SeqCst);
-        self.thread_start.store(me.thread_start, SeqCst);
+    /// Writes this thread's identity words unless they are there already: what a new holder does
+    /// right after its compare-and-swap, and JavaScript's lock when the token it finds is not its
+    /// own.
+    ///
+    /// # Errors
+    /// `ERR_SHM_CLOSED` when this process's view was closed by another thread: the words taken
+    /// were zeros, not the mutex.
+    pub fn claim(&self) -> Result<()> {
+        if self.retired() {
+            return Err(closed_here());
+        }
+        self.write_identity(&Holder::me(), false);
+        Ok(())
+    }
+
+    /// Writes this thread's identity words unless they are there already (`again`: even so).
+    fn write_identity(&self, me: &Holder, again: bool) {
+        // Relaxed: only a holder writes these words, and we hold the lock: our compare-and-swap
+        // (SeqCst) read the previous holder's release, after which it wrote them. A lock taken
+        // over from a dead holder read no release of it: there they are written `again`.
+        let s = self.stamp.load(Relaxed);
+        // A stamp left odd by a writer killed mid-write needs the same rewrite.
+        if !again && s & 1 == 0 && self.token.load(Relaxed) == me.token {
+            return;
+        }
+        // A sequence lock's writer: the odd stamp, a release fence so that no word below is seen
+        // before it, the words, and the even stamp with release, so a reader that sees it sees
+        // them. Odd, and unlike any value a checker may have read before: it sees the change.
+        let odd = (s | 1).wrapping_add(2);
+        self.stamp.store(odd, Relaxed);
+        fence(Release);
+        self.token.store(me.token, Relaxed);
+        self.start.store(me.start, Relaxed);
+        self.pidns.store(me.pidns, Relaxed);
+        self.thread_start.store(me.thread_start, Relaxed);
+        self.thread.store(me.thread, Relaxed);
+        self.image.store(me.image, Relaxed);
+        self.stamp.store(odd.wrapping_add(1), Release);
+    }
+
+    /// The identity words if they describe holder word `h` and were read whole.
+    fn identity(&self, h: u64) -> Option<Identity> {
+        // A sequence lock's reader: the stamp with acquire, the words, an acquire fence so that
+        // none is read after the second look at the stamp, which must be the same even value.
+        let s = self.stamp.load(Acquire);
+        if s & 1 == 1 {
+            return None;
+        }
+        let token = self.token.load(Relaxed);
+        let id = Identity {
+            start: self.start.load(Relaxed),
+            pidns: self.pidns.load(Relaxed),
+            thread_start: self.thread_start.load(Relaxed),
+            thread: self.thread.load(Relaxed),
+            image: self.image.load(Relaxed),
+        };
+        fence(Acquire);
+        let whole = self.stamp.load(Relaxed) == s && self.holder.load(SeqCst) == h;
+        (whole && token as u32 == h as u32 && token != 0).then_some(id)
+    }
+
+    /// Whether holder word `h` may still run (see the module docs).
+    fn holder_may_run(&self, h: u64) -> bool {
+        let pid = (h >> 32) as u32;
+        match self.identity(h) {
+            Some(id) => Holder::alive(
+                (u64::from(pid) << 32) | u64::from(id.thread),
+                id.start,
+                id.pidns,
+                id.thread_start,
+                id.image,
+            ),
+            None => Holder::process_may_run(pid),
+        }
     }
 
     /// Takes the mutex if it is free, without waiting and without judging its holder.
     pub fn try_lock(&self) -> Option<Acquired> {
         let me = Holder::me();
         self.holder
-            .compare_exchange(0, me.word, SeqCst, SeqCst)
+            .compare_exchange(0, me.mutex_word, SeqCst, SeqCst)
             .ok()?;
-        self.claim(&me);
+        self.write_identity(&me, false);
         Some(Acquired { owner_died: false })
     }
 
@@ -173,10 +278,13 @@ impl RawMutex {
                 }
                 std::hint::spin_loop();
             }
-            match self.holder.compare_exchange(0, me.word, SeqCst, SeqCst) {
+            match self
+                .holder
+                .compare_exchange(0, me.mutex_word, SeqCst, SeqCst)
+            {
                 Ok(_) if self.retired() => return Err(closed_here()),
                 Ok(_) => {
-                    self.claim(&me);
+                    self.write_identity(&me, false);
                     return Ok(Some(Acquired { owner_died: false }));
                 }
                 Err(h) if self.mine(h, &me) => {
@@ -212,10 +320,16 @@ impl RawMutex {
     pub fn unlock(&self) -> Result<()> {
         let me = Holder::me();
         let h = self.holder.load(SeqCst);
-        if !self.mine(h, &me) {
+        // The token first, then the swap from our own word: JavaScript's order (module docs).
+        if !self.mine(h, &me)
+            || self
+                .holder
+                .compare_exchange(me.mutex_word, 0, SeqCst, SeqCst)
+                .is_err()
+        {
             let who = if h == 0 {
                 "nobody holds it".to_string()
-            } else if (h >> 32) as u32 == (me.word >> 32) as u32 {
+            } else if (h >> 32) as u32 == (me.mutex_word >> 32) as u32 {
                 "another thread of this process holds it".to_string()
             } else {
                 format!("process {} holds it", h >> 32)
@@ -225,12 +339,6 @@ impl RawMutex {
                 format!("unlock of a mutex this thread does not hold: {who}"),
             ));
         }
-        self.token.store(0, SeqCst);
-        self.thread_start.store(0, SeqCst);
-        self.start.store(0, SeqCst);
-        self.pidns.store(0, SeqCst);
-        // Nobody else writes the holder while a live holder holds it, so a store releases.
-        self.holder.store(0, SeqCst);
         if self.waiters.load(SeqCst) > 0 {
             self.wake_one();
         }
@@ -278,17 +386,14 @@ impl RawMutex {
         if h == 0 {
             return self.try_lock();
         }
-        // SeqCst: the holder's claim stores are SeqCst after its CAS, so what is read here is
-        // its start time and namespace or 0, never a stale value of an earlier holder.
-        let (start, pidns) = (self.start.load(SeqCst), self.pidns.load(SeqCst));
-        if Holder::alive(h, start, pidns, self.thread_start.load(SeqCst)) {
+        if self.holder_may_run(h) {
             return None;
         }
         let me = Holder::me();
         self.holder
-            .compare_exchange(h, me.word, SeqCst, SeqCst)
+            .compare_exchange(h, me.mutex_word, SeqCst, SeqCst)
             .ok()?;
-        self.claim(&me);
+        self.write_identity(&me, true);
         Some(Acquired { owner_died: true })
     }
 }
@@ -402,21 +507,154 @@ mod tests {
         m.unlock().unwrap();
     }
 
+    /// Writes identity words for holder word `pid << 32 | tag`, as a holder would.
+    fn pose(m: &RawMutex, pid: u32, tag: u32, id: Identity) {
+        m.holder
+            .store((u64::from(pid) << 32) | u64::from(tag), SeqCst);
+        let s = m.stamp.load(SeqCst);
+        m.stamp.store((s | 1).wrapping_add(2), SeqCst);
+        m.token.store((7 << 32) | u64::from(tag), SeqCst);
+        m.start.store(id.start, SeqCst);
+        m.pidns.store(id.pidns, SeqCst);
+        m.thread_start.store(id.thread_start, SeqCst);
+        m.thread.store(id.thread, SeqCst);
+        m.image.store(id.image, SeqCst);
+        m.stamp.store((s | 1).wrapping_add(3), SeqCst);
+    }
+
     #[test]
     fn a_holder_whose_thread_id_another_thread_has_since_is_dead() {
         let w = fresh(20);
         let m = mutex(&w);
-        // As if an ended thread with this thread's id held it: same word, another start time.
         let me = Holder::me();
-        m.holder.store(me.word, SeqCst);
-        m.start.store(me.start, SeqCst);
-        m.pidns.store(me.pidns, SeqCst);
-        m.thread_start
-            .store(me.thread_start.wrapping_add(1).max(1), SeqCst);
         if me.thread_start == 0 {
             return; // no thread start times here: nothing tells the two apart
         }
+        // As if an ended thread with this thread's id held it: another token, another start.
+        let tag = (me.mutex_word as u32).wrapping_add(12345).max(1);
+        pose(
+            m,
+            (me.word >> 32) as u32,
+            tag,
+            Identity {
+                start: me.start,
+                pidns: me.pidns,
+                thread_start: me.thread_start.wrapping_add(1).max(1),
+                thread: me.thread,
+                image: me.image,
+            },
+        );
         assert!(!m.held_here());
+        assert_eq!(
+            m.lock(Some(Duration::from_secs(5))).unwrap(),
+            Some(Acquired { owner_died: true })
+        );
+        m.unlock().unwrap();
+    }
+
+    #[test]
+    fn identity_words_stay_after_unlock_and_are_not_written_again() {
+        let w = fresh(20);
+        let m = mutex(&w);
+        assert!(m.try_lock().is_some());
+        let stamp = m.stamp.load(SeqCst);
+        assert_eq!(stamp & 1, 0);
+        m.unlock().unwrap();
+        assert_eq!(m.token.load(SeqCst), Holder::me().token);
+        assert!(m.try_lock().is_some());
+        m.unlock().unwrap();
+        assert_eq!(
+            m.stamp.load(SeqCst),
+            stamp,
+            "the same thread again writes nothing"
+        );
+        // Another thread rewrites them, and this one after it.
+        let w2 = w.clone();
+        std::thread::spawn(move || {
+            let m = mutex(&w2);
+            assert!(m.try_lock().is_some());
+            m.unlock().unwrap();
+        })
+        .join()
+        .unwrap();
+        assert_ne!(m.stamp.load(SeqCst), stamp);
+        assert_ne!(m.token.load(SeqCst), Holder::me().token);
+        assert!(m.try_lock().is_some());
+        assert!(m.held_here());
+        assert_eq!(m.token.load(SeqCst), Holder::me().token);
+        m.unlock().unwrap();
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_holder_process_that_exec_d_is_dead_and_one_that_did_not_is_alive() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        // Until the child has exec'd, its stack is the one its fork inherited; exec writes it
+        // twice (before and after it lays out the arguments): wait for a value that holds.
+        let me = Holder::me();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let mut last = None;
+        let image = loop {
+            std::thread::sleep(Duration::from_millis(20));
+            let i = stack_image_of(pid);
+            if i.is_some() && i != Some(me.image) && i == last
+                || std::time::Instant::now() > deadline
+            {
+                break i;
+            }
+            last = i;
+        };
+        let Some(image) = image else {
+            child.kill().ok();
+            child.wait().ok();
+            return; // the kernel shows no stack addresses here
+        };
+        let start = crate::sys::task_start_time(pid, pid).unwrap();
+        let w = fresh(10);
+        let m = mutex(&w);
+        let id = |image| Identity {
+            start,
+            pidns: me.pidns,
+            thread_start: start,
+            thread: pid,
+            image,
+        };
+        pose(m, pid, 99, id(image));
+        assert_eq!(
+            m.lock(Some(Duration::from_millis(60))).unwrap(),
+            None,
+            "the same program holds it"
+        );
+        pose(m, pid, 99, id(image ^ 0x5a5a));
+        assert_eq!(
+            m.lock(Some(Duration::from_secs(5))).unwrap(),
+            Some(Acquired { owner_died: true }),
+            "another program runs under the holder's pid"
+        );
+        m.unlock().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    #[cfg(target_os = "linux")]
+    fn stack_image_of(pid: u32) -> Option<u32> {
+        crate::sys::task_stack_image(pid)
+    }
+
+    #[test]
+    fn a_holder_whose_identity_is_not_written_is_judged_by_its_pid() {
+        let w = fresh(10);
+        let m = mutex(&w);
+        let me = Holder::me();
+        // Our own pid, another thread's word, no identity yet: it may run.
+        m.holder.store((me.mutex_word & !0xffff_ffff) | 77, SeqCst);
+        assert_eq!(m.lock(Some(Duration::from_millis(50))).unwrap(), None);
+        // A pid no process has (above the kernel's limit): dead.
+        m.holder.store((u64::from(u32::MAX - 1) << 32) | 77, SeqCst);
         assert_eq!(
             m.lock(Some(Duration::from_secs(5))).unwrap(),
             Some(Acquired { owner_died: true })

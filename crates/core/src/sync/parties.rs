@@ -115,7 +115,7 @@ impl<'a> Parties<'a> {
     }
 
     fn dead_word(&self, e: &Party, w: u64) -> bool {
-        !Holder::alive(w, e.start.load(SeqCst), e.pidns.load(SeqCst), 0)
+        !Holder::alive(w, e.start.load(SeqCst), e.pidns.load(SeqCst), 0, 0)
     }
 
     /// Whether entry `i` belongs to a party known to be dead (a free entry is not dead).

@@ -166,6 +166,16 @@ pub(crate) fn task_start_time(pid: u32, tid: u32) -> Option<u64> {
     task_stat_field(pid, tid, 19).ok()??.parse().ok()
 }
 
+/// Where the stack of process `pid` starts (the stat's 28th field, the 25th after the state),
+/// folded to 32 bits; `None` where it is not shown. Only `exec` sets it, at a random address
+/// where the kernel randomises the address space, so a value that changed says the process
+/// exec'd: whatever it held before is gone though its pid, start time and main thread remain.
+/// The kernel shows it only to those who may trace the process (its user, root); others read 0.
+pub(crate) fn task_stack_image(pid: u32) -> Option<u32> {
+    let at: u64 = task_stat_field(pid, pid, 25).ok()??.parse().ok()?;
+    (at != 0).then(|| ((at ^ (at >> 32)) as u32).max(1))
+}
+
 /// A process's start time (clock ticks since boot), from `/proc/<pid>/task/<pid>/stat`: qemu-user
 /// fakes `/proc/<pid>/stat` for the processes it runs (a few ticks off, different per thread),
 /// but passes the task's stat through unchanged.
