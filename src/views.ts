@@ -79,6 +79,17 @@ export class Meta {
     return this.#closed
   }
 
+  /**
+   * As {@link closed}, for the lock and unlock of a mutex, which ask it on every call: the count
+   * of closes is read with a plain load (an `Atomics.load` costs more than the rest of an
+   * uncontended lock). A close by another thread racing with the call is seen by the next one,
+   * or by what the call does next: a closed view's words are zeros.
+   */
+  get closedNow(): boolean {
+    if (this.#closed) return true
+    return closes === undefined || closes[0] !== this.#seen ? this.closed : false
+  }
+
   /** Closes the mapping for every thread of the process; false when it was closed already. */
   close(): boolean {
     if (this.#closedHere) return false
