@@ -282,6 +282,42 @@ test.serial('a holder SIGKILLed inside the lock does not block the others past t
   t.is(m.holderPid, null)
 })
 
+test.serial('lockers asleep on a mutex whose detection interval is a minute are each woken by an unlock: none waits for the interval', async (t) => {
+  // A lost wake-up would leave a locker asleep until its sleep runs out, a minute here: longer
+  // than the test may take.
+  t.timeout(30_000)
+  const kids = await children(t, 3)
+  const m = so.mutex({ detectionMs: 60_000 })
+  const order = so.alloc('int32', 4)
+  const h = so.handleOf(m)
+  const o = so.handleOf(order)
+  const g = m.lock()
+  // Two block in lock(), one waits in lockAsync(); each holds the lock a moment, so the others
+  // sleep behind it too, and notes its turn.
+  const turns = kids.map((k, i) =>
+    k.run(
+      async (so, [h, o, useAsync]) => {
+        const m = so.open(h)
+        const order = so.open(o)
+        const g = useAsync ? await m.lockAsync() : m.lock()
+        const turn = ++order[0]
+        const until = Date.now() + 20
+        while (Date.now() < until);
+        g.unlock()
+        return turn
+      },
+      [h, o, i === 2],
+    ),
+  )
+  await sleep(200)
+  t.is(order[0], 0, 'all three wait')
+  g.unlock()
+  t.deepEqual((await Promise.all(turns)).sort(), [1, 2, 3], 'each took the lock once, in turn')
+  t.is(m.holderPid, null)
+  so.free(m)
+  so.free(order)
+})
+
 when(can.execHolder, test.serial)('a holder that execs another program under its pid is taken over, and is not while it runs', async (t) => {
   const m = so.mutex({ detectionMs: 30 })
   const h = JSON.stringify(so.handleOf(m))

@@ -141,7 +141,8 @@
  * barrier.rs describe them). Read them if you must; never write them from C, or the
  * processes that lock and wait on them stop agreeing.
  *
- *   mutex    0 u64 holder (0 free, else pid << 32 | a number unique to the holding thread)
+ *   mutex    0 u64 holder (0 free, else pid << 32 | a number unique to the holding thread;
+ *            the top bit is set while lockers sleep)
  *            8 u32 waiters   12 u32 seq   32 u32 detection ms; 16 to 63 (but 32) say who the
  *            holder is, valid only while 36 (u32) is even and unchanged
  *   barrier  0 u32 arrived   4 u32 generation   8 u32 parties

@@ -161,18 +161,15 @@ export class SharedMutex {
 
   /**
    * The fast path of an unlock by the holder: the token word must be this thread's, then one
-   * compare-and-swap of the holder word from this thread's to 0; native only to wake a counted
-   * waiter (word 2 is `waiters`). False when this thread does not hold it, for the native unlock
-   * to say why.
+   * compare-and-swap of the holder word from this thread's to 0. False when that fails: lockers
+   * sleep (they set the word's top bit), and the native unlock wakes one; or this thread does not
+   * hold it, and the native unlock says why.
    */
   #fastUnlock(): boolean {
     const big = this.#big
     if (big === null || this.#meta.closedNow) return false
     const me = holder()
-    if (!this.#tokenIs(me) || Atomics.compareExchange(big, 0, me.word, 0n) !== me.word) return false
-    // An Atomics load: the lost-wakeup argument needs it ordered after the swap on every CPU.
-    if (Atomics.load(this.#words, 2) > 0) native.mutexWake(this.#words)
-    return true
+    return this.#tokenIs(me) && Atomics.compareExchange(big, 0, me.word, 0n) === me.word
   }
 
   /** How long a locker waits before it checks that the holder still runs, in milliseconds. */
@@ -230,10 +227,13 @@ export class SharedMutex {
   async lockAsync(timeoutMs?: number): Promise<MutexGuard | null> {
     const deadline = performance.now() + timeoutOf('lockAsync', timeoutMs)
     let judged = performance.now()
+    // Once it slept, this locker takes the lock natively, with the sleepers' bit while others
+    // still wait (see the native mutex), so that its unlock wakes the next.
+    let slept = false
     for (let nap = 0; ; nap = Math.min(MAX_POLL_MS, Math.max(1, nap * 2))) {
-      if (this.#fastLock()) return new MutexGuard(this, false)
+      if (!slept && this.#fastLock()) return new MutexGuard(this, false)
       const buffer = bufferOf(this, 'lockAsync')
-      const got = native.mutexTryLock(buffer)
+      const got = native.mutexTryLock(buffer, slept)
       if (got) return new MutexGuard(this, got === 2)
       const left = deadline - performance.now()
       if (left <= 0) return null
@@ -248,6 +248,7 @@ export class SharedMutex {
         } finally {
           // Still counted as a waiter until here; a closed view's words are gone with it.
           if (isOpen(this)) native.mutexWaitEnd(buffer)
+          slept = true
         }
         // A sleep that ran out saw no unlock: time to look at the holder.
         judge = r === 'timed-out'

@@ -446,9 +446,11 @@ pub fn mutex_init(detection_ms: u32) -> Buffer {
     RawMutex::init(detection_ms).to_vec().into()
 }
 
+/// Takes the mutex if it is free; `slept`: for a locker that slept waiting for it, which takes it
+/// with the sleepers' bit while others still wait.
 #[napi]
-pub fn mutex_try_lock(env: Env, buffer: Unknown) -> Result<u32> {
-    Ok(taken(mutex(&env, &buffer)?.try_lock()))
+pub fn mutex_try_lock(env: Env, buffer: Unknown, slept: Option<bool>) -> Result<u32> {
+    Ok(taken(mutex(&env, &buffer)?.try_lock_as(slept == Some(true))))
 }
 
 /// Blocks until the mutex is taken (1, or 2 when its holder had died) or the timeout (0).
@@ -463,13 +465,6 @@ pub fn mutex_lock(env: Env, buffer: Unknown, timeout_ms: f64) -> Result<u32> {
 #[napi]
 pub fn mutex_unlock(env: Env, buffer: Unknown) -> Result<()> {
     mutex(&env, &buffer)?.unlock().map_err(|e| throw(&env, e))
-}
-
-/// Wakes one contended locker, after an unlock made in JavaScript found waiters.
-#[napi]
-pub fn mutex_wake(env: Env, buffer: Unknown) -> Result<()> {
-    mutex(&env, &buffer)?.wake_one();
-    Ok(())
 }
 
 /// This thread as a mutex holder: the holder word JavaScript's own lock swaps in, and the token

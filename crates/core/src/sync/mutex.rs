@@ -2,9 +2,12 @@
 //! process that maps it.
 //!
 //! The holder is one 64-bit word, set by one compare-and-swap: an uncontended `lock` and
-//! `unlock` are one atomic operation each and never enter the kernel. Contended lockers count
-//! themselves in `waiters` and sleep on `seq`, which an unlock bumps and wakes only when someone
-//! waits. They sleep at most the detection interval at a time; when a sleep runs out with the
+//! `unlock` are one compare-and-swap each and never enter the kernel. Contended lockers count
+//! themselves in `waiters`, set the holder word's top bit (`SLEEPERS`) and sleep on `seq`; an
+//! unlock whose compare-and-swap from its own word finds that bit set bumps `seq` and wakes one
+//! (the bit is the futex-based mutex's "contended" state, as in Drepper's *Futexes Are Tricky*).
+//! A locker that slept takes the lock with the bit set while others are still counted, so they
+//! are woken in turn. They sleep at most the detection interval at a time; when a sleep runs out with the
 //! lock still held, they check that the holder's process and thread still run, and take the
 //! lock over from a dead one with one more compare-and-swap, which tells the new holder that the
 //! previous one died (what `EOWNERDEAD` tells a POSIX robust mutex's locker). The data it
@@ -12,7 +15,7 @@
 //!
 //! | offset | size | word |
 //! |---|---|---|
-//! | 0 | 8 | holder: 0 when free, else pid << 32 \| the low half of the holder's token |
+//! | 0 | 8 | holder: 0 when free, else pid << 32 \| the low half of the holder's token, with the top bit set while lockers sleep |
 //! | 8 | 4 | waiters: lockers between announcing themselves and waking up |
 //! | 12 | 4 | seq: bumped by an unlock with waiters; the word they sleep on |
 //! | 16 | 8 | identity: the holder's process start time (0 where unknown) |
@@ -46,16 +49,17 @@
 //! JavaScript takes and releases an uncontended lock itself with `Atomics` on these words where
 //! its view is a SharedArrayBuffer: a compare-and-swap of the holder word from 0 to its own,
 //! then a load of the token word, calling [`RawMutex::claim`] only when the identity words are
-//! not its own; an unlock loads the token word, swaps the holder word from its own to 0, reads
-//! `waiters` and calls [`RawMutex::wake_one`] if any. Those are the operations `try_lock` and
-//! `unlock` make here, in the same order, so the two kinds of party mix freely.
+//! not its own; an unlock loads the token word and swaps the holder word from its own to 0, going
+//! to the native unlock only when that fails (sleepers to wake, or not its lock). Those are the
+//! operations `try_lock` and `unlock` make here, in the same order, so the two kinds of party
+//! mix freely.
 //!
 //! # Memory order
 //!
 //! The holder word, `waiters` and `seq` are SeqCst, as JavaScript's `Atomics` are: the holder's
 //! compare-and-swap is the acquire of the data the lock guards and its unlock the release, and
 //! the lost-wakeup argument of [`RawMutex::begin_wait`] needs a single order of the holder word
-//! and `waiters`. The identity words are a sequence lock with one writer, the holder (see
+//! and `seq`. The identity words are a sequence lock with one writer, the holder (see
 //! `write_identity` and `identity`): a checker sees the holder's own words whole, or an odd or
 //! changed stamp, never a mix that it takes for the holder. JavaScript's holder reads the token
 //! word with plain loads: it reads its own writes, or a previous holder's made before that
@@ -74,6 +78,8 @@ use crate::error::{Code, Error, Result};
 pub const MUTEX_SIZE: usize = 64;
 /// How often a contended locker looks at the holder before it sleeps.
 const SPINS: u32 = 100;
+/// The holder word's bit that says lockers sleep (pids are below 2^31 everywhere).
+const SLEEPERS: u64 = 1 << 63;
 
 /// The words of a mutex, over shared memory. Only ever used through a reference made by
 /// [`RawMutex::at`]: every field is atomic, as other processes change them at any time.
@@ -158,7 +164,7 @@ impl RawMutex {
 
     /// The pid of the holder, if the mutex is held.
     pub fn holder_pid(&self) -> Option<u32> {
-        let h = self.holder.load(SeqCst);
+        let h = self.holder.load(SeqCst) & !SLEEPERS;
         (h != 0).then_some((h >> 32) as u32)
     }
 
@@ -169,7 +175,17 @@ impl RawMutex {
 
     /// Whether holder word `h` is this thread's: the word and the token (see the module docs).
     fn mine(&self, h: u64, me: &Holder) -> bool {
-        h == me.mutex_word && self.token.load(SeqCst) == me.token
+        h & !SLEEPERS == me.mutex_word && self.token.load(SeqCst) == me.token
+    }
+
+    /// This thread's holder word for a lock taken by a locker that slept: with the sleepers' bit
+    /// while others are still counted, so its unlock wakes the next.
+    fn word_after_sleep(&self, me: &Holder) -> u64 {
+        if self.waiters.load(SeqCst) > 0 {
+            me.mutex_word | SLEEPERS
+        } else {
+            me.mutex_word
+        }
     }
 
     /// Writes this thread's identity words unless they are there already: what a new holder does
@@ -235,7 +251,7 @@ impl RawMutex {
 
     /// Whether holder word `h` may still run (see the module docs).
     fn holder_may_run(&self, h: u64) -> bool {
-        let pid = (h >> 32) as u32;
+        let pid = ((h & !SLEEPERS) >> 32) as u32;
         match self.identity(h) {
             Some(id) => Holder::alive(
                 (u64::from(pid) << 32) | u64::from(id.thread),
@@ -250,10 +266,19 @@ impl RawMutex {
 
     /// Takes the mutex if it is free, without waiting and without judging its holder.
     pub fn try_lock(&self) -> Option<Acquired> {
+        self.try_lock_as(false)
+    }
+
+    /// As [`Self::try_lock`], for a locker that slept waiting for it (`slept`): see
+    /// `word_after_sleep`.
+    pub fn try_lock_as(&self, slept: bool) -> Option<Acquired> {
         let me = Holder::me();
-        self.holder
-            .compare_exchange(0, me.mutex_word, SeqCst, SeqCst)
-            .ok()?;
+        let word = if slept {
+            self.word_after_sleep(&me)
+        } else {
+            me.mutex_word
+        };
+        self.holder.compare_exchange(0, word, SeqCst, SeqCst).ok()?;
         self.write_identity(&me, false);
         Some(Acquired { owner_died: false })
     }
@@ -265,6 +290,7 @@ impl RawMutex {
     pub fn lock(&self, timeout: Option<Duration>) -> Result<Option<Acquired>> {
         let me = Holder::me();
         let deadline = Deadline::after(timeout);
+        let mut slept = false;
         loop {
             // Closed by another thread of this process while this one waited: what is here now
             // is zeros, not the mutex, and taking "it" would exclude nobody.
@@ -278,10 +304,12 @@ impl RawMutex {
                 }
                 std::hint::spin_loop();
             }
-            match self
-                .holder
-                .compare_exchange(0, me.mutex_word, SeqCst, SeqCst)
-            {
+            let word = if slept {
+                self.word_after_sleep(&me)
+            } else {
+                me.mutex_word
+            };
+            match self.holder.compare_exchange(0, word, SeqCst, SeqCst) {
                 Ok(_) if self.retired() => return Err(closed_here()),
                 Ok(_) => {
                     self.write_identity(&me, false);
@@ -305,6 +333,7 @@ impl RawMutex {
             // SAFETY: `seq` is a word of this mutex, which stays mapped while `self` lives.
             let r = unsafe { wait32(&self.seq, seq, Some(slice)) };
             self.end_wait();
+            slept = true;
             if r == WaitResult::TimedOut && !self.retired() {
                 if let Some(a) = self.reclaim() {
                     return Ok(Some(a));
@@ -321,55 +350,80 @@ impl RawMutex {
         let me = Holder::me();
         let h = self.holder.load(SeqCst);
         // The token first, then the swap from our own word: JavaScript's order (module docs).
-        if !self.mine(h, &me)
-            || self
+        if self.mine(h, &me) {
+            if self
                 .holder
                 .compare_exchange(me.mutex_word, 0, SeqCst, SeqCst)
-                .is_err()
-        {
-            let who = if h == 0 {
-                "nobody holds it".to_string()
-            } else if (h >> 32) as u32 == (me.mutex_word >> 32) as u32 {
-                "another thread of this process holds it".to_string()
-            } else {
-                format!("process {} holds it", h >> 32)
-            };
-            return Err(Error::new(
-                Code::NotOwner,
-                format!("unlock of a mutex this thread does not hold: {who}"),
-            ));
+                .is_ok()
+            {
+                return Ok(());
+            }
+            // Lockers sleep: only they set the bit, on our word, so it is ours with the bit.
+            if self
+                .holder
+                .compare_exchange(me.mutex_word | SLEEPERS, 0, SeqCst, SeqCst)
+                .is_ok()
+            {
+                self.wake_one();
+                return Ok(());
+            }
         }
-        if self.waiters.load(SeqCst) > 0 {
-            self.wake_one();
-        }
-        Ok(())
+        let h = h & !SLEEPERS;
+        let who = if h == 0 {
+            "nobody holds it".to_string()
+        } else if (h >> 32) as u32 == (me.mutex_word >> 32) as u32 {
+            "another thread of this process holds it".to_string()
+        } else {
+            format!("process {} holds it", h >> 32)
+        };
+        Err(Error::new(
+            Code::NotOwner,
+            format!("unlock of a mutex this thread does not hold: {who}"),
+        ))
     }
 
-    /// Wakes one contended locker: what an unlock does after it stored 0 in the holder word and
-    /// found waiters counted. JavaScript's own unlock (Atomics on the same words) calls this.
-    pub fn wake_one(&self) {
-        // SeqCst: ordered after the holder's release store and the read of `waiters` (the
-        // lost-wakeup argument of `begin_wait`).
+    /// Wakes one contended locker: what an unlock does after it swapped the holder word, with
+    /// the sleepers' bit, to 0.
+    fn wake_one(&self) {
+        // SeqCst: ordered after the holder's release swap (the lost-wakeup argument of
+        // `begin_wait`).
         self.seq.fetch_add(1, SeqCst);
         wake32(&self.seq, 1);
     }
 
-    /// Counts this thread as a waiter and returns the `seq` to sleep on, or `None` (and no
-    /// count) when the mutex is free now. Every `Some` must be followed by [`Self::end_wait`].
+    /// Counts this thread as a waiter, sets the sleepers' bit in the holder word, and returns
+    /// the `seq` to sleep on, or `None` (and no count) when the mutex is free now. Every `Some`
+    /// must be followed by [`Self::end_wait`].
     pub fn begin_wait(&self) -> Option<u32> {
         self.waiters.fetch_add(1, SeqCst);
         let seq = self.seq.load(SeqCst);
-        // An unlock after this point sees the count and bumps seq, so the sleep cannot miss it.
-        if self.holder.load(SeqCst) == 0 {
-            self.waiters.fetch_sub(1, SeqCst);
-            return None;
+        // The bit is set on the word of a holder that is still there after `seq` was read: its
+        // unlock then fails its plain swap, bumps `seq` and wakes, so the sleep cannot miss it
+        // (a bump before the sleep makes the sleep return at once). A holder gone meanwhile
+        // leaves 0, and the lock is tried again.
+        let mut h = self.holder.load(SeqCst);
+        loop {
+            if h == 0 {
+                self.waiters.fetch_sub(1, SeqCst);
+                return None;
+            }
+            if h & SLEEPERS != 0 {
+                return Some(seq);
+            }
+            match self
+                .holder
+                .compare_exchange(h, h | SLEEPERS, SeqCst, SeqCst)
+            {
+                Ok(_) => return Some(seq),
+                Err(now) => h = now,
+            }
         }
-        Some(seq)
     }
 
     pub fn end_wait(&self) {
-        // A waiter counted by a process that was killed stays counted: unlocks then make one
-        // wasted wake call each, which is all it costs.
+        // A waiter counted by a process that was killed stays counted: lockers that slept then
+        // set the sleepers' bit, and their unlocks make one wasted wake call each, which is all
+        // it costs.
         let _ = self
             .waiters
             .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1));
@@ -384,14 +438,15 @@ impl RawMutex {
     pub fn reclaim(&self) -> Option<Acquired> {
         let h = self.holder.load(SeqCst);
         if h == 0 {
-            return self.try_lock();
+            return self.try_lock_as(true);
         }
         if self.holder_may_run(h) {
             return None;
         }
         let me = Holder::me();
+        // Taken over by a locker that slept, perhaps beside others.
         self.holder
-            .compare_exchange(h, me.mutex_word, SeqCst, SeqCst)
+            .compare_exchange(h, self.word_after_sleep(&me), SeqCst, SeqCst)
             .ok()?;
         self.write_identity(&me, true);
         Some(Acquired { owner_died: true })
