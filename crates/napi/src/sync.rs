@@ -450,7 +450,9 @@ pub fn mutex_init(detection_ms: u32) -> Buffer {
 /// with the sleepers' bit while others still wait.
 #[napi]
 pub fn mutex_try_lock(env: Env, buffer: Unknown, slept: Option<bool>) -> Result<u32> {
-    Ok(taken(mutex(&env, &buffer)?.try_lock_as(slept == Some(true))))
+    Ok(taken(
+        mutex(&env, &buffer)?.try_lock_as(slept == Some(true)),
+    ))
 }
 
 /// Blocks until the mutex is taken (1, or 2 when its holder had died) or the timeout (0).
