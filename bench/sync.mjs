@@ -154,7 +154,20 @@ function futexPingPong() {
 #include <time.h>
 #include <unistd.h>
 
-static void park(atomic_int *w, int seen) { syscall(SYS_futex, w, FUTEX_WAIT, seen, NULL, NULL, 0); }
+static double spin_us; /* how long a waiter watches the word before it sleeps; 0: not at all */
+static double now_us(void);
+static void park(atomic_int *w, int seen) {
+  if (spin_us > 0) {
+    double end = now_us() + spin_us;
+    do {
+      for (int i = 0; i < 64; i++) {
+        if (atomic_load(w) != seen) return;
+        __builtin_ia32_pause();
+      }
+    } while (now_us() < end);
+  }
+  syscall(SYS_futex, w, FUTEX_WAIT, seen, NULL, NULL, 0);
+}
 static void wake(atomic_int *w) { syscall(SYS_futex, w, FUTEX_WAKE, 1, NULL, NULL, 0); }
 static double now_us(void) {
   struct timespec t;
@@ -167,8 +180,9 @@ static int by_value(const void *a, const void *b) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 3) return 2;
+  if (argc != 4) return 2;
   int rounds = atoi(argv[1]), warmup = atoi(argv[2]), total = rounds + warmup;
+  spin_us = atof(argv[3]);
   atomic_int *w = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   double *times = malloc(sizeof(double) * rounds);
   if (w == MAP_FAILED || times == NULL || rounds < 1) return 1;
@@ -199,9 +213,14 @@ int main(int argc, char **argv) {
 `
 }
 
-/** The C futex ping-pong's round trip in µs ({ median, p99 }), or why it could not run ({ why }). */
-function futexFloor() {
+/**
+ * The C futex ping-pong's round trips in µs ({ median, p99 } for a waiter that sleeps at once,
+ * and `spinning` for one that first watches the word for `spinUs`, as so.wait does), or why it
+ * could not run ({ why }).
+ */
+function futexFloor(spinUs) {
   if (process.platform !== 'linux') return { why: 'futex is Linux only' }
+  if (process.arch !== 'x64') return { why: 'the ping-pong is built for x86-64' }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sobj-futex-'))
   try {
     fs.writeFileSync(path.join(dir, 'pingpong.c'), futexPingPong())
@@ -210,7 +229,8 @@ function futexFloor() {
     } catch {
       return { why: 'no C compiler (cc) to build it' }
     }
-    return JSON.parse(execFileSync(path.join(dir, 'pingpong'), [String(ROUNDS), String(WARMUP)], { encoding: 'utf8' }))
+    const run = (spin) => JSON.parse(execFileSync(path.join(dir, 'pingpong'), [String(ROUNDS), String(WARMUP), String(spin)], { encoding: 'utf8' }))
+    return { ...run(0), spinning: run(spinUs) }
   } finally {
     fs.rmSync(dir, { recursive: true, force: true })
   }
@@ -355,7 +375,8 @@ async function main() {
   console.log(`sync bench: ${os.cpus().length} cores, Node ${process.version}, ${process.platform}${quick ? ', quick' : ''}`)
   const { times, send } = await crossProcess()
   const sab = await threads()
-  const floor = futexFloor()
+  // so.wait watches its word for 50 µs before it sleeps (WAIT_SPIN in crates/core/src/sync.rs).
+  const floor = futexFloor(50)
   const line = (name, median, p99) => console.log(`  ${name.padEnd(46)} median ${us(median).padStart(8)}   p99 ${us(p99).padStart(8)}`)
   const row = (name, xs) => line(name, quantile(xs, 0.5), quantile(xs, 0.99))
   console.log('\nround trip (ping, answer), microseconds')
@@ -363,7 +384,10 @@ async function main() {
   row('process.send, two processes', send)
   row('SharedArrayBuffer Atomics, two threads', sab)
   if (floor.why) console.log(`  C futex ping-pong, two processes: not run: ${floor.why}`)
-  else line('C futex ping-pong, two processes (the floor)', floor.median, floor.p99)
+  else {
+    line('C futex ping-pong, two processes (the floor)', floor.median, floor.p99)
+    line('C, watching 50 µs before each futex sleep', floor.spinning.median, floor.spinning.p99)
+  }
   const rtt = quantile(times, 0.5)
   const speedup = quantile(send, 0.5) / rtt
   console.log(`  cross-process wait/notify is ${speedup.toFixed(1)}× faster than process.send (median; target ≥ 4×)`)
@@ -371,6 +395,9 @@ async function main() {
   if (!floor.why) {
     console.log(`  so.wait/notify is ${(rtt / floor.median).toFixed(2)}× the C futex floor (median; target ≤ 1.5×)`)
     record({ figure: 'round trip, so.wait/notify vs a C futex ping-pong', value: rtt, unit: 'µs', reference: floor.median, referenceName: 'C futex', ratio: rtt / floor.median, target: '≤ 1.5×' })
+    const spun = floor.spinning.median
+    console.log(`  so.wait/notify is ${(rtt / spun).toFixed(1)}× the C ping-pong that watches the word as it does (median): the rest is two calls into Node-API and back each way`)
+    record({ figure: 'round trip, so.wait/notify vs C watching then futex', value: rtt, unit: 'µs', reference: spun, referenceName: 'C spin + futex', ratio: rtt / spun })
   }
 
   const u = uncontended()

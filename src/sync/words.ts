@@ -68,7 +68,9 @@ export function timeoutOf(fn: string, ms: unknown): number {
  * Blocks this thread while element `index` of a shared int32 or int64 vector holds `value`,
  * until another process or thread calls {@link notify} on it, or `timeoutMs` passes: the
  * semantics of `Atomics.wait`, across processes. Blocking the main thread blocks its event loop,
- * as `Atomics.wait` does there; {@link waitAsync} does not.
+ * as `Atomics.wait` does there; {@link waitAsync} does not. Where the machine has more than one
+ * CPU it watches the word for up to 50 µs before it sleeps in the kernel, and a change seen then
+ * ends the wait with `'ok'`: a prompt reply costs no wake-up. Change the value before notifying.
  *
  * @throws `ERR_SHM_NOT_SHARED` (TypeError) for a vector that is not shared, `ERR_INVALID_ARG_TYPE`
  * (TypeError) for another kind or a value of the wrong type, `ERR_OUT_OF_RANGE` (RangeError) for
@@ -84,7 +86,8 @@ export function wait(vector: WaitableVector, index: number, value: number | bigi
 
 /**
  * Wakes up to `count` (default: all) waiters of element `index`, in every process and thread
- * that maps the vector, and returns how many it woke. Where waiters poll (Windows, macOS before
+ * that maps the vector, and returns how many it woke (waiters still watching the word before
+ * they sleep are not counted: they see the changed value themselves). Where waiters poll (Windows, macOS before
  * 14.4) it cannot count them and returns 0; they see a changed value within a few milliseconds.
  * Change the value before notifying, as with `Atomics.notify`.
  */

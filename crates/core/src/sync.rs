@@ -8,7 +8,9 @@
 //!
 //! [`wait32`] and [`wait64`] sleep while a word holds an expected value, until [`wake32`] /
 //! [`wake64`] on the same word (in any process that maps it) or a timeout ends the sleep: the
-//! semantics of `Atomics.wait` and `Atomics.notify`, across processes. Per platform:
+//! semantics of `Atomics.wait` and `Atomics.notify`, across processes. [`wait32_spinning`] and
+//! [`wait64_spinning`], behind the public `wait`, first watch the word for up to [`WAIT_SPIN`]
+//! where there is more than one CPU. Per platform:
 //!
 //! - **Linux**: `futex(FUTEX_WAIT)` / `futex(FUTEX_WAKE)` *without* `FUTEX_PRIVATE_FLAG`, so the
 //!   kernel keys the sleep by the shared page rather than by this process's address space. Futexes
@@ -117,6 +119,55 @@ impl Deadline {
 }
 
 /// The address of the half of a 64-bit word that a notify of the word wakes: its low half.
+/// How long [`wait32_spinning`] and [`wait64_spinning`] watch their word in user space before
+/// they sleep. A sleeping waiter costs its waker a system call and itself a wake-up by the
+/// kernel: tens of microseconds on a virtual machine whose idle CPU the host has to wake. A reply
+/// that comes within this time is seen at once instead, by a waiter that is already running.
+/// Waits that last longer pay this much CPU time once each, as the kernel's own idle polling
+/// (`haltpoll`, 200 µs) does.
+pub const WAIT_SPIN: Duration = Duration::from_micros(50);
+
+/// How a spin ended: the wait is over, or it goes to sleep with the time left.
+enum Spun {
+    Ended(WaitResult),
+    Sleep(Option<Duration>),
+}
+
+/// Whether watching a word can see another thread change it: not with one CPU, where the thread
+/// that would change it cannot run while this one watches. Asked of the OS once per process.
+fn spinning_pays() -> bool {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get())) > 1
+}
+
+/// Watches `unchanged` for up to [`WAIT_SPIN`] or the timeout, whichever is first. A change seen
+/// ends the wait with `Ok`, as a wake-up does (callers change the word before they notify); a
+/// timeout shorter than the spin ends it with `TimedOut`.
+fn spin_while(unchanged: impl Fn() -> bool, timeout: Option<Duration>) -> Spun {
+    if !spinning_pays() || timeout == Some(Duration::ZERO) {
+        return Spun::Sleep(timeout);
+    }
+    let start = Instant::now();
+    let budget = timeout.map_or(WAIT_SPIN, |t| t.min(WAIT_SPIN));
+    loop {
+        // The clock is read once per 64 looks: a look costs a few nanoseconds, the clock more.
+        for _ in 0..64 {
+            if !unchanged() {
+                return Spun::Ended(WaitResult::Ok);
+            }
+            std::hint::spin_loop();
+        }
+        let spent = start.elapsed();
+        if spent >= budget {
+            return match timeout {
+                None => Spun::Sleep(None),
+                Some(t) if t > spent => Spun::Sleep(Some(t - spent)),
+                Some(_) => Spun::Ended(WaitResult::TimedOut),
+            };
+        }
+    }
+}
+
 fn low_half(addr: *const AtomicU64) -> *const AtomicU32 {
     if cfg!(target_endian = "little") {
         addr.cast()
@@ -153,6 +204,39 @@ pub unsafe fn wait32(
     if word.load(SeqCst) != expected {
         return WaitResult::NotEqual;
     }
+    park_word32(addr, word, expected, timeout)
+}
+
+/// As [`wait32`], watching the word for up to [`WAIT_SPIN`] before it sleeps, where another CPU
+/// can change it meanwhile (see [`spin_while`]): the wait behind the public `wait`.
+///
+/// # Safety
+/// As for [`wait32`].
+pub unsafe fn wait32_spinning(
+    addr: *const AtomicU32,
+    expected: u32,
+    timeout: Option<Duration>,
+) -> WaitResult {
+    // SAFETY: the caller guarantees a live, aligned word for the whole call.
+    let word = unsafe { &*addr };
+    if word.load(SeqCst) != expected {
+        return WaitResult::NotEqual;
+    }
+    match spin_while(|| word.load(SeqCst) == expected, timeout) {
+        Spun::Ended(r) => {
+            fence(SeqCst);
+            r
+        }
+        Spun::Sleep(left) => park_word32(addr, word, expected, left),
+    }
+}
+
+fn park_word32(
+    addr: *const AtomicU32,
+    word: &AtomicU32,
+    expected: u32,
+    timeout: Option<Duration>,
+) -> WaitResult {
     let r = match os::park32(addr.cast(), expected, timeout) {
         Some(r) => r,
         None => poll::wait(|| word.load(SeqCst) == expected, timeout),
@@ -176,6 +260,38 @@ pub unsafe fn wait64(
     if word.load(SeqCst) != expected {
         return WaitResult::NotEqual;
     }
+    park_word64(addr, word, expected, timeout)
+}
+
+/// As [`wait64`], watching the word for up to [`WAIT_SPIN`] first, as [`wait32_spinning`].
+///
+/// # Safety
+/// As for [`wait64`].
+pub unsafe fn wait64_spinning(
+    addr: *const AtomicU64,
+    expected: u64,
+    timeout: Option<Duration>,
+) -> WaitResult {
+    // SAFETY: the caller guarantees a live, aligned word for the whole call.
+    let word = unsafe { &*addr };
+    if word.load(SeqCst) != expected {
+        return WaitResult::NotEqual;
+    }
+    match spin_while(|| word.load(SeqCst) == expected, timeout) {
+        Spun::Ended(r) => {
+            fence(SeqCst);
+            r
+        }
+        Spun::Sleep(left) => park_word64(addr, word, expected, left),
+    }
+}
+
+fn park_word64(
+    addr: *const AtomicU64,
+    word: &AtomicU64,
+    expected: u64,
+    timeout: Option<Duration>,
+) -> WaitResult {
     let r = if let Some(r) = os::park64(addr.cast(), expected, timeout) {
         r
     } else if os::kernel_waits() {
@@ -511,6 +627,76 @@ mod tests {
         // SAFETY: as above.
         let r = unsafe { wait64(&w, 0, Some(Duration::ZERO)) };
         assert_eq!(r, WaitResult::TimedOut);
+    }
+
+    #[test]
+    fn a_spin_ends_on_a_change_or_its_timeout_and_else_hands_the_time_left_to_the_sleep() {
+        let looks = std::cell::Cell::new(0u32);
+        let changed_at_100 = || {
+            looks.set(looks.get() + 1);
+            looks.get() < 100
+        };
+        match spin_while(changed_at_100, None) {
+            // Where spinning cannot pay (one CPU) the wait sleeps at once, without a look.
+            Spun::Sleep(None) => assert!(!spinning_pays() && looks.get() == 0),
+            Spun::Ended(r) => assert!(spinning_pays() && r == WaitResult::Ok && looks.get() == 100),
+            Spun::Sleep(Some(_)) => panic!("no timeout was given"),
+        }
+        if !spinning_pays() {
+            return;
+        }
+        let t = Instant::now();
+        assert!(matches!(
+            spin_while(|| true, Some(Duration::from_micros(10))),
+            Spun::Ended(WaitResult::TimedOut)
+        ));
+        assert!(t.elapsed() >= Duration::from_micros(10));
+        let t = Instant::now();
+        assert!(matches!(spin_while(|| true, None), Spun::Sleep(None)));
+        assert!(t.elapsed() >= WAIT_SPIN);
+        match spin_while(|| true, Some(Duration::from_secs(1))) {
+            Spun::Sleep(Some(left)) => assert!(left <= Duration::from_secs(1) - WAIT_SPIN),
+            _ => panic!("a long timeout goes on to sleep"),
+        }
+        assert!(matches!(
+            spin_while(|| true, Some(Duration::ZERO)),
+            Spun::Sleep(Some(Duration::ZERO))
+        ));
+    }
+
+    #[test]
+    fn a_spinning_wait_times_out_and_is_woken_as_a_sleeping_one() {
+        let w = AtomicU32::new(0);
+        // SAFETY: a live, aligned word of this test.
+        assert_eq!(
+            unsafe { wait32_spinning(&w, 1, None) },
+            WaitResult::NotEqual
+        );
+        let t = Instant::now();
+        // SAFETY: as above.
+        let r = unsafe { wait32_spinning(&w, 0, Some(Duration::from_millis(5))) };
+        assert_eq!(r, WaitResult::TimedOut);
+        assert!(t.elapsed() >= Duration::from_millis(5));
+        // SAFETY: as above.
+        assert_eq!(
+            unsafe { wait32_spinning(&w, 0, Some(Duration::ZERO)) },
+            WaitResult::TimedOut
+        );
+        let w = Arc::new(AtomicU64::new(9));
+        let w2 = w.clone();
+        let t = std::thread::spawn(move || {
+            // SAFETY: the Arc keeps the word alive for the whole call.
+            unsafe { wait64_spinning(&*w2, 9, Some(Duration::from_secs(20))) }
+        });
+        // Long past the spin: the waiter sleeps, and only the store and wake end its wait.
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!t.is_finished());
+        w.store(10, SeqCst);
+        while !t.is_finished() {
+            wake64(&*w, 1);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(t.join().unwrap(), WaitResult::Ok);
     }
 
     #[test]

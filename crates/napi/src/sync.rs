@@ -335,10 +335,10 @@ pub fn sync_wait32(
     let p = word(&env, &target, byte_offset, 4)?;
     // SAFETY: an aligned word inside the buffer, which the caller's arguments keep alive for the
     // whole call on this thread; JavaScript touches it only through Atomics.
-    Ok(
-        unsafe { sync::wait32(p.cast::<AtomicU32>(), expected as u32, timeout(timeout_ms)) }
-            .as_str(),
-    )
+    Ok(unsafe {
+        sync::wait32_spinning(p.cast::<AtomicU32>(), expected as u32, timeout(timeout_ms))
+    }
+    .as_str())
 }
 
 /// Blocks this thread while the int64 at `byteOffset` of `target` holds `expected`.
@@ -353,10 +353,10 @@ pub fn sync_wait64(
     let p = word(&env, &target, byte_offset, 8)?;
     let (expected, _) = expected.get_i64();
     // SAFETY: as in sync_wait32, for an aligned 8-byte word.
-    Ok(
-        unsafe { sync::wait64(p.cast::<AtomicU64>(), expected as u64, timeout(timeout_ms)) }
-            .as_str(),
-    )
+    Ok(unsafe {
+        sync::wait64_spinning(p.cast::<AtomicU64>(), expected as u64, timeout(timeout_ms))
+    }
+    .as_str())
 }
 
 /// Wakes up to `count` waiters of the `width`-byte word at `byteOffset` of `target`.
