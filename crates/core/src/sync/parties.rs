@@ -11,7 +11,7 @@
 //! while their party runs; a dead party's entry is taken over only after the object undid its
 //! work (see `reuse` in [`Parties::mine`]).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
@@ -43,6 +43,10 @@ thread_local! {
     /// This thread's entry in each table it used, keyed by the table's address. A table unmapped
     /// and another mapped at the same address is caught by checking the entry still names us.
     static MINE: RefCell<HashMap<usize, u32>> = RefCell::new(HashMap::new());
+    /// The table this thread used last and its entry there, asked before `MINE`: a thread that
+    /// sends or receives a stream of messages asks about one table again and again, and hashing
+    /// its address each time was a tenth of a small message's send.
+    static LAST: Cell<(usize, u32)> = const { Cell::new((0, 0)) };
 }
 
 impl<'a> Parties<'a> {
@@ -66,15 +70,21 @@ impl<'a> Parties<'a> {
     /// `None` when every entry belongs to a live party.
     pub(crate) fn mine(&self, reuse: impl Fn(u32)) -> Option<u32> {
         let me = Holder::me();
-        let cached = MINE.with(|m| m.borrow().get(&self.key()).copied());
+        let key = self.key();
+        let cached = match LAST.get() {
+            (k, i) if k == key => Some(i),
+            _ => MINE.with(|m| m.borrow().get(&key).copied()),
+        };
         if let Some(i) = cached {
             let e = self.entries.get(i as usize)?;
             if e.word.load(SeqCst) == me.word {
+                LAST.set((key, i));
                 return Some(i);
             }
         }
         let found = self.find(&me, reuse)?;
-        MINE.with(|m| m.borrow_mut().insert(self.key(), found));
+        MINE.with(|m| m.borrow_mut().insert(key, found));
+        LAST.set((key, found));
         Some(found)
     }
 
