@@ -117,7 +117,7 @@ export class SharedMutex {
   declare readonly [SEGMENT_BUFFER]: ViewBuffer
   readonly #detectionMs: number
   readonly #meta: Meta
-  /** The words as 64-bit integers, for the fast path; null unless the view is a SharedArrayBuffer. */
+  /** The holder word as a 64-bit integer, for the fast path; null unless the view is a SharedArrayBuffer. */
   readonly #big: BigInt64Array | null
   readonly #words: Uint32Array
 
@@ -127,7 +127,7 @@ export class SharedMutex {
     this.#meta = meta
     this.#words = wordsOf(meta.buffer)
     this.#detectionMs = native.mutexState(this.#words).detectionMs
-    this.#big = typeof SharedArrayBuffer === 'function' && meta.buffer instanceof SharedArrayBuffer ? new BigInt64Array(meta.buffer, 0, 7) : null
+    this.#big = typeof SharedArrayBuffer === 'function' && meta.buffer instanceof SharedArrayBuffer ? new BigInt64Array(meta.buffer, 0, 1) : null
   }
 
   /**

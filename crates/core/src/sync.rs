@@ -446,8 +446,8 @@ pub(crate) struct Holder {
     pub(crate) image: u32,
 }
 
-/// This process's random part of every token, and the next thread's low half. Drawn again in a
-/// forked child, which has a pid of its own.
+/// This process's random part of every token, and the next thread's low half (never 0: a
+/// holder word's low half is not 0). Drawn again in a forked child, which has a pid of its own.
 fn token_parts(pid: u32) -> (u64, u32) {
     static DRAWN: std::sync::Mutex<Option<(u32, u64, u32)>> = std::sync::Mutex::new(None);
     let mut d = DRAWN.lock().unwrap_or_else(|p| p.into_inner());
@@ -458,6 +458,9 @@ fn token_parts(pid: u32) -> (u64, u32) {
         *d = Some((pid, ((r >> 34) & ((1 << 30) - 1)).max(1), r as u32));
     }
     let (_, high, next) = d.as_mut().expect("drawn above");
+    if *next == 0 {
+        *next = 1;
+    }
     let low = *next;
     *next = next.wrapping_add(1);
     (*high, low)
@@ -469,10 +472,7 @@ impl Holder {
         thread_local! {
             static ME: Holder = {
                 let (pid, start, pidns) = os::process();
-                let (high, mut low) = token_parts(pid);
-                while low == 0 {
-                    low = token_parts(pid).1;
-                }
+                let (high, low) = token_parts(pid);
                 let thread = os::thread_id();
                 Holder {
                     word: (u64::from(pid) << 32) | u64::from(thread),

@@ -178,10 +178,10 @@ impl RawMutex {
         h & !SLEEPERS == me.mutex_word && self.token.load(SeqCst) == me.token
     }
 
-    /// This thread's holder word for a lock taken by a locker that slept: with the sleepers' bit
-    /// while others are still counted, so its unlock wakes the next.
-    fn word_after_sleep(&self, me: &Holder) -> u64 {
-        if self.waiters.load(SeqCst) > 0 {
+    /// This thread's holder word for a lock it takes: a locker that slept (`slept`) sets the
+    /// sleepers' bit while others are still counted, so its unlock wakes the next.
+    fn word_for(&self, me: &Holder, slept: bool) -> u64 {
+        if slept && self.waiters.load(SeqCst) > 0 {
             me.mutex_word | SLEEPERS
         } else {
             me.mutex_word
@@ -270,15 +270,12 @@ impl RawMutex {
     }
 
     /// As [`Self::try_lock`], for a locker that slept waiting for it (`slept`): see
-    /// `word_after_sleep`.
+    /// `word_for`.
     pub fn try_lock_as(&self, slept: bool) -> Option<Acquired> {
         let me = Holder::me();
-        let word = if slept {
-            self.word_after_sleep(&me)
-        } else {
-            me.mutex_word
-        };
-        self.holder.compare_exchange(0, word, SeqCst, SeqCst).ok()?;
+        self.holder
+            .compare_exchange(0, self.word_for(&me, slept), SeqCst, SeqCst)
+            .ok()?;
         self.write_identity(&me, false);
         Some(Acquired { owner_died: false })
     }
@@ -304,12 +301,10 @@ impl RawMutex {
                 }
                 std::hint::spin_loop();
             }
-            let word = if slept {
-                self.word_after_sleep(&me)
-            } else {
-                me.mutex_word
-            };
-            match self.holder.compare_exchange(0, word, SeqCst, SeqCst) {
+            match self
+                .holder
+                .compare_exchange(0, self.word_for(&me, slept), SeqCst, SeqCst)
+            {
                 Ok(_) if self.retired() => return Err(closed_here()),
                 Ok(_) => {
                     self.write_identity(&me, false);
@@ -446,7 +441,7 @@ impl RawMutex {
         let me = Holder::me();
         // Taken over by a locker that slept, perhaps beside others.
         self.holder
-            .compare_exchange(h, self.word_after_sleep(&me), SeqCst, SeqCst)
+            .compare_exchange(h, self.word_for(&me, true), SeqCst, SeqCst)
             .ok()?;
         self.write_identity(&me, true);
         Some(Acquired { owner_died: true })
