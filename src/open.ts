@@ -91,8 +91,26 @@ function openOne(h: string, opts: OpenOptions | undefined, budget: Budget, top: 
 function openOneHere(h: string, opts: OpenOptions | undefined, budget: Budget, top: boolean): OpenResult {
   const { base, part } = splitHandle(h)
   const cow = opts?.copyOnWrite
-  // The header alone, read without mapping, tells what the handle would cost.
-  const found = native.locate(base, cow)
+  // The header alone, read without mapping, tells what the handle would cost. The segment stays
+  // open for the native open below, which takes it; every other way out drops it.
+  const found = native.locate(base, cow, !opts?.copy)
+  try {
+    return openFound(found, h, base, part, opts, budget, top)
+  } finally {
+    native.forgetLocated()
+  }
+}
+
+function openFound(
+  found: ReturnType<typeof native.locate>,
+  h: string,
+  base: string,
+  part: ReturnType<typeof splitHandle>['part'],
+  opts: OpenOptions | undefined,
+  budget: Budget,
+  top: boolean,
+): OpenResult {
+  const cow = opts?.copyOnWrite
   if (top) checkKind(opts?.kind, part?.kind ?? found.kind, base)
   budget.charge(found.key, found.byteLength)
   if (found.byteLength > bufferConstants.MAX_LENGTH) {

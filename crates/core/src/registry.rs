@@ -46,7 +46,8 @@ pub use mapping::{
     retired_bytes, Mapping, Mode, View, WeakView,
 };
 pub use open::{
-    handle_is_current, locate, open_handle, open_handle_with, open_id, read_copy, Located,
+    forget_located, handle_is_current, locate, locate_for_open, open_handle, open_handle_with,
+    open_id, read_copy, Located,
 };
 pub use owner::{hand_out, last_created, reap, release_owned};
 pub use prefault::{

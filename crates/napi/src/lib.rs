@@ -765,16 +765,34 @@ pub struct LocateInfo {
 }
 
 /// The mapping key a handle would open under (`copyOnWrite` undefined takes the sharer's
-/// default), after checking the segment can still be opened; nothing is mapped.
+/// default), after checking the segment can still be opened; nothing is mapped. With
+/// `forOpen`, the segment stays open for the `open` of the same handle that must follow (or
+/// `forgetLocated`), which then finds and checks nothing again.
 #[napi]
-pub fn locate(env: Env, handle: String, copy_on_write: Option<bool>) -> Result<LocateInfo> {
-    registry::locate(&handle, mode_of(copy_on_write))
-        .map(|l| LocateInfo {
-            key: l.key,
-            kind: l.header.kind.name().to_string(),
-            byte_length: l.header.byte_length as f64,
-        })
-        .map_err(|e| throw(&env, e))
+pub fn locate(
+    env: Env,
+    handle: String,
+    copy_on_write: Option<bool>,
+    for_open: Option<bool>,
+) -> Result<LocateInfo> {
+    let mode = mode_of(copy_on_write);
+    if for_open == Some(true) {
+        registry::locate_for_open(&handle, mode)
+    } else {
+        registry::locate(&handle, mode)
+    }
+    .map(|l| LocateInfo {
+        key: l.key,
+        kind: l.header.kind.name().to_string(),
+        byte_length: l.header.byte_length as f64,
+    })
+    .map_err(|e| throw(&env, e))
+}
+
+/// Drops the segment `locate(..., forOpen)` kept, when no `open` follows it.
+#[napi]
+pub fn forget_located() {
+    registry::forget_located();
 }
 
 /// Opens the segment a handle names; `copyOnWrite` undefined takes the sharer's default.

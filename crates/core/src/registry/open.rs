@@ -25,12 +25,78 @@ pub struct Located {
 pub fn locate(handle: &str, mode: Option<Mode>) -> Result<Located> {
     let (id, generation, place) = name::parse_handle(handle)?;
     let (_, h, _) = open_checked(&id, Some(generation), &place, false)?;
+    Ok(located(id, generation, h, mode))
+}
+
+fn located(id: String, generation: u64, h: Header, mode: Option<Mode>) -> Located {
     let mode = mode.unwrap_or_else(|| Mode::of_header(&h));
-    Ok(Located {
+    Located {
         key: view_key(&(id, generation), mode),
         header: h,
         mode,
-    })
+    }
+}
+
+/// A segment [`locate_for_open`] found and opened, kept for the [`open_handle_with`] of the
+/// same handle and mode that follows it.
+struct Found {
+    handle: String,
+    mode: Option<Mode>,
+    opened: (sys::File, Header, String),
+}
+
+thread_local! {
+    /// What this thread's last `locate_for_open` found, until its open takes it or
+    /// [`forget_located`] drops it: at most one descriptor, never kept past the caller's call.
+    static FOUND: std::cell::RefCell<Option<Found>> = const { std::cell::RefCell::new(None) };
+}
+
+/// As [`locate`], opening the segment as [`open_handle_with`] will (writable where allowed) and
+/// keeping it for that open: finding and checking a segment is most of the system calls an open
+/// makes (a memfd's link, its header, its owner's liveness), and they are then made once. The
+/// caller either opens the same handle with the same mode next, or calls [`forget_located`]: a
+/// descriptor kept longer would keep a freed segment's memory alive.
+pub fn locate_for_open(handle: &str, mode: Option<Mode>) -> Result<Located> {
+    forget_located();
+    let (id, generation, place) = name::parse_handle(handle)?;
+    let opened = open_for_mapping(&id, Some(generation), &place, mode)?;
+    let found = located(id, generation, opened.1.clone(), mode);
+    FOUND.with(|f| {
+        *f.borrow_mut() = Some(Found {
+            handle: handle.to_string(),
+            mode,
+            opened,
+        })
+    });
+    Ok(found)
+}
+
+/// Drops what [`locate_for_open`] kept, if its open did not take it.
+pub fn forget_located() {
+    // Taken out first: the file closes outside the borrow.
+    drop(FOUND.with(|f| f.borrow_mut().take()));
+}
+
+/// What [`locate_for_open`] kept for this handle and mode, if it kept it.
+fn take_located(handle: &str, mode: Option<Mode>) -> Option<(sys::File, Header, String)> {
+    let found = FOUND.with(|f| f.borrow_mut().take())?;
+    (found.handle == handle && found.mode == mode).then_some(found.opened)
+}
+
+/// Opens a segment for mapping: writable where allowed (copy-on-write too, so that the open can
+/// be counted); a segment this user may only read still opens copy-on-write.
+fn open_for_mapping(
+    id: &str,
+    generation: Option<u64>,
+    place: &Place,
+    mode: Option<Mode>,
+) -> Result<(sys::File, Header, String)> {
+    match open_checked(id, generation, place, true) {
+        Err(e) if mode != Some(Mode::Shared) && e.code == Code::Permission => {
+            open_checked(id, generation, place, false)
+        }
+        r => r,
+    }
 }
 
 /// Whether the segment a handle names can still be opened by it (not freed, not replaced).
@@ -60,14 +126,23 @@ pub fn open_handle_with(
     populate: bool,
     unreserved: bool,
 ) -> Result<View> {
+    let kept = take_located(handle, mode);
     let (id, generation, place) = name::parse_handle(handle)?;
-    open_at(&id, Some(generation), &place, mode, populate, unreserved)
+    open_at(
+        &id,
+        Some(generation),
+        &place,
+        mode,
+        populate,
+        unreserved,
+        kept,
+    )
 }
 
 /// Opens named segment `id`, whatever its generation (the developer API's `mapSharedMemory`).
 pub fn open_id(id: &str, mode: Option<Mode>) -> Result<View> {
     name::validate_id(id)?;
-    open_at(id, None, &Place::Named, mode, false, false)
+    open_at(id, None, &Place::Named, mode, false, false, None)
 }
 
 fn open_at(
@@ -77,14 +152,11 @@ fn open_at(
     mode: Option<Mode>,
     populate: bool,
     unreserved: bool,
+    kept: Option<(sys::File, Header, String)>,
 ) -> Result<View> {
-    // Opened writable where allowed (copy-on-write too), so that this open can be counted.
-    let (file, h, attributes) = match open_checked(id, generation, place, true) {
-        // A segment this user may only read still opens copy-on-write.
-        Err(e) if mode != Some(Mode::Shared) && e.code == Code::Permission => {
-            open_checked(id, generation, place, false)?
-        }
-        r => r?,
+    let (file, h, attributes) = match kept {
+        Some(k) => k,
+        None => open_for_mapping(id, generation, place, mode)?,
     };
     let mode = mode.unwrap_or_else(|| Mode::of_header(&h));
     let key: SegKey = (id.to_string(), h.generation);
@@ -123,12 +195,16 @@ fn open_at(
     MAPPED.fetch_add(1, Ordering::Relaxed);
     // Two threads may race to map the same segment: the first mapping registered wins, and the
     // other is dropped (unmapped) right away.
+    let mut counted = false;
     let winner = with(|r| {
         if let Some(existing) = r.mappings.get(&(key.clone(), mode)).and_then(Weak::upgrade) {
             if !existing.retired.load(Ordering::Acquire) {
                 return Some(existing);
             }
         }
+        // Counted here, before the mapping is registered: no other thread can have closed (and
+        // so zeroed) it yet.
+        counted = !owner && count_through(&mapping);
         r.mappings
             .insert((key.clone(), mode), Arc::downgrade(&mapping));
         if owner {
@@ -146,12 +222,33 @@ fn open_at(
             Ok(View { mapping: existing })
         }
         None => {
-            if !owner {
+            if !owner && !counted {
                 count_open(&file, &mapping.header);
             }
             Ok(View { mapping })
         }
     }
+}
+
+/// Counts an open of the segment through the new mapping itself, where it is shared and holds
+/// the control word: a second mapping, only for that word, is four system calls. False where it
+/// cannot (copy-on-write: a write would stay private).
+fn count_through(m: &Mapping) -> bool {
+    let at = m.header.control_offset();
+    if m.mode != Mode::Shared
+        || m.header.segment_size() > m.map.len() as u64
+        || !at.is_multiple_of(8)
+        || at.saturating_add(8) > m.map.len() as u64
+    {
+        return false;
+    }
+    // SAFETY: `at` + 8 lies inside the mapping (checked above), which `m` keeps mapped for this
+    // call and which no other thread can have replaced yet (the caller has not registered it);
+    // the address is 8-aligned (a page-aligned mapping plus a multiple of 8). Every process
+    // changes the control word only with atomic operations.
+    let word = unsafe { &*(m.map.ptr().add(at as usize) as *const std::sync::atomic::AtomicU64) };
+    word.fetch_add(1, Ordering::AcqRel);
+    true
 }
 
 /// A private copy of the segment a handle names: header, attributes and data bytes. For runtimes
