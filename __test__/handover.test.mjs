@@ -321,3 +321,33 @@ for (const named of [false, true]) {
     }
   })
 }
+
+when(can.procfs, test.serial)('an open holds no descriptor of the segment once it returns, whichever way it ends', async (t) => {
+  const child = await spawnChild()
+  const x = so.share(Float64Array.from([1, 2, 3]))
+  const h = so.handleOf(x)
+  const r = await child.run((so, h) => {
+    const fs = process.getBuiltinModule('node:fs')
+    const fds = () => fs.readdirSync('/proc/self/fd').length
+    const before = fds()
+    const out = {}
+    const v = so.open(h)
+    globalThis.kept.push(v)
+    out.mapped = fds() - before
+    so.open(h)
+    out.again = fds() - before
+    so.open(h, { copy: true })
+    out.copy = fds() - before
+    try {
+      so.open(h, { kind: 'string' })
+    } catch (e) {
+      out.code = e.code
+    }
+    out.refused = fds() - before
+    out.values = Array.from(v)
+    return out
+  }, h)
+  t.deepEqual(r, { mapped: 0, again: 0, copy: 0, code: 'ERR_SHM_WRONG_KIND', refused: 0, values: [1, 2, 3] })
+  await child.exit()
+  so.free(x)
+})
