@@ -70,6 +70,7 @@ function release(transport, v, msg) {
 }
 
 let held = null // { transport, v, msg }: a vector kept for the memory figure
+let channels = null // { requests, replies }: the channels of channelTake, opened once
 
 const handlers = {
   // Hand-over: get the vector, read one element, answer. Keeping and summing it is for the
@@ -84,6 +85,19 @@ const handlers = {
     }
     held = { transport: msg.transport, v, msg }
     reply({ last, sum: sum(v) })
+  },
+
+  // The same hand-over through the package's own channels: the handle arrives by receive()
+  // (which opens the vector), x[N-1] goes back on a second channel. The process.send reply only
+  // says this process is about to wait; the parent times from its first send to its last
+  // receive, with every receiver asleep in receive() as Python's wait in readline().
+  channelTake(msg) {
+    channels ??= { requests: so.open(msg.requests), replies: so.open(msg.replies) }
+    reply({ waiting: true })
+    const v = channels.requests.receive()
+    const last = v[v.length - 1]
+    so.close(v)
+    channels.replies.send(new Float64Array([last]))
   },
 
   // The messaging alone: what a hand-over costs before anything is opened.

@@ -271,6 +271,25 @@ async function handover(transport, kids, d) {
   return ms
 }
 
+/**
+ * The hand-over through so.channel: each receiver is asleep in `receive()` on a channel of
+ * handles; the parent sends the vector's handle once per receiver (`sendShared`) and takes W
+ * answers (x[N-1]) from a second channel. Timed from the first send to the last answer.
+ */
+async function channelHandover(kids, d, ch) {
+  await Promise.all(kids.map((k) => k.ask({ op: 'channelTake', requests: so.handleOf(ch.requests), replies: so.handleOf(ch.replies) })))
+  // Asleep in receive() by now, as Python's receivers wait in readline() when it sends.
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  const t0 = performance.now()
+  for (let i = 0; i < kids.length; i++) ch.requests.sendShared(d.shared)
+  const got = []
+  for (let i = 0; i < kids.length; i++) got.push(new Float64Array(ch.replies.receive(5000).buffer)[0])
+  const ms = performance.now() - t0
+  const want = d.x[d.n - 1]
+  if (got.some((v) => v !== want)) throw new Error(`so.channel: receivers read ${got}, expected ${want}`)
+  return ms
+}
+
 /** JSON text of x would be about this long; beyond V8's string limit JSON cannot carry it. */
 function jsonLength(x) {
   const k = Math.min(x.length, 10000)
@@ -421,6 +440,7 @@ async function figHandover() {
     sharedobject: 'sharedobject',
     'shm-typed-array': 'shm-typed-array',
     sab: 'SharedArrayBuffer (workers)',
+    channel: 'sharedobject by so.channel',
   }
   console.log(`\n3. Hand-over to ${W} waiting receivers: parent starts sending → all have the vector, read x[N-1] and replied`)
   console.log('   (json includes Array.from + JSON.stringify per child; file includes the parent writing it; sharedobject target < 5 ms, flat in N)')
@@ -430,10 +450,13 @@ async function figHandover() {
   const results = new Map() // n -> transport -> ms | string (why skipped)
   const sums = []
   let ping = 0 // ms: an empty request and reply to each sharedobject receiver, the messaging alone
+  // The channels of the hand-over by so.channel: handles out, x[N-1] back.
+  const ch = { requests: so.channel({ capacity: W, maxMessageBytes: 1024 }), replies: so.channel({ capacity: W, maxMessageBytes: 8 }) }
   try {
     // One untimed round at a tiny size: loads and optimises every path first.
     const tiny = makeData(1024)
     for (const t of transports) await handover(t, kidsFor(t), tiny)
+    await channelHandover(sets.json, tiny, ch)
     freeData(tiny)
     const pings = []
     for (let r = 0; r < FAST_REPS; r++) {
@@ -461,6 +484,12 @@ async function figHandover() {
         }
         row.set(t, median(times))
       }
+      const byChannel = []
+      for (let r = 0; r < FAST_REPS; r++) {
+        await settle(all)
+        byChannel.push(await channelHandover(sets.json, d, ch))
+      }
+      row.set('channel', median(byChannel))
       const base = row.get('sharedobject')
       console.log(`   N=${fmtN(n)} (${fmtMB(n * 8)})`)
       for (const t of transports) {
@@ -468,6 +497,7 @@ async function figHandover() {
         const note = typeof v === 'string' ? v : `${fmtMs(v).padStart(9)}   ${t === 'sharedobject' ? '' : `${fmtRatio(v / base)} sharedobject's`}`
         console.log(`     ${label[t].padEnd(28)} ${note}`)
       }
+      console.log(`     ${label.channel.padEnd(28)} ${fmtMs(row.get('channel')).padStart(9)}   ${fmtRatio(row.get('channel') / base)} sharedobject's (the handle through the package's own channel, not process.send)`)
 
       // 4. In one child while the others idle: on 2 cores, four summing at once would time
       // the scheduler, not the memory. One segment per repetition: see the child's `sum`.
@@ -484,6 +514,8 @@ async function figHandover() {
   } finally {
     await stopKids(all)
     unlinkQuiet(FILE_PATH)
+    release(ch.requests)
+    release(ch.replies)
   }
 
   // 3b. The same hand-over done by Python's multiprocessing.shared_memory, between Python
@@ -498,6 +530,14 @@ async function figHandover() {
       const theirs = py.ms[String(n)]
       console.log(`   N=${fmtN(n).padEnd(5)} sharedobject ${fmtMs(mine).padStart(9)}   Python shared_memory ${fmtMs(theirs).padStart(9)}   ratio ${fmtRatio(mine / theirs)}`)
       record({ figure: `hand-over to ${W} processes, sharedobject vs Python shared_memory, N=${fmtN(n)}`, value: mine, unit: 'ms', reference: theirs, referenceName: 'Python shared_memory', ratio: mine / theirs, target: '≤ 1× on Node 26, ≤ 2× on 22/24' })
+    }
+    // Python's hand-over runs over its pipes, ours above over process.send, each side's usual
+    // messaging. The package's own channel is messaging too: the same hand-over through it.
+    for (const n of SIZES) {
+      const mine = results.get(n).get('channel')
+      const theirs = py.ms[String(n)]
+      console.log(`   N=${fmtN(n).padEnd(5)} sharedobject by so.channel ${fmtMs(mine).padStart(9)}   Python shared_memory ${fmtMs(theirs).padStart(9)}   ratio ${fmtRatio(mine / theirs)}`)
+      record({ figure: `hand-over to ${W} processes by so.channel vs Python shared_memory, N=${fmtN(n)}`, value: mine, unit: 'ms', reference: theirs, referenceName: 'Python shared_memory', ratio: mine / theirs, target: '≤ 1× on Node 26, ≤ 2× on 22/24' })
     }
   }
   // Each side's messaging alone, the same request and reply with nothing to open: what is left
