@@ -301,11 +301,14 @@ async function channelRun(producers, consumers, n, size) {
   const kids = await Promise.all(Array.from({ length: producers + consumers }, () => child()))
   const ch = so.channel({ capacity: size >= MB ? 8 : 1024, maxMessageBytes: size })
   const h = so.handleOf(ch)
+  const run = (count) =>
+    Promise.all([
+      ...kids.slice(0, producers).map((c) => request(c, { op: 'send', h, n: count / producers, size })),
+      ...kids.slice(producers).map((c) => request(c, { op: 'receive', h, n: count / consumers })),
+    ])
+  await run(warmupOf(n, producers * consumers))
   const t0 = performance.now()
-  await Promise.all([
-    ...kids.slice(0, producers).map((c) => request(c, { op: 'send', h, n: n / producers, size })),
-    ...kids.slice(producers).map((c) => request(c, { op: 'receive', h, n: n / consumers })),
-  ])
+  await run(n)
   const ms = performance.now() - t0
   for (const c of kids) c.send({ op: 'exit' })
   await Promise.all(kids.map((c) => once(c, 'exit')))
@@ -313,15 +316,33 @@ async function channelRun(producers, consumers, n, size) {
   return ms
 }
 
+/**
+ * An untimed round before each timed one, in the same processes and threads, for every
+ * transport alike: their first messages pay for code not yet optimised and for memory the
+ * allocator has not yet handed out (a 1 MB message is a fresh mapping until it has). A multiple
+ * of `parties` so that each party gets a whole share.
+ */
+function warmupOf(n, parties = 1) {
+  return Math.max(parties, Math.ceil(n / 10 / parties) * parties)
+}
+
 /** process.send from a child, `n` messages of `size` bytes, until the last one arrives. */
 async function ipcRun(advanced, n, size) {
   const c = await child(advanced ? 'advanced' : 'json')
   let got = 0
+  let want = 0
+  let done = () => {}
+  c.on('message', () => ++got === want && done())
+  const burst = (count) =>
+    new Promise((resolve) => {
+      got = 0
+      want = count
+      done = resolve
+      c.send({ op: 'burst', n: count, size, advanced })
+    })
+  await burst(warmupOf(n))
   const t0 = performance.now()
-  await new Promise((resolve) => {
-    c.on('message', () => ++got === n && resolve())
-    c.send({ op: 'burst', n, size, advanced })
-  })
+  await burst(n)
   const ms = performance.now() - t0
   c.send({ op: 'exit' })
   await once(c, 'exit')
@@ -332,26 +353,34 @@ async function ipcRun(advanced, n, size) {
 async function portRun(n, size) {
   const code = `
     const { parentPort, workerData } = require('node:worker_threads')
-    parentPort.once('message', () => {
+    parentPort.on('message', (count) => {
       const msg = new Uint8Array(workerData.size)
-      for (let i = 0; i < workerData.n; i++) parentPort.postMessage(msg)
+      for (let i = 0; i < count; i++) parentPort.postMessage(msg)
     })
   `
-  const w = new Worker(code, { eval: true, workerData: { n, size } })
+  const w = new Worker(code, { eval: true, workerData: { size } })
   await once(w, 'online')
   let got = 0
+  let want = 0
+  let done = () => {}
+  w.on('message', () => ++got === want && done())
+  const burst = (count) =>
+    new Promise((resolve) => {
+      got = 0
+      want = count
+      done = resolve
+      w.postMessage(count)
+    })
+  await burst(warmupOf(n))
   const t0 = performance.now()
-  await new Promise((resolve) => {
-    w.on('message', () => ++got === n && resolve())
-    w.postMessage('go')
-  })
+  await burst(n)
   const ms = performance.now() - t0
   await w.terminate()
   return ms
 }
 
 async function messaging() {
-  console.log('\nmessaging throughput, one producer and one consumer unless said')
+  console.log('\nmessaging throughput, one producer and one consumer unless said; each run after an untimed one of a tenth as many messages')
   const line = (name, figure) => console.log(`  ${name.padEnd(46)} ${figure}`)
   const small = {}
   const big = {}
