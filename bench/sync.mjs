@@ -255,32 +255,47 @@ async function threads() {
   return times
 }
 
+/**
+ * Milliseconds a loop of `n` pairs takes, the median of 5 rounds after one untimed round: each
+ * loop runs as the optimising compiler leaves it, not half in the interpreter (a million pairs
+ * take some tens of milliseconds, about as long as tiering up does).
+ */
+function steady(loop, n) {
+  loop(n)
+  const times = []
+  for (let r = 0; r < 5; r++) {
+    const t0 = performance.now()
+    loop(n)
+    times.push(performance.now() - t0)
+  }
+  return quantile(times, 0.5)
+}
+
 function uncontended() {
   const m = so.mutex()
-  for (let i = 0; i < 10_000; i++) m.lock().unlock()
-  let t0 = performance.now()
-  for (let i = 0; i < LOCKS; i++) {
-    m.lock()
-    m.unlock()
-  }
-  const plain = performance.now() - t0
-  t0 = performance.now()
-  for (let i = 0; i < LOCKS; i++) m.withLock(() => i)
-  const withLock = performance.now() - t0
+  const plain = steady((n) => {
+    for (let i = 0; i < n; i++) {
+      m.lock()
+      m.unlock()
+    }
+  }, LOCKS)
+  const withLock = steady((n) => {
+    for (let i = 0; i < n; i++) m.withLock(() => i)
+  }, LOCKS)
   release(m)
   // The anchor: a bare compareExchange and store on a SharedArrayBuffer, what a lock and unlock
   // with nothing to check would cost here.
   const bare = new Int32Array(new SharedArrayBuffer(64))
-  const pairs = (n) => {
-    for (let i = 0; i < n; i++) {
-      Atomics.compareExchange(bare, 0, 0, 1)
-      Atomics.store(bare, 0, 0)
-    }
+  return {
+    plain,
+    withLock,
+    bare: steady((n) => {
+      for (let i = 0; i < n; i++) {
+        Atomics.compareExchange(bare, 0, 0, 1)
+        Atomics.store(bare, 0, 0)
+      }
+    }, LOCKS),
   }
-  pairs(10_000)
-  t0 = performance.now()
-  pairs(LOCKS)
-  return { plain, withLock, bare: performance.now() - t0 }
 }
 
 async function contended(n) {
@@ -430,7 +445,7 @@ async function main() {
   }
 
   const u = uncontended()
-  console.log('\nmutex lock + unlock')
+  console.log('\nmutex lock + unlock (each the median of 5 loops of a million pairs, after one untimed)')
   console.log(`  uncontended, lock()/unlock()               ${rate(LOCKS, u.plain)}`)
   console.log(`  uncontended, withLock(fn)                  ${rate(LOCKS, u.withLock)}`)
   console.log(`  bare Atomics compareExchange + store       ${rate(LOCKS, u.bare)} (the anchor: lock()/unlock() at ${(u.bare / u.plain).toFixed(2)}× its rate)`)
