@@ -501,13 +501,12 @@ impl Holder {
             // an ended thread of this process whose id this thread was given since.
             return !same_ns || thread_start == 0 || thread_start == me.thread_start;
         }
-        let thread_runs = || {
-            os::thread_alive(pid, thread) != Some(false)
-                && (thread_start == 0
-                    || thread_started(pid, thread).is_none_or(|s| s == thread_start))
+        let thread_runs = |look: &ThreadLook| {
+            look.runs != Some(false)
+                && (thread_start == 0 || look.start.is_none_or(|s| s == thread_start))
         };
         if same_ns && pid == (me.word >> 32) as u32 {
-            return thread_runs();
+            return thread_runs(&look_at_thread(pid, thread));
         }
         match os::process_alive(pid, start, pidns) {
             Some(false) => false,
@@ -515,7 +514,15 @@ impl Holder {
             // The same process, unless it exec'd since: then its threads, the holder among
             // them, are gone, though the pid, the start time and the main thread remain.
             Some(true) => {
-                thread_runs() && (image == 0 || stack_image(pid).is_none_or(|i| i == image))
+                let look = look_at_thread(pid, thread);
+                thread_runs(&look)
+                    && (image == 0
+                        || if thread == pid {
+                            look.image
+                        } else {
+                            stack_image(pid)
+                        }
+                        .is_none_or(|i| i == image))
             }
         }
     }
@@ -524,6 +531,47 @@ impl Holder {
     pub(crate) fn process_may_run(pid: u32) -> bool {
         let me = Holder::me();
         pid == (me.word >> 32) as u32 || os::process_alive(pid, 0, 0) != Some(false)
+    }
+}
+
+/// What one look at thread `tid` of process `pid` tells: whether it runs (`None`: this process
+/// cannot tell), when it started, and where its process's stack starts when it is the main
+/// thread (`None`: unknown). On Linux, one read of the thread's `/proc` stat.
+struct ThreadLook {
+    runs: Option<bool>,
+    start: Option<u64>,
+    image: Option<u32>,
+}
+
+#[cfg(target_os = "linux")]
+fn look_at_thread(pid: u32, tid: u32) -> ThreadLook {
+    let unknown = ThreadLook {
+        runs: None,
+        start: None,
+        image: None,
+    };
+    match crate::sys::task_stat(pid, tid) {
+        // A zombie counts as dead: a killed process stays one until its parent reaps it.
+        Ok(Some(s)) => ThreadLook {
+            runs: Some(!matches!(s.state, b'Z' | b'X' | b'x')),
+            start: s.start,
+            image: if tid == pid { s.stack_image } else { None },
+        },
+        Ok(None) => unknown,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => ThreadLook {
+            runs: Some(false),
+            ..unknown
+        },
+        Err(_) => unknown,
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn look_at_thread(pid: u32, tid: u32) -> ThreadLook {
+    ThreadLook {
+        runs: os::thread_alive(pid, tid),
+        start: None,
+        image: None,
     }
 }
 

@@ -296,16 +296,6 @@ pub(super) fn process_alive(pid: u32, start: u64, pidns: u64) -> Option<bool> {
     crate::sys::owner_alive(pid, start, pidns)
 }
 
-/// Whether thread `tid` of process `pid` runs: its `/proc` entry exists and is not a zombie (a
-/// killed process stays a zombie until its parent reaps it, and must count as dead before that).
-pub(super) fn thread_alive(pid: u32, tid: u32) -> Option<bool> {
-    match crate::sys::task_stat_field(pid, tid, 0) {
-        Ok(state) => Some(!matches!(state?.as_str(), "Z" | "X" | "x")),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(false),
-        Err(_) => None,
-    }
-}
-
 pub(super) fn nap(d: Duration) {
     std::thread::sleep(d);
 }

@@ -31,7 +31,7 @@ use macos as os;
 pub(crate) use create::create_named;
 pub(crate) use file::{exists, open_named, File};
 #[cfg(target_os = "linux")]
-pub(crate) use linux::{task_stack_image, task_start_time, task_stat_field};
+pub(crate) use linux::{task_stack_image, task_start_time, task_stat};
 pub(crate) use map::{control, map_file, prefault, retire, Access, Map};
 #[cfg(any(target_os = "linux", target_os = "android"))]
 pub(crate) use map::{prefault_range, Populated};

@@ -137,6 +137,49 @@ pub(super) fn unregister_marker(_id: &str) {}
 /// buffer of `read_to_string` took six). The command name may hold spaces and parentheses: the
 /// fields resume after the last ')'.
 pub(crate) fn task_stat_field(pid: u32, tid: u32, n: usize) -> std::io::Result<Option<String>> {
+    with_task_stat(pid, tid, |fields| {
+        fields
+            .nth(n)
+            .map(|f| String::from_utf8_lossy(f).into_owned())
+    })
+}
+
+/// What the `/proc` stat of task `tid` of process `pid` says of it, from one read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TaskStat {
+    /// The state letter (`R`, `S`, `Z`...).
+    pub(crate) state: u8,
+    /// When the task started, in clock ticks since boot (the 22nd field).
+    pub(crate) start: Option<u64>,
+    /// Where its process's stack starts (the 28th field), folded as [`task_stack_image`] does.
+    pub(crate) stack_image: Option<u32>,
+}
+
+/// The stat of task `tid` of process `pid`, read once; `None` where it holds too few fields.
+pub(crate) fn task_stat(pid: u32, tid: u32) -> std::io::Result<Option<TaskStat>> {
+    with_task_stat(pid, tid, |fields| {
+        let fields: Vec<&[u8]> = fields.take(26).collect();
+        let number =
+            |i: usize| -> Option<u64> { std::str::from_utf8(fields.get(i)?).ok()?.parse().ok() };
+        Some(TaskStat {
+            state: *fields.first()?.first()?,
+            start: number(19),
+            stack_image: number(25).and_then(fold_stack),
+        })
+    })
+}
+
+/// A stack address folded to 32 bits, never 0 (0 is "unknown"); none for 0 (hidden).
+fn fold_stack(at: u64) -> Option<u32> {
+    (at != 0).then(|| ((at ^ (at >> 32)) as u32).max(1))
+}
+
+/// Hands the fields after the command name of task `tid`'s `/proc` stat to `f`.
+fn with_task_stat<T>(
+    pid: u32,
+    tid: u32,
+    read: impl FnOnce(&mut dyn Iterator<Item = &[u8]>) -> Option<T>,
+) -> std::io::Result<Option<T>> {
     use std::io::Read;
     let mut f = std::fs::File::open(format!("/proc/{pid}/task/{tid}/stat"))?;
     let mut buf = [0u8; 4096];
@@ -153,11 +196,10 @@ pub(crate) fn task_stat_field(pid: u32, tid: u32, n: usize) -> std::io::Result<O
     let Some(close) = stat.iter().rposition(|&c| c == b')') else {
         return Ok(None);
     };
-    Ok(stat[close + 1..]
+    let mut fields = stat[close + 1..]
         .split(u8::is_ascii_whitespace)
-        .filter(|f| !f.is_empty())
-        .nth(n)
-        .map(|f| String::from_utf8_lossy(f).into_owned()))
+        .filter(|f| !f.is_empty());
+    Ok(read(&mut fields))
 }
 
 /// When task `tid` of process `pid` started, in clock ticks since boot: the stat's 22nd field,
@@ -172,8 +214,7 @@ pub(crate) fn task_start_time(pid: u32, tid: u32) -> Option<u64> {
 /// exec'd: whatever it held before is gone though its pid, start time and main thread remain.
 /// The kernel shows it only to those who may trace the process (its user, root); others read 0.
 pub(crate) fn task_stack_image(pid: u32) -> Option<u32> {
-    let at: u64 = task_stat_field(pid, pid, 25).ok()??.parse().ok()?;
-    (at != 0).then(|| ((at ^ (at >> 32)) as u32).max(1))
+    fold_stack(task_stat_field(pid, pid, 25).ok()??.parse().ok()?)
 }
 
 /// A process's start time (clock ticks since boot), from `/proc/<pid>/task/<pid>/stat`: qemu-user
@@ -243,6 +284,17 @@ mod tests {
             .unwrap();
         assert_eq!(task_start_time(pid, tid), Some(want));
         assert_eq!(task_stat_field(pid, tid, 10_000).unwrap(), None);
+        // One read gives the same as one read per field.
+        let whole = task_stat(pid, tid).unwrap().unwrap();
+        assert!(
+            matches!(whole.state, b'R' | b'S' | b'D'),
+            "state {}",
+            whole.state
+        );
+        assert_eq!(whole.start, Some(want));
+        let main = task_stat(pid, pid).unwrap().unwrap();
+        assert_eq!(main.start, task_start_time(pid, pid));
+        assert_eq!(main.stack_image, task_stack_image(pid));
         done_tx.send(()).unwrap();
         t.join().unwrap();
         // A task that is gone is an error the callers tell apart (NotFound). The kernel reaps
