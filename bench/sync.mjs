@@ -341,20 +341,28 @@ function warmupOf(n, parties = 1) {
   return Math.max(parties, Math.ceil(n / 10 / parties) * parties)
 }
 
-/** process.send from a child, `n` messages of `size` bytes, until the last one arrives. */
-async function ipcRun(advanced, n, size) {
-  const c = await child(advanced ? 'advanced' : 'json')
+/**
+ * Bursts of messages from `source` (a child process or a worker): the function returned asks for
+ * `count` with `ask(count)` and resolves when the last of them has arrived.
+ */
+function bursts(source, ask) {
   let got = 0
   let want = 0
   let done = () => {}
-  c.on('message', () => ++got === want && done())
-  const burst = (count) =>
+  source.on('message', () => ++got === want && done())
+  return (count) =>
     new Promise((resolve) => {
       got = 0
       want = count
       done = resolve
-      c.send({ op: 'burst', n: count, size, advanced })
+      ask(count)
     })
+}
+
+/** process.send from a child, `n` messages of `size` bytes, until the last one arrives. */
+async function ipcRun(advanced, n, size) {
+  const c = await child(advanced ? 'advanced' : 'json')
+  const burst = bursts(c, (count) => c.send({ op: 'burst', n: count, size, advanced }))
   await burst(warmupOf(n))
   const t0 = performance.now()
   await burst(n)
@@ -375,17 +383,7 @@ async function portRun(n, size) {
   `
   const w = new Worker(code, { eval: true, workerData: { size } })
   await once(w, 'online')
-  let got = 0
-  let want = 0
-  let done = () => {}
-  w.on('message', () => ++got === want && done())
-  const burst = (count) =>
-    new Promise((resolve) => {
-      got = 0
-      want = count
-      done = resolve
-      w.postMessage(count)
-    })
+  const burst = bursts(w, (count) => w.postMessage(count))
   await burst(warmupOf(n))
   const t0 = performance.now()
   await burst(n)

@@ -168,6 +168,29 @@ fn spin_while(unchanged: impl Fn() -> bool, timeout: Option<Duration>) -> Spun {
     }
 }
 
+/// A wait that first watches: `NotEqual` if the word is not as expected now, else a spin (see
+/// [`spin_while`]), then `park` with the time left. A change between the spin and the sleep
+/// ends the wait as a change seen in the spin does, with `Ok`.
+fn spin_then(
+    unchanged: impl Fn() -> bool,
+    timeout: Option<Duration>,
+    park: impl FnOnce(Option<Duration>) -> WaitResult,
+) -> WaitResult {
+    if !unchanged() {
+        return WaitResult::NotEqual;
+    }
+    match spin_while(&unchanged, timeout) {
+        Spun::Ended(r) => {
+            fence(SeqCst);
+            r
+        }
+        Spun::Sleep(left) => match park(left) {
+            WaitResult::NotEqual => WaitResult::Ok,
+            r => r,
+        },
+    }
+}
+
 fn low_half(addr: *const AtomicU64) -> *const AtomicU32 {
     if cfg!(target_endian = "little") {
         addr.cast()
@@ -204,7 +227,12 @@ pub unsafe fn wait32(
     if word.load(SeqCst) != expected {
         return WaitResult::NotEqual;
     }
-    park_word32(addr, word, expected, timeout)
+    let r = match os::park32(addr.cast(), expected, timeout) {
+        Some(r) => r,
+        None => poll::wait(|| word.load(SeqCst) == expected, timeout),
+    };
+    fence(SeqCst);
+    r
 }
 
 /// As [`wait32`], watching the word for up to [`WAIT_SPIN`] before it sleeps, where another CPU
@@ -219,30 +247,12 @@ pub unsafe fn wait32_spinning(
 ) -> WaitResult {
     // SAFETY: the caller guarantees a live, aligned word for the whole call.
     let word = unsafe { &*addr };
-    if word.load(SeqCst) != expected {
-        return WaitResult::NotEqual;
-    }
-    match spin_while(|| word.load(SeqCst) == expected, timeout) {
-        Spun::Ended(r) => {
-            fence(SeqCst);
-            r
-        }
-        Spun::Sleep(left) => park_word32(addr, word, expected, left),
-    }
-}
-
-fn park_word32(
-    addr: *const AtomicU32,
-    word: &AtomicU32,
-    expected: u32,
-    timeout: Option<Duration>,
-) -> WaitResult {
-    let r = match os::park32(addr.cast(), expected, timeout) {
-        Some(r) => r,
-        None => poll::wait(|| word.load(SeqCst) == expected, timeout),
-    };
-    fence(SeqCst);
-    r
+    // SAFETY: as above, for the rest of the wait.
+    spin_then(
+        || word.load(SeqCst) == expected,
+        timeout,
+        |left| unsafe { wait32(addr, expected, left) },
+    )
 }
 
 /// Sleeps while the 64-bit word at `addr` holds `expected`, until a [`wake64`] on it or the
@@ -260,38 +270,6 @@ pub unsafe fn wait64(
     if word.load(SeqCst) != expected {
         return WaitResult::NotEqual;
     }
-    park_word64(addr, word, expected, timeout)
-}
-
-/// As [`wait64`], watching the word for up to [`WAIT_SPIN`] first, as [`wait32_spinning`].
-///
-/// # Safety
-/// As for [`wait64`].
-pub unsafe fn wait64_spinning(
-    addr: *const AtomicU64,
-    expected: u64,
-    timeout: Option<Duration>,
-) -> WaitResult {
-    // SAFETY: the caller guarantees a live, aligned word for the whole call.
-    let word = unsafe { &*addr };
-    if word.load(SeqCst) != expected {
-        return WaitResult::NotEqual;
-    }
-    match spin_while(|| word.load(SeqCst) == expected, timeout) {
-        Spun::Ended(r) => {
-            fence(SeqCst);
-            r
-        }
-        Spun::Sleep(left) => park_word64(addr, word, expected, left),
-    }
-}
-
-fn park_word64(
-    addr: *const AtomicU64,
-    word: &AtomicU64,
-    expected: u64,
-    timeout: Option<Duration>,
-) -> WaitResult {
     let r = if let Some(r) = os::park64(addr.cast(), expected, timeout) {
         r
     } else if os::kernel_waits() {
@@ -318,6 +296,25 @@ fn park_word64(
     };
     fence(SeqCst);
     r
+}
+
+/// As [`wait64`], watching the word for up to [`WAIT_SPIN`] first, as [`wait32_spinning`].
+///
+/// # Safety
+/// As for [`wait64`].
+pub unsafe fn wait64_spinning(
+    addr: *const AtomicU64,
+    expected: u64,
+    timeout: Option<Duration>,
+) -> WaitResult {
+    // SAFETY: the caller guarantees a live, aligned word for the whole call.
+    let word = unsafe { &*addr };
+    // SAFETY: as above, for the rest of the wait.
+    spin_then(
+        || word.load(SeqCst) == expected,
+        timeout,
+        |left| unsafe { wait64(addr, expected, left) },
+    )
 }
 
 /// Wakes up to `count` waiters of the word at `addr` (`u32::MAX`: all of them) in every process
