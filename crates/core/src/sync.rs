@@ -677,14 +677,16 @@ mod tests {
     #[test]
     fn a_spin_ends_on_a_change_or_its_timeout_and_else_hands_the_time_left_to_the_sleep() {
         let looks = std::cell::Cell::new(0u32);
-        let changed_at_100 = || {
+        // Changed at the 10th look: within the first 64, before the clock is read, so however
+        // slowly this runs (an emulated CPU) the spin sees it.
+        let changed_at_10 = || {
             looks.set(looks.get() + 1);
-            looks.get() < 100
+            looks.get() < 10
         };
-        match spin_while(changed_at_100, None) {
+        match spin_while(changed_at_10, None) {
             // Where spinning cannot pay (one CPU) the wait sleeps at once, without a look.
             Spun::Sleep(None) => assert!(!spinning_pays() && looks.get() == 0),
-            Spun::Ended(r) => assert!(spinning_pays() && r == WaitResult::Ok && looks.get() == 100),
+            Spun::Ended(r) => assert!(spinning_pays() && r == WaitResult::Ok && looks.get() == 10),
             Spun::Sleep(Some(_)) => panic!("no timeout was given"),
         }
         if !spinning_pays() {
