@@ -118,7 +118,6 @@ impl Deadline {
     }
 }
 
-/// The address of the half of a 64-bit word that a notify of the word wakes: its low half.
 /// How long [`wait32_spinning`] and [`wait64_spinning`] watch their word in user space before
 /// they sleep. A sleeping waiter costs its waker a system call and itself a wake-up by the
 /// kernel: tens of microseconds on a virtual machine whose idle CPU the host has to wake. A reply
@@ -191,6 +190,7 @@ fn spin_then(
     }
 }
 
+/// The address of the half of a 64-bit word that a notify of the word wakes: its low half.
 fn low_half(addr: *const AtomicU64) -> *const AtomicU32 {
     if cfg!(target_endian = "little") {
         addr.cast()

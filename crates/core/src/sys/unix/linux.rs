@@ -144,6 +144,11 @@ pub(crate) fn task_stat_field(pid: u32, tid: u32, n: usize) -> std::io::Result<O
     })
 }
 
+/// Where a task's start time (the stat's 22nd field) and its process's stack address (the
+/// 28th) are among the fields after the state's.
+const START_FIELD: usize = 19;
+const STACK_FIELD: usize = 25;
+
 /// What the `/proc` stat of task `tid` of process `pid` says of it, from one read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TaskStat {
@@ -158,13 +163,13 @@ pub(crate) struct TaskStat {
 /// The stat of task `tid` of process `pid`, read once; `None` where it holds too few fields.
 pub(crate) fn task_stat(pid: u32, tid: u32) -> std::io::Result<Option<TaskStat>> {
     with_task_stat(pid, tid, |fields| {
-        let fields: Vec<&[u8]> = fields.take(26).collect();
+        let fields: Vec<&[u8]> = fields.take(STACK_FIELD + 1).collect();
         let number =
             |i: usize| -> Option<u64> { std::str::from_utf8(fields.get(i)?).ok()?.parse().ok() };
         Some(TaskStat {
             state: *fields.first()?.first()?,
-            start: number(19),
-            stack_image: number(25).and_then(fold_stack),
+            start: number(START_FIELD),
+            stack_image: number(STACK_FIELD).and_then(fold_stack),
         })
     })
 }
@@ -205,7 +210,7 @@ fn with_task_stat<T>(
 /// When task `tid` of process `pid` started, in clock ticks since boot: the stat's 22nd field,
 /// the 20th after the state.
 pub(crate) fn task_start_time(pid: u32, tid: u32) -> Option<u64> {
-    task_stat_field(pid, tid, 19).ok()??.parse().ok()
+    task_stat_field(pid, tid, START_FIELD).ok()??.parse().ok()
 }
 
 /// Where the stack of process `pid` starts (the stat's 28th field, the 25th after the state),
@@ -214,7 +219,7 @@ pub(crate) fn task_start_time(pid: u32, tid: u32) -> Option<u64> {
 /// exec'd: whatever it held before is gone though its pid, start time and main thread remain.
 /// The kernel shows it only to those who may trace the process (its user, root); others read 0.
 pub(crate) fn task_stack_image(pid: u32) -> Option<u32> {
-    fold_stack(task_stat_field(pid, pid, 25).ok()??.parse().ok()?)
+    fold_stack(task_stat_field(pid, pid, STACK_FIELD).ok()??.parse().ok()?)
 }
 
 /// A process's start time (clock ticks since boot), from `/proc/<pid>/task/<pid>/stat`: qemu-user
