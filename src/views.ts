@@ -68,26 +68,18 @@ export class Meta {
 
   /**
    * Whether the mapping was closed in this process, by any thread: `close` is a property of the
-   * segment in this process, not of one thread's buffer.
+   * segment in this process, not of one thread's buffer. Asked on every element read of a string
+   * vector and every lock of a mutex, so the count of closes is first read with a plain load (an
+   * `Atomics.load` costs more than the rest of such a call). A close by another thread racing
+   * with the call is seen by the next one, or by what the call does next: a closed mapping's
+   * pages read as zeros.
    */
   get closed(): boolean {
     if (this.#closed) return true
-    const now = closesNow()
-    if (now === this.#seen) return false
-    this.#seen = now
+    if (closes !== undefined && closes[0] === this.#seen) return false
+    this.#seen = closesNow()
     this.#closed = !this.segment.isLive
     return this.#closed
-  }
-
-  /**
-   * As {@link closed}, for the lock and unlock of a mutex, which ask it on every call: the count
-   * of closes is read with a plain load (an `Atomics.load` costs more than the rest of an
-   * uncontended lock). A close by another thread racing with the call is seen by the next one,
-   * or by what the call does next: a closed view's words are zeros.
-   */
-  get closedNow(): boolean {
-    if (this.#closed) return true
-    return closes === undefined || closes[0] !== this.#seen ? this.closed : false
   }
 
   /** Closes the mapping for every thread of the process; false when it was closed already. */

@@ -116,7 +116,7 @@ export class SharedChannel<T = Uint8Array> {
 
   /** The words of the channel, as `bufferOf` gives them, without its look-ups: a message is cheap. */
   #live(fn: string): Uint32Array {
-    if (this.#meta.closedNow) throw coded(codes.CLOSED, `${fn}: the channel was closed in this thread`)
+    if (this.#meta.closed) throw coded(codes.CLOSED, `${fn}: the channel was closed in this thread`)
     return this.#words
   }
 

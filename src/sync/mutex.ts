@@ -140,7 +140,7 @@ export class SharedMutex {
    */
   #fastLock(): boolean {
     const big = this.#big
-    if (big === null || this.#meta.closedNow) return false
+    if (big === null || this.#meta.closed) return false
     const me = holder()
     if (Atomics.compareExchange(big, 0, 0n, me.word) !== 0n) return false
     if (!this.#tokenIs(me)) native.mutexClaim(this.#words)
@@ -167,7 +167,7 @@ export class SharedMutex {
    */
   #fastUnlock(): boolean {
     const big = this.#big
-    if (big === null || this.#meta.closedNow) return false
+    if (big === null || this.#meta.closed) return false
     const me = holder()
     return this.#tokenIs(me) && Atomics.compareExchange(big, 0, me.word, 0n) === me.word
   }
