@@ -1,6 +1,6 @@
 import test from 'ava'
 import so from '@sharedobject/core'
-import { sharedChild } from './helpers.mjs'
+import { sharedChild, child as script, exitedCleanly } from './helpers.mjs'
 
 // One child for the whole file, started before the first test and ended after the last.
 const child = sharedChild(test)
@@ -209,6 +209,65 @@ test.serial('a string vector of a million strings round-trips, ASCII and not', (
     t.is(x.get(999_999), values[999_999])
     so.close(x)
   }
+})
+
+// Reads in order cut ASCII strings from windows of a few megabytes of the values, and toArray
+// from blocks as big: strings across a window's end, a non-ASCII stretch between ASCII ones,
+// strings longer than a window, and reads in order that skip back and forth.
+test.serial('reads in order across many megabytes of values, ASCII with non-ASCII stretches, match the strings shared', async (t) => {
+  const n = 600_000
+  const values = Array.from({ length: n }, (_, i) =>
+    i % 13 === 0 ? null : i >= 200_000 && i < 200_050 ? `ü${i}日本` : i % 100_003 === 7 ? `long-${i}-`.repeat(300_000) : `row-${i}-${'x'.repeat(i % 9)}`,
+  )
+  const x = so.share(values)
+  const h = so.handleOf(x)
+  const check = (so, h) => {
+    const v = so.open(h)
+    const each = []
+    for (let i = 0; i < v.length; i++) each.push(v.get(i))
+    // A read that goes back, then on in order again from there.
+    const again = []
+    for (let i = 199_990; i < 200_100; i++) again.push(v.get(i))
+    const jumps = [599_999, 0, 300_000, 300_001, 7, 8]
+    const r = { all: v.toArray(), each, again, jumped: jumps.map((i) => v.get(i)) }
+    so.close(v)
+    return r
+  }
+  for (const seen of [check(so, h), await child.run(check, h)]) {
+    t.is(seen.all.length, n)
+    t.true(seen.all.every((s, i) => s === values[i]), 'toArray')
+    t.true(seen.each.every((s, i) => s === values[i]), 'get in order')
+    t.deepEqual(seen.again, values.slice(199_990, 200_100))
+    t.deepEqual(seen.jumped, [599_999, 0, 300_000, 300_001, 7, 8].map((i) => values[i]))
+  }
+  so.close(x)
+})
+
+test.serial('a string vector closed in a worker reads as closed in the main thread, mid-way through reads in order', async (t) => {
+  const r = await script(`
+    const { Worker } = require('node:worker_threads')
+    const x = so.share(Array.from({ length: 100000 }, (_, i) => 'item-' + i))
+    const out = { before: [] }
+    for (let i = 0; i < 50; i++) out.before.push(x.get(i))
+    const w = new Worker(\`
+      const so = require(process.cwd())
+      const { workerData, parentPort } = require('node:worker_threads')
+      so.close(so.open(workerData))
+      parentPort.postMessage('closed')
+    \`, { eval: true, workerData: so.handleOf(x) })
+    w.once('message', () => {
+      out.length = x.length
+      try { x.get(50); out.get = 'none' } catch (e) { out.get = e.code }
+      try { x.toArray(); out.toArray = 'none' } catch (e) { out.toArray = e.code }
+      console.log(JSON.stringify(out))
+    })
+  `)
+  exitedCleanly(t, r)
+  const out = r.json()
+  t.deepEqual(out.before, Array.from({ length: 50 }, (_, i) => 'item-' + i))
+  t.is(out.length, 0)
+  t.is(out.get, 'ERR_SHM_CLOSED')
+  t.is(out.toArray, 'ERR_SHM_CLOSED')
 })
 
 test.serial('a factor and a dictionary vector read through the same decoder', (t) => {
