@@ -279,6 +279,29 @@ function writeShort(b: Uint8Array, pos: number, s: string): number {
   return pos
 }
 
+/**
+ * The bytes units `from` to `to` of `s` take in UTF-8 when encoded alone: a surrogate pair is 4,
+ * a lone surrogate 3 (U+FFFD), as `utf8Write` and `writeShort` write them. Read from one flat
+ * string (a joined block): reading each string itself would flatten every rope among them.
+ */
+function utf8Length(s: string, from: number, to: number): number {
+  let n = to - from
+  for (let j = from; j < to; j++) {
+    const c = s.charCodeAt(j)
+    if (c < 0x80) continue
+    if (c < 0x800) {
+      n += 1
+      continue
+    }
+    n += 2
+    if (c < 0xdc00 && c >= 0xd800 && j + 1 < to) {
+      const d = s.charCodeAt(j + 1)
+      if (d >= 0xdc00 && d < 0xe000) j++
+    }
+  }
+  return n
+}
+
 /** Strings are encoded in blocks of this many: joined, one block is one call into the encoder. */
 const BLOCK = 256
 
@@ -290,20 +313,22 @@ const BLOCK = 256
  * out as the segment will be (then copied into it once). The strings are read once: a second
  * pass costs as much as the first, a cache miss per string. A block of strings is joined and
  * encoded at once: when it comes out one byte per UTF-16 unit it was ASCII and the offsets are
- * the lengths; otherwise its strings are encoded one by one (and the next blocks too for a while,
- * as text that is not ASCII tends to stay so). The buffer is sized from the first block and
- * grows when it must.
+ * the lengths; otherwise the offsets are each string's UTF-8 length, counted, unless a surrogate
+ * pair formed across two strings (the counts then fall short of what was written): the block's
+ * strings are then encoded one by one, and the next blocks' too for a while. The buffer is sized
+ * from a sample of the strings and grows when it must.
  */
 function layOut(n: number, entries: readonly unknown[], codesOf: Int32Array | undefined, lenient: boolean): { bytes: Uint8Array; aux: number[] } | undefined {
   const k = entries.length
   const layout = stringLayout(n, k, 0, codesOf !== undefined)
   const at = layout.values
-  // Sized for the whole vector as if every string were like those of the first block: a copy to
-  // grow it costs more than the pages of a generous guess, which are never touched.
+  // Sized for the whole vector as if every string were like a sample of them spread over it (not
+  // the first ones: ids and counters grow longer as they go): a copy to grow it costs more than
+  // the pages of a generous guess, which are never touched.
   let sample = 0
   const first = Math.min(k, BLOCK)
-  for (let i = 0; i < first; i++) {
-    const s = entries[i]
+  for (let j = 0; j < first; j++) {
+    const s = entries[Math.floor((j * k) / first)]
     if (typeof s === 'string') sample += Buffer.byteLength(s, 'utf8')
   }
   let cap = at + Math.min(MAX_VALUES, Math.ceil((sample / Math.max(1, first)) * k * 1.25) + 3 * sample + 1024)
@@ -348,12 +373,29 @@ function layOut(n: number, entries: readonly unknown[], codesOf: Int32Array | un
     }
     if (skip === 0) {
       const joined = (i1 - i0 === k ? entries : entries.slice(i0, i1)).join('')
-      if (utf8Write.call(buf, joined, pos) === blockUnits) {
+      const written = utf8Write.call(buf, joined, pos)
+      if (written === blockUnits) {
         for (let i = i0; i < i1; i++) {
           offsets[i] = pos - at
           const s = entries[i]
           if (typeof s === 'string') pos += s.length
         }
+        continue
+      }
+      // Not ASCII: each string's length in UTF-8, counted here. Where they add up to what was
+      // written, no surrogate pair formed across two strings, and the block stands as written.
+      let end = pos
+      let u = 0
+      for (let i = i0; i < i1; i++) {
+        offsets[i] = end - at
+        const s = entries[i]
+        if (typeof s === 'string') {
+          end += utf8Length(joined, u, u + s.length)
+          u += s.length
+        }
+      }
+      if (end - pos === written) {
+        pos = end
         continue
       }
       skip = 8
