@@ -530,6 +530,8 @@ export class SharedStringVector implements Iterable<string | null> {
   #windowTo = 0
   /** Values before this byte were found not all ASCII: no window is tried before it. */
   #noWindowTo = 0
+  /** The next window's size: small for a few reads in order, growing as they go on. */
+  #windowBytes = DECODE_BYTES
   #levels: SharedStringVector | undefined
 
   /** Made by the package (`share`, `open`); `allValid` views a dictionary as its levels. */
@@ -739,15 +741,18 @@ export class SharedStringVector implements Iterable<string | null> {
   }
 
   /**
-   * Copies the values from entry e's first byte, up to `BULK_BYTES`, into the read window when
-   * they are all ASCII; returns whether it did. Strings inside the window are then cut from it,
-   * checked against it, so that offsets another process rewrites can only give other strings.
+   * Copies the values from entry e's first byte into the read window when they are all ASCII;
+   * returns whether it did. The first window of a vector is 64 KiB and each next one 4 times as
+   * big, up to `BULK_BYTES`: a few reads in order copy little, a long run of them is cut from
+   * strings Node keeps outside the heap. Strings inside the window are cut from it, checked
+   * against it, so that offsets another process rewrites can only give other strings.
    */
   #openWindow(e: number): boolean {
     const from = this.#offsets[e]
     const values = this.#values
     if (!(from >= this.#noWindowTo && from < values.length && e + 1 < this.#offsets.length) || isAscii === undefined) return false
-    const to = Math.min(values.length, from + BULK_BYTES)
+    const to = Math.min(values.length, from + this.#windowBytes)
+    this.#windowBytes = Math.min(BULK_BYTES, 4 * this.#windowBytes)
     this.#window = undefined
     if (!isAscii(values.subarray(from, to))) {
       this.#noWindowTo = to
