@@ -1,8 +1,9 @@
 // What the Node version changes, side by side in one run: hand-over of a float64 vector to 4
-// forked receivers at 8, 80 and 400 MB (and a receiver's first open() in a fresh process) on
-// Node 26, 24, 22 and this process's; a vector posted to a worker thread beside a plain SharedArrayBuffer; and a
-// receiver's first full read of 400 MB: cold (populate: false), populated (populate: true),
-// populated in the background (populate: 'background'), and over a
+// forked receivers at 8, 80 and 400 MB (each receiver's close of it timed apart, and waited for
+// before the next hand-over), and a receiver's first open() in a fresh process, on Node 26, 24,
+// 22 and this process's; a vector posted to a worker thread beside a plain SharedArrayBuffer;
+// and, on the newest Node, a receiver's first full read of 400 MB: cold (populate: false),
+// populated (populate: true), populated in the background (populate: 'background'), and over a
 // private copy. Run: node bench/node-versions.mjs [--quick] [--read (the read figures alone)]. Prints figures; asserts nothing.
 //
 // The other versions are official binaries from the npm registry (see nodes.mjs); when the
@@ -28,6 +29,7 @@ const mb = (n) => `${(n * 8) / 1e6} MB`
 
 async function receiver() {
   const { default: so } = await import('@sharedobject/core')
+  let closed = 0
   process.on('message', (m) => {
     if (m.op === 'take') {
       const t = performance.now()
@@ -35,9 +37,14 @@ async function receiver() {
       const last = x[x.length - 1]
       const open = performance.now() - t
       // Reply first: closing a 400 MB mapping gives its pages back (and may start a collection),
-      // which is this receiver's cleanup, not part of the hand-over.
+      // which is this receiver's cleanup, not part of the hand-over. It is timed on its own, and
+      // the parent waits for it (the next message's answer) before the next hand-over.
       process.send({ last, open })
+      const c = performance.now()
       so.close(x)
+      closed = performance.now() - c
+    } else if (m.op === 'sync') {
+      process.send({ closed })
     } else if (m.op === 'read') {
       // One sum function per buffer type, each warmed on its own: a function first optimised for
       // one would be deoptimised by the other, and time that instead of memory.
@@ -66,7 +73,7 @@ async function receiver() {
 /** Runs under one Node: its figures as JSON on stdout. */
 async function measure() {
   const { default: so } = await import('@sharedobject/core')
-  const out = { version: process.version, sharedBuffers: so.alloc('uint8', 1).buffer instanceof SharedArrayBuffer, handover: {}, fresh: {} }
+  const out = { version: process.version, sharedBuffers: so.alloc('uint8', 1).buffer instanceof SharedArrayBuffer, handover: {}, close: {}, fresh: {} }
   const kids = await Promise.all(Array.from({ length: W }, async () => {
     const k = fork(self, ['--child'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     await once(k, 'message')
@@ -79,13 +86,17 @@ async function measure() {
     const x = so.alloc('float64', n)
     x[n - 1] = n
     const times = []
+    const closes = []
     for (let r = 0; r < REPS; r++) {
       const t = performance.now()
       const replies = await Promise.all(kids.map((k) => ask(k, { op: 'take', x })))
       times.push(performance.now() - t)
       if (replies.some((m) => m.last !== n)) throw new Error('a receiver read the wrong value')
+      // Each receiver has closed the vector (its cleanup) before the next hand-over starts.
+      closes.push(median((await Promise.all(kids.map((k) => ask(k, { op: 'sync' })))).map((m) => m.closed)))
     }
     out.handover[n] = median(times)
+    out.close[n] = median(closes)
     // A fresh process's first open of the vector (after opening something small, so that loading
     // the package is not counted).
     const fresh = []
@@ -169,6 +180,7 @@ async function main() {
   if (cols.length) {
     console.log(`  ${'N'.padEnd(18)}${cols.map((c) => `${c.version} (${c.sharedBuffers ? 'SharedArrayBuffer' : 'ArrayBuffer'})`.padStart(34)).join('')}`)
     for (const n of SIZES) console.log(`  hand-over ${mb(n).padEnd(8)}${cols.map((c) => ms(c.handover[n]).padStart(34)).join('')}`)
+    for (const n of SIZES) console.log(`  close after ${mb(n).padEnd(6)}${cols.map((c) => ms(c.close[n]).padStart(34)).join('')}`)
     for (const n of SIZES) console.log(`  fresh open ${mb(n).padEnd(7)}${cols.map((c) => ms(c.fresh[n]).padStart(34)).join('')}`)
     for (const c of cols) {
       const a = c.fresh[SIZES[0]]
@@ -184,7 +196,13 @@ async function main() {
   const w = await workerFigures(so)
   console.log(`\nWorker threads (${process.version}): postMessage to a worker, which reads the last element; ${mb(w.n)}`)
   console.log(`  a shared vector ${ms(w.vector)}${w.shared ? '' : ' (an ArrayBuffer here: copied)'}   a plain SharedArrayBuffer ${ms(w.sab)}   ratio ${(w.vector / w.sab).toFixed(2)}×`)
-  printRead(await readFigures(so))
+  // The first read on the newest Node, whose figures the targets are for.
+  const newest = nodeOf(MAJORS[0])
+  if (newest.bin && newest.bin !== process.execPath) {
+    execFileSync(newest.bin, [self, '--read', ...(quick ? ['--quick'] : [])], { cwd: root, stdio: 'inherit' })
+  } else {
+    printRead(await readFigures(so))
+  }
 }
 
 function printRead(r) {
