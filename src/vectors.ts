@@ -705,15 +705,10 @@ export class SharedStringVector implements Iterable<string | null> {
     if (!this.#codes) {
       // Reads in order cut strings from an ASCII window, or decode a block at a time; any
       // other read decodes one string.
-      const w = this.#window
-      if (w !== undefined) {
-        const s = this.#offsets[e]
-        const t = this.#offsets[e + 1]
-        const from = this.#windowFrom
-        if (s >= from && t <= this.#windowTo && t >= s && e + 1 < this.#offsets.length) {
-          this.#last = i
-          return w.substring(s - from, t - from)
-        }
+      const cut = this.#fromWindow(e)
+      if (cut !== undefined) {
+        this.#last = i
+        return cut
       }
       if (i >= this.#blockFrom && i < this.#blockTo) {
         this.#last = i
@@ -725,9 +720,8 @@ export class SharedStringVector implements Iterable<string | null> {
       }
       this.#last = i
       if (this.#openWindow(e)) {
-        const s = this.#offsets[e]
-        const t = this.#offsets[e + 1]
-        if (t <= this.#windowTo && t >= s) return this.#window!.substring(s - this.#windowFrom, t - this.#windowFrom)
+        const cut = this.#fromWindow(e)
+        if (cut !== undefined) return cut
       }
       this.#block.length = 0
       this.#blockFrom = i
@@ -741,11 +735,24 @@ export class SharedStringVector implements Iterable<string | null> {
   }
 
   /**
+   * Entry e cut from the read window, or undefined when the window does not hold all of it. Its
+   * offsets are checked against the window, so that offsets another process rewrites can only
+   * give other strings.
+   */
+  #fromWindow(e: number): string | undefined {
+    const w = this.#window
+    if (w === undefined || e + 1 >= this.#offsets.length) return undefined
+    const s = this.#offsets[e]
+    const t = this.#offsets[e + 1]
+    const from = this.#windowFrom
+    return s >= from && t <= this.#windowTo && t >= s ? w.substring(s - from, t - from) : undefined
+  }
+
+  /**
    * Copies the values from entry e's first byte into the read window when they are all ASCII;
    * returns whether it did. The first window of a vector is 64 KiB and each next one 4 times as
    * big, up to `BULK_BYTES`: a few reads in order copy little, a long run of them is cut from
-   * strings Node keeps outside the heap. Strings inside the window are cut from it, checked
-   * against it, so that offsets another process rewrites can only give other strings.
+   * strings Node keeps outside the heap.
    */
   #openWindow(e: number): boolean {
     const from = this.#offsets[e]
