@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { Worker } from 'node:worker_threads'
 import so from '@sharedobject/core'
 import { spawn } from 'node:child_process'
-import { spawnChild, run, can, when, until } from './helpers.mjs'
+import { spawnChild, run, can, when, until, binding } from './helpers.mjs'
 
 // The primitives apps build on: condition variables, semaphores, channels, and the barrier's
 // broken state. Every cross-process behaviour runs in real child processes, and every crash is
@@ -82,8 +82,54 @@ test.serial('a channel passes bytes, strings and Buffers as Uint8Arrays, and say
   so.free(ch)
 })
 
+test.serial('a message of any view (offset, DataView, Float64Array, a shared vector) is sent as exactly its bytes', (t) => {
+  const ch = so.channel({ capacity: 8, maxMessageBytes: 64 })
+  const backing = new Uint8Array(32).map((_, i) => i)
+  const shared = so.share(new Float64Array([1.5, -2, Math.PI]))
+  const views = [backing.subarray(5, 9), new DataView(backing.buffer, 10, 3), new Float64Array([0.25]), shared, new Uint16Array(backing.buffer, 2, 2)]
+  for (const v of views) t.true(ch.trySend(v))
+  for (const v of views) {
+    const want = [...new Uint8Array(v.buffer, v.byteOffset, v.byteLength)]
+    t.deepEqual([...ch.receive(1000)], want)
+  }
+  so.free(ch)
+  so.free(shared)
+})
+
+test.serial('the per-message native calls refuse what is not a channel or not bytes with a coded error, never a crash', (t) => {
+  const ch = so.channel({ capacity: 2, maxMessageBytes: 8 })
+  const words = new Uint32Array(ch[Object.getOwnPropertySymbols(ch).find((s) => String(s).includes('segmentBuffer'))])
+  const codeOf = (f) => {
+    try {
+      f()
+    } catch (e) {
+      return e.code
+    }
+    return 'no error'
+  }
+  for (const [name, args] of [
+    ['channelTrySend', [words, 'text', 0]],
+    ['channelTrySend', [words, new Float64Array(1), 0]],
+    ['channelTrySend', [words]],
+    ['channelTrySend', []],
+    ['channelTrySend', [new Uint32Array(4), new Uint8Array(1), 0]],
+    ['channelTrySend', [{}, new Uint8Array(1), 0]],
+    ['channelSend', [words, null, 0, 10]],
+    ['channelTryReceiveInto', [words, new Uint8Array(4)]],
+    ['channelTryReceiveInto', [words, 'scratch']],
+    ['channelReceiveInto', [new Uint32Array(1), new Uint8Array(8), 10]],
+    ['channelReceiveInto', [words]],
+  ]) {
+    t.regex(String(codeOf(() => binding[name](...args))), /^ERR_/, `${name}(${args.map((a) => Object.prototype.toString.call(a)).join(', ')})`)
+  }
+  // The channel still works after all that.
+  t.true(ch.trySend('ok'))
+  t.is(Buffer.from(ch.tryReceive()).toString(), 'ok')
+  so.free(ch)
+})
+
 // Small messages are received through a scratch buffer and copied out; big ones are made
-// natively. Either way each message is a Buffer of its own: a later receive never changes it.
+// natively. Either way each message is a Uint8Array of its own: a later receive never changes it.
 for (const maxMessageBytes of [16, 65_536, 65_537]) {
   test.serial(`received messages own their bytes, whatever later receives bring (maxMessageBytes ${maxMessageBytes})`, (t) => {
     const ch = so.channel({ capacity: 4, maxMessageBytes })
@@ -93,7 +139,7 @@ for (const maxMessageBytes of [16, 65_536, 65_537]) {
     t.true(ch.trySend(new Uint8Array(maxMessageBytes).fill(5)))
     t.is(ch.tryReceive().length, maxMessageBytes)
     for (let i = 0; i < sent.length; i++) {
-      t.true(Buffer.isBuffer(got[i]), `message ${i} is a Buffer`)
+      t.is(Object.getPrototypeOf(got[i]), Uint8Array.prototype, `message ${i} is a Uint8Array`)
       t.true(Buffer.from(got[i]).equals(Buffer.from(sent[i])), `message ${i} kept its bytes`)
       t.is(got[i].byteOffset, 0, `message ${i} starts its own memory`)
       t.is(got[i].buffer.byteLength, sent[i].length, `message ${i} is all of its memory`)

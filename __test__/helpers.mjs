@@ -100,7 +100,8 @@ function otherUser() {
   return ok ? user : undefined
 }
 
-const binding = createRequire(import.meta.url)('../dist/binding.js')
+/** The native addon itself, for tests that call it as no public function would. */
+export const binding = createRequire(import.meta.url)('../dist/binding.js')
 
 /**
  * What this platform lets the tests see. A test of behaviour some platform does not have is

@@ -38,6 +38,8 @@ const rate = (n, ms) => `${((n / ms) * 1000 / 1e6).toFixed(2)} M/s (${((ms * 1e6
 const MSGS = quick ? 50_000 : 400_000
 const BIG = quick ? 200 : 1000 // 1 MB messages
 const MB = 1 << 20
+/** Timed runs of each messaging transport, after an untimed one, whose median is its figure. */
+const RUNS = 3
 const msgRate = (n, ms) => `${((n / ms) * 1000 / 1e6).toFixed(2)} M msgs/s`
 const gbRate = (n, size, ms) => `${((n * size) / (ms / 1000) / 1e9).toFixed(2)} GB/s`
 
@@ -321,10 +323,7 @@ async function channelRun(producers, consumers, n, size) {
       ...kids.slice(0, producers).map((c) => request(c, { op: 'send', h, n: count / producers, size })),
       ...kids.slice(producers).map((c) => request(c, { op: 'receive', h, n: count / consumers })),
     ])
-  await run(warmupOf(n, producers * consumers))
-  const t0 = performance.now()
-  await run(n)
-  const ms = performance.now() - t0
+  const ms = await timed(run, n, producers * consumers)
   for (const c of kids) c.send({ op: 'exit' })
   await Promise.all(kids.map((c) => once(c, 'exit')))
   release(ch)
@@ -339,6 +338,22 @@ async function channelRun(producers, consumers, n, size) {
  */
 function warmupOf(n, parties = 1) {
   return Math.max(parties, Math.ceil(n / 10 / parties) * parties)
+}
+
+/**
+ * The median of {@link RUNS} timed calls of `run(n)` after an untimed `run` of a tenth as many,
+ * in milliseconds: one run of a few hundred milliseconds swings with the host (a transport that
+ * makes a fresh megabyte per message pays for its page faults more in some runs than others).
+ */
+async function timed(run, n, parties = 1) {
+  await run(warmupOf(n, parties))
+  const times = []
+  for (let i = 0; i < RUNS; i++) {
+    const t0 = performance.now()
+    await run(n)
+    times.push(performance.now() - t0)
+  }
+  return quantile(times, 0.5)
 }
 
 /**
@@ -363,10 +378,7 @@ function bursts(source, ask) {
 async function ipcRun(advanced, n, size) {
   const c = await child(advanced ? 'advanced' : 'json')
   const burst = bursts(c, (count) => c.send({ op: 'burst', n: count, size, advanced }))
-  await burst(warmupOf(n))
-  const t0 = performance.now()
-  await burst(n)
-  const ms = performance.now() - t0
+  const ms = await timed(burst, n)
   c.send({ op: 'exit' })
   await once(c, 'exit')
   return ms
@@ -384,16 +396,13 @@ async function portRun(n, size) {
   const w = new Worker(code, { eval: true, workerData: { size } })
   await once(w, 'online')
   const burst = bursts(w, (count) => w.postMessage(count))
-  await burst(warmupOf(n))
-  const t0 = performance.now()
-  await burst(n)
-  const ms = performance.now() - t0
+  const ms = await timed(burst, n)
   await w.terminate()
   return ms
 }
 
 async function messaging() {
-  console.log('\nmessaging throughput, one producer and one consumer unless said; each run after an untimed one of a tenth as many messages')
+  console.log('\nmessaging throughput, one producer and one consumer unless said; each the median of 3 runs after an untimed one of a tenth as many messages')
   const line = (name, figure) => console.log(`  ${name.padEnd(46)} ${figure}`)
   const small = {}
   const big = {}

@@ -18,10 +18,28 @@ export function platformTarget(): string {
   return `${platform}-${arch}`
 }
 
-function load(): typeof Binding {
+/**
+ * A channel's per-message calls, exported by the addon as plain Node-API functions
+ * (`crates/napi/src/raw.rs`), for which no declarations are generated.
+ */
+interface RawCalls {
+  /** Sends if there is room: false when the ring is full. */
+  channelTrySend(words: Uint32Array, message: Uint8Array, flags: number): boolean
+  /** Sends, blocking up to the timeout (milliseconds, Infinity for none) for room: false when it timed out. */
+  channelSend(words: Uint32Array, message: Uint8Array, flags: number, timeoutMs: number): boolean
+  /**
+   * Receives a message if there is one into `scratch` (at least the channel's largest message):
+   * its length; for a handle, -3 less its length; -1 for none yet, -2 for none ever again.
+   */
+  channelTryReceiveInto(words: Uint32Array, scratch: Uint8Array): number
+  /** As `channelTryReceiveInto`, blocking up to the timeout: -1 when it timed out. */
+  channelReceiveInto(words: Uint32Array, scratch: Uint8Array, timeoutMs: number): number
+}
+
+function load(): typeof Binding & RawCalls {
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return require('../binding.js') as typeof Binding
+    return require('../binding.js') as typeof Binding & RawCalls
   } catch (cause) {
     const pkg = `@sharedobject/core-${platformTarget()}`
     const e = new Error(
@@ -35,4 +53,4 @@ function load(): typeof Binding {
   }
 }
 
-export const native: typeof Binding = load()
+export const native: typeof Binding & RawCalls = load()

@@ -27,6 +27,7 @@ use napi::{sys, Env, Error, Result, Status, ValueType};
 use napi_derive::napi;
 use sharedobject_core::{registry, Code, CreateSpec, ErrorClass, Kind, Mode};
 
+pub mod raw;
 pub mod sync;
 pub mod weak;
 

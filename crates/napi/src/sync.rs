@@ -14,9 +14,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use napi::bindgen_prelude::{
-    BigInt, Buffer, BufferSlice, FromNapiValue, Object, Uint8ArraySlice, Unknown,
-};
+use napi::bindgen_prelude::{BigInt, Buffer, FromNapiValue, Object, Unknown};
 use napi::{sys, Env, JsValue, Result};
 use napi_derive::napi;
 use sharedobject_core::sync::{
@@ -32,15 +30,10 @@ use crate::{core_err, throw};
 fn region(env: &Env, value: &Unknown) -> Result<(*mut u8, usize)> {
     let (env_raw, v) = (env.raw(), value.raw());
     let (mut data, mut len) = (ptr::null_mut(), 0usize);
-    // SAFETY: both out-pointers are live locals; a value that is not an ArrayBuffer is answered
-    // with a status, not undefined behaviour.
-    if unsafe { sys::napi_get_arraybuffer_info(env_raw, v, &mut data, &mut len) }
-        == sys::Status::napi_ok
-    {
-        return Ok((data.cast(), len));
-    }
-    let (mut kind, mut length, mut buffer, mut offset) = (0, 0usize, ptr::null_mut(), 0usize);
-    // SAFETY: as above, for a TypedArray.
+    // A TypedArray first: the words of every object of this module are one.
+    let (mut kind, mut length) = (0, 0usize);
+    // SAFETY: the out-pointers are live locals; a value that is not a TypedArray is answered
+    // with a status, not undefined behaviour. Its ArrayBuffer and offset are not asked for.
     let status = unsafe {
         sys::napi_get_typedarray_info(
             env_raw,
@@ -48,8 +41,8 @@ fn region(env: &Env, value: &Unknown) -> Result<(*mut u8, usize)> {
             &mut kind,
             &mut length,
             &mut data,
-            &mut buffer,
-            &mut offset,
+            ptr::null_mut(),
+            ptr::null_mut(),
         )
     };
     if status == sys::Status::napi_ok {
@@ -59,6 +52,12 @@ fn region(env: &Env, value: &Unknown) -> Result<(*mut u8, usize)> {
             _ => 0,
         };
         return Ok((data.cast(), length * size));
+    }
+    // SAFETY: as above, for an ArrayBuffer.
+    if unsafe { sys::napi_get_arraybuffer_info(env_raw, v, &mut data, &mut len) }
+        == sys::Status::napi_ok
+    {
+        return Ok((data.cast(), len));
     }
     Err(throw(
         env,
@@ -98,7 +97,7 @@ fn word(env: &Env, target: &Unknown, byte_offset: f64, width: usize) -> Result<*
 }
 
 /// Milliseconds as `Atomics.wait` reads them: NaN and +Infinity wait forever, negatives not at all.
-fn timeout(ms: f64) -> Option<Duration> {
+pub(crate) fn timeout(ms: f64) -> Option<Duration> {
     if ms.is_nan() || ms >= 1e15 {
         None
     } else {
@@ -780,7 +779,7 @@ pub fn semaphore_park_async<'env>(
     park(env, word, seq, timeout_ms)
 }
 
-fn channel<'a>(env: &Env, buffer: &'a Unknown) -> Result<RawChannel<'a>> {
+pub(crate) fn channel<'a>(env: &Env, buffer: &'a Unknown) -> Result<RawChannel<'a>> {
     let (data, len) = region(env, buffer)?;
     // SAFETY: as in `mutex`; message bytes are only touched under a slot's stamp.
     unsafe { RawChannel::at(data, len) }.map_err(|e| throw(env, e))
@@ -830,34 +829,9 @@ pub fn channel_state(env: Env, buffer: Unknown) -> Result<ChannelState> {
     })
 }
 
-/// Sends if there is room: false when the ring is full.
-#[napi]
-pub fn channel_try_send(
-    env: Env,
-    buffer: Unknown,
-    msg: Uint8ArraySlice,
-    flags: u32,
-) -> Result<bool> {
-    channel(&env, &buffer)?
-        .try_send(&msg, flags)
-        .map_err(|e| throw(&env, e))
-}
+// `channelTrySend` and `channelSend` are in `raw.rs`.
 
-/// Sends, blocking up to the timeout for room: false when it timed out.
-#[napi]
-pub fn channel_send(
-    env: Env,
-    buffer: Unknown,
-    msg: Uint8ArraySlice,
-    flags: u32,
-    timeout_ms: f64,
-) -> Result<bool> {
-    channel(&env, &buffer)?
-        .send(&msg, flags, timeout(timeout_ms))
-        .map_err(|e| throw(&env, e))
-}
-
-/// A received message as JavaScript sees it: a Buffer of its bytes, a string for a handle
+/// A received message as JavaScript sees it: a Uint8Array of its bytes, a string for a handle
 /// (flags 1), 0 for none yet, 1 for none ever again (ended and drained).
 fn received<'env>(env: &'env Env, r: Received<Result<Unknown<'env>>>) -> Result<Unknown<'env>> {
     match r {
@@ -872,21 +846,61 @@ fn message<'env>(env: &'env Env, bytes: &[u8], flags: u32) -> Result<Unknown<'en
         env.create_string(String::from_utf8_lossy(bytes))
             .map(|v| v.to_unknown())
     } else {
-        BufferSlice::copy_from(env, bytes).map(|b| b.to_unknown())
+        bytes_copy(env, bytes)
     }
+}
+
+/// A Uint8Array over an ArrayBuffer of its own holding a copy of `src`: what a small message is
+/// in JavaScript (`slice` of the scratch buffer), so that every message is the same kind of
+/// value. Its memory is a Buffer's, left uninitialised until the copy fills it: an ArrayBuffer
+/// made here would be zeroed first, a second pass over a message of megabytes.
+fn bytes_copy<'env>(env: &'env Env, src: &[u8]) -> Result<Unknown<'env>> {
+    let ok = |status| {
+        if status == sys::Status::napi_ok {
+            Ok(())
+        } else {
+            Err(napi::Error::from_status(napi::Status::from(status)))
+        }
+    };
+    let (mut data, mut buffer) = (ptr::null_mut(), ptr::null_mut());
+    // SAFETY: live out-pointers; `data` receives the address of the new Buffer's `src.len()`
+    // bytes, which nothing else sees until this call returns.
+    ok(unsafe { sys::napi_create_buffer(env.raw(), src.len(), &mut data, &mut buffer) })?;
+    if !src.is_empty() {
+        // SAFETY: see above; `src` is the channel slot's bytes, a different memory.
+        unsafe { ptr::copy_nonoverlapping(src.as_ptr(), data.cast::<u8>(), src.len()) };
+    }
+    let (mut ab, mut offset, mut view) = (ptr::null_mut(), 0usize, ptr::null_mut());
+    // SAFETY: live out-pointers; `buffer` is the Buffer just made (a Uint8Array).
+    ok(unsafe {
+        sys::napi_get_typedarray_info(
+            env.raw(),
+            buffer,
+            ptr::null_mut(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+            &mut ab,
+            &mut offset,
+        )
+    })?;
+    // SAFETY: live out-pointer; the Buffer's own ArrayBuffer and place in it.
+    ok(unsafe {
+        sys::napi_create_typedarray(
+            env.raw(),
+            sys::TypedarrayType::uint8_array,
+            src.len(),
+            ab,
+            offset,
+            &mut view,
+        )
+    })?;
+    // SAFETY: a value made in this call, of this env.
+    unsafe { Unknown::from_napi_value(env.raw(), view) }
 }
 
 /// The scratch buffer of `channelTryReceiveInto` and `channelReceiveInto` as bytes to write,
 /// checked to hold the channel's largest message.
-fn scratch_of<'s>(
-    env: &Env,
-    c: &RawChannel,
-    scratch: &'s mut Uint8ArraySlice,
-) -> Result<&'s mut [u8]> {
-    // SAFETY: the scratch is a private buffer of the thread's channel object, never shared with
-    // another thread nor handed to user code, and no JavaScript runs during this call: nothing
-    // else reads or writes it while these bytes are borrowed.
-    let dst = unsafe { scratch.as_mut() };
+pub(crate) fn scratch_of<'s>(env: &Env, c: &RawChannel, dst: &'s mut [u8]) -> Result<&'s mut [u8]> {
     if dst.len() < c.max_message_bytes() as usize {
         return Err(throw(
             env,
@@ -901,7 +915,7 @@ fn scratch_of<'s>(
 
 /// Copies a message into `dst` (which holds the largest, see `scratch_of`) and answers as
 /// `channelTryReceiveInto` does.
-fn copy_into(dst: &mut [u8]) -> impl FnOnce(&[u8], u32) -> f64 + '_ {
+pub(crate) fn copy_into(dst: &mut [u8]) -> impl FnOnce(&[u8], u32) -> f64 + '_ {
     move |bytes, flags| {
         dst[..bytes.len()].copy_from_slice(bytes);
         let n = bytes.len() as f64;
@@ -913,7 +927,7 @@ fn copy_into(dst: &mut [u8]) -> impl FnOnce(&[u8], u32) -> f64 + '_ {
     }
 }
 
-fn received_into(r: Received<f64>) -> f64 {
+pub(crate) fn received_into(r: Received<f64>) -> f64 {
     match r {
         Received::Message(n) => n,
         Received::Empty => -1.0,
@@ -921,40 +935,13 @@ fn received_into(r: Received<f64>) -> f64 {
     }
 }
 
-/// Receives a message if there is one into `scratch` (at least the channel's largest message):
-/// its length; for a handle (flags 1), -3 less its length; -1 for none yet, -2 for none ever
-/// again. For channels of small messages: copying the bytes out in JavaScript costs a fraction
-/// of making a Buffer here.
-#[napi]
-pub fn channel_try_receive_into(
-    env: Env,
-    buffer: Unknown,
-    mut scratch: Uint8ArraySlice,
-) -> Result<f64> {
-    let c = channel(&env, &buffer)?;
-    let dst = scratch_of(&env, &c, &mut scratch)?;
-    c.try_receive(copy_into(dst))
-        .map(received_into)
-        .map_err(|e| throw(&env, e))
-}
+// `channelTryReceiveInto(words, scratch)` and `channelReceiveInto(words, scratch, timeoutMs)` are
+// in `raw.rs`. They receive a message into `scratch` (at least the channel's largest message)
+// and answer its length; for a handle (flags 1), -3 less its length; -1 for none yet (or a wait
+// that timed out), -2 for none ever again. For channels of small messages: copying the bytes
+// out in JavaScript costs a fraction of making a Buffer here.
 
-/// Receives into `scratch`, blocking up to the timeout: as `channelTryReceiveInto`, -1 when it
-/// timed out.
-#[napi]
-pub fn channel_receive_into(
-    env: Env,
-    buffer: Unknown,
-    mut scratch: Uint8ArraySlice,
-    timeout_ms: f64,
-) -> Result<f64> {
-    let c = channel(&env, &buffer)?;
-    let dst = scratch_of(&env, &c, &mut scratch)?;
-    c.receive(copy_into(dst), timeout(timeout_ms))
-        .map(received_into)
-        .map_err(|e| throw(&env, e))
-}
-
-#[napi(ts_return_type = "Buffer | string | 0 | 1")]
+#[napi(ts_return_type = "Uint8Array | string | 0 | 1")]
 pub fn channel_try_receive<'env>(env: &'env Env, buffer: Unknown) -> Result<Unknown<'env>> {
     let r = channel(env, &buffer)?
         .try_receive(|b, f| message(env, b, f))
@@ -963,7 +950,7 @@ pub fn channel_try_receive<'env>(env: &'env Env, buffer: Unknown) -> Result<Unkn
 }
 
 /// Receives, blocking up to the timeout: as `channelTryReceive`, 0 when it timed out.
-#[napi(ts_return_type = "Buffer | string | 0 | 1")]
+#[napi(ts_return_type = "Uint8Array | string | 0 | 1")]
 pub fn channel_receive<'env>(
     env: &'env Env,
     buffer: Unknown,

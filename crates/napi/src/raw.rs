@@ -1,0 +1,260 @@
+//! A channel's per-message calls, exported as plain Node-API callbacks.
+//!
+//! napi-rs wraps every function it exports that takes arguments in a scope that records
+//! borrowed values for asynchronous work: an `Arc<Mutex<…>>` allocated, thread-local stacks
+//! pushed and popped, on every call. For a 64-byte message that wrapper cost as much as the
+//! send itself (a CPU profile: the scope, its allocation and its release were about a third of
+//! a send and a receive). These four calls take only a channel's words, a Uint8Array and
+//! numbers, and answer a boolean or a number, so they read their arguments with Node-API
+//! directly and skip the wrapper. Everything else goes through napi-rs.
+//!
+//! Their TypeScript signatures are in `src/native.ts` (napi-rs generates none for them).
+
+use std::ffi::CStr;
+use std::ptr;
+
+use napi::bindgen_prelude::{FromNapiValue, Object, Unknown};
+use napi::{sys, Env, Error, JsValue, Result, Status};
+use napi_derive::napi;
+use sharedobject_core::Code;
+
+use crate::sync::{channel, copy_into, received_into, scratch_of, timeout};
+use crate::{core_err, throw};
+
+/// A Node-API status as a result.
+fn check(status: sys::napi_status) -> Result<()> {
+    if status == sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(Error::from_status(Status::from(status)))
+    }
+}
+
+/// The first `N` arguments of a call (`undefined` for those not given).
+///
+/// # Safety
+/// `env` and `info` must be the ones Node-API passed to the running callback.
+unsafe fn args<const N: usize>(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> Result<[sys::napi_value; N]> {
+    let mut argc = N;
+    let mut argv = [ptr::null_mut(); N];
+    // SAFETY: `argv` has room for `argc` values; Node-API writes at most that many and fills
+    // the ones not passed with `undefined`. `this` and the data pointer are not asked for.
+    check(unsafe {
+        sys::napi_get_cb_info(
+            env,
+            info,
+            &mut argc,
+            argv.as_mut_ptr(),
+            ptr::null_mut(),
+            ptr::null_mut(),
+        )
+    })?;
+    Ok(argv)
+}
+
+/// A number argument (`NaN` for anything else, which the callers read as "none": a timeout).
+fn number(env: sys::napi_env, v: sys::napi_value) -> f64 {
+    let mut n = f64::NAN;
+    // SAFETY: `n` is a live local; a value that is not a number is answered with a status and
+    // leaves `n` as it was.
+    unsafe { sys::napi_get_value_double(env, v, &mut n) };
+    n
+}
+
+/// The bytes of a Uint8Array argument.
+///
+/// # Safety
+/// The slice lives as long as the call: JavaScript does not run during it, so nothing detaches
+/// or resizes the buffer meanwhile.
+unsafe fn bytes<'a>(env: &Env, v: sys::napi_value) -> Result<&'a mut [u8]> {
+    let (mut kind, mut len, mut data) = (0, 0usize, ptr::null_mut());
+    // SAFETY: the out-pointers are live locals; a value that is not a TypedArray is answered
+    // with a status. The array buffer and offset are not asked for (null).
+    let status = unsafe {
+        sys::napi_get_typedarray_info(
+            env.raw(),
+            v,
+            &mut kind,
+            &mut len,
+            &mut data,
+            ptr::null_mut(),
+            ptr::null_mut(),
+        )
+    };
+    if status != sys::Status::napi_ok
+        || (kind != sys::TypedarrayType::uint8_array
+            && kind != sys::TypedarrayType::uint8_clamped_array)
+    {
+        return Err(throw(
+            env,
+            core_err(Code::InvalidArgument, "a message is a Uint8Array"),
+        ));
+    }
+    if len == 0 {
+        return Ok(&mut []);
+    }
+    // SAFETY: Node-API gives the address of the array's `len` bytes, alive and unmoved while
+    // the call lasts (see above). A SharedArrayBuffer's bytes may change under another thread
+    // meanwhile, as with any copy of shared memory; the channel reads or writes them once.
+    Ok(unsafe { std::slice::from_raw_parts_mut(data.cast::<u8>(), len) })
+}
+
+/// The answer of a callback: its value, or null with the error thrown.
+///
+/// A panic (none is expected) becomes an error: it must not unwind into Node-API's frames.
+fn answer(env: sys::napi_env, run: impl FnOnce() -> Result<sys::napi_value>) -> sys::napi_value {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| {
+        Err(Error::new(
+            Status::GenericFailure,
+            "sharedobject: a channel call failed unexpectedly",
+        ))
+    });
+    match r {
+        Ok(v) => v,
+        Err(e) => {
+            if e.status != Status::PendingException {
+                // SAFETY: `env` is the running callback's.
+                unsafe { napi::JsError::from(e).throw_into(env) };
+            }
+            ptr::null_mut()
+        }
+    }
+}
+
+fn boolean(env: sys::napi_env, b: bool) -> Result<sys::napi_value> {
+    let mut v = ptr::null_mut();
+    // SAFETY: `v` is a live local.
+    check(unsafe { sys::napi_get_boolean(env, b, &mut v) })?;
+    Ok(v)
+}
+
+fn double(env: sys::napi_env, n: f64) -> Result<sys::napi_value> {
+    let mut v = ptr::null_mut();
+    // SAFETY: `v` is a live local.
+    check(unsafe { sys::napi_create_double(env, n, &mut v) })?;
+    Ok(v)
+}
+
+/// The channel whose words are `v`, for one call.
+///
+/// # Safety
+/// As [`args`]: `env` is the running callback's and `v` one of its arguments.
+unsafe fn words(env: &Env, v: sys::napi_value) -> Result<Unknown<'static>> {
+    // SAFETY: wrapping a value of the running call, read only during it.
+    unsafe { Unknown::from_napi_value(env.raw(), v) }
+}
+
+/// `channelTrySend(words, message, flags)`: as the channel's `try_send`.
+unsafe extern "C" fn try_send(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let e = Env::from_raw(env);
+    let run = || {
+        // SAFETY: the running call's env and info; its arguments are read during it only.
+        let [w, m, f] = unsafe { args::<3>(env, info)? };
+        let w = unsafe { words(&e, w)? };
+        let msg = unsafe { bytes(&e, m)? };
+        let sent = channel(&e, &w)?
+            .try_send(msg, number(env, f) as u32)
+            .map_err(|x| throw(&e, x))?;
+        boolean(env, sent)
+    };
+    answer(env, run)
+}
+
+/// `channelSend(words, message, flags, timeoutMs)`: as the channel's `send`.
+unsafe extern "C" fn send(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    let e = Env::from_raw(env);
+    let run = || {
+        // SAFETY: as in `try_send`.
+        let [w, m, f, t] = unsafe { args::<4>(env, info)? };
+        let w = unsafe { words(&e, w)? };
+        let msg = unsafe { bytes(&e, m)? };
+        let sent = channel(&e, &w)?
+            .send(msg, number(env, f) as u32, timeout(number(env, t)))
+            .map_err(|x| throw(&e, x))?;
+        boolean(env, sent)
+    };
+    answer(env, run)
+}
+
+/// `channelTryReceiveInto(words, scratch)`: a message into the scratch buffer (see
+/// `sync::channel_try_receive_into` for the answer).
+unsafe extern "C" fn try_receive_into(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let e = Env::from_raw(env);
+    let run = || {
+        // SAFETY: as in `try_send`; the scratch is the channel object's private buffer.
+        let [w, s] = unsafe { args::<2>(env, info)? };
+        let w = unsafe { words(&e, w)? };
+        let scratch = unsafe { bytes(&e, s)? };
+        let c = channel(&e, &w)?;
+        let dst = scratch_of(&e, &c, scratch)?;
+        let n = c
+            .try_receive(copy_into(dst))
+            .map(received_into)
+            .map_err(|x| throw(&e, x))?;
+        double(env, n)
+    };
+    answer(env, run)
+}
+
+/// `channelReceiveInto(words, scratch, timeoutMs)`: as `channelTryReceiveInto`, waiting.
+unsafe extern "C" fn receive_into(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let e = Env::from_raw(env);
+    let run = || {
+        // SAFETY: as in `try_receive_into`.
+        let [w, s, t] = unsafe { args::<3>(env, info)? };
+        let w = unsafe { words(&e, w)? };
+        let scratch = unsafe { bytes(&e, s)? };
+        let c = channel(&e, &w)?;
+        let dst = scratch_of(&e, &c, scratch)?;
+        let n = c
+            .receive(copy_into(dst), timeout(number(env, t)))
+            .map(received_into)
+            .map_err(|x| throw(&e, x))?;
+        double(env, n)
+    };
+    answer(env, run)
+}
+
+type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
+
+const CALLS: [(&CStr, Callback); 4] = [
+    (c"channelTrySend", try_send),
+    (c"channelSend", send),
+    (c"channelTryReceiveInto", try_receive_into),
+    (c"channelReceiveInto", receive_into),
+];
+
+/// Adds the calls above to the module's exports.
+#[napi(module_exports)]
+pub fn exports(exports: Object, env: Env) -> Result<()> {
+    for (name, cb) in CALLS {
+        let mut f = ptr::null_mut();
+        // SAFETY: a name of its length in bytes, a callback of Node-API's
+        // signature, no data; `f` is a live local.
+        check(unsafe {
+            sys::napi_create_function(
+                env.raw(),
+                name.as_ptr(),
+                name.count_bytes() as isize,
+                Some(cb),
+                ptr::null_mut(),
+                &mut f,
+            )
+        })?;
+        // SAFETY: `exports` is the module's exports object, `f` the function just made.
+        check(unsafe { sys::napi_set_named_property(env.raw(), exports.raw(), name.as_ptr(), f) })?;
+    }
+    Ok(())
+}
