@@ -3,8 +3,11 @@
 # attaches by name, reads x[n-1] and replies. Timed from the first send to the last reply, as
 # the Node figure is; children are started and warmed before anything is timed. The same round
 # trip with no block ("ping") is the messaging alone.
-# Run: python3 bench/py-handover.py W REPS n1 [n2 ...]. Prints {"n": median ms, "ping": median ms}
-# as JSON.
+# With IDLE_MS > 0, every timed hand-over and ping starts after that long with every process
+# asleep, as the Node side's receivers are asleep in receive() when its parent sends; with 0 they
+# run back to back, and a receiver that replied a moment ago wakes with its caches warm.
+# Run: python3 bench/py-handover.py W REPS IDLE_MS n1 [n2 ...]. Prints {"n": median ms, "ping":
+# median ms} as JSON.
 import json
 import statistics
 import subprocess
@@ -34,7 +37,11 @@ while True:
 """
 
 
+IDLE = 0.0
+
+
 def handover(children, name, n):
+    time.sleep(IDLE)
     t0 = time.perf_counter()
     for c in children:
         c.stdin.write(f"{name} {n}\n")
@@ -47,6 +54,7 @@ def handover(children, name, n):
 
 
 def ping(children):
+    time.sleep(IDLE)
     t0 = time.perf_counter()
     for c in children:
         c.stdin.write("ping\n")
@@ -68,7 +76,9 @@ def block(n):
 
 
 def main():
-    w, reps, sizes = int(sys.argv[1]), int(sys.argv[2]), [int(float(a)) for a in sys.argv[3:]]
+    global IDLE
+    w, reps, IDLE = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]) / 1000
+    sizes = [int(float(a)) for a in sys.argv[4:]]
     children = [subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(w)]
     out = {}
     try:
