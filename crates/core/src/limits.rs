@@ -271,9 +271,12 @@ pub fn descriptors_exhausted() -> bool {
     let Some(limit) = rustix::process::getrlimit(rustix::process::Resource::Nofile).current else {
         return false;
     };
-    let open = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as u64);
-    // read_dir holds one descriptor itself while it counts.
-    open + 8 >= limit
+    match std::fs::read_dir("/proc/self/fd") {
+        // read_dir holds one descriptor itself while it counts.
+        Ok(d) => d.count() as u64 + 8 >= limit,
+        // Not even one descriptor left to count them with.
+        Err(e) => matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)),
+    }
 }
 
 /// Descriptors are not a limit this package meets outside Linux (no memfds are held).

@@ -192,6 +192,12 @@ fn with_task_stat<T>(
     while len < buf.len() {
         match f.read(&mut buf[len..]) {
             Ok(0) => break,
+            // The kernel hands a stat over whole, ending with a newline, in one read: asking
+            // again only to be told it ended is one more system call per look.
+            Ok(k) if buf[len + k - 1] == b'\n' => {
+                len += k;
+                break;
+            }
             Ok(k) => len += k,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),

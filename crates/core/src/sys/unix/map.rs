@@ -2,13 +2,11 @@
 //! the copy-on-write kinds, giving a mapping's pages back in place (`retire`), and the small
 //! shared window onto a control word.
 
-use std::fs::File as StdFile;
-use std::os::fd::AsFd;
+use std::os::fd::OwnedFd;
 
 use memmap2::{Mmap, MmapMut, MmapOptions};
 use rustix::io::Errno;
 
-use super::error::os_error;
 use super::file::File;
 use crate::error::{Code, Error, Result};
 use crate::header;
@@ -51,7 +49,8 @@ pub(crate) enum Access {
 pub(crate) fn map_file(file: &File, access: Access, populate: bool) -> Result<Map> {
     let len = usize::try_from(file.size)
         .map_err(|_| Error::new(Code::OutOfRange, "segment larger than the address space"))?;
-    let f = std_file(file)?;
+    // memmap2 maps from the descriptor itself (a mapping outlives it): no second one is needed.
+    let f = &file.fd;
     let mut opts = MmapOptions::new();
     opts.len(len);
     // MAP_POPULATE on a private writable mapping would copy every page (it write-faults them),
@@ -65,9 +64,9 @@ pub(crate) fn map_file(file: &File, access: Access, populate: bool) -> Result<Ma
     // on drop, and views hold the Map alive (see registry).
     let mapped = unsafe {
         match access {
-            Access::Shared => opts.map_mut(&f).map(Map::Writable),
-            Access::CopyOnWrite => private_copy(&opts, &f),
-            Access::Peek => opts.map(&f).map(Map::ReadOnly),
+            Access::Shared => opts.map_mut(f).map(Map::Writable),
+            Access::CopyOnWrite => private_copy(&opts, f),
+            Access::Peek => opts.map(f).map(Map::ReadOnly),
         }
     };
     let mapped = mapped.inspect(|m| {
@@ -90,7 +89,7 @@ pub(crate) fn map_file(file: &File, access: Access, populate: bool) -> Result<Ma
 /// # Safety
 /// As for `map_file`: `opts` covers exactly the segment's current size.
 #[cfg(not(target_os = "macos"))]
-unsafe fn private_copy(opts: &MmapOptions, file: &StdFile) -> std::io::Result<Map> {
+unsafe fn private_copy(opts: &MmapOptions, file: &OwnedFd) -> std::io::Result<Map> {
     // SAFETY: forwarded from the caller.
     unsafe { opts.map_copy(file) }.map(Map::Writable)
 }
@@ -101,7 +100,7 @@ unsafe fn private_copy(opts: &MmapOptions, file: &StdFile) -> std::io::Result<Ma
 /// # Safety
 /// As for `map_file`: `opts` covers exactly the segment's current size.
 #[cfg(target_os = "macos")]
-unsafe fn private_copy(opts: &MmapOptions, file: &StdFile) -> std::io::Result<Map> {
+unsafe fn private_copy(opts: &MmapOptions, file: &OwnedFd) -> std::io::Result<Map> {
     // SAFETY: forwarded from the caller; the shared mapping lives until the copy is made.
     let shared = unsafe { opts.map(file) }?;
     let mut private = MmapOptions::new().len(shared.len()).map_anon()?;
@@ -219,31 +218,18 @@ pub(crate) fn control(file: &File, offset: u64) -> Result<Control> {
     }
     let page = rustix::param::page_size() as u64;
     let start = offset & !(page - 1);
-    let f = std_file(file)?;
+    let f = &file.fd;
     let mut opts = MmapOptions::new();
     opts.offset(start).len((offset - start) as usize + 8);
     // SAFETY: the window lies inside the segment's size as fstat gave it; segments are never
     // shrunk (memfds are sealed, named files are created at their final size), so it stays
     // backed. Only the control word is accessed through it, atomically.
-    let map = unsafe { opts.map_mut(&f) }
+    let map = unsafe { opts.map_mut(f) }
         .map_err(|e| Error::new(Code::Os, format!("cannot map segment {:?}: {e}", file.id)))?;
     Ok(Control {
         map,
         at: (offset - start) as usize,
     })
-}
-
-/// A second descriptor of `file`, as the std `File` that memmap2 maps (a mapping outlives it).
-fn std_file(file: &File) -> Result<StdFile> {
-    let dup = file
-        .fd
-        .as_fd()
-        .try_clone_to_owned()
-        .map_err(|e| match Errno::from_io_error(&e) {
-            Some(errno) => os_error(errno, "map", &file.id),
-            None => Error::new(Code::Os, format!("cannot map segment {:?}: {e}", file.id)),
-        })?;
-    Ok(StdFile::from(dup))
 }
 
 /// macOS shared memory cannot be read() or written(): a segment's bytes are reached through a

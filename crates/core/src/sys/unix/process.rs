@@ -45,6 +45,12 @@ pub(crate) fn owner_alive(pid: u32, start: u64, pidns: u64) -> Option<bool> {
     if pidns != 0 && ours != 0 && pidns != ours {
         return None;
     }
+    // The start time answers both questions in one read where it can be had: a pid with no
+    // stat is gone (or hidden: then `kill` is asked), and a live pid with another start time is
+    // a reused pid, whose owner is gone.
+    if let Some(now) = start_time(pid) {
+        return Some(start == 0 || now == start);
+    }
     let Some(p) = i32::try_from(pid)
         .ok()
         .and_then(rustix::process::Pid::from_raw)
@@ -52,13 +58,8 @@ pub(crate) fn owner_alive(pid: u32, start: u64, pidns: u64) -> Option<bool> {
         return Some(false);
     };
     match rustix::process::test_kill_process(p) {
-        Ok(()) | Err(Errno::PERM) => {}
-        Err(Errno::SRCH) => return Some(false),
-        Err(_) => return None,
-    }
-    // A live pid with another start time is a reused pid: the owner is gone.
-    match start_time(pid) {
-        Some(now) if start != 0 => Some(now == start),
-        _ => Some(true),
+        Ok(()) | Err(Errno::PERM) => Some(true),
+        Err(Errno::SRCH) => Some(false),
+        Err(_) => None,
     }
 }
