@@ -884,3 +884,17 @@ export class SharedStringVector implements Iterable<string | null> {
     else this.#validity[i >> 3] |= 1 << (i & 7)
   }
 }
+
+/**
+ * One instance of each vector class, kept for the life of the module over a few bytes of private
+ * memory. The engine's hidden classes of a class's instances live only while some instance does,
+ * and optimised code that depends on them is thrown away when the collector takes them: a
+ * process that opens, reads and closes string vectors again and again (a worker given one per
+ * task) lost them at every collection, and after three or four rounds its `get(i)` loop ran 3 to
+ * 4 times slower (1e6 non-ASCII strings: 310-370 ms instead of 80-110), as the engine gives up
+ * re-optimising code deoptimised that often.
+ */
+export const keptShapes: readonly object[] = [
+  new SharedStringVector(new ArrayBuffer(16), 0, { validity: 0, offsets: 0, values: 8, valuesLength: 0, codes: 0, dictionarySize: 0 }),
+  new SharedLogicalVector(new Int8Array(0)),
+]

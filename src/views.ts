@@ -91,6 +91,31 @@ export class Meta {
   }
 }
 
+/**
+ * A Meta kept for the life of the module, for the reason `keptShapes` (vectors.ts) gives: every
+ * read of a shared vector asks its Meta whether it was closed, and that code was deoptimised each
+ * time a collection took the last Meta of a process that opens and closes vectors in turn. Its
+ * numbers are doubles where a real one's can be (a creation time; lengths past 2^31).
+ */
+export const keptMeta = new Meta({
+  key: '',
+  id: '',
+  handle: '',
+  kind: 'bytes',
+  length: 0.5,
+  byteLength: 0.5,
+  copyOnWrite: false,
+  persistent: false,
+  owner: false,
+  ownerPid: 0,
+  created: Date.now() + 0.5,
+  attributes: '',
+  aux: [],
+  path: undefined,
+  buffer: new ArrayBuffer(0),
+  segment: { isLive: false, close: () => false } as unknown as Segment,
+} as unknown as ViewInfo)
+
 const metas = new WeakMap<object, Meta>()
 
 /** The buffer behind each shared Arrow table (or record batch) this thread holds. */
