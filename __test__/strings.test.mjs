@@ -1,6 +1,6 @@
 import test from 'ava'
 import so from '@sharedobject/core'
-import { sharedChild, child as script, exitedCleanly } from './helpers.mjs'
+import { sharedChild, child as script, exitedCleanly, binding } from './helpers.mjs'
 
 // One child for the whole file, started before the first test and ended after the last.
 const child = sharedChild(test)
@@ -326,6 +326,40 @@ test.serial('offsets a hostile writer changes after open give ERR_SHM_BAD_HEADER
       t.deepEqual(codes, { toArray: 'ERR_SHM_BAD_HEADER', get: 'ERR_SHM_BAD_HEADER', bytes: 'ERR_SHM_BAD_HEADER' }, `offset ${at} set to ${bad}`)
       so.close(x)
     }
+  }
+})
+
+test('the native count of UTF-16 units per string agrees with JavaScript, and refuses bad blocks with a coded error', (t) => {
+  const strings = ['a', 'é', '日本', '😀', '', 'x😀é', 'plain']
+  const values = Buffer.from(strings.join(''))
+  const offsets = new Int32Array(strings.length + 1)
+  for (let i = 0; i < strings.length; i++) offsets[i + 1] = offsets[i] + Buffer.byteLength(strings[i])
+  const out = new Int32Array(strings.length)
+  t.is(binding.utf16Ends(values, offsets, 0, strings.length, 0, values.length, out), -1)
+  let units = 0
+  t.deepEqual([...out], strings.map((s) => (units += s.length)))
+  // A block from the third string: counts start at its first byte.
+  t.is(binding.utf16Ends(values, offsets, 2, 5, offsets[2], offsets[5], out), -1)
+  t.deepEqual([...out.subarray(0, 3)], [2, 4, 4])
+  // Offsets out of order or past the values: the first bad string's index, nothing read past it.
+  const bad = offsets.slice()
+  bad[4] = 1
+  t.is(binding.utf16Ends(values, bad, 0, strings.length, 0, values.length, out), 3)
+  bad[4] = -5
+  t.is(binding.utf16Ends(values, bad, 0, strings.length, 0, values.length, out), 3)
+  for (const args of [
+    ['text', offsets, 0, 1, 0, 1, out],
+    [values, new Uint32Array(8), 0, 1, 0, 1, out],
+    [values, offsets, 0, 1, 0, 1, new Float64Array(4)],
+    [values, offsets, 0, 99, 0, 1, out],
+    [values, offsets, 5, 2, 0, 1, out],
+    [values, offsets, 0, 1, 0, values.length + 1, out],
+    [values, offsets, -1, 1, 0, 1, out],
+    [values, offsets, 0.5, 1, 0, 1, out],
+    [values, offsets, 0, strings.length, 0, values.length, new Int32Array(2)],
+    [],
+  ]) {
+    t.regex(String(t.throws(() => binding.utf16Ends(...args)).code), /^ERR_/)
   }
 })
 

@@ -34,6 +34,12 @@ interface RawCalls {
   channelTryReceiveInto(words: Uint32Array, scratch: Uint8Array): number
   /** As `channelTryReceiveInto`, blocking up to the timeout: -1 when it timed out. */
   channelReceiveInto(words: Uint32Array, scratch: Uint8Array, timeoutMs: number): number
+  /**
+   * For each string `e` from `from` to `end` of a string vector, the UTF-16 units from byte `a`
+   * to the end of `e` into `out[e - from]` (string `end - 1` ends at byte `b`): -1, or the first
+   * string whose offsets are out of order or outside the values.
+   */
+  utf16Ends(values: Uint8Array, offsets: Int32Array, from: number, end: number, a: number, b: number, out: Int32Array): number
 }
 
 function load(): typeof Binding & RawCalls {

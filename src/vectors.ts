@@ -6,6 +6,7 @@ import * as bufferModule from 'node:buffer'
 import { inspect, type InspectOptionsStylized } from 'node:util'
 
 import { codes, coded } from './errors'
+import { native } from './native'
 
 /** The error codes, under a name that `factor`'s `codes` argument does not hide. */
 const errorCodes = codes
@@ -166,6 +167,13 @@ const DECODE_BYTES = 64 * 1024
  * short strings by `toArray` in half the time of 64 KiB blocks).
  */
 const BULK_BYTES = 2 * 1024 * 1024
+
+/**
+ * Where the strings of a non-ASCII block end in its text (see `#decodeBlock`), for blocks of up to
+ * this many strings; a bigger block (toArray's, of strings of a few bytes) gets its own.
+ */
+const UNITS = 65536
+let units: Int32Array | undefined
 
 const align64 = (n: number): number => Math.ceil(n / 64) * 64
 const MAX_VALUES = 2 ** 31 - 1
@@ -675,19 +683,17 @@ export class SharedStringVector implements Iterable<string | null> {
     }
     if (whole) {
       const text = utf8Slice.call(values, a, b)
-      let s = a
+      // Where each string ends in the text, counted natively (a third of the time of reading
+      // such strings, counted here byte by byte).
+      const n = end - from
+      const ends = n <= UNITS ? (units ??= new Int32Array(UNITS)) : new Int32Array(n)
+      const bad = native.utf16Ends(values, off, from, end, a, b, ends)
+      if (bad >= 0) throw corrupt(bad, bad === from ? a : off[bad], bad + 1 === end ? b : off[bad + 1])
       let u = 0
-      for (let e = from; e < end; e++) {
-        const t = e + 1 === end ? b : off[e + 1]
-        if (!(t >= s && t <= b)) throw corrupt(e, s, t)
-        let v = u
-        for (let j = s; j < t; j++) {
-          const c = values[j]
-          if ((c & 0xc0) !== 0x80) v += c >= 0xf0 ? 2 : 1
-        }
-        out[at++] = this.#validAt(e, allValid) ? text.substring(u, v) : null
+      for (let k = 0; k < n; k++) {
+        const v = ends[k]
+        out[at++] = this.#validAt(from + k, allValid) ? text.substring(u, v) : null
         u = v
-        s = t
       }
       return end
     }

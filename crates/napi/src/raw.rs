@@ -1,4 +1,5 @@
-//! A channel's per-message calls, exported as plain Node-API callbacks.
+//! A channel's per-message calls and a string vector's per-block count, exported as plain
+//! Node-API callbacks.
 //!
 //! napi-rs wraps every function it exports that takes arguments in a scope that records
 //! borrowed values for asynchronous work: an `Arc<Mutex<…>>` allocated, thread-local stacks
@@ -227,9 +228,144 @@ unsafe extern "C" fn receive_into(
     answer(env, run)
 }
 
+/// The elements of a TypedArray argument of kind `want` as atomics (the memory may be shared
+/// with other threads and processes, which may write it at any time): its address and length.
+///
+/// # Safety
+/// As [`bytes`].
+unsafe fn atomics<'a, T>(
+    env: &Env,
+    v: sys::napi_value,
+    want: sys::napi_typedarray_type,
+    what: &str,
+) -> Result<&'a [T]> {
+    let (mut kind, mut len, mut data) = (0, 0usize, ptr::null_mut());
+    // SAFETY: live out-pointers; a value that is not a TypedArray is answered with a status.
+    let status = unsafe {
+        sys::napi_get_typedarray_info(
+            env.raw(),
+            v,
+            &mut kind,
+            &mut len,
+            &mut data,
+            ptr::null_mut(),
+            ptr::null_mut(),
+        )
+    };
+    if status != sys::Status::napi_ok || kind != want {
+        return Err(throw(
+            env,
+            core_err(Code::InvalidArgument, what.to_string()),
+        ));
+    }
+    if len == 0 {
+        return Ok(&[]);
+    }
+    // SAFETY: Node-API gives the address of the array's `len` elements, aligned for their
+    // kind, alive and unmoved while the call lasts (no JavaScript runs). `T` is the atomic of
+    // the element type, of the same size and alignment, so every element is read as an atomic:
+    // writes by other threads or processes meanwhile are no data race.
+    Ok(unsafe { std::slice::from_raw_parts(data.cast::<T>().cast_const(), len) })
+}
+
+/// `utf16Ends(values, offsets, from, end, a, b, out)`: for each string `e` from `from` to
+/// `end` of a string vector, the count of UTF-16 units from byte `a` (its first string's start)
+/// to the end of `e`, into `out[e - from]`; string `end - 1` ends at byte `b`. What the decoder
+/// of a block needs to cut the block's text (decoded once from bytes `a` to `b`) into strings:
+/// counting them in JavaScript, byte by byte, took a third of reading non-ASCII strings. Answers
+/// -1, or the first string whose offsets are out of order or outside `values` (another process
+/// may write them at any time), where nothing past it was written.
+unsafe extern "C" fn utf16_ends(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    use std::sync::atomic::{AtomicI32, AtomicU8, Ordering::Relaxed};
+    let e = Env::from_raw(env);
+    let run = || {
+        // SAFETY: the running call's env and info; its arguments are read during it only.
+        let [v, o, f, n, a, b, out] = unsafe { args::<7>(env, info)? };
+        let values: &[AtomicU8] = unsafe {
+            atomics(
+                &e,
+                v,
+                sys::TypedarrayType::uint8_array,
+                "utf16Ends: values is a Uint8Array",
+            )?
+        };
+        let offsets: &[AtomicI32] = unsafe {
+            atomics(
+                &e,
+                o,
+                sys::TypedarrayType::int32_array,
+                "utf16Ends: offsets is an Int32Array",
+            )?
+        };
+        let out: &[AtomicI32] = unsafe {
+            atomics(
+                &e,
+                out,
+                sys::TypedarrayType::int32_array,
+                "utf16Ends: out is an Int32Array",
+            )?
+        };
+        let index =
+            |x: f64| (x >= 0.0 && x.fract() == 0.0 && x <= u32::MAX as f64).then_some(x as usize);
+        let (Some(from), Some(end), Some(a), Some(b)) = (
+            index(number(env, f)),
+            index(number(env, n)),
+            index(number(env, a)),
+            index(number(env, b)),
+        ) else {
+            return Err(throw(
+                &e,
+                core_err(
+                    Code::InvalidArgument,
+                    "utf16Ends: from, end, a and b are whole numbers",
+                ),
+            ));
+        };
+        if from > end || end > offsets.len() || end - from > out.len() || a > b || b > values.len()
+        {
+            return Err(throw(
+                &e,
+                core_err(
+                    Code::InvalidArgument,
+                    "utf16Ends: the block lies outside its arrays",
+                ),
+            ));
+        }
+        let (mut s, mut units) = (a, 0i64);
+        for i in from..end {
+            let t = if i + 1 == end {
+                b
+            } else {
+                let t = offsets[i + 1].load(Relaxed);
+                if t < 0 {
+                    return double(env, i as f64);
+                }
+                t as usize
+            };
+            if t < s || t > b {
+                return double(env, i as f64);
+            }
+            // A unit per byte that starts a character, and a second one for four-byte
+            // characters (a surrogate pair). Relaxed: the bytes are only counted.
+            for c in &values[s..t] {
+                let c = c.load(Relaxed);
+                units += i64::from((c & 0xc0) != 0x80) + i64::from(c >= 0xf0);
+            }
+            out[i - from].store(units.min(i64::from(i32::MAX)) as i32, Relaxed);
+            s = t;
+        }
+        double(env, -1.0)
+    };
+    answer(env, run)
+}
+
 type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
 
-const CALLS: [(&CStr, Callback); 4] = [
+const CALLS: [(&CStr, Callback); 5] = [
+    (c"utf16Ends", utf16_ends),
     (c"channelTrySend", try_send),
     (c"channelSend", send),
     (c"channelTryReceiveInto", try_receive_into),
