@@ -148,84 +148,89 @@ unsafe fn words(env: &Env, v: sys::napi_value) -> Result<Unknown<'static>> {
     unsafe { Unknown::from_napi_value(env.raw(), v) }
 }
 
-/// `channelTrySend(words, message, flags)`: as the channel's `try_send`.
-unsafe extern "C" fn try_send(
+/// A send: `channelTrySend(words, message, flags)`, or with `wait`, `channelSend(words,
+/// message, flags, timeoutMs)`, which waits for room up to the timeout.
+///
+/// # Safety
+/// `env` and `info` must be the ones Node-API passed to the running callback.
+unsafe fn send_call(
     env: sys::napi_env,
     info: sys::napi_callback_info,
+    wait: bool,
 ) -> sys::napi_value {
     let e = Env::from_raw(env);
-    let run = || {
-        // SAFETY: the running call's env and info; its arguments are read during it only.
-        let [w, m, f] = unsafe { args::<3>(env, info)? };
-        let w = unsafe { words(&e, w)? };
-        let msg = unsafe { bytes(&e, m)? };
-        let sent = channel(&e, &w)?
-            .try_send(msg, number(env, f) as u32)
-            .map_err(|x| throw(&e, x))?;
-        boolean(env, sent)
-    };
-    answer(env, run)
-}
-
-/// `channelSend(words, message, flags, timeoutMs)`: as the channel's `send`.
-unsafe extern "C" fn send(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
-    let e = Env::from_raw(env);
-    let run = || {
-        // SAFETY: as in `try_send`.
+    answer(env, || {
+        // SAFETY: the running call's env and info (the caller's contract); its arguments are
+        // read during it only.
         let [w, m, f, t] = unsafe { args::<4>(env, info)? };
         let w = unsafe { words(&e, w)? };
         let msg = unsafe { bytes(&e, m)? };
-        let sent = channel(&e, &w)?
-            .send(msg, number(env, f) as u32, timeout(number(env, t)))
-            .map_err(|x| throw(&e, x))?;
-        boolean(env, sent)
-    };
-    answer(env, run)
-}
-
-/// `channelTryReceiveInto(words, scratch)`: a message into the scratch buffer (see
-/// `sync::channel_try_receive_into` for the answer).
-unsafe extern "C" fn try_receive_into(
-    env: sys::napi_env,
-    info: sys::napi_callback_info,
-) -> sys::napi_value {
-    let e = Env::from_raw(env);
-    let run = || {
-        // SAFETY: as in `try_send`; the scratch is the channel object's private buffer.
-        let [w, s] = unsafe { args::<2>(env, info)? };
-        let w = unsafe { words(&e, w)? };
-        let scratch = unsafe { bytes(&e, s)? };
         let c = channel(&e, &w)?;
-        let dst = scratch_of(&e, &c, scratch)?;
-        let n = c
-            .try_receive(copy_into(dst))
-            .map(received_into)
-            .map_err(|x| throw(&e, x))?;
-        double(env, n)
-    };
-    answer(env, run)
+        let flags = number(env, f) as u32;
+        let sent = if wait {
+            c.send(msg, flags, timeout(number(env, t)))
+        } else {
+            c.try_send(msg, flags)
+        };
+        boolean(env, sent.map_err(|x| throw(&e, x))?)
+    })
 }
 
-/// `channelReceiveInto(words, scratch, timeoutMs)`: as `channelTryReceiveInto`, waiting.
-unsafe extern "C" fn receive_into(
+/// A receive into the scratch buffer: `channelTryReceiveInto(words, scratch)`, or with `wait`,
+/// `channelReceiveInto(words, scratch, timeoutMs)`, which waits up to the timeout (see
+/// `sync::channel_try_receive_into` for the answer).
+///
+/// # Safety
+/// As [`send_call`].
+unsafe fn receive_call(
     env: sys::napi_env,
     info: sys::napi_callback_info,
+    wait: bool,
 ) -> sys::napi_value {
     let e = Env::from_raw(env);
-    let run = || {
-        // SAFETY: as in `try_receive_into`.
+    answer(env, || {
+        // SAFETY: as in `send_call`; the scratch is the channel object's private buffer.
         let [w, s, t] = unsafe { args::<3>(env, info)? };
         let w = unsafe { words(&e, w)? };
         let scratch = unsafe { bytes(&e, s)? };
         let c = channel(&e, &w)?;
         let dst = scratch_of(&e, &c, scratch)?;
-        let n = c
-            .receive(copy_into(dst), timeout(number(env, t)))
-            .map(received_into)
-            .map_err(|x| throw(&e, x))?;
-        double(env, n)
-    };
-    answer(env, run)
+        let got = if wait {
+            c.receive(copy_into(dst), timeout(number(env, t)))
+        } else {
+            c.try_receive(copy_into(dst))
+        };
+        double(env, got.map(received_into).map_err(|x| throw(&e, x))?)
+    })
+}
+
+unsafe extern "C" fn try_send(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    // SAFETY: Node-API calls this with the running call's env and info.
+    unsafe { send_call(env, info, false) }
+}
+
+unsafe extern "C" fn send(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: as in `try_send`.
+    unsafe { send_call(env, info, true) }
+}
+
+unsafe extern "C" fn try_receive_into(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    // SAFETY: as in `try_send`.
+    unsafe { receive_call(env, info, false) }
+}
+
+unsafe extern "C" fn receive_into(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    // SAFETY: as in `try_send`.
+    unsafe { receive_call(env, info, true) }
 }
 
 /// The elements of a TypedArray argument of kind `want` as atomics (the memory may be shared
