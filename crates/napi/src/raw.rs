@@ -5,9 +5,9 @@
 //! borrowed values for asynchronous work: an `Arc<Mutex<…>>` allocated, thread-local stacks
 //! pushed and popped, on every call. For a 64-byte message that wrapper cost as much as the
 //! send itself (a CPU profile: the scope, its allocation and its release were about a third of
-//! a send and a receive). These four calls take only a channel's words, a Uint8Array and
-//! numbers, and answer a boolean or a number, so they read their arguments with Node-API
-//! directly and skip the wrapper. Everything else goes through napi-rs.
+//! a send and a receive). These calls take only TypedArrays and numbers and answer a boolean or
+//! a number, so they read their arguments with Node-API directly and skip the wrapper.
+//! Everything else goes through napi-rs.
 //!
 //! Their TypeScript signatures are in `src/native.ts` (napi-rs generates none for them).
 
@@ -110,7 +110,7 @@ fn answer(env: sys::napi_env, run: impl FnOnce() -> Result<sys::napi_value>) -> 
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| {
         Err(Error::new(
             Status::GenericFailure,
-            "sharedobject: a channel call failed unexpectedly",
+            "sharedobject: a native call failed unexpectedly",
         ))
     });
     match r {
