@@ -5,7 +5,6 @@
 use std::os::fd::OwnedFd;
 
 use memmap2::{Mmap, MmapMut, MmapOptions};
-use rustix::io::Errno;
 
 use super::file::File;
 use crate::error::{Code, Error, Result};
@@ -187,7 +186,7 @@ pub(crate) fn prefault_range(map: &Map, at: usize, len: usize) -> Populated {
         )
     } {
         Ok(()) => Populated::Done,
-        Err(Errno::INVAL) => Populated::Unsupported,
+        Err(rustix::io::Errno::INVAL) => Populated::Unsupported,
         Err(_) => Populated::Refused,
     }
 }
