@@ -19,8 +19,8 @@ export function platformTarget(): string {
 }
 
 /**
- * A channel's per-message calls, exported by the addon as plain Node-API functions
- * (`crates/napi/src/raw.rs`), for which no declarations are generated.
+ * A channel's per-message calls and a string vector's per-block count, exported by the addon as
+ * plain Node-API functions (`crates/napi/src/raw.rs`), for which no declarations are generated.
  */
 interface RawCalls {
   /** Sends if there is room: false when the ring is full. */

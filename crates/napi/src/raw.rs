@@ -19,17 +19,8 @@ use napi::{sys, Env, Error, JsValue, Result, Status};
 use napi_derive::napi;
 use sharedobject_core::Code;
 
-use crate::sync::{channel, copy_into, received_into, scratch_of, timeout};
+use crate::sync::{channel, check, copy_into, received_into, scratch_of, timeout, typed_array};
 use crate::{core_err, throw};
-
-/// A Node-API status as a result.
-fn check(status: sys::napi_status) -> Result<()> {
-    if status == sys::Status::napi_ok {
-        Ok(())
-    } else {
-        Err(Error::from_status(Status::from(status)))
-    }
-}
 
 /// The first `N` arguments of a call (`undefined` for those not given).
 ///
@@ -71,29 +62,19 @@ fn number(env: sys::napi_env, v: sys::napi_value) -> f64 {
 /// The slice lives as long as the call: JavaScript does not run during it, so nothing detaches
 /// or resizes the buffer meanwhile.
 unsafe fn bytes<'a>(env: &Env, v: sys::napi_value) -> Result<&'a mut [u8]> {
-    let (mut kind, mut len, mut data) = (0, 0usize, ptr::null_mut());
-    // SAFETY: the out-pointers are live locals; a value that is not a TypedArray is answered
-    // with a status. The array buffer and offset are not asked for (null).
-    let status = unsafe {
-        sys::napi_get_typedarray_info(
-            env.raw(),
-            v,
-            &mut kind,
-            &mut len,
-            &mut data,
-            ptr::null_mut(),
-            ptr::null_mut(),
-        )
+    let (len, data) = match typed_array(env.raw(), v) {
+        Some((
+            sys::TypedarrayType::uint8_array | sys::TypedarrayType::uint8_clamped_array,
+            len,
+            data,
+        )) => (len, data),
+        _ => {
+            return Err(throw(
+                env,
+                core_err(Code::InvalidArgument, "a message is a Uint8Array"),
+            ))
+        }
     };
-    if status != sys::Status::napi_ok
-        || (kind != sys::TypedarrayType::uint8_array
-            && kind != sys::TypedarrayType::uint8_clamped_array)
-    {
-        return Err(throw(
-            env,
-            core_err(Code::InvalidArgument, "a message is a Uint8Array"),
-        ));
-    }
     if len == 0 {
         return Ok(&mut []);
     }
@@ -177,8 +158,9 @@ unsafe fn send_call(
 }
 
 /// A receive into the scratch buffer: `channelTryReceiveInto(words, scratch)`, or with `wait`,
-/// `channelReceiveInto(words, scratch, timeoutMs)`, which waits up to the timeout (see
-/// `sync::channel_try_receive_into` for the answer).
+/// `channelReceiveInto(words, scratch, timeoutMs)`, which waits up to the timeout. The answer:
+/// the message's length; for a handle, -3 less its length; -1 for none yet (or a wait that
+/// timed out), -2 for none ever again.
 ///
 /// # Safety
 /// As [`send_call`].
@@ -244,25 +226,15 @@ unsafe fn atomics<'a, T>(
     want: sys::napi_typedarray_type,
     what: &str,
 ) -> Result<&'a [T]> {
-    let (mut kind, mut len, mut data) = (0, 0usize, ptr::null_mut());
-    // SAFETY: live out-pointers; a value that is not a TypedArray is answered with a status.
-    let status = unsafe {
-        sys::napi_get_typedarray_info(
-            env.raw(),
-            v,
-            &mut kind,
-            &mut len,
-            &mut data,
-            ptr::null_mut(),
-            ptr::null_mut(),
-        )
+    let (len, data) = match typed_array(env.raw(), v) {
+        Some((kind, len, data)) if kind == want => (len, data),
+        _ => {
+            return Err(throw(
+                env,
+                core_err(Code::InvalidArgument, what.to_string()),
+            ))
+        }
     };
-    if status != sys::Status::napi_ok || kind != want {
-        return Err(throw(
-            env,
-            core_err(Code::InvalidArgument, what.to_string()),
-        ));
-    }
     if len == 0 {
         return Ok(&[]);
     }

@@ -25,27 +25,44 @@ use sharedobject_core::Code;
 
 use crate::{core_err, throw};
 
-/// Where the bytes of an ArrayBuffer or a TypedArray (from its first element) are, and how
-/// many. One Node-API call on the common path: a lock is a handful of these.
-fn region(env: &Env, value: &Unknown) -> Result<(*mut u8, usize)> {
-    let (env_raw, v) = (env.raw(), value.raw());
-    let (mut data, mut len) = (ptr::null_mut(), 0usize);
-    // A TypedArray first: the words of every object of this module are one.
-    let (mut kind, mut length) = (0, 0usize);
+/// A Node-API status as a result.
+pub(crate) fn check(status: sys::napi_status) -> Result<()> {
+    if status == sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(napi::Error::from_status(napi::Status::from(status)))
+    }
+}
+
+/// A TypedArray's kind, its length in elements and the address of its first element; `None`
+/// for any other value. Its ArrayBuffer and offset are not asked for.
+pub(crate) fn typed_array(
+    env: sys::napi_env,
+    v: sys::napi_value,
+) -> Option<(sys::napi_typedarray_type, usize, *mut c_void)> {
+    let (mut kind, mut len, mut data) = (0, 0usize, ptr::null_mut());
     // SAFETY: the out-pointers are live locals; a value that is not a TypedArray is answered
-    // with a status, not undefined behaviour. Its ArrayBuffer and offset are not asked for.
+    // with a status, not undefined behaviour.
     let status = unsafe {
         sys::napi_get_typedarray_info(
-            env_raw,
+            env,
             v,
             &mut kind,
-            &mut length,
+            &mut len,
             &mut data,
             ptr::null_mut(),
             ptr::null_mut(),
         )
     };
-    if status == sys::Status::napi_ok {
+    (status == sys::Status::napi_ok).then_some((kind, len, data))
+}
+
+/// Where the bytes of an ArrayBuffer or a TypedArray (from its first element) are, and how
+/// many. One Node-API call on the common path: a lock is a handful of these.
+fn region(env: &Env, value: &Unknown) -> Result<(*mut u8, usize)> {
+    let (env_raw, v) = (env.raw(), value.raw());
+    // A TypedArray first: the words of every object of this module are one.
+    if let Some((kind, length, data)) = typed_array(env_raw, v) {
         let size = match kind {
             sys::TypedarrayType::int32_array | sys::TypedarrayType::uint32_array => 4,
             sys::TypedarrayType::bigint64_array | sys::TypedarrayType::biguint64_array => 8,
@@ -53,7 +70,9 @@ fn region(env: &Env, value: &Unknown) -> Result<(*mut u8, usize)> {
         };
         return Ok((data.cast(), length * size));
     }
-    // SAFETY: as above, for an ArrayBuffer.
+    let (mut data, mut len) = (ptr::null_mut(), 0usize);
+    // SAFETY: both out-pointers are live locals; a value that is not an ArrayBuffer is answered
+    // with a status, not undefined behaviour.
     if unsafe { sys::napi_get_arraybuffer_info(env_raw, v, &mut data, &mut len) }
         == sys::Status::napi_ok
     {
@@ -855,24 +874,17 @@ fn message<'env>(env: &'env Env, bytes: &[u8], flags: u32) -> Result<Unknown<'en
 /// value. Its memory is a Buffer's, left uninitialised until the copy fills it: an ArrayBuffer
 /// made here would be zeroed first, a second pass over a message of megabytes.
 fn bytes_copy<'env>(env: &'env Env, src: &[u8]) -> Result<Unknown<'env>> {
-    let ok = |status| {
-        if status == sys::Status::napi_ok {
-            Ok(())
-        } else {
-            Err(napi::Error::from_status(napi::Status::from(status)))
-        }
-    };
     let (mut data, mut buffer) = (ptr::null_mut(), ptr::null_mut());
     // SAFETY: live out-pointers; `data` receives the address of the new Buffer's `src.len()`
     // bytes, which nothing else sees until this call returns.
-    ok(unsafe { sys::napi_create_buffer(env.raw(), src.len(), &mut data, &mut buffer) })?;
+    check(unsafe { sys::napi_create_buffer(env.raw(), src.len(), &mut data, &mut buffer) })?;
     if !src.is_empty() {
         // SAFETY: see above; `src` is the channel slot's bytes, a different memory.
         unsafe { ptr::copy_nonoverlapping(src.as_ptr(), data.cast::<u8>(), src.len()) };
     }
     let (mut ab, mut offset, mut view) = (ptr::null_mut(), 0usize, ptr::null_mut());
     // SAFETY: live out-pointers; `buffer` is the Buffer just made (a Uint8Array).
-    ok(unsafe {
+    check(unsafe {
         sys::napi_get_typedarray_info(
             env.raw(),
             buffer,
@@ -884,7 +896,7 @@ fn bytes_copy<'env>(env: &'env Env, src: &[u8]) -> Result<Unknown<'env>> {
         )
     })?;
     // SAFETY: live out-pointer; the Buffer's own ArrayBuffer and place in it.
-    ok(unsafe {
+    check(unsafe {
         sys::napi_create_typedarray(
             env.raw(),
             sys::TypedarrayType::uint8_array,
