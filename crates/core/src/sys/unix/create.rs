@@ -37,7 +37,8 @@ pub(super) fn filled(fd: OwnedFd, id: &str, new: &NewSegment<'_>, named: bool) -
         size: new.total,
         id: id.to_string(),
         named,
-        allocated: new.total,
+        // Counted as whole: what it holds is its creator's to choose (`reserve`).
+        blocks: new.total.div_ceil(512),
     };
     file.write_at(new.head, 0)?;
     if let Some(data) = new.init.filter(|d| !d.is_empty()) {

@@ -22,8 +22,8 @@ pub(crate) struct File {
     pub(super) id: String,
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(super) named: bool,
-    /// Bytes of the file that have memory behind them (`st_blocks`), when it was opened.
-    pub(super) allocated: u64,
+    /// The file's `st_blocks` (512-byte units) when it was opened.
+    pub(super) blocks: u64,
 }
 
 impl File {
@@ -31,8 +31,17 @@ impl File {
         self.size
     }
     /// Bytes with memory behind them, where the OS counts them (Linux tmpfs); `None` elsewhere.
+    /// A file whose blocks cover its size counts as whole on any filesystem, so which one it is
+    /// is asked (one more system call) only for a file with fewer blocks than bytes.
     pub(crate) fn allocated(&self) -> Option<u64> {
-        cfg!(target_os = "linux").then_some(self.allocated)
+        if !cfg!(target_os = "linux") {
+            return None;
+        }
+        let counted = self.blocks.saturating_mul(512);
+        if counted >= self.size {
+            return Some(counted);
+        }
+        Some(allocated_bytes(&self.fd, self.blocks))
     }
     /// Reads `buf.len()` bytes at `offset` without mapping: a hole reads as zeros and a file cut
     /// short is an error, never a SIGBUS.
@@ -78,13 +87,12 @@ pub(super) fn checked(fd: OwnedFd, id: &str, named: bool) -> Result<File> {
             format!("segment {id:?} is too small to be a sharedobject segment"),
         ));
     }
-    let allocated = allocated_bytes(&fd, st.st_blocks as u64);
     Ok(File {
         fd,
         size,
         id: id.to_string(),
         named,
-        allocated,
+        blocks: st.st_blocks as u64,
     })
 }
 
