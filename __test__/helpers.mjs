@@ -295,8 +295,10 @@ export function readablePackage() {
  * code loads it as `require(process.cwd())`: a Windows path would not survive a nested template);
  * resolves with its exit and output.
  */
-export async function child(code, { env = {}, timeout = 90000 } = {}) {
-  const proc = spawn(process.execPath, ['--expose-gc', '-e', `const so = require(${JSON.stringify(packageRoot)});\n${code}`], {
+export async function child(code, { env = {}, timeout = 90000, wrap = [] } = {}) {
+  // `wrap`: a command that runs this Node, e.g. ['prlimit', '--as=...'].
+  const argv = [...wrap, process.execPath, '--expose-gc', '-e', `const so = require(${JSON.stringify(packageRoot)});\n${code}`]
+  const proc = spawn(argv[0], argv.slice(1), {
     cwd: packageRoot,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

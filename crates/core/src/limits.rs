@@ -138,12 +138,23 @@ fn cgroup_limits(out: &mut Vec<Limit>) {
     }
 }
 
+/// This process's `RLIMIT_AS` (`ulimit -v`), where it has one.
+pub fn address_space_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        rustix::process::getrlimit(rustix::process::Resource::As)
+            .current
+            .filter(|&m| m < UNLIMITED)
+    }
+    #[cfg(not(unix))]
+    None
+}
+
 /// `RLIMIT_AS` less the address space this process uses already.
 fn address_space(out: &mut Vec<Limit>) {
     #[cfg(unix)]
     {
-        let lim = rustix::process::getrlimit(rustix::process::Resource::As);
-        let Some(max) = lim.current.filter(|&m| m < UNLIMITED) else {
+        let Some(max) = address_space_limit() else {
             return;
         };
         #[cfg(target_os = "linux")]

@@ -111,7 +111,7 @@ thread_local! {
     /// as much again has piled up.
     static COLLECT_AT: Cell<(usize, i64)> = const { Cell::new((QUARANTINE_MAX, QUARANTINE_MAX_BYTES)) };
     /// Likewise for closed ranges (`registry::retired_bytes`).
-    static COLLECT_CLOSED_AT: Cell<usize> = const { Cell::new(CLOSED_MAX_BYTES) };
+    static COLLECT_CLOSED_AT: Cell<usize> = Cell::new(closed_max_bytes());
 }
 
 thread_local! {
@@ -135,8 +135,28 @@ fn quarantine_size() -> (usize, i64) {
 /// (share, close) never gives it a moment of its own, and each view holds an address range.
 const QUARANTINE_MAX: usize = 1024;
 const QUARANTINE_MAX_BYTES: i64 = 1 << 28;
-/// Closed ranges, in bytes, past which `close` makes the engine collect now.
-const CLOSED_MAX_BYTES: usize = 1 << 28;
+/// Closed ranges, in bytes, past which `close` makes the engine collect now (a full collection:
+/// tens of milliseconds in a process with a big heap). Where a closed range is replaced in place
+/// by pages that hold nothing (Linux, macOS) it costs address space only: the bound is an eighth
+/// of `RLIMIT_AS` where the process has one, else 16 GiB, so that a worker that opens and closes
+/// a big vector per job is not stopped for a collection at every few closes. Where the range
+/// keeps the segment's pages until the engine lets the buffer go (Windows), and where address
+/// space is scarce (32 bits), 256 MiB.
+fn closed_max_bytes() -> usize {
+    const LEAST: usize = 1 << 28;
+    static BOUND: OnceLock<usize> = OnceLock::new();
+    *BOUND.get_or_init(|| {
+        if cfg!(windows) || usize::BITS < 64 {
+            return LEAST;
+        }
+        match sharedobject_core::limits::address_space_limit() {
+            Some(limit) => usize::try_from(limit / 8)
+                .unwrap_or(usize::MAX)
+                .clamp(LEAST, 1 << 34),
+            None => 1 << 34,
+        }
+    })
+}
 
 /// Makes the engine run a full collection now, through the one Node-API lever there is:
 /// external memory far past its limit collects at once (and is given back right after). Weak
@@ -151,9 +171,10 @@ fn collect_now(env: sys::napi_env) {
     }
 }
 
-/// Runs `f`, and when it fails only because this process holds its whole mapping budget or all
-/// its descriptors, makes the engine collect (releasing the buffers nobody holds any more, and
-/// with them their mappings and descriptors) and runs it once more.
+/// Runs `f`, and when it fails only because this process holds its whole mapping budget, all
+/// its descriptors or (with closed ranges still held) its address space, makes the engine
+/// collect (releasing the buffers nobody holds any more, and with them their mappings,
+/// descriptors and ranges) and runs it once more.
 fn within_budget<T>(
     env: sys::napi_env,
     f: impl Fn() -> sharedobject_core::Result<T>,
@@ -162,6 +183,7 @@ fn within_budget<T>(
         Err(e)
             if e.code == Code::NoSpace
                 && (registry::over_mapping_budget()
+                    || registry::retired_bytes() > 0
                     || sharedobject_core::limits::descriptors_exhausted()) =>
         {
             collect_now(env);
@@ -567,11 +589,8 @@ impl Segment {
             collect_now(raw);
             settle_external_memory(raw);
             let left = registry::retired_bytes();
-            let next = if left < CLOSED_MAX_BYTES {
-                CLOSED_MAX_BYTES
-            } else {
-                left + CLOSED_MAX_BYTES
-            };
+            let max = closed_max_bytes();
+            let next = if left < max { max } else { left + max };
             COLLECT_CLOSED_AT.with(|c| c.set(next));
         }
         Ok(retired)
