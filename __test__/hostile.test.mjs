@@ -47,6 +47,8 @@ test('maxSegments and maxBytes bound one open, per call or for the process', asy
   const old = so.setOptions({ maxBytes: 8 })
   try {
     t.throws(() => so.open(so.handleOf(x), { copy: true }), { code: 'ERR_SHM_NO_SPACE' })
+    t.throws(() => so.open(so.handleOf(x)), { code: 'ERR_SHM_NO_SPACE', message: /more than 8 bytes/ }, 'with no options too')
+    t.throws(() => so.revive({ x: { $sharedobject: so.handleOf(x) } }), { code: 'ERR_SHM_NO_SPACE' }, 'and in a message')
     t.is(so.open(so.handleOf(x), { maxBytes: 64 }).length, 4, 'a call can raise the process default')
   } finally {
     so.setOptions(old)

@@ -54,6 +54,14 @@ export class Budget {
     }
   }
 
+  /**
+   * Bytes one more segment may hold and still be charged without refusal, whatever it is (a
+   * segment charged already would cost nothing): -1 when no segment may be charged any more.
+   */
+  get bytesLeft(): number {
+    return this.segments < this.maxSegments ? this.maxBytes - this.bytes : -1
+  }
+
   /** Charges a handle opened already in this call: its segment again, its manifest walked again. */
   again(got: { key: string; manifestLength?: number }): void {
     this.charge(got.key, 0)

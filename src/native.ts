@@ -60,3 +60,27 @@ function load(): typeof Binding & RawCalls {
 }
 
 export const native: typeof Binding & RawCalls = load()
+
+// A view's description is made here from its fields, in the order `ViewInfo` declares them
+// (crates/napi/src/lib.rs, `info_value`): property by property from native code it costs
+// several times as much.
+native.setInfoFactory(
+  (
+    buffer: unknown,
+    segment: unknown,
+    key: unknown,
+    id: unknown,
+    handle: unknown,
+    kind: unknown,
+    length: unknown,
+    byteLength: unknown,
+    copyOnWrite: unknown,
+    persistent: unknown,
+    owner: unknown,
+    ownerPid: unknown,
+    created: unknown,
+    attributes: unknown,
+    aux: unknown,
+    path: unknown,
+  ) => ({ buffer, segment, key, id, handle, kind, length, byteLength, copyOnWrite, persistent, owner, ownerPid, created, attributes, aux, path }) as unknown as Binding.ViewInfo,
+)

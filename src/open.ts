@@ -12,7 +12,7 @@ import { isShared } from './inspect'
 import { SharedLogicalVector, SharedStringVector, layoutFromAux } from './vectors'
 import { tableFromBytes } from './arrow'
 import { isSyncKind, provideOpener, syncOf } from './sync'
-import { MAX_DEPTH, cachedByKey, handOut, isContainer, isPlainObject, leaves, liveMeta, manifests, metaOf, remember, replacer, viewHandle, withJSON } from './views'
+import { MAX_DEPTH, cachedByKey, handOut, isContainer, isPlainObject, leaves, liveMeta, liveMetaOfBuffer, manifests, metaOf, recorded, remember, replacer, viewHandle, withJSON, type Meta } from './views'
 import { vectorOf } from './values'
 import { markerHandle } from './marker'
 import type { Message, Opened } from './types'
@@ -90,6 +90,10 @@ function openOne(h: string, opts: OpenOptions | undefined, budget: Budget, top: 
 
 function openOneHere(h: string, opts: OpenOptions | undefined, budget: Budget, top: boolean): OpenResult {
   const { base, part } = splitHandle(h)
+  if (opts === undefined && part === undefined) {
+    const plain = openPlain(base, budget)
+    if (plain !== undefined) return plain
+  }
   const cow = opts?.copyOnWrite
   // The header alone, read without mapping, tells what the handle would cost. The segment stays
   // open for the native open below, which takes it; every other way out drops it.
@@ -99,6 +103,20 @@ function openOneHere(h: string, opts: OpenOptions | undefined, budget: Budget, t
   } finally {
     native.forgetLocated()
   }
+}
+
+/**
+ * A whole handle opened with no options, in one native call; undefined where that call leaves
+ * it to the long way (over the budget or the engine's buffer size, which that way reports, or a
+ * buffer of this thread's over a mapping closed meanwhile).
+ */
+function openPlain(base: string, budget: Budget): OpenResult | undefined {
+  const r = native.openPlain(base, budget.bytesLeft, bufferConstants.MAX_LENGTH)
+  if (r === null) return undefined
+  const meta = 'segment' in r ? recorded(r) : liveMetaOfBuffer(r)
+  if (meta === undefined) return undefined
+  budget.charge(meta.key, meta.byteLength)
+  return resultOf(meta, undefined, budget)
 }
 
 function openFound(
@@ -130,6 +148,11 @@ function openFound(
   if (cached && populate !== false) native.populate(cached.key, populate === 'background')
   const meta = cached ?? remember(native.open(base, cow, populate === true, opts?.reserve === false, populate === 'background'))
   if (top) checkKind(opts?.kind, part?.kind ?? meta.kind, meta.handle)
+  return resultOf(meta, part, budget)
+}
+
+/** What an open gave, as the walk takes it: a value, or a manifest's shape still to walk. */
+function resultOf(meta: Meta, part: Part | undefined, budget: Budget): OpenResult {
   if (meta.kind === 'list') {
     budget.chargeManifest(meta.attributes.length)
     return { shape: manifestShape(meta.attributes), key: meta.key, manifestLength: meta.attributes.length }

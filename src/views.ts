@@ -137,11 +137,23 @@ export function cachedByKey(key: string): Meta | undefined {
 
 /** Records a buffer the native side made, and makes it this thread's buffer for its mapping. */
 export function remember(info: ViewInfo): Meta {
+  const meta = recorded(info)
+  native.cacheBuffer(info.key, info.buffer)
+  return meta
+}
+
+/** As `remember`, for a buffer the native side made this thread's already (`openPlain`). */
+export function recorded(info: ViewInfo): Meta {
   const meta = new Meta(info)
   metas.set(info.buffer, meta)
-  native.cacheBuffer(info.key, info.buffer)
   mapped()
   return meta
+}
+
+/** The live view this thread made a buffer for, if it is one of ours and not closed. */
+export function liveMetaOfBuffer(buffer: object): Meta | undefined {
+  const meta = metas.get(buffer)
+  return meta && !meta.closed ? meta : undefined
 }
 
 /** Where an object that is not a vector (a mutex, a barrier) keeps the buffer of its segment. */

@@ -55,13 +55,18 @@ pub fn cache_buffer(
     key: String,
     #[napi(ts_arg_type = "ArrayBuffer | SharedArrayBuffer")] buffer: Raw,
 ) -> Result<()> {
-    let raw = env.raw();
+    cache(env.raw(), key, buffer.0);
+    Ok(())
+}
+
+/// `cache_buffer` for the native side, which made `buffer` in this call.
+pub(crate) fn cache(raw: sys::napi_env, key: String, buffer: sys::napi_value) {
     let mut r = ptr::null_mut();
     // SAFETY: a plain Node-API call on this thread's environment; a count of 0 makes the
     // reference weak.
-    let status = unsafe { sys::napi_create_reference(raw, buffer.0, 0, &mut r) };
+    let status = unsafe { sys::napi_create_reference(raw, buffer, 0, &mut r) };
     if status != sys::Status::napi_ok {
-        return Ok(()); // nothing cached: a later open maps the segment again
+        return; // nothing cached: a later open maps the segment again
     }
     WEAK.with(|w| {
         let mut w = w.borrow_mut();
@@ -83,20 +88,23 @@ pub fn cache_buffer(
             w.sweep_at = (2 * w.refs.len()).max(256);
         }
     });
-    Ok(())
 }
 
 /// This thread's buffer for the mapping `key`, if the engine has not collected it.
 #[napi(ts_return_type = "ArrayBuffer | SharedArrayBuffer | null")]
 pub fn cached_buffer(env: Env, key: String) -> Option<Raw> {
-    let raw = env.raw();
+    cached(env.raw(), &key).map(Raw)
+}
+
+/// `cached_buffer` for the native side.
+pub(crate) fn cached(raw: sys::napi_env, key: &str) -> Option<sys::napi_value> {
     WEAK.with(|w| {
         let mut w = w.borrow_mut();
-        let r = *w.refs.get(&key)?;
+        let r = *w.refs.get(key)?;
         match value_of(raw, r) {
-            Some(v) => Some(Raw(v)),
+            Some(v) => Some(v),
             None => {
-                w.refs.remove(&key);
+                w.refs.remove(key);
                 delete(raw, r);
                 None
             }
