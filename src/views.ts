@@ -245,7 +245,7 @@ export function closeMeta(meta: Meta): boolean {
   const waiting = closing.get(meta)
   closing.delete(meta)
   waiting?.forEach((fn) => fn())
-  native.uncacheBuffer(meta.key, meta.buffer)
+  // The native close also makes the buffer no longer this thread's for its mapping.
   return meta.close()
 }
 

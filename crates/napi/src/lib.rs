@@ -556,6 +556,10 @@ impl Segment {
         // Held across the detach: an engine that releases the memory at the detach itself
         // (Deno) drops the buffer's view there, and the mapping must still be there to retire.
         let mapping = self.mapping.upgrade();
+        // No longer this thread's buffer for the mapping: the next open maps it afresh.
+        if let Some(v) = mapping.as_ref() {
+            weak::uncache(raw, &v.key(), buffer.0);
+        }
         let mut is_ab = false;
         // SAFETY: plain Node-API queries on a value of this call.
         unsafe { sys::napi_is_arraybuffer(raw, buffer.0, &mut is_ab) };

@@ -119,18 +119,22 @@ pub fn uncache_buffer(
     key: String,
     #[napi(ts_arg_type = "ArrayBuffer | SharedArrayBuffer")] buffer: Raw,
 ) {
-    let raw = env.raw();
+    uncache(env.raw(), &key, buffer.0);
+}
+
+/// `uncache_buffer` for the native side (a close).
+pub(crate) fn uncache(raw: sys::napi_env, key: &str, buffer: sys::napi_value) {
     WEAK.with(|w| {
         let mut w = w.borrow_mut();
-        let Some(&r) = w.refs.get(&key) else { return };
+        let Some(&r) = w.refs.get(key) else { return };
         let same = value_of(raw, r).is_none_or(|v| {
             let mut eq = false;
             // SAFETY: a plain Node-API comparison of two values of this call.
-            unsafe { sys::napi_strict_equals(raw, v, buffer.0, &mut eq) };
+            unsafe { sys::napi_strict_equals(raw, v, buffer, &mut eq) };
             eq
         });
         if same {
-            w.refs.remove(&key);
+            w.refs.remove(key);
             delete(raw, r);
         }
     });
