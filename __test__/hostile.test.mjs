@@ -3,7 +3,7 @@
 import test from 'ava'
 import so from '@sharedobject/core'
 import fs from 'node:fs'
-import { run, fixture, spawnChild, can, when, memoryCgroup } from './helpers.mjs'
+import { run, fixture, spawnChild, can, when, memoryCgroup, binding } from './helpers.mjs'
 
 /** Runs the attacker fixture in a child, in the test's /dev/shm; what the victim's opens gave. */
 async function attack(name, ...args) {
@@ -54,6 +54,30 @@ test('maxSegments and maxBytes bound one open, per call or for the process', asy
     so.setOptions(old)
   }
   t.throws(() => so.setOptions({ maxSegments: 1.5 }), { instanceOf: RangeError, code: 'ERR_OUT_OF_RANGE' })
+  so.free(x)
+  so.close(x)
+})
+
+test('the native open of a plain handle refuses what is not one with a coded error, and maps nothing past its bounds', (t) => {
+  const x = so.share(Float64Array.of(1, 2, 3))
+  const h = so.handleOf(x)
+  const codeOf = (f) => {
+    try {
+      return f() === null ? 'null' : 'value'
+    } catch (e) {
+      return e.code
+    }
+  }
+  for (const args of [[], [123, 1e9, 1e9], [null, 1e9, 1e9], ['sobj1:nothing', 1e9, 1e9], [h.slice(0, -3) + 'zzz', 1e9, 1e9]]) {
+    t.regex(String(codeOf(() => binding.openPlain(...args))), /^ERR_SHM_/, JSON.stringify(args))
+  }
+  // Past the bytes left, past the engine's length, or with bounds that are no numbers: null.
+  for (const [left, max] of [[8, 1e9], [1e9, 8], [-1, 1e9], [undefined, undefined], [NaN, 1e9]]) {
+    t.is(codeOf(() => binding.openPlain(h, left, max)), 'null', `${left}, ${max}`)
+  }
+  // This thread's buffer over the live mapping, the owner's.
+  t.is(binding.openPlain(h, 1e9, 1e9), x.buffer)
+  t.deepEqual(Array.from(so.open(h)), [1, 2, 3])
   so.free(x)
   so.close(x)
 })

@@ -19,10 +19,18 @@ export function platformTarget(): string {
 }
 
 /**
- * A channel's per-message calls and a string vector's per-block count, exported by the addon as
- * plain Node-API functions (`crates/napi/src/raw.rs`), for which no declarations are generated.
+ * A channel's per-message calls, a string vector's per-block count and the open of a plain
+ * handle, exported by the addon as plain Node-API functions (`crates/napi/src/raw.rs`), for which
+ * no declarations are generated.
  */
 interface RawCalls {
+  /**
+   * Opens a whole handle with no options in one call: this thread's buffer over its live
+   * mapping, or a new view's description (its buffer made this thread's), or null, with nothing
+   * mapped, for a segment over `bytesLeft` bytes or `maxLength` (the caller then takes the long
+   * way, which says why).
+   */
+  openPlain(handle: string, bytesLeft: number, maxLength: number): Binding.ViewInfo | ArrayBuffer | SharedArrayBuffer | null
   /** Sends if there is room: false when the ring is full. */
   channelTrySend(words: Uint32Array, message: Uint8Array, flags: number): boolean
   /** Sends, blocking up to the timeout (milliseconds, Infinity for none) for room: false when it timed out. */

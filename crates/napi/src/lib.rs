@@ -743,9 +743,9 @@ pub fn set_info_factory(
     Ok(())
 }
 
-/// A view's description as a JavaScript value: made by the factory where this environment gave
-/// one (see `set_info_factory`), else property by property.
-fn info_value(raw: sys::napi_env, v: ViewInfo) -> Result<sys::napi_value> {
+/// A view's description as a JavaScript value, and its buffer: made by the factory where this
+/// environment gave one (see `set_info_factory`), else property by property.
+fn info_value(raw: sys::napi_env, v: ViewInfo) -> Result<(sys::napi_value, sys::napi_value)> {
     let (env, f) = INFO_FACTORY.with(Cell::get);
     let mut func = ptr::null_mut();
     // SAFETY: `f` was made in `raw` (checked) and is only ever deleted when replaced.
@@ -754,8 +754,14 @@ fn info_value(raw: sys::napi_env, v: ViewInfo) -> Result<sys::napi_value> {
         || unsafe { sys::napi_get_reference_value(raw, f, &mut func) } != sys::Status::napi_ok
         || func.is_null()
     {
-        // SAFETY: converting a value of ours on this call's environment, as napi-rs does.
-        return unsafe { ViewInfo::to_napi_value(raw, v) };
+        // SAFETY: converting a value of ours on this call's environment, as napi-rs does; the
+        // object it made has the property.
+        unsafe {
+            let value = ViewInfo::to_napi_value(raw, v)?;
+            let mut buffer = ptr::null_mut();
+            sys::napi_get_named_property(raw, value, c"buffer".as_ptr(), &mut buffer);
+            return Ok((value, buffer));
+        }
     }
     // SAFETY (every conversion): values of ours made on this call's environment, as napi-rs
     // makes them for a returned ViewInfo; the call passes them to a function of this
@@ -789,7 +795,7 @@ fn info_value(raw: sys::napi_env, v: ViewInfo) -> Result<sys::napi_value> {
                 "the view factory failed".to_string(),
             ));
         }
-        Ok(out)
+        Ok((out, args[0]))
     }
 }
 
@@ -936,14 +942,20 @@ pub fn open(
 /// this thread's buffer over its live mapping if there is one, or maps it as `open` does and
 /// makes the new buffer this thread's. Answers null, having mapped nothing, for a segment of
 /// more than `bytesLeft` bytes or more than the engine's buffers hold (`maxLength`): the caller
-/// then takes the long way (`locate`, its budget, `open`), which says why.
-#[napi(ts_return_type = "ViewInfo | ArrayBuffer | SharedArrayBuffer | null")]
-pub fn open_plain(env: Env, handle: String, bytes_left: f64, max_length: f64) -> Result<Raw> {
+/// then takes the long way (`locate`, its budget, `open`), which says why. Exported as the plain
+/// Node-API call `openPlain(handle, bytesLeft, maxLength)` (see `raw.rs`).
+pub(crate) fn open_plain(
+    env: &Env,
+    handle: &str,
+    bytes_left: f64,
+    max_length: f64,
+) -> Result<sys::napi_value> {
     let raw = env.raw();
     settle_external_memory(raw);
-    let located = registry::locate_for_open(&handle, None).map_err(|e| throw(&env, e))?;
+    let located = registry::locate_for_open(handle, None).map_err(|e| throw(env, e))?;
     let len = located.header.byte_length as f64;
-    let known = if len > bytes_left || len > max_length {
+    // Written so that a bound that is not a number refuses too.
+    let known = if !(len <= bytes_left && len <= max_length) {
         Some(None)
     } else {
         weak::cached(raw, &located.key).map(Some)
@@ -955,24 +967,20 @@ pub fn open_plain(env: Env, handle: String, bytes_left: f64, max_length: f64) ->
             // SAFETY: a plain Node-API call on this call's environment.
             unsafe { sys::napi_get_null(raw, &mut out) };
         }
-        return Ok(Raw(answer.unwrap_or(out)));
+        return Ok(answer.unwrap_or(out));
     }
     let opened = within_budget(raw, || {
-        registry::open_handle_with(&handle, None, false, false)
+        registry::open_handle_with(handle, None, false, false)
     });
     // Dropped here if the open failed before taking it.
     registry::forget_located();
-    let info = to_info(opened.map_err(|e| throw(&env, e))?, false);
+    let info = to_info(opened.map_err(|e| throw(env, e))?, false);
     let key = info.key.clone();
-    let value = info_value(raw, info)?;
-    let mut buffer = ptr::null_mut();
-    // SAFETY: a plain Node-API call on the object just made, which has the property.
-    let status =
-        unsafe { sys::napi_get_named_property(raw, value, c"buffer".as_ptr(), &mut buffer) };
-    if status == sys::Status::napi_ok {
+    let (value, buffer) = info_value(raw, info)?;
+    if !buffer.is_null() {
         weak::cache(raw, key, buffer);
     }
-    Ok(Raw(value))
+    Ok(value)
 }
 
 /// The view whose data `bytes` (a Uint8Array over a whole SharedArrayBuffer that came from

@@ -1,12 +1,12 @@
-//! A channel's per-message calls and a string vector's per-block count, exported as plain
-//! Node-API callbacks.
+//! A channel's per-message calls, a string vector's per-block count and the open of a plain
+//! handle, exported as plain Node-API callbacks.
 //!
 //! napi-rs wraps every function it exports that takes arguments in a scope that records
 //! borrowed values for asynchronous work: an `Arc<Mutex<…>>` allocated, thread-local stacks
 //! pushed and popped, on every call. For a 64-byte message that wrapper cost as much as the
 //! send itself (a CPU profile: the scope, its allocation and its release were about a third of
-//! a send and a receive). These calls take only TypedArrays and numbers and answer a boolean or
-//! a number, so they read their arguments with Node-API directly and skip the wrapper.
+//! a send and a receive). These calls take only TypedArrays, numbers and a string, so they read
+//! their arguments with Node-API directly and skip the wrapper.
 //! Everything else goes through napi-rs.
 //!
 //! Their TypeScript signatures are in `src/native.ts` (napi-rs generates none for them).
@@ -215,6 +215,47 @@ unsafe extern "C" fn receive_into(
     unsafe { receive_call(env, info, true) }
 }
 
+/// A string argument, or an invalid-handle error for anything else.
+fn text(env: &Env, v: sys::napi_value) -> Result<String> {
+    let raw = env.raw();
+    let refuse = || {
+        throw(
+            env,
+            core_err(Code::InvalidHandle, "a handle is a string from handleOf()"),
+        )
+    };
+    let mut len = 0usize;
+    // SAFETY: a length query on a value of the running call (no buffer: only its length).
+    if unsafe { sys::napi_get_value_string_utf8(raw, v, ptr::null_mut(), 0, &mut len) }
+        != sys::Status::napi_ok
+    {
+        return Err(refuse());
+    }
+    let mut buf = vec![0u8; len + 1];
+    let mut got = 0usize;
+    // SAFETY: `buf` has room for the string's `len` bytes and the terminating NUL.
+    check(unsafe {
+        sys::napi_get_value_string_utf8(raw, v, buf.as_mut_ptr().cast(), buf.len(), &mut got)
+    })?;
+    buf.truncate(got);
+    String::from_utf8(buf).map_err(|_| refuse())
+}
+
+/// `openPlain(handle, bytesLeft, maxLength)`: see `crate::open_plain`. The open a process makes
+/// when it is handed a vector; napi-rs's wrapper was a tenth of it there.
+unsafe extern "C" fn open_plain(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let e = Env::from_raw(env);
+    answer(env, || {
+        // SAFETY: the running call's env and info; its arguments are read during it only.
+        let [h, left, max] = unsafe { args::<3>(env, info)? };
+        let handle = text(&e, h)?;
+        crate::open_plain(&e, &handle, number(env, left), number(env, max))
+    })
+}
+
 /// The elements of a TypedArray argument of kind `want` as atomics (the memory may be shared
 /// with other threads and processes, which may write it at any time): its address and length.
 ///
@@ -341,7 +382,8 @@ unsafe extern "C" fn utf16_ends(
 
 type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
 
-const CALLS: [(&CStr, Callback); 5] = [
+const CALLS: [(&CStr, Callback); 6] = [
+    (c"openPlain", open_plain),
     (c"utf16Ends", utf16_ends),
     (c"channelTrySend", try_send),
     (c"channelSend", send),
