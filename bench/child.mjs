@@ -70,7 +70,7 @@ function release(transport, v, msg) {
 }
 
 let held = null // { transport, v, msg }: a vector kept for the memory figure
-let channels = null // { requests, replies }: the channels of channelTake, opened once
+let channels = null // { requests, replies }: the channels of channelServe, opened once
 
 const handlers = {
   // Hand-over: get the vector, read one element, answer. Keeping and summing it is for the
@@ -87,17 +87,21 @@ const handlers = {
     reply({ last, sum: sum(v) })
   },
 
-  // The same hand-over through the package's own channels: the handle arrives by receive()
-  // (which opens the vector), x[N-1] goes back on a second channel. The process.send reply only
-  // says this process is about to wait; the parent times from its first send to its last
-  // receive, with every receiver asleep in receive() as Python's wait in readline().
-  channelTake(msg) {
+  // The same hand-over through the package's own channels, served the way Python's receivers
+  // serve theirs (bench/py-handover.py): in a loop, asleep in receive() between hand-overs,
+  // with nothing else run in between. Each takes a handle (receive() opens the vector), reads
+  // x[N-1], closes it and sends x[N-1] back on a second channel, until a message that is not a
+  // vector ends the loop. The process.send reply only says this process is about to wait.
+  channelServe(msg) {
     channels ??= { requests: so.open(msg.requests), replies: so.open(msg.replies) }
     reply({ waiting: true })
-    const v = channels.requests.receive()
-    const last = v[v.length - 1]
-    so.close(v)
-    channels.replies.send(new Float64Array([last]))
+    for (;;) {
+      const v = channels.requests.receive()
+      if (!(v instanceof Float64Array)) return
+      const last = v[v.length - 1]
+      so.close(v)
+      channels.replies.send(new Float64Array([last]))
+    }
   },
 
   // The messaging alone: what a hand-over costs before anything is opened.
