@@ -189,14 +189,18 @@ function setKey(out: Record<string, unknown>, k: string, v: unknown): void {
  * handle charged to `budget` before it is opened, and the nesting, manifests included, bounded by
  * `MAX_DEPTH`.
  */
-function walk(root: unknown, opts: OpenOptions | undefined, budget: Budget, fn: string, topHandle?: string): unknown {
+function walk(root: unknown, opts: OpenOptions | undefined, budget: Budget, fn: string, topHandle?: string, topOpened?: OpenResult): unknown {
   let result: unknown
   const stack: Task[] = []
   // A handle named again in one call is charged again but opened once.
   const done = new Map<string, OpenResult>()
-  const open1 = (h: string, t: Task, top: boolean): void => {
+  const open1 = (h: string, t: Task, top: boolean, opened?: OpenResult): void => {
     let got = done.get(h)
-    if (got) {
+    if (opened) {
+      // Opened (and charged) by the caller already.
+      got = opened
+      done.set(h, got)
+    } else if (got) {
       budget.again(got)
     } else {
       got = openOne(top ? h : handleText(h, fn), opts, budget, top)
@@ -209,7 +213,7 @@ function walk(root: unknown, opts: OpenOptions | undefined, budget: Budget, fn: 
     stack.push({ value: got.shape, depth: t.depth + 1, chain: { key: got.key, up: t.chain }, put: t.put })
   }
   const root1: Task = { value: root, depth: 0, chain: undefined, put: (v) => (result = v) }
-  if (topHandle !== undefined) open1(topHandle, root1, true)
+  if (topHandle !== undefined) open1(topHandle, root1, true, topOpened)
   else stack.push(root1)
   for (let t = stack.pop(); t; t = stack.pop()) {
     const v = t.value
@@ -290,7 +294,11 @@ export function open(handle: Handle, opts?: OpenOptions): SharedVector | object 
   if (free !== undefined && typeof free !== 'boolean') {
     throw coded(codes.INVALID_ARG_TYPE, 'open: free must be a boolean', TypeError)
   }
-  return walk(undefined, opts, new Budget('open', opts), 'open', h) as SharedVector | object
+  const budget = new Budget('open', opts)
+  // A vector (not a container's manifest) needs none of the walk's bookkeeping.
+  const first = openOne(h, opts, budget, true)
+  if ('value' in first) return first.value as SharedVector | object
+  return walk(undefined, opts, budget, 'open', h, first) as SharedVector | object
 }
 
 // A channel hands what it carried by handle to this verb (the kinds below it never import it).

@@ -211,7 +211,8 @@ export class SharedChannel<T = Uint8Array> {
     const n = timeoutMs === undefined ? native.channelTryReceiveInto(words, s) : native.channelReceiveInto(words, s, timeoutMs)
     // A copy of its own, one allocation and one copy (half the time of making a Buffer).
     if (n >= 0) return s.slice(0, n)
-    if (n <= -3) return Buffer.from(s.buffer, 0, -3 - n).toString('utf8')
+    // A handle is a short ASCII string (at most 200 characters: `open` refuses longer ones).
+    if (n <= -3) return -3 - n <= 200 ? String.fromCharCode.apply(null, s.subarray(0, -3 - n) as unknown as number[]) : Buffer.from(s.buffer, 0, -3 - n).toString('utf8')
     return n === -1 ? 0 : 1
   }
 
