@@ -3,7 +3,7 @@
 import test from 'ava'
 import so from '@sharedobject/core'
 import fs from 'node:fs'
-import { run, fixture, spawnChild, can, when, memoryCgroup, binding } from './helpers.mjs'
+import { run, fixture, spawnChild, can, when, memoryCgroup, binding, child } from './helpers.mjs'
 
 /** Runs the attacker fixture in a child, in the test's /dev/shm; what the victim's opens gave. */
 async function attack(name, ...args) {
@@ -112,6 +112,29 @@ when(can.prlimit, test)('alloc past RLIMIT_AS is ERR_SHM_NO_SPACE naming it', as
   for (const how of ['unnamed', 'named']) {
     t.is(r[how].code, 'ERR_SHM_NO_SPACE', how)
     t.regex(r[how].message, /RLIMIT_AS/, how)
+  }
+})
+
+when(can.prlimit, test.serial)('open past RLIMIT_AS is ERR_SHM_NO_SPACE naming it, and the process goes on', async (t) => {
+  const x = so.alloc('float64', (512 << 20) / 8)
+  try {
+    const { stdout: idle } = await run(process.execPath, ['-e', "console.log(require('fs').readFileSync('/proc/self/status','utf8').match(/VmSize:\\s+(\\d+)/)[1])"])
+    const limit = Number(idle) * 1024 + 256 * 1024 * 1024
+    const r = await child(
+      `let out
+      try { so.open(process.env.H); out = { opened: true } } catch (e) { out = { code: e.code, message: e.message } }
+      out.small = so.share(Float64Array.of(1, 2)).length
+      console.log(JSON.stringify(out))`,
+      { env: { H: so.handleOf(x) }, wrap: ['prlimit', `--as=${limit}`] },
+    )
+    t.is(r.code, 0, r.stderr)
+    const out = r.json()
+    t.is(out.code, 'ERR_SHM_NO_SPACE')
+    t.regex(out.message, /RLIMIT_AS/)
+    t.is(out.small, 2)
+  } finally {
+    so.free(x)
+    so.close(x)
   }
 })
 

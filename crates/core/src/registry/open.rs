@@ -170,8 +170,15 @@ fn open_at(
     }
     check_mapping_budget()?;
     check_allocated(id, &file, &h, unreserved)?;
-    crate::limits::check_map(id, file.size())?;
-    let map = sys::map_file(&file, mode.access(), populate)?;
+    // The kernel refuses a mapping past the address space the process may have (RLIMIT_AS)
+    // with ENOMEM; only then is the limit asked, to name it.
+    let map = sys::map_file(&file, mode.access(), populate).map_err(|e| {
+        if e.code == Code::NoSpace {
+            crate::limits::check_map(id, file.size()).err().unwrap_or(e)
+        } else {
+            e
+        }
+    })?;
     // The handle a view gives is the one it was opened by, or the named one for an id.
     let handle = match place {
         Place::Named => name::format_handle(id, h.generation, place),
