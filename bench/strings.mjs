@@ -191,23 +191,27 @@ if (process.argv[2] === 'child') {
   if (part(3)) console.log(`\n3. hand-over of a string vector (send handle, open, get(0)) at ${HANDOVER_N.map(exp).join(' and ')} (target: within ±20 %)`)
   const handRatios = {}
   for (const [name, make] of part(3) ? Object.entries(DATA) : []) {
-    const res = []
-    for (const n of HANDOVER_N) {
+    // Both sizes in turn, round after round: the machine's drift over the minutes of a run
+    // falls on both alike instead of on whichever was measured second.
+    const res = HANDOVER_N.map((n) => {
       const x = so.share(make(n))
-      const h = so.handleOf(x)
-      const rt = []
-      const open = []
-      // One round unmeasured: the child's first open of this segment's size.
-      await round(json, { op: 'handover', h })
-      for (let r = 0; r < 2 * REPS + 1; r++) {
+      return { n, x, h: so.handleOf(x), rts: [], opens: [] }
+    })
+    // One round unmeasured each: the child's first open of each segment's size.
+    for (const v of res) await round(json, { op: 'handover', h: v.h })
+    for (let r = 0; r < 2 * REPS + 1; r++) {
+      for (const v of res) {
         await settle(json)
-        const { ms: took, r: reply } = await round(json, { op: 'handover', h })
-        rt.push(took)
-        open.push(reply.open)
+        const { ms: took, r: reply } = await round(json, { op: 'handover', h: v.h })
+        v.rts.push(took)
+        v.opens.push(reply.open)
       }
-      so.free(x)
-      so.close(x)
-      res.push({ n, rt: median(rt), open: median(open) })
+    }
+    for (const v of res) {
+      so.free(v.x)
+      so.close(v.x)
+      v.rt = median(v.rts)
+      v.open = median(v.opens)
     }
     const [a, b] = res
     handRatios[name] = b.rt / a.rt
