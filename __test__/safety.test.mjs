@@ -51,17 +51,23 @@ when(can.closeKeepsRange, test.serial)('close() while a thread-pool job writes i
 
 test.serial('a segment’s close refuses another buffer, and cannot unmap a live view', (t) => {
   const { metaOf } = require(`${root}/dist/src/views.js`)
+  const { native } = require(`${root}/dist/src/native.js`)
   const x = so.share(Float64Array.from([1, 2, 3]))
   const y = so.share(Float64Array.from([4, 5, 6]))
   const { segment } = metaOf(x)
-  t.throws(() => segment.close(new ArrayBuffer(24)), { code: 'ERR_INVALID_ARG_VALUE' })
+  t.throws(() => native.segmentClose(segment, new ArrayBuffer(24)), { code: 'ERR_INVALID_ARG_VALUE' })
   // A SharedArrayBuffer is never detached, so only an ArrayBuffer is checked against the segment.
-  if (y.buffer instanceof ArrayBuffer) t.throws(() => segment.close(y.buffer), { code: 'ERR_INVALID_ARG_VALUE' })
+  if (y.buffer instanceof ArrayBuffer) t.throws(() => native.segmentClose(segment, y.buffer), { code: 'ERR_INVALID_ARG_VALUE' })
+  // What is not a segment the native side handed out is refused, never read.
+  for (const other of [{}, null, 7, y.buffer]) {
+    t.throws(() => native.segmentClose(other, x.buffer))
+    t.throws(() => native.segmentIsLive(other))
+  }
   t.deepEqual(Array.from(x), [1, 2, 3])
   t.deepEqual(Array.from(y), [4, 5, 6])
-  t.true(segment.isLive)
+  t.true(native.segmentIsLive(segment))
   so.close(x)
-  t.false(segment.isLive)
+  t.false(native.segmentIsLive(segment))
   t.deepEqual(Array.from(y), [4, 5, 6])
   so.close(y)
 })

@@ -4,7 +4,10 @@
  */
 import type * as Binding from '../binding'
 
-export type { CreateOptions, ViewInfo, SegmentInfo, CopyInfo, Segment } from '../binding'
+export type { CreateOptions, ViewInfo, SegmentInfo, CopyInfo } from '../binding'
+
+/** A view's segment as the native side hands it out: asked with `segmentIsLive`, closed with `segmentClose`. */
+export type Segment = unknown
 
 /** The napi target triple's platform-package suffix for this machine, e.g. `linux-x64-gnu`. */
 export function platformTarget(): string {

@@ -78,7 +78,7 @@ export class Meta {
     if (this.#closed) return true
     if (closes !== undefined && closes[0] === this.#seen) return false
     this.#seen = closesNow()
-    this.#closed = !this.segment.isLive
+    this.#closed = !native.segmentIsLive(this.segment)
     return this.#closed
   }
 
@@ -87,7 +87,7 @@ export class Meta {
     if (this.#closedHere) return false
     this.#closedHere = this.#closed = true
     // Closed by another thread already: this buffer is still detached, so it reads as closed.
-    return this.segment.close(this.buffer)
+    return native.segmentClose(this.segment, this.buffer)
   }
 }
 
@@ -113,7 +113,7 @@ export const keptMeta = new Meta({
   aux: [],
   path: undefined,
   buffer: new ArrayBuffer(0),
-  segment: { isLive: false, close: () => false } as unknown as Segment,
+  segment: null,
 } as unknown as ViewInfo)
 
 const metas = new WeakMap<object, Meta>()

@@ -2,7 +2,8 @@
 //! live in `sharedobject-core`. This crate hands each core `View` to the engine together with the
 //! buffer made over it, so the view (and with it the mapping) lives exactly as long as the engine
 //! keeps the buffer's memory: through transfers, thread-pool jobs and worker threads. Each
-//! buffer comes with a [`Segment`], the object JavaScript asks about the mapping and closes it by.
+//! buffer comes with a [`Segment`], the external value JavaScript asks about the mapping and
+//! closes it by.
 //!
 //! Two engine behaviours shape this file:
 //! - Detaching an ArrayBuffer (`close`) lets the engine finalize it at once, though a thread-pool
@@ -21,7 +22,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use napi::bindgen_prelude::{
-    FromNapiValue, ToNapiValue, TypeName, Uint8ArraySlice, ValidateNapiValue,
+    External, FromNapiValue, ToNapiValue, TypeName, Uint8ArraySlice, ValidateNapiValue,
 };
 use napi::{sys, Env, Error, Result, Status, ValueType};
 use napi_derive::napi;
@@ -525,7 +526,8 @@ pub struct CreateOptions {
 
 /// One segment as this process maps it, seen through one buffer: whether it is live, and how it
 /// is closed. Every thread's buffers over one mapping agree: a close by any thread is seen by all.
-#[napi]
+/// JavaScript holds it as an external value (`segmentIsLive`, `segmentClose`): making an
+/// instance of a class for each view cost a tenth of an open where nothing was warm.
 pub struct Segment {
     slot: Arc<Slot>,
     mapping: registry::WeakView,
@@ -533,11 +535,25 @@ pub struct Segment {
     len: usize,
 }
 
+/// Whether the mapping of a view's segment is still open in this process (no thread closed it).
 #[napi]
+pub fn segment_is_live(#[napi(ts_arg_type = "unknown")] segment: &External<Segment>) -> bool {
+    segment.is_live()
+}
+
+/// Closes the mapping of a view's segment in this process (see `Segment::close`).
+#[napi]
+pub fn segment_close(
+    env: Env,
+    #[napi(ts_arg_type = "unknown")] segment: &External<Segment>,
+    #[napi(ts_arg_type = "ArrayBuffer | SharedArrayBuffer")] buffer: Raw,
+) -> Result<bool> {
+    segment.close(&env, buffer)
+}
+
 impl Segment {
     /// Whether the mapping is still open in this process (no thread has closed it).
-    #[napi(getter)]
-    pub fn is_live(&self) -> bool {
+    fn is_live(&self) -> bool {
         self.mapping.upgrade().is_some_and(|v| v.is_live())
     }
 
@@ -545,12 +561,7 @@ impl Segment {
     /// later reads see zeros, or length 0 where `buffer` (this segment's own buffer) is an
     /// ArrayBuffer, which is detached. Memory something still references is never unmapped
     /// here. Returns whether a live mapping was closed.
-    #[napi]
-    pub fn close(
-        &self,
-        env: Env,
-        #[napi(ts_arg_type = "ArrayBuffer | SharedArrayBuffer")] buffer: Raw,
-    ) -> Result<bool> {
+    fn close(&self, env: &Env, buffer: Raw) -> Result<bool> {
         settle_external_memory(env.raw());
         let raw = env.raw();
         // Held across the detach: an engine that releases the memory at the detach itself
@@ -573,14 +584,14 @@ impl Segment {
                 unsafe { sys::napi_get_arraybuffer_info(raw, buffer.0, &mut data, &mut len) };
                 if len != self.len || (len > 0 && data as usize != self.ptr) {
                     return Err(throw(
-                        &env,
+                        env,
                         core_err(
                             Code::InvalidArgument,
                             "close: the buffer is not this segment's",
                         ),
                     ));
                 }
-                self.quarantine_and_detach(&env, buffer)?;
+                self.quarantine_and_detach(env, buffer)?;
             }
         }
         // Where the pages cannot be replaced in place (Windows), the view is unmapped when the
@@ -652,7 +663,8 @@ pub struct ViewInfo {
     #[napi(ts_type = "ArrayBuffer | SharedArrayBuffer")]
     pub buffer: ViewBuffer,
     /// The buffer's segment: asked whether it is live, and closed by.
-    pub segment: Segment,
+    #[napi(ts_type = "unknown")]
+    pub segment: External<Segment>,
     /// The same for every view of one mapping: `id:generation:mode`.
     pub key: String,
     pub id: String,
@@ -708,7 +720,7 @@ fn to_info_as(v: registry::View, report: bool, shared: bool) -> ViewInfo {
             report,
             shared,
         },
-        segment,
+        segment: External::new(segment),
     }
 }
 
@@ -769,7 +781,7 @@ fn info_value(raw: sys::napi_env, v: ViewInfo) -> Result<(sys::napi_value, sys::
     unsafe {
         let args = [
             ViewBuffer::to_napi_value(raw, v.buffer)?,
-            Segment::to_napi_value(raw, v.segment)?,
+            External::<Segment>::to_napi_value(raw, v.segment)?,
             String::to_napi_value(raw, v.key)?,
             String::to_napi_value(raw, v.id)?,
             String::to_napi_value(raw, v.handle)?,
