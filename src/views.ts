@@ -131,8 +131,7 @@ export const arrowBuffers = new WeakMap<object, ArrayBuffer>()
 /** The live buffer this thread holds for a mapping key, if any. */
 export function cachedByKey(key: string): Meta | undefined {
   const buffer = native.cachedBuffer(key)
-  const meta = buffer && metas.get(buffer)
-  return meta && !meta.closed ? meta : undefined
+  return buffer ? liveMetaOfBuffer(buffer) : undefined
 }
 
 /** Records a buffer the native side made, and makes it this thread's buffer for its mapping. */

@@ -967,19 +967,16 @@ pub(crate) fn open_plain(
     let located = registry::locate_for_open(handle, None).map_err(|e| throw(env, e))?;
     let len = located.header.byte_length as f64;
     // Written so that a bound that is not a number refuses too.
-    let known = if !(len <= bytes_left && len <= max_length) {
-        Some(None)
-    } else {
-        weak::cached(raw, &located.key).map(Some)
-    };
-    if let Some(answer) = known {
+    if !(len <= bytes_left && len <= max_length) {
         registry::forget_located();
-        let mut out = ptr::null_mut();
-        if answer.is_none() {
-            // SAFETY: a plain Node-API call on this call's environment.
-            unsafe { sys::napi_get_null(raw, &mut out) };
-        }
-        return Ok(answer.unwrap_or(out));
+        let mut null = ptr::null_mut();
+        // SAFETY: a plain Node-API call on this call's environment.
+        unsafe { sys::napi_get_null(raw, &mut null) };
+        return Ok(null);
+    }
+    if let Some(buffer) = weak::cached(raw, &located.key) {
+        registry::forget_located();
+        return Ok(buffer);
     }
     let opened = within_budget(raw, || {
         registry::open_handle_with(handle, None, false, false)

@@ -217,28 +217,13 @@ unsafe extern "C" fn receive_into(
 
 /// A string argument, or an invalid-handle error for anything else.
 fn text(env: &Env, v: sys::napi_value) -> Result<String> {
-    let raw = env.raw();
-    let refuse = || {
+    // SAFETY: a value of the running call, read during it only.
+    unsafe { String::from_napi_value(env.raw(), v) }.map_err(|_| {
         throw(
             env,
             core_err(Code::InvalidHandle, "a handle is a string from handleOf()"),
         )
-    };
-    let mut len = 0usize;
-    // SAFETY: a length query on a value of the running call (no buffer: only its length).
-    if unsafe { sys::napi_get_value_string_utf8(raw, v, ptr::null_mut(), 0, &mut len) }
-        != sys::Status::napi_ok
-    {
-        return Err(refuse());
-    }
-    let mut buf = vec![0u8; len + 1];
-    let mut got = 0usize;
-    // SAFETY: `buf` has room for the string's `len` bytes and the terminating NUL.
-    check(unsafe {
-        sys::napi_get_value_string_utf8(raw, v, buf.as_mut_ptr().cast(), buf.len(), &mut got)
-    })?;
-    buf.truncate(got);
-    String::from_utf8(buf).map_err(|_| refuse())
+    })
 }
 
 /// `openPlain(handle, bytesLeft, maxLength)`: see `crate::open_plain`. The open a process makes

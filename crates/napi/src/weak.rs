@@ -112,17 +112,7 @@ pub(crate) fn cached(raw: sys::napi_env, key: &str) -> Option<sys::napi_value> {
     })
 }
 
-/// Forgets this thread's buffer for the mapping `key` if it is `buffer`.
-#[napi]
-pub fn uncache_buffer(
-    env: Env,
-    key: String,
-    #[napi(ts_arg_type = "ArrayBuffer | SharedArrayBuffer")] buffer: Raw,
-) {
-    uncache(env.raw(), &key, buffer.0);
-}
-
-/// `uncache_buffer` for the native side (a close).
+/// Forgets this thread's buffer for the mapping `key` if it is `buffer` (a close).
 pub(crate) fn uncache(raw: sys::napi_env, key: &str, buffer: sys::napi_value) {
     WEAK.with(|w| {
         let mut w = w.borrow_mut();
