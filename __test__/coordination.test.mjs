@@ -151,6 +151,68 @@ for (const maxMessageBytes of [16, 65_536, 65_537]) {
   })
 }
 
+// Big messages come in memory the process reuses once every thread has released a message:
+// one kept here, and one handed to a worker, keep their bytes through collections and many
+// later messages that reuse the memory of the dropped ones.
+test.serial('big received messages keep their bytes while held, here or by a worker, whatever later messages reuse', async (t) => {
+  const size = 1 << 20
+  const ch = so.channel({ capacity: 4, maxMessageBytes: size })
+  const nth = (i) => {
+    const m = new Uint8Array(size)
+    new Uint32Array(m.buffer).fill(0x01010101 * (i & 0xff) + i)
+    return m
+  }
+  const intact = (m, i) => Buffer.from(m).equals(Buffer.from(nth(i)))
+  const take = (i) => {
+    t.true(ch.trySend(nth(i)))
+    return ch.receive(1000)
+  }
+  const kept = take(1)
+  let lent = take(2)
+  const worker = new Worker(
+    `const { parentPort } = require('node:worker_threads')
+     let m
+     parentPort.on('message', (x) => {
+       if (x.m) m = x.m
+       const want = new Uint32Array(m.buffer, m.byteOffset, m.length / 4)
+       parentPort.postMessage(want.every((w) => w === 0x01010101 * 2 + 2) && m.length === ${size})
+     })`,
+    { eval: true },
+  )
+  worker.postMessage({ m: lent })
+  t.true((await once(worker, 'message'))[0], 'the worker got the message')
+  // Dropped here: only the worker holds it now.
+  lent = null
+  for (let round = 0; round < 4; round++) {
+    for (let i = 3; i < 3 + 64; i++) t.true(intact(take(i), i), `message ${i} arrived whole`)
+    globalThis.gc()
+    await new Promise((r) => setImmediate(r))
+  }
+  t.true(intact(kept, 1), 'the kept message still holds its bytes')
+  worker.postMessage({})
+  t.true((await once(worker, 'message'))[0], "the worker's message still holds its bytes")
+  await worker.terminate()
+  so.free(ch)
+})
+
+when(can.sharedBuffers, test.serial)('the memory of dropped big messages is kept for the next ones, and freed once unused for a while', async (t) => {
+  const size = 256 * 1024
+  const ch = so.channel({ capacity: 4, maxMessageBytes: size })
+  const msg = new Uint8Array(size).fill(3)
+  for (let i = 0; i < 32; i++) {
+    t.true(ch.trySend(msg))
+    t.is(ch.receive(1000)[size - 1], 3)
+  }
+  globalThis.gc()
+  await new Promise((r) => setImmediate(r))
+  t.true(binding.messagePoolTrim(3_600_000) > 0, 'collected messages left their memory in the pool')
+  // Unused for 2 s, the pool's memory goes by itself (a timer the receive started), once every
+  // message is collected (this file's earlier ones too).
+  t.true(await until(() => (globalThis.gc(), binding.messagePoolTrim(3_600_000) === 0), 15_000, 200), 'the pool emptied itself')
+  t.is(binding.messagePoolTrim(0), 0, 'nothing is kept and nothing is lent')
+  so.free(ch)
+})
+
 test.serial('end finishes a channel for every party: what is in it is received, then iterators stop and sends throw', async (t) => {
   const [child] = await children(t, 1)
   const ch = so.channel({ capacity: 8, maxMessageBytes: 16 })

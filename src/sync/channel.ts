@@ -42,9 +42,30 @@ const HANDLE = 1
  * channel object and copy them out here (`slice`): making the message in the native call cost
  * several times a message's whole receive. Bigger ones are made natively, with one copy. Either
  * way a message is a plain Uint8Array over memory of its own (a Buffer costs twice as much to
- * make as a `slice`, a third of a small message's receive).
+ * make as a `slice`, a third of a small message's receive). A message of 64 KiB or more comes
+ * in memory the process reuses once the message is released (a SharedArrayBuffer where the
+ * runtime can make one over memory of the package's: see crates/napi/src/pool.rs).
  */
 const SCRATCH_MAX = 64 * 1024
+
+/**
+ * The memory of big messages that nothing has used for this long is freed (see
+ * `messagePoolTrim`): a process that received a burst of them does not keep it.
+ */
+const POOL_IDLE_MS = 2000
+let trimming = false
+
+/** Looks at the memory of big messages every {@link POOL_IDLE_MS} while the pool holds any. */
+function trimPoolLater(): void {
+  trimming = true
+  const tick = (): void => {
+    if (native.messagePoolTrim(POOL_IDLE_MS) > 0) later()
+    else trimming = false
+  }
+  // Never a reason for the process to stay alive.
+  const later = (): void => void setTimeout(tick, POOL_IDLE_MS).unref?.()
+  later()
+}
 
 function bytesOf(fn: string, msg: unknown): Uint8Array {
   if (msg instanceof Uint8Array) return msg
@@ -205,7 +226,11 @@ export class SharedChannel<T = Uint8Array> {
    * none yet, 1 for none ever again.
    */
   #take(words: Uint32Array, timeoutMs?: number): Uint8Array | string | 0 | 1 {
-    if (this.#maxMessageBytes > SCRATCH_MAX) return timeoutMs === undefined ? native.channelTryReceive(words) : native.channelReceive(words, timeoutMs)
+    if (this.#maxMessageBytes > SCRATCH_MAX) {
+      const r = timeoutMs === undefined ? native.channelTryReceive(words) : native.channelReceive(words, timeoutMs)
+      if (!trimming && typeof r === 'object' && r.length >= SCRATCH_MAX) trimPoolLater()
+      return r
+    }
     // A sender never receives: the scratch is made when first needed.
     const s = (this.#scratch ??= new Uint8Array(this.#maxMessageBytes))
     const n = timeoutMs === undefined ? native.channelTryReceiveInto(words, s) : native.channelReceiveInto(words, s, timeoutMs)
@@ -231,7 +256,11 @@ export class SharedChannel<T = Uint8Array> {
    * `Uint8Array` of the bytes sent, over memory of its own (a plain one, not a `Buffer`:
    * `Buffer.from(m.buffer)` makes one without a copy; a message from {@link sendShared}: the
    * value, opened), or undefined on timeout and once the channel was ended and is empty. Blocks
-   * the event loop while it waits; see {@link receiveAsync}.
+   * the event loop while it waits; see {@link receiveAsync}. A message of 64 KiB or more is
+   * over a `SharedArrayBuffer` of its own where the runtime can make one (Node 22.23+, 24.16+,
+   * 26): its memory is reused for a later message once no thread holds it, instead of fresh
+   * pages each time. Such a message is shared, not copied, by `postMessage`, and cannot be in
+   * a transfer list.
    */
   receive(timeoutMs?: number): Uint8Array | T | undefined {
     return this.#message(this.#take(this.#live('receive'), timeoutOf('receive', timeoutMs)))

@@ -28,6 +28,7 @@ use napi::{sys, Env, Error, Result, Status, ValueType};
 use napi_derive::napi;
 use sharedobject_core::{registry, Code, CreateSpec, ErrorClass, Kind, Mode};
 
+mod pool;
 pub mod raw;
 pub mod sync;
 pub mod weak;
@@ -58,7 +59,7 @@ type CreateSab = unsafe extern "C" fn(
     *mut sys::napi_value,
 ) -> sys::napi_status;
 
-fn create_sab_fn() -> Option<CreateSab> {
+pub(crate) fn create_sab_fn() -> Option<CreateSab> {
     static FOUND: std::sync::OnceLock<Option<CreateSab>> = std::sync::OnceLock::new();
     *FOUND.get_or_init(|| {
         if std::env::var_os("SHAREDOBJECT_NO_SAB").is_some() {
@@ -91,7 +92,7 @@ fn lookup_sab() -> Option<CreateSab> {
 /// whose buffers have since been released. A SharedArrayBuffer's finalizer runs on whatever
 /// thread frees it, where no engine may be called, so it only counts here; the creating thread
 /// gives the bytes back on its next call (one engine per thread, so one ledger per thread).
-type Ledger = Arc<AtomicI64>;
+pub(crate) type Ledger = Arc<AtomicI64>;
 
 /// A detached ArrayBuffer's view, kept until the engine has collected the buffer object.
 struct Quarantined {
@@ -198,7 +199,7 @@ fn within_budget<T>(
 /// Runs on every call that makes or closes buffers, on the environment's own thread: gives back
 /// the bytes released creators' buffers reported, and drops the quarantined views whose buffers
 /// the engine has collected.
-fn settle_external_memory(env: sys::napi_env) {
+pub(crate) fn settle_external_memory(env: sys::napi_env) {
     let (held, bytes) = quarantine_size();
     let (at_len, at_bytes) = COLLECT_AT.with(Cell::get);
     let collected = held > at_len || bytes > at_bytes;
@@ -233,6 +234,15 @@ fn settle_external_memory(env: sys::napi_env) {
         // SAFETY: a plain Node-API call on the environment's own thread.
         unsafe { sys::napi_adjust_external_memory(env, -back, &mut out) };
     }
+}
+
+/// Reports `n` bytes of a buffer this thread made to its engine, which the buffer's finalizer
+/// gives back through the returned ledger entry (see `settle_external_memory`).
+pub(crate) fn report_bytes(env: sys::napi_env, n: i64) -> (Ledger, i64) {
+    let mut total = 0i64;
+    // SAFETY: a plain Node-API call on this environment's thread.
+    unsafe { sys::napi_adjust_external_memory(env, n, &mut total) };
+    (LEDGER.with(Arc::clone), n)
 }
 
 /// Drops the quarantined views whose buffers the engine has collected; returns their bytes.

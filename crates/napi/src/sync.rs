@@ -874,6 +874,11 @@ fn message<'env>(env: &'env Env, bytes: &[u8], flags: u32) -> Result<Unknown<'en
 /// value. Its memory is a Buffer's, left uninitialised until the copy fills it: an ArrayBuffer
 /// made here would be zeroed first, a second pass over a message of megabytes.
 fn bytes_copy<'env>(env: &'env Env, src: &[u8]) -> Result<Unknown<'env>> {
+    if src.len() >= crate::pool::MIN {
+        if let Some(v) = pooled_copy(env, src)? {
+            return Ok(v);
+        }
+    }
     let (mut data, mut buffer) = (ptr::null_mut(), ptr::null_mut());
     // SAFETY: live out-pointers; `data` receives the address of the new Buffer's `src.len()`
     // bytes, which nothing else sees until this call returns.
@@ -908,6 +913,77 @@ fn bytes_copy<'env>(env: &'env Env, src: &[u8]) -> Result<Unknown<'env>> {
     })?;
     // SAFETY: a value made in this call, of this env.
     unsafe { Unknown::from_napi_value(env.raw(), view) }
+}
+
+/// A Uint8Array over a SharedArrayBuffer of its own, in a block of the message pool (see
+/// `crate::pool`), holding a copy of `src`; `None` where the runtime cannot make one (Node
+/// before 22.23 and 24.16) or the allocator has no block.
+fn pooled_copy<'env>(env: &'env Env, src: &[u8]) -> Result<Option<Unknown<'env>>> {
+    let Some(create) = crate::create_sab_fn() else {
+        return Ok(None);
+    };
+    let Some(block) = crate::pool::take(src.len()) else {
+        return Ok(None);
+    };
+    // The bytes of released messages go back to the engine before more are reported.
+    crate::settle_external_memory(env.raw());
+    let data = block.ptr();
+    // SAFETY: the block holds at least `src.len()` bytes (see `pool::take`) that nothing else
+    // reaches: it came from the allocator or back from a message every thread had released.
+    unsafe { ptr::copy_nonoverlapping(src.as_ptr(), data, src.len()) };
+    let reported = crate::report_bytes(env.raw(), block.cap() as i64);
+    let lent = Box::into_raw(Box::new(crate::pool::Lent {
+        block,
+        reported: Some(reported),
+    }));
+    let (mut sab, mut view) = (ptr::null_mut(), ptr::null_mut());
+    // SAFETY: `data` is the block's, which stays allocated while `lent` lives; the engine owns
+    // `lent` from here and hands it to `pool::finalize` once no thread can reach the memory.
+    let status = unsafe {
+        create(
+            env.raw(),
+            data.cast(),
+            src.len(),
+            Some(crate::pool::finalize),
+            lent.cast(),
+            &mut sab,
+        )
+    };
+    if status != sys::Status::napi_ok {
+        // SAFETY: the engine did not take `lent`: it is still ours; its block goes back.
+        let lent = unsafe { Box::from_raw(lent) };
+        if let Some((ledger, n)) = &lent.reported {
+            ledger.fetch_add(*n, std::sync::atomic::Ordering::AcqRel);
+        }
+        crate::pool::put(lent.block);
+        return Ok(None);
+    }
+    // SAFETY: live out-pointer; `sab` is the SharedArrayBuffer just made, of `src.len()` bytes.
+    check(unsafe {
+        sys::napi_create_typedarray(
+            env.raw(),
+            sys::TypedarrayType::uint8_array,
+            src.len(),
+            sab,
+            0,
+            &mut view,
+        )
+    })?;
+    // SAFETY: a value made in this call, of this env.
+    Ok(Some(unsafe { Unknown::from_napi_value(env.raw(), view) }?))
+}
+
+/// Frees the blocks of big messages' memory unused for `idleMs`; returns how many blocks are
+/// still kept or lent to messages (while any are, JavaScript asks again later).
+#[napi]
+pub fn message_pool_trim(idle_ms: f64) -> u32 {
+    let secs = if idle_ms.is_nan() {
+        0.0
+    } else {
+        (idle_ms / 1000.0).clamp(0.0, 86_400.0)
+    };
+    let idle = Duration::from_secs_f64(secs);
+    crate::pool::trim(idle).min(u32::MAX as usize) as u32
 }
 
 /// The scratch buffer of `channelTryReceiveInto` and `channelReceiveInto` as bytes to write,
