@@ -329,37 +329,69 @@ test.serial('offsets a hostile writer changes after open give ERR_SHM_BAD_HEADER
   }
 })
 
-test('the native count of UTF-16 units per string agrees with JavaScript, and refuses bad blocks with a coded error', (t) => {
-  const strings = ['a', 'é', '日本', '😀', '', 'x😀é', 'plain']
+test('the native split of a block into Latin-1 and UTF-16 texts agrees with JavaScript, and refuses bad blocks with a coded error', (t) => {
+  const strings = ['a', 'é', '日本', '😀', '', 'x😀é', 'plain', 'ÿ\u0080', '\u0100']
   const values = Buffer.from(strings.join(''))
   const offsets = new Int32Array(strings.length + 1)
   for (let i = 0; i < strings.length; i++) offsets[i + 1] = offsets[i] + Buffer.byteLength(strings[i])
-  const out = new Int32Array(strings.length)
-  t.is(binding.utf16Ends(values, offsets, 0, strings.length, 0, values.length, out), -1)
-  let units = 0
-  t.deepEqual([...out], strings.map((s) => (units += s.length)))
-  // A block from the third string: counts start at its first byte.
-  t.is(binding.utf16Ends(values, offsets, 2, 5, offsets[2], offsets[5], out), -1)
-  t.deepEqual([...out.subarray(0, 3)], [2, 4, 4])
-  // Offsets out of order or past the values: the first bad string's index, nothing read past it.
+  const lat = Buffer.alloc(values.length)
+  const wide = Buffer.alloc(2 * values.length)
+  const ends = new Int32Array(strings.length + 1)
+  const cut = (from, end, l) => {
+    const latText = lat.latin1Slice(0, l)
+    const wideText = wide.ucs2Slice(0, 2 * ends[end - from])
+    const out = []
+    let u = 0
+    let v = 0
+    for (let k = 0; k < end - from; k++) {
+      const x = ends[k]
+      if (x >= 0) {
+        out.push(['latin1', latText.slice(u, x)])
+        u = x
+      } else {
+        out.push(['wide', wideText.slice(v, ~x)])
+        v = ~x
+      }
+    }
+    return out
+  }
+  const l = binding.utf8Split(values, offsets, 0, strings.length, 0, values.length, lat, wide, ends)
+  t.true(l >= 0)
+  const kind = (s) => ([...s].every((c) => c.codePointAt(0) <= 0xff) ? 'latin1' : 'wide')
+  t.deepEqual(cut(0, strings.length, l), strings.map((s) => [kind(s), s]))
+  // A block from the third string: texts start at its first byte.
+  const l2 = binding.utf8Split(values, offsets, 2, 5, offsets[2], offsets[5], lat, wide, ends)
+  t.deepEqual(cut(2, 5, l2), [['wide', '日本'], ['wide', '😀'], ['latin1', '']])
+  // Not UTF-8 on its own (a string cut inside a character, a lone continuation byte, an overlong
+  // form, a surrogate): -1, and the caller decodes string by string.
+  for (const bytes of [[0xe6, 0x97], [0x80], [0xc0, 0x80], [0xed, 0xa0, 0x80], [0xf5, 0x80, 0x80, 0x80]]) {
+    const v = Buffer.from([0x61, ...bytes])
+    t.is(binding.utf8Split(v, new Int32Array([0, 1, v.length]), 0, 2, 0, v.length, lat, wide, ends), -1, `bytes ${bytes}`)
+  }
+  // Offsets out of order or past the values: -2 less the first bad string's index.
   const bad = offsets.slice()
   bad[4] = 1
-  t.is(binding.utf16Ends(values, bad, 0, strings.length, 0, values.length, out), 3)
+  t.is(binding.utf8Split(values, bad, 0, strings.length, 0, values.length, lat, wide, ends), -2 - 3)
   bad[4] = -5
-  t.is(binding.utf16Ends(values, bad, 0, strings.length, 0, values.length, out), 3)
+  t.is(binding.utf8Split(values, bad, 0, strings.length, 0, values.length, lat, wide, ends), -2 - 3)
+  const odd = Buffer.alloc(2 * values.length + 1).subarray(1)
   for (const args of [
-    ['text', offsets, 0, 1, 0, 1, out],
-    [values, new Uint32Array(8), 0, 1, 0, 1, out],
-    [values, offsets, 0, 1, 0, 1, new Float64Array(4)],
-    [values, offsets, 0, 99, 0, 1, out],
-    [values, offsets, 5, 2, 0, 1, out],
-    [values, offsets, 0, 1, 0, values.length + 1, out],
-    [values, offsets, -1, 1, 0, 1, out],
-    [values, offsets, 0.5, 1, 0, 1, out],
-    [values, offsets, 0, strings.length, 0, values.length, new Int32Array(2)],
+    ['text', offsets, 0, 1, 0, 1, lat, wide, ends],
+    [values, new Uint32Array(8), 0, 1, 0, 1, lat, wide, ends],
+    [values, offsets, 0, 1, 0, 1, lat, wide, new Float64Array(4)],
+    [values, offsets, 0, 99, 0, 1, lat, wide, ends],
+    [values, offsets, 5, 2, 0, 1, lat, wide, ends],
+    [values, offsets, 0, 1, 0, values.length + 1, lat, wide, ends],
+    [values, offsets, -1, 1, 0, 1, lat, wide, ends],
+    [values, offsets, 0.5, 1, 0, 1, lat, wide, ends],
+    [values, offsets, 0, strings.length, 0, values.length, lat, wide, new Int32Array(2)],
+    [values, offsets, 0, strings.length, 0, values.length, lat.subarray(0, 2), wide, ends],
+    [values, offsets, 0, strings.length, 0, values.length, lat, wide.subarray(0, 4), ends],
+    [values, offsets, 0, strings.length, 0, values.length, lat, lat, ends],
+    [values, offsets, 0, strings.length, 0, values.length, lat, odd, ends],
     [],
   ]) {
-    t.regex(String(t.throws(() => binding.utf16Ends(...args)).code), /^ERR_/)
+    t.regex(String(t.throws(() => binding.utf8Split(...args)).code), /^ERR_/)
   }
 })
 

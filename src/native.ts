@@ -46,11 +46,14 @@ interface RawCalls {
   /** As `channelTryReceiveInto`, blocking up to the timeout: -1 when it timed out. */
   channelReceiveInto(words: Uint32Array, scratch: Uint8Array, timeoutMs: number): number
   /**
-   * For each string `e` from `from` to `end` of a string vector, the UTF-16 units from byte `a`
-   * to the end of `e` into `out[e - from]` (string `end - 1` ends at byte `b`): -1, or the first
+   * Decodes strings `from` to `end` of a string vector (bytes `a` to `b`) into two texts: the
+   * strings that fit in Latin-1 into `latin1`, one byte a character, the others into `wide` as
+   * UTF-16 (little endian). `ends[k]` is where string `from + k` ends: in `latin1`'s text when
+   * at or past 0, else its bitwise not in `wide`'s units; `ends[end - from]` is `wide`'s units.
+   * Answers the bytes of `latin1`; -1 when a string is not UTF-8 on its own; -2 less the first
    * string whose offsets are out of order or outside the values.
    */
-  utf16Ends(values: Uint8Array, offsets: Int32Array, from: number, end: number, a: number, b: number, out: Int32Array): number
+  utf8Split(values: Uint8Array, offsets: Int32Array, from: number, end: number, a: number, b: number, latin1: Uint8Array, wide: Uint8Array, ends: Int32Array): number
 }
 
 function load(): typeof Binding & RawCalls {

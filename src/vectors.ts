@@ -145,6 +145,13 @@ const utf8Slice: (this: Buffer, start: number, end: number) => string =
     return this.toString('utf8', start, end)
   }
 
+/** Buffer's own UTF-16 (little endian) decoder without `toString`'s argument handling, where Node has it. */
+const ucs2Slice: (this: Buffer, start: number, end: number) => string =
+  (Buffer.prototype as unknown as { ucs2Slice?: (this: Buffer, s: number, e: number) => string }).ucs2Slice ??
+  function (this: Buffer, start: number, end: number) {
+    return this.toString('utf16le', start, end)
+  }
+
 /** Buffer's own Latin-1 decoder: for bytes known to be ASCII, a copy with nothing to decode. */
 const latin1Slice: (this: Buffer, start: number, end: number) => string =
   (Buffer.prototype as unknown as { latin1Slice?: (this: Buffer, s: number, e: number) => string }).latin1Slice ??
@@ -152,9 +159,8 @@ const latin1Slice: (this: Buffer, start: number, end: number) => string =
     return this.toString('latin1', start, end)
   }
 
-/** Whether bytes are all ASCII, or are well-formed UTF-8, by Node's own checks where it has them. */
+/** Whether bytes are all ASCII, by Node's own check where it has it. */
 const isAscii: ((b: Uint8Array) => boolean) | undefined = (bufferModule as { isAscii?: (b: Uint8Array) => boolean }).isAscii
-const isUtf8: ((b: Uint8Array) => boolean) | undefined = (bufferModule as { isUtf8?: (b: Uint8Array) => boolean }).isUtf8
 
 /** Strings are decoded in blocks of at most this many, and this many bytes (but one string). */
 const DECODE_BLOCK = 1024
@@ -169,11 +175,27 @@ const DECODE_BYTES = 64 * 1024
 const BULK_BYTES = 2 * 1024 * 1024
 
 /**
- * Where the strings of a non-ASCII block end in its text (see `#decodeBlock`), for blocks of up to
- * this many strings; a bigger block (toArray's, of strings of a few bytes) gets its own.
+ * Where the strings of a non-ASCII block end in its texts (see `#decodeBlock`), for blocks of
+ * fewer strings than this; a bigger block (toArray's, of strings of a few bytes) gets its own.
  */
 const UNITS = 65536
 let units: Int32Array | undefined
+
+/**
+ * The two texts of a non-ASCII block (`utf8Split`): Latin-1, one byte a character, and UTF-16,
+ * two; kept for the next block, at most 3 × {@link BULK_BYTES}.
+ */
+let latin1Out: Buffer | undefined
+let wideOut: Buffer | undefined
+
+function splitScratch(bytes: number): [Buffer, Buffer] {
+  if (latin1Out === undefined || wideOut === undefined || latin1Out.length < bytes) {
+    const size = Math.max(bytes, DECODE_BYTES)
+    latin1Out = Buffer.allocUnsafeSlow(size)
+    wideOut = Buffer.allocUnsafeSlow(2 * size)
+  }
+  return [latin1Out, wideOut]
+}
 
 const align64 = (n: number): number => Math.ceil(n / 64) * 64
 const MAX_VALUES = 2 ** 31 - 1
@@ -530,6 +552,13 @@ export class SharedStringVector implements Iterable<string | null> {
   #block: (string | null)[] = []
   #blockFrom = 0
   #blockTo = 0
+  /**
+   * The next block's bounds: {@link DECODE_BLOCK} strings and {@link DECODE_BYTES} at first, 4
+   * times as many for each block that goes on from the one before, up to {@link UNITS} strings
+   * and {@link BULK_BYTES}, as the ASCII window grows.
+   */
+  #blockStrings = DECODE_BLOCK
+  #blockBytes = DECODE_BYTES
   /** The index `get` read last: a read of the next one decodes a block. */
   #last = -2
   /** ASCII bytes `#windowFrom` to `#windowTo` of the values as one string, for reads in order. */
@@ -642,9 +671,9 @@ export class SharedStringVector implements Iterable<string | null> {
    * Decodes entries `from` to at most `to` (fewer where their bytes pass DECODE_BYTES, never
    * none) into `out` from `at`, NA as null; returns the end. Offsets are checked as they are
    * read, each once: bad ones are a coded error, whatever another process writes meanwhile. The
-   * bytes of an ASCII block are copied as one string and cut; a block of well-formed UTF-8 is
-   * decoded once and cut where the UTF-16 units of each string end; anything else string by
-   * string.
+   * bytes of an ASCII block are copied as one string and cut; other blocks are decoded natively
+   * into a Latin-1 text and a UTF-16 one (`utf8Split`), each string cut from the one it fits;
+   * a block with a string that is not UTF-8 on its own, string by string.
    */
   #decodeBlock(from: number, to: number, out: (string | null)[], at: number, allValid: boolean, maxBytes = DECODE_BYTES): number {
     const off = this.#offsets
@@ -674,28 +703,37 @@ export class SharedStringVector implements Iterable<string | null> {
       }
       return end
     }
-    // Cut by UTF-16 units only where every string starts at a character: then each decodes as
-    // it would alone.
-    let whole = end - from > 1 && isUtf8 !== undefined && isUtf8(bytes)
-    for (let e = from + 1; whole && e < end; e++) {
-      const t = off[e]
-      if (t >= a && t < b && (values[t] & 0xc0) === 0x80) whole = false
-    }
-    if (whole) {
-      const text = utf8Slice.call(values, a, b)
-      // Where each string ends in the text, counted natively (a third of the time of reading
-      // such strings, counted here byte by byte).
+    // Decoded natively into two texts, Latin-1 (one byte a character, as the engine keeps such
+    // strings) and UTF-16 for the strings that need it, each cut from its own.
+    if (end - from > 1) {
       const n = end - from
-      const ends = n <= UNITS ? (units ??= new Int32Array(UNITS)) : new Int32Array(n)
-      const bad = native.utf16Ends(values, off, from, end, a, b, ends)
-      if (bad >= 0) throw corrupt(bad, bad === from ? a : off[bad], bad + 1 === end ? b : off[bad + 1])
-      let u = 0
-      for (let k = 0; k < n; k++) {
-        const v = ends[k]
-        out[at++] = this.#validAt(from + k, allValid) ? text.substring(u, v) : null
-        u = v
+      const ends = n < UNITS ? (units ??= new Int32Array(UNITS)) : new Int32Array(n + 1)
+      const [lat, wide] = splitScratch(b - a)
+      const l = native.utf8Split(values, off, from, end, a, b, lat, wide, ends)
+      if (l <= -2) {
+        const bad = -2 - l
+        throw corrupt(bad, bad === from ? a : off[bad], bad + 1 === end ? b : off[bad + 1])
       }
-      return end
+      if (l >= 0) {
+        const latText = l > 0 ? latin1Slice.call(lat, 0, l) : ''
+        const w = ends[n]
+        const wideText = w > 0 ? ucs2Slice.call(wide, 0, 2 * w) : ''
+        let u = 0
+        let v = 0
+        for (let k = 0; k < n; k++) {
+          const x = ends[k]
+          if (x >= 0) {
+            out[at++] = this.#validAt(from + k, allValid) ? latText.substring(u, x) : null
+            u = x
+          } else {
+            const y = ~x
+            out[at++] = this.#validAt(from + k, allValid) ? wideText.substring(v, y) : null
+            v = y
+          }
+        }
+        return end
+      }
+      // A string that is not UTF-8 on its own: each decodes alone, with replacement characters.
     }
     for (let e = from; e < end; e++) out[at++] = this.#validAt(e, allValid) ? this.#decode(e) : null
     return end
@@ -729,9 +767,14 @@ export class SharedStringVector implements Iterable<string | null> {
         const cut = this.#fromWindow(e)
         if (cut !== undefined) return cut
       }
+      // Reading on from the last block: a bigger one (fewer calls, and past about 1 MB its
+      // texts are kept outside the engine's heap, as the window's).
+      const on = i === this.#blockTo && this.#blockTo > this.#blockFrom
+      this.#blockStrings = on ? Math.min(UNITS - 1, 4 * this.#blockStrings) : DECODE_BLOCK
+      this.#blockBytes = on ? Math.min(BULK_BYTES, 4 * this.#blockBytes) : DECODE_BYTES
       this.#block.length = 0
       this.#blockFrom = i
-      this.#blockTo = this.#decodeBlock(i, Math.min(this.#length, i + DECODE_BLOCK), this.#block, 0, false)
+      this.#blockTo = this.#decodeBlock(i, Math.min(this.#length, i + this.#blockStrings), this.#block, 0, false, this.#blockBytes)
       return this.#block[0]
     }
     // Dictionary strings never change: decode each once.
