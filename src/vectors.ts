@@ -181,6 +181,9 @@ const BULK_BYTES = 2 * 1024 * 1024
 const UNITS = 65536
 let units: Int32Array | undefined
 
+/** `get`'s blocks grow up to this many strings (and {@link BULK_BYTES}). */
+const BLOCK_MAX = 1 << 18
+
 /**
  * The two texts of a non-ASCII block (`utf8Split`): Latin-1, one byte a character, and UTF-16,
  * two; kept for the next block, at most 3 × {@link BULK_BYTES}.
@@ -554,8 +557,8 @@ export class SharedStringVector implements Iterable<string | null> {
   #blockTo = 0
   /**
    * The next block's bounds: {@link DECODE_BLOCK} strings and {@link DECODE_BYTES} at first, 4
-   * times as many for each block that goes on from the one before, up to {@link UNITS} strings
-   * and {@link BULK_BYTES}, as the ASCII window grows.
+   * times as many for each block that goes on from the one before, up to {@link BLOCK_MAX}
+   * strings and {@link BULK_BYTES}, as the ASCII window grows.
    */
   #blockStrings = DECODE_BLOCK
   #blockBytes = DECODE_BYTES
@@ -770,11 +773,13 @@ export class SharedStringVector implements Iterable<string | null> {
       // Reading on from the last block: a bigger one (fewer calls, and past about 1 MB its
       // texts are kept outside the engine's heap, as the window's).
       const on = i === this.#blockTo && this.#blockTo > this.#blockFrom
-      this.#blockStrings = on ? Math.min(UNITS - 1, 4 * this.#blockStrings) : DECODE_BLOCK
+      this.#blockStrings = on ? Math.min(BLOCK_MAX, 4 * this.#blockStrings) : DECODE_BLOCK
       this.#blockBytes = on ? Math.min(BULK_BYTES, 4 * this.#blockBytes) : DECODE_BYTES
-      this.#block.length = 0
+      const to = Math.min(this.#length, i + this.#blockStrings)
+      // A new array of the block's size: one emptied and filled again grows by copies.
+      this.#block = new Array<string | null>(to - i)
       this.#blockFrom = i
-      this.#blockTo = this.#decodeBlock(i, Math.min(this.#length, i + this.#blockStrings), this.#block, 0, false, this.#blockBytes)
+      this.#blockTo = this.#decodeBlock(i, to, this.#block, 0, false, this.#blockBytes)
       return this.#block[0]
     }
     // Dictionary strings never change: decode each once.
