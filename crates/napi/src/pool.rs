@@ -154,6 +154,8 @@ mod tests {
     #[test]
     fn a_block_is_reused_only_for_a_message_it_fits_well() {
         let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        // Whatever the other test left.
+        trim(Duration::ZERO);
         let a = take(MIN + 1).unwrap();
         assert_eq!(a.cap(), 2 * GRAIN);
         let p = a.ptr();
@@ -169,7 +171,10 @@ mod tests {
     }
 
     #[test]
-    fn the_pool_keeps_at_most_keep_bytes() {
+    fn the_pool_keeps_at_most_keep_bytes_and_frees_what_stays_unused() {
+        let _one = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+        // Whatever the other test left.
+        trim(Duration::ZERO);
         let blocks: Vec<Block> = (0..(KEEP / (8 << 20)) + 2)
             .map(|_| take(8 << 20).unwrap())
             .collect();
@@ -177,5 +182,19 @@ mod tests {
             put(b);
         }
         assert!(FREE.lock().unwrap().1 <= KEEP);
+        let kept = |cap: usize| {
+            FREE.lock()
+                .unwrap()
+                .0
+                .iter()
+                .filter(|(b, _)| b.cap == cap)
+                .count()
+        };
+        assert_eq!(kept(8 << 20), KEEP / (8 << 20), "kept up to KEEP bytes");
+        trim(Duration::from_secs(3600));
+        assert_eq!(kept(8 << 20), KEEP / (8 << 20), "recently used blocks stay");
+        trim(Duration::ZERO);
+        assert_eq!(kept(8 << 20), 0, "idle blocks go");
+        assert_eq!(FREE.lock().unwrap().1, 0);
     }
 }
