@@ -55,8 +55,13 @@ const SCRATCH_MAX = 64 * 1024
 const POOL_IDLE_MS = 2000
 let trimming = false
 
-/** Looks at the memory of big messages every {@link POOL_IDLE_MS} while the pool holds any. */
+/**
+ * Looks at the memory of big messages every {@link POOL_IDLE_MS} while the pool holds or lends
+ * any. Where the runtime has no pool (the message is a Buffer), it holds none: no timer, which
+ * Deno could not unref.
+ */
 function trimPoolLater(): void {
+  if (native.messagePoolTrim(POOL_IDLE_MS) === 0) return
   trimming = true
   const tick = (): void => {
     if (native.messagePoolTrim(POOL_IDLE_MS) > 0) later()
