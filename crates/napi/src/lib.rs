@@ -165,12 +165,9 @@ fn closed_max_bytes() -> usize {
 /// references to collected buffers are empty when this returns.
 fn collect_now(env: sys::napi_env) {
     const PRESSURE: i64 = 1 << 40;
-    let mut out = 0i64;
-    // SAFETY: plain Node-API calls on the environment's thread; the two adjustments cancel.
-    unsafe {
-        sys::napi_adjust_external_memory(env, PRESSURE, &mut out);
-        sys::napi_adjust_external_memory(env, -PRESSURE, &mut out);
-    }
+    // The two adjustments cancel.
+    adjust_external_memory(env, PRESSURE);
+    adjust_external_memory(env, -PRESSURE);
 }
 
 /// Runs `f`, and when it fails only because this process holds its whole mapping budget, all
@@ -230,19 +227,28 @@ pub(crate) fn settle_external_memory(env: sys::napi_env) {
         });
     }
     if back > 0 {
-        let mut out = 0i64;
-        // SAFETY: a plain Node-API call on the environment's own thread.
-        unsafe { sys::napi_adjust_external_memory(env, -back, &mut out) };
+        adjust_external_memory(env, -back);
     }
 }
 
-/// Reports `n` bytes of a buffer this thread made to its engine, which the buffer's finalizer
-/// gives back through the returned ledger entry (see `settle_external_memory`).
-pub(crate) fn report_bytes(env: sys::napi_env, n: i64) -> (Ledger, i64) {
+/// Tells the engine of `env` (called on its own thread) of `n` more bytes of external memory,
+/// or of fewer where `n` is negative.
+pub(crate) fn adjust_external_memory(env: sys::napi_env, n: i64) {
     let mut total = 0i64;
-    // SAFETY: a plain Node-API call on this environment's thread.
+    // SAFETY: a plain Node-API call on the environment's own thread (the caller's contract).
     unsafe { sys::napi_adjust_external_memory(env, n, &mut total) };
+}
+
+/// The entry of this thread's ledger through which a buffer's finalizer gives back the `n`
+/// bytes this thread reported for it (see `settle_external_memory`).
+pub(crate) fn ledger_entry(n: i64) -> (Ledger, i64) {
     (LEDGER.with(Arc::clone), n)
+}
+
+/// A finalizer's give-back of its buffer's reported bytes: counted on the ledger, handed back to
+/// the engine by its thread's next call (finalizers may run where no engine may be called).
+pub(crate) fn give_back((ledger, n): &(Ledger, i64)) {
+    ledger.fetch_add(*n, Ordering::AcqRel);
 }
 
 /// Drops the quarantined views whose buffers the engine has collected; returns their bytes.
@@ -325,8 +331,8 @@ struct Held {
 unsafe fn release_held(data: *mut c_void, array_buffer: bool) {
     // SAFETY: forwarded from the caller.
     let held = unsafe { Box::from_raw(data.cast::<Held>()) };
-    if let Some((ledger, n)) = &held.reported {
-        ledger.fetch_add(*n, Ordering::AcqRel);
+    if let Some(entry) = &held.reported {
+        give_back(entry);
     }
     let view = held.slot.take();
     if array_buffer && TEARDOWN.with(Cell::get) {
@@ -447,7 +453,7 @@ impl ToNapiValue for ViewBuffer {
         // opening never starts a collection.
         let counted = if sab.is_some() { 0 } else { len as i64 };
         let cost = (len as i64).max(MAPPING_COST) - counted;
-        let reported = (v.report && cost > 0).then(|| (LEDGER.with(Arc::clone), cost));
+        let reported = (v.report && cost > 0).then(|| ledger_entry(cost));
         let reported_bytes = reported.as_ref().map(|(_, n)| *n);
         let held = Box::into_raw(Box::new(Held {
             slot: v.slot,
@@ -476,9 +482,7 @@ impl ToNapiValue for ViewBuffer {
                 renew_teardown_hook(env);
             }
             if let Some(n) = reported_bytes {
-                let mut total = 0i64;
-                // SAFETY: a plain Node-API call on this environment's thread.
-                unsafe { sys::napi_adjust_external_memory(env, n, &mut total) };
+                adjust_external_memory(env, n);
             }
             return Ok(out);
         }
@@ -654,9 +658,7 @@ impl Segment {
                     })
                 });
                 QUARANTINE_BYTES.with(|b| b.set(b.get() + bytes));
-                let mut total = 0i64;
-                // SAFETY: a plain Node-API call on this environment's thread.
-                unsafe { sys::napi_adjust_external_memory(raw, bytes, &mut total) };
+                adjust_external_memory(raw, bytes);
             }
             // SAFETY: made above, never shared.
             None => unsafe {

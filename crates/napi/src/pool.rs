@@ -12,8 +12,8 @@
 //! a process that received a burst of big messages does not keep their memory.
 //!
 //! A SharedArrayBuffer's bytes are not counted by the engine: each message reports its block's
-//! size (see `crate::report_bytes`), so that a loop that receives and drops messages makes the
-//! engine collect, and the blocks come back.
+//! size (as a shared vector's creator does, see `crate::ledger_entry`), so that a loop that
+//! receives and drops messages makes the engine collect, and the blocks come back.
 
 use std::alloc::{alloc, dealloc, Layout};
 use std::ffi::c_void;
@@ -127,7 +127,7 @@ pub(crate) fn trim(idle: Duration) -> usize {
 /// thread's engine.
 pub(crate) struct Lent {
     pub(crate) block: Block,
-    pub(crate) reported: Option<(crate::Ledger, i64)>,
+    pub(crate) reported: (crate::Ledger, i64),
 }
 
 /// A big message's SharedArrayBuffer finalizer: runs once the memory is released by every
@@ -138,9 +138,7 @@ pub(crate) struct Lent {
 pub(crate) unsafe extern "C" fn finalize(_data: *mut c_void, hint: *mut c_void) {
     // SAFETY: forwarded from the caller.
     let lent = unsafe { Box::from_raw(hint.cast::<Lent>()) };
-    if let Some((ledger, n)) = &lent.reported {
-        ledger.fetch_add(*n, std::sync::atomic::Ordering::AcqRel);
-    }
+    crate::give_back(&lent.reported);
     put(lent.block);
 }
 

@@ -931,10 +931,10 @@ fn pooled_copy<'env>(env: &'env Env, src: &[u8]) -> Result<Option<Unknown<'env>>
     // SAFETY: the block holds at least `src.len()` bytes (see `pool::take`) that nothing else
     // reaches: it came from the allocator or back from a message every thread had released.
     unsafe { ptr::copy_nonoverlapping(src.as_ptr(), data, src.len()) };
-    let reported = crate::report_bytes(env.raw(), block.cap() as i64);
+    let cap = block.cap() as i64;
     let lent = Box::into_raw(Box::new(crate::pool::Lent {
         block,
-        reported: Some(reported),
+        reported: crate::ledger_entry(cap),
     }));
     let (mut sab, mut view) = (ptr::null_mut(), ptr::null_mut());
     // SAFETY: `data` is the block's, which stays allocated while `lent` lives; the engine owns
@@ -950,14 +950,13 @@ fn pooled_copy<'env>(env: &'env Env, src: &[u8]) -> Result<Option<Unknown<'env>>
         )
     };
     if status != sys::Status::napi_ok {
-        // SAFETY: the engine did not take `lent`: it is still ours; its block goes back.
-        let lent = unsafe { Box::from_raw(lent) };
-        if let Some((ledger, n)) = &lent.reported {
-            ledger.fetch_add(*n, std::sync::atomic::Ordering::AcqRel);
-        }
-        crate::pool::put(lent.block);
+        // SAFETY: the engine did not take `lent`: it is still ours; its block goes back, and
+        // nothing was reported for it.
+        crate::pool::put(unsafe { Box::from_raw(lent) }.block);
         return Ok(None);
     }
+    // Reported once the engine holds it, as a shared vector's creator reports its buffer.
+    crate::adjust_external_memory(env.raw(), cap);
     // SAFETY: live out-pointer; `sab` is the SharedArrayBuffer just made, of `src.len()` bytes.
     check(unsafe {
         sys::napi_create_typedarray(
