@@ -394,6 +394,8 @@ test('the native split of a block into Latin-1 and UTF-16 texts agrees with Java
     [values, offsets, 0, strings.length, 0, values.length, lat.subarray(0, 2), wide, ends],
     [values, offsets, 0, strings.length, 0, values.length, lat, wide.subarray(0, 4), ends],
     [values, offsets, 0, strings.length, 0, values.length, lat, lat, ends],
+    [values, offsets, 0, strings.length, 0, values.length, lat, wide, offsets],
+    [values, offsets, 0, strings.length, 0, values.length, new Uint8Array(offsets.buffer), wide, ends],
     [values, offsets, 0, strings.length, 0, values.length, lat, odd, ends],
     [],
   ]) {

@@ -356,7 +356,8 @@ unsafe extern "C" fn utf8_split(
             return Err(bad("the block lies outside its arrays"));
         }
         // The three outputs are written through plain slices, made only once they are known to
-        // be apart (from each other; the inputs are copied or read as atomics first).
+        // be apart from each other and from the offsets, which are read (as atomics) while they
+        // are written; the values are copied before any output is made.
         let span = |p: *mut u8, n: usize| (p as usize, p as usize + n);
         let apart = |x: (usize, usize), y: (usize, usize)| x.1 <= y.0 || y.1 <= x.0;
         let (l_at, w_at, e_at) = (
@@ -364,8 +365,13 @@ unsafe extern "C" fn utf8_split(
             span(wide, wide_len),
             span(ends, 4 * ends_len),
         );
-        if !apart(l_at, w_at) || !apart(l_at, e_at) || !apart(w_at, e_at) {
-            return Err(bad("the outputs overlap"));
+        let o_at = span(offsets.as_ptr().cast_mut().cast(), 4 * offsets.len());
+        if !apart(l_at, w_at)
+            || !apart(l_at, e_at)
+            || !apart(w_at, e_at)
+            || [l_at, w_at, e_at].iter().any(|&x| !apart(x, o_at))
+        {
+            return Err(bad("the outputs overlap each other or the offsets"));
         }
         if !(wide as usize).is_multiple_of(2) {
             return Err(bad("wide is not aligned for UTF-16"));
