@@ -57,11 +57,10 @@ let trimming = false
 
 /**
  * Looks at the memory of big messages every {@link POOL_IDLE_MS} while the pool holds or lends
- * any. Where the runtime has no pool (the message is a Buffer), it holds none: no timer, which
- * Deno could not unref.
+ * any. Started by a message the pool lent, so never where the runtime has none (its big messages
+ * are Buffers): there, Deno could not unref the timer.
  */
 function trimPoolLater(): void {
-  if (native.messagePoolTrim(POOL_IDLE_MS) === 0) return
   trimming = true
   const tick = (): void => {
     if (native.messagePoolTrim(POOL_IDLE_MS) > 0) later()
@@ -233,7 +232,8 @@ export class SharedChannel<T = Uint8Array> {
   #take(words: Uint32Array, timeoutMs?: number): Uint8Array | string | 0 | 1 {
     if (this.#maxMessageBytes > SCRATCH_MAX) {
       const r = timeoutMs === undefined ? native.channelTryReceive(words) : native.channelReceive(words, timeoutMs)
-      if (!trimming && typeof r === 'object' && r.length >= SCRATCH_MAX) trimPoolLater()
+      // A SharedArrayBuffer is the pool's (see SCRATCH_MAX).
+      if (!trimming && typeof r === 'object' && r.buffer instanceof SharedArrayBuffer) trimPoolLater()
       return r
     }
     // A sender never receives: the scratch is made when first needed.
