@@ -166,13 +166,19 @@ const isAscii: ((b: Uint8Array) => boolean) | undefined = (bufferModule as { isA
 const DECODE_BLOCK = 1024
 const DECODE_BYTES = 64 * 1024
 /**
- * ASCII bytes are copied into one string of at most this many bytes, and strings are cut from
- * it: `toArray` in blocks this big, and reads in order through a window this big. Past about
- * 1 MB, Node keeps a Latin-1 string's bytes outside the engine's heap, so the copy adds nothing
- * for the young generation to scavenge while the strings cut from it are made (measured: 1e6
- * short strings by `toArray` in half the time of 64 KiB blocks).
+ * `toArray` decodes blocks of at most this many bytes (and `get` in order grows its blocks up to
+ * it): a block of a million short strings decodes in half the time of 64 KiB ones.
  */
 const BULK_BYTES = 2 * 1024 * 1024
+/**
+ * ASCII bytes are copied into one string of at most this many bytes, and strings are cut from
+ * it (`toArray`'s, and the window that reads in order read through). Just under 1,031,913 bytes,
+ * past which Node copies a decoded string into memory of its own outside the engine's heap:
+ * pages fresh from the allocator each time, about 3,000 page faults to read 10^6 short strings
+ * (a quarter of `toArray`'s time in a child that reads vector after vector), where the engine's
+ * heap reuses its pages.
+ */
+const TEXT_BYTES = 1_000_000
 
 /**
  * Where the strings of a non-ASCII block end in its texts (see `#decodeBlock`), for blocks of
@@ -180,6 +186,53 @@ const BULK_BYTES = 2 * 1024 * 1024
  */
 const UNITS = 65536
 let units: Int32Array | undefined
+
+/** ASCII strings are cut in calls of this many, so that the loop runs as a whole function optimized. */
+const CUT = 8192
+
+/**
+ * Cuts strings `from` to `to` out of `text`, a string vector's ASCII values from byte `a` on
+ * (`size` bytes), into `out` from `at`; NA (per `validity`, all valid where it is undefined) as
+ * null. The first starts at `s` in `text`; entry `last` ends at `size`. Each other end is read
+ * once and checked: an offset another process rewrote is a coded error. Returns where the next
+ * string starts.
+ */
+function cutAscii(text: string, off: Int32Array, validity: Uint8Array | undefined, from: number, to: number, a: number, s: number, last: number, size: number, out: (string | null)[], at: number): number {
+  for (let e = from; e < to; e++) {
+    const t = e === last ? size : off[e + 1] - a
+    if (!(t >= s && t <= size)) throw corrupt(e, s + a, t + a)
+    out[at++] = validity === undefined || (validity[e >> 3] & (1 << (e & 7))) !== 0 ? text.substring(s, t) : null
+    s = t
+  }
+  return s
+}
+
+/**
+ * Cuts the strings `k` to `to` of a non-ASCII block decoded by `utf8Split` (entry `from` first)
+ * into `out` from `at`: from `lat`, the Latin-1 text, where `ends` has where one ends in it, and
+ * from `wide`, the UTF-16 text, where it has the complement of that; NA as null. `starts` has
+ * where the next string starts in each text, and is moved on.
+ */
+function cutSplit(lat: string, wide: string, ends: Int32Array, validity: Uint8Array | undefined, from: number, k: number, to: number, starts: Int32Array, out: (string | null)[], at: number): void {
+  let u = starts[0]
+  let v = starts[1]
+  for (; k < to; k++) {
+    const x = ends[k]
+    const e = from + k
+    const valid = validity === undefined || (validity[e >> 3] & (1 << (e & 7))) !== 0
+    if (x >= 0) {
+      out[at++] = valid ? lat.substring(u, x) : null
+      u = x
+    } else {
+      const y = ~x
+      out[at++] = valid ? wide.substring(v, y) : null
+      v = y
+    }
+  }
+  starts[0] = u
+  starts[1] = v
+}
+const splitStarts = new Int32Array(2)
 
 /** `get`'s blocks grow up to this many strings (and {@link BULK_BYTES}). */
 const BLOCK_MAX = 1 << 18
@@ -688,22 +741,19 @@ export class SharedStringVector implements Iterable<string | null> {
       out[at] = this.#validAt(from, allValid) ? this.#decode(from) : null
       return from + 1
     }
-    // Where the block ends: at `to`, or at the first offset past the byte bound.
-    let end = from + 1
+    let end = this.#blockEnd(from, to, a, maxBytes)
     let b = off[end]
-    while (end < to && b - a <= maxBytes && b >= a) b = off[++end]
-    if (end > from + 1 && (b - a > maxBytes || b < a)) b = off[--end]
     if (!(b >= a && b <= size)) throw corrupt(from, a, b)
-    const bytes = values.subarray(a, b)
-    if (end - from > 1 && isAscii?.(bytes)) {
-      const text = latin1Slice.call(values, a, b)
-      let s = a
-      for (let e = from; e < end; e++) {
-        const t = e + 1 === end ? b : off[e + 1]
-        if (!(t >= s && t <= b)) throw corrupt(e, s, t)
-        out[at++] = this.#validAt(e, allValid) ? text.substring(s - a, t - a) : null
-        s = t
+    if (end - from > 1 && isAscii?.(values.subarray(a, b))) {
+      if (b - a > TEXT_BYTES) {
+        end = this.#blockEnd(from, end, a, TEXT_BYTES)
+        b = off[end]
+        if (!(b >= a && b <= size)) throw corrupt(from, a, b)
       }
+      const text = latin1Slice.call(values, a, b)
+      const validity = allValid ? undefined : this.#validity
+      let s = 0
+      for (let e = from; e < end; e += CUT) s = cutAscii(text, off, validity, e, Math.min(end, e + CUT), a, s, end - 1, b - a, out, at + e - from)
       return end
     }
     // Decoded natively into two texts, Latin-1 (one byte a character, as the engine keeps such
@@ -721,25 +771,38 @@ export class SharedStringVector implements Iterable<string | null> {
         const latText = l > 0 ? latin1Slice.call(lat, 0, l) : ''
         const w = ends[n]
         const wideText = w > 0 ? ucs2Slice.call(wide, 0, 2 * w) : ''
-        let u = 0
-        let v = 0
-        for (let k = 0; k < n; k++) {
-          const x = ends[k]
-          if (x >= 0) {
-            out[at++] = this.#validAt(from + k, allValid) ? latText.substring(u, x) : null
-            u = x
-          } else {
-            const y = ~x
-            out[at++] = this.#validAt(from + k, allValid) ? wideText.substring(v, y) : null
-            v = y
-          }
-        }
+        const validity = allValid ? undefined : this.#validity
+        splitStarts.fill(0)
+        for (let k = 0; k < n; k += CUT) cutSplit(latText, wideText, ends, validity, from, k, Math.min(n, k + CUT), splitStarts, out, at + k)
         return end
       }
       // A string that is not UTF-8 on its own: each decodes alone, with replacement characters.
     }
     for (let e = from; e < end; e++) out[at++] = this.#validAt(e, allValid) ? this.#decode(e) : null
     return end
+  }
+
+  /**
+   * Where a block from entry `from` (its bytes from `a`) ends: at `to`, or at the last entry
+   * whose end is within `maxBytes` of `a` (never before `from + 1`). Offsets rise, so a binary
+   * search finds it; where it finds an end out of bounds (offsets that do not rise), a scan
+   * stops at the first bad one.
+   */
+  #blockEnd(from: number, to: number, a: number, maxBytes: number): number {
+    const off = this.#offsets
+    let lo = from + 1
+    let hi = to
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1
+      if (off[mid] - a <= maxBytes) lo = mid
+      else hi = mid - 1
+    }
+    const b = off[lo]
+    if ((b >= a && b - a <= maxBytes) || lo === from + 1) return lo
+    let end = from + 1
+    let t = off[end]
+    while (end < to && t - a <= maxBytes && t >= a) t = off[++end]
+    return end > from + 1 && (t - a > maxBytes || t < a) ? end - 1 : end
   }
 
   #validAt(e: number, allValid: boolean): boolean {
@@ -770,8 +833,8 @@ export class SharedStringVector implements Iterable<string | null> {
         const cut = this.#fromWindow(e)
         if (cut !== undefined) return cut
       }
-      // Reading on from the last block: a bigger one (fewer calls, and past about 1 MB its
-      // texts are kept outside the engine's heap, as the window's).
+      // Reading on from the last block: a bigger one (fewer calls: 2 MiB blocks of non-ASCII
+      // strings read in 0.9 times the time of 1 MB ones).
       const on = i === this.#blockTo && this.#blockTo > this.#blockFrom
       this.#blockStrings = on ? Math.min(BLOCK_MAX, 4 * this.#blockStrings) : DECODE_BLOCK
       this.#blockBytes = on ? Math.min(BULK_BYTES, 4 * this.#blockBytes) : DECODE_BYTES
@@ -805,15 +868,15 @@ export class SharedStringVector implements Iterable<string | null> {
   /**
    * Copies the values from entry e's first byte into the read window when they are all ASCII;
    * returns whether it did. The first window of a vector is 64 KiB and each next one 4 times as
-   * big, up to `BULK_BYTES`: a few reads in order copy little, a long run of them is cut from
-   * strings Node keeps outside the heap.
+   * big, up to {@link TEXT_BYTES}: a few reads in order copy little, a long run of them is cut
+   * from texts the engine's heap makes without fresh pages.
    */
   #openWindow(e: number): boolean {
     const from = this.#offsets[e]
     const values = this.#values
     if (!(from >= this.#noWindowTo && from < values.length && e + 1 < this.#offsets.length) || isAscii === undefined) return false
     const to = Math.min(values.length, from + this.#windowBytes)
-    this.#windowBytes = Math.min(BULK_BYTES, 4 * this.#windowBytes)
+    this.#windowBytes = Math.min(TEXT_BYTES, 4 * this.#windowBytes)
     this.#window = undefined
     if (!isAscii(values.subarray(from, to))) {
       this.#noWindowTo = to

@@ -443,12 +443,21 @@ fn latin1_into(src: &[u8], dst: &mut [u8]) -> Option<usize> {
     let dst = dst.get_mut(..src.len())?;
     let (mut i, mut o) = (0, 0);
     while i < src.len() {
-        // Eight ASCII bytes at a time.
+        // Eight bytes at a time: all of them when they are ASCII, else the ASCII ones before the
+        // first that is not (read little endian, its byte is the lowest with its top bit set).
+        // All eight are copied either way, in one move: `o <= i`, so `dst` has room for them,
+        // and the bytes past the ASCII ones are written over next.
         if let Some(w) = src.get(i..i + 8) {
-            if u64::from_ne_bytes(w.try_into().ok()?) & 0x8080_8080_8080_8080 == 0 {
-                dst[o..o + 8].copy_from_slice(w);
-                i += 8;
-                o += 8;
+            let high = u64::from_le_bytes(w.try_into().ok()?) & 0x8080_8080_8080_8080;
+            let k = if high == 0 {
+                8
+            } else {
+                high.trailing_zeros() as usize / 8
+            };
+            dst[o..o + 8].copy_from_slice(w);
+            i += k;
+            o += k;
+            if k == 8 {
                 continue;
             }
         }
