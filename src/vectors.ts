@@ -172,7 +172,7 @@ const DECODE_BYTES = 64 * 1024
 const BULK_BYTES = 2 * 1024 * 1024
 /**
  * ASCII bytes are copied into one string of at most this many bytes, and strings are cut from
- * it (`toArray`'s, and the window that reads in order read through). Just under 1,031,913 bytes,
+ * it (`toArray`'s texts, and the window reads in order go through). Just under 1,031,913 bytes,
  * past which Node copies a decoded string into memory of its own outside the engine's heap:
  * pages fresh from the allocator each time, about 3,000 page faults to read 10^6 short strings
  * (a quarter of `toArray`'s time in a child that reads vector after vector), where the engine's
@@ -187,7 +187,7 @@ const TEXT_BYTES = 1_000_000
 const UNITS = 65536
 let units: Int32Array | undefined
 
-/** ASCII strings are cut in calls of this many, so that the loop runs as a whole function optimized. */
+/** Strings are cut from their texts in calls of this many, so that the engine optimizes each call's loop as a whole function. */
 const CUT = 8192
 
 /**
