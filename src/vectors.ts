@@ -392,6 +392,19 @@ function utf8Length(s: string, from: number, to: number): number {
 const BLOCK = 256
 
 /**
+ * A buffer for `layOut` to encode strings into before they are copied into their segment: over a
+ * SharedArrayBuffer, whose memory the engine does not count as its own. An ArrayBuffer of the
+ * 110 MB that 10^7 short strings take made the engine start a full collection on the spot
+ * (external memory it had not seen grow so much), which marked the caller's whole heap, the
+ * strings being shared included: 150-260 ms of a share of 500-600. The segment's size, reported
+ * once it is made, still tells the engine about the memory, once.
+ */
+function encodeBuffer(size: number): Buffer {
+  // A smaller one is an ordinary Buffer: too small for the engine to collect because of it.
+  return size >= 1 << 20 && typeof SharedArrayBuffer === 'function' ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafe(size)
+}
+
+/**
  * The data region of `n` strings: `entries` are the strings themselves (no dictionary; null or
  * undefined is NA) or the dictionary, with `codesOf` giving each element's entry (-1 for NA).
  *
@@ -418,7 +431,7 @@ function layOut(n: number, entries: readonly unknown[], codesOf: Int32Array | un
     if (typeof s === 'string') sample += Buffer.byteLength(s, 'utf8')
   }
   let cap = at + Math.min(MAX_VALUES, Math.ceil((sample / Math.max(1, first)) * k * 1.25) + 3 * sample + 1024)
-  let buf = Buffer.allocUnsafe(cap)
+  let buf = encodeBuffer(cap)
   let offsets = new Int32Array(buf.buffer, buf.byteOffset + layout.offsets, k + 1)
   let pos = at
   let skip = 0
@@ -452,7 +465,7 @@ function layOut(n: number, entries: readonly unknown[], codesOf: Int32Array | un
       // As much again as the strings so far take per element, for all of them, or twice the buffer.
       const projected = at + Math.ceil(((pos - at) / Math.max(1, i0)) * k * 1.25)
       cap = Math.max(need, Math.min(Math.max(projected, cap + (cap >> 1)), 2 * cap, at + MAX_VALUES + 3 * blockUnits))
-      const grown = Buffer.allocUnsafe(cap)
+      const grown = encodeBuffer(cap)
       grown.set(buf.subarray(0, pos))
       buf = grown
       offsets = new Int32Array(buf.buffer, buf.byteOffset + layout.offsets, k + 1)
