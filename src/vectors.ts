@@ -187,6 +187,11 @@ const TEXT_BYTES = 1_000_000
 const UNITS = 65536
 let units: Int32Array | undefined
 
+/** Whether entry `e` is valid (not NA) in a validity bitmap; every entry is where there is none. */
+function valid(validity: Uint8Array | undefined, e: number): boolean {
+  return validity === undefined || (validity[e >> 3] & (1 << (e & 7))) !== 0
+}
+
 /** Strings are cut from their texts in calls of this many, so that the engine optimizes each call's loop as a whole function. */
 const CUT = 8192
 
@@ -201,7 +206,7 @@ function cutAscii(text: string, off: Int32Array, validity: Uint8Array | undefine
   for (let e = from; e < to; e++) {
     const t = e === last ? size : off[e + 1] - a
     if (!(t >= s && t <= size)) throw corrupt(e, s + a, t + a)
-    out[at++] = validity === undefined || (validity[e >> 3] & (1 << (e & 7))) !== 0 ? text.substring(s, t) : null
+    out[at++] = valid(validity, e) ? text.substring(s, t) : null
     s = t
   }
   return s
@@ -218,14 +223,13 @@ function cutSplit(lat: string, wide: string, ends: Int32Array, validity: Uint8Ar
   let v = starts[1]
   for (; k < to; k++) {
     const x = ends[k]
-    const e = from + k
-    const valid = validity === undefined || (validity[e >> 3] & (1 << (e & 7))) !== 0
+    const ok = valid(validity, from + k)
     if (x >= 0) {
-      out[at++] = valid ? lat.substring(u, x) : null
+      out[at++] = ok ? lat.substring(u, x) : null
       u = x
     } else {
       const y = ~x
-      out[at++] = valid ? wide.substring(v, y) : null
+      out[at++] = ok ? wide.substring(v, y) : null
       v = y
     }
   }
@@ -724,7 +728,7 @@ export class SharedStringVector implements Iterable<string | null> {
       checkIndex(i, this.#length)
     }
     if (this.#codes) return this.#codes[i]
-    return this.#validity[i >> 3] & (1 << (i & 7)) ? i : -1
+    return valid(this.#validity, i) ? i : -1
   }
 
   #decode(e: number): string {
@@ -819,7 +823,7 @@ export class SharedStringVector implements Iterable<string | null> {
   }
 
   #validAt(e: number, allValid: boolean): boolean {
-    return allValid || (this.#validity[e >> 3] & (1 << (e & 7))) !== 0
+    return valid(allValid ? undefined : this.#validity, e)
   }
 
   get(i: number): string | null {
@@ -975,14 +979,14 @@ export class SharedStringVector implements Iterable<string | null> {
       return -1
     }
     if (s === null) {
-      for (let i = 0; i < this.#length; i++) if (!(this.#validity[i >> 3] & (1 << (i & 7)))) return i
+      for (let i = 0; i < this.#length; i++) if (!valid(this.#validity, i)) return i
       return -1
     }
     const target = Buffer.from(s, 'utf8')
     const len = target.length
     const off = this.#offsets
     for (let i = 0; i < this.#length; i++) {
-      if (off[i + 1] - off[i] !== len || !(this.#validity[i >> 3] & (1 << (i & 7)))) continue
+      if (off[i + 1] - off[i] !== len || !valid(this.#validity, i)) continue
       if (this.#values.compare(target, 0, len, off[i], off[i + 1]) === 0) return i
     }
     return -1
