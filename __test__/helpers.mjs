@@ -158,6 +158,16 @@ export const can = {
    */
   closeKeepsRange: !windows,
   /**
+   * 256 GiB of closed ranges are held before the engine is made to collect: 64-bit Linux with
+   * 2^47 bytes of address space or more (its stack at 2^46 or above: x86-64, most arm64), no
+   * RLIMIT_AS and no strict overcommit (each would lower the bound).
+   */
+  roomyAddressSpace:
+    linux &&
+    Number.parseInt(/^([0-9a-f]+)-.*\[stack\]$/m.exec(readOr('/proc/self/maps', ''))?.[1] ?? '0', 16) >= 2 ** 46 &&
+    /^Max address space\s+unlimited/m.test(readOr('/proc/self/limits', '')) &&
+    readOr('/proc/sys/vm/overcommit_memory', '0').trim() !== '2',
+  /**
    * `close` ends this process's waits on a segment at once with ERR_SHM_CLOSED (kernel waits:
    * futex, os_sync). Windows waits by polling, and there a close does not yet end them: a known
    * gap, left open in the coordination work.

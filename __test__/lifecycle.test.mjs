@@ -72,6 +72,36 @@ when(can.closeKeepsRange && can.sharedBuffers, test.serial)('opening and closing
   }
 })
 
+// Past the 16 GiB that were the bound everywhere: with 2^47 bytes of address space, 256 GiB of
+// closed ranges are held before a collection (the bound, a 512th of it).
+when(can.closeKeepsRange && can.sharedBuffers && can.roomyAddressSpace, test.serial)('opening and closing a 400 MB vector 64 times (25 GiB closed) starts no major collection', async (t) => {
+  const child = await spawnChild()
+  const x = so.alloc('float64', 5e7)
+  x[x.length - 1] = 7
+  try {
+    const r = await child.run(async (so, h) => {
+      const { PerformanceObserver, constants } = await import('node:perf_hooks')
+      const kinds = []
+      const obs = new PerformanceObserver((list) => list.getEntries().forEach((e) => kinds.push(e.detail?.kind ?? e.kind)))
+      obs.observe({ entryTypes: ['gc'] })
+      let read = 0
+      for (let i = 0; i < 64; i++) {
+        const v = so.open(h)
+        read += v[v.length - 1]
+        so.close(v)
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      obs.disconnect()
+      return { read, majors: kinds.filter((k) => k === constants.NODE_PERFORMANCE_GC_MAJOR).length }
+    }, so.handleOf(x))
+    t.is(r.read, 64 * 7)
+    t.is(r.majors, 0)
+  } finally {
+    so.close(x)
+    await child.exit()
+  }
+})
+
 test.serial('a process maps a segment once per mode, however many views it opens', (t) => {
   const x = so.share(Float64Array.from([1, 2]))
   const h = so.handleOf(x)

@@ -150,6 +150,44 @@ pub fn address_space_limit() -> Option<u64> {
     None
 }
 
+/// How far this process's address space reaches, where it can be told: on Linux the stacks sit
+/// at its top (the main thread's just below it, other threads' in the mapping area under it), so
+/// the power of two above a stack address is its size: 2^47 on x86-64, 2^39 or 2^48 on arm64.
+pub fn address_space_size() -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        let probe = 0u8;
+        let at = std::ptr::addr_of!(probe) as u64;
+        Some(at.checked_next_power_of_two().unwrap_or(u64::MAX))
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
+/// The kernel's commit limit where it is enforced (`vm.overcommit_memory` 2): there a private
+/// writable mapping is charged its whole size, whether or not it is ever touched.
+pub fn strict_commit_limit() -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        let mode = std::fs::read_to_string("/proc/sys/vm/overcommit_memory").ok()?;
+        if mode.trim() != "2" {
+            return None;
+        }
+        let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+        let kib = info
+            .lines()
+            .find_map(|l| l.strip_prefix("CommitLimit:"))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse::<u64>()
+            .ok()?;
+        Some(kib.saturating_mul(1024))
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
 /// `RLIMIT_AS` less the address space this process uses already.
 fn address_space(out: &mut Vec<Limit>) {
     #[cfg(unix)]
@@ -259,6 +297,20 @@ pub fn check_map(id: &str, needed: u64) -> Result<()> {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
+
+    // A 64-bit Linux process's stacks are far above 4 GiB (under qemu's user mode too), in the
+    // main thread and in any other.
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    #[test]
+    fn the_address_space_size_is_a_power_of_two_past_4_gib() {
+        for size in [
+            address_space_size(),
+            std::thread::spawn(address_space_size).join().unwrap(),
+        ] {
+            let size = size.unwrap();
+            assert!(size.is_power_of_two() && size > 1 << 32, "{size:#x}");
+        }
+    }
 
     // Linux always knows its RAM, so there is a least limit to find.
     #[test]
