@@ -168,19 +168,24 @@ fn closed_max_bytes() -> usize {
 }
 
 /// Makes the engine run a full collection now, through the one Node-API lever there is:
-/// external memory far past its limit collects at once (and is given back right after). Weak
-/// references to collected buffers are empty when this returns.
+/// external memory far past its limit collects at once (and is given back right after), then
+/// drops the quarantined views whose buffers went with it: a bound that is moved up when a
+/// collection frees too little must see what it freed.
 fn collect_now(env: sys::napi_env) {
     const PRESSURE: i64 = 1 << 40;
     // The two adjustments cancel.
     adjust_external_memory(env, PRESSURE);
     adjust_external_memory(env, -PRESSURE);
+    let back = sweep_quarantine(env);
+    if back > 0 {
+        adjust_external_memory(env, -back);
+    }
 }
 
 /// Runs `f`, and when it fails only because this process holds its whole mapping budget, all
-/// its descriptors or (with closed ranges still held) its address space, makes the engine
-/// collect (releasing the buffers nobody holds any more, and with them their mappings,
-/// descriptors and ranges) and runs it once more.
+/// its descriptors or (with closed ranges or quarantined views still held) its address space,
+/// makes the engine collect (releasing the buffers nobody holds any more, and with them their
+/// mappings, descriptors and ranges) and runs it once more.
 fn within_budget<T>(
     env: sys::napi_env,
     f: impl Fn() -> sharedobject_core::Result<T>,
@@ -190,6 +195,7 @@ fn within_budget<T>(
             if e.code == Code::NoSpace
                 && (registry::over_mapping_budget()
                     || registry::retired_bytes() > 0
+                    || quarantine_size().0 > 0
                     || sharedobject_core::limits::descriptors_exhausted()) =>
         {
             collect_now(env);
@@ -204,20 +210,29 @@ fn within_budget<T>(
 /// the bytes released creators' buffers reported, and drops the quarantined views whose buffers
 /// the engine has collected.
 pub(crate) fn settle_external_memory(env: sys::napi_env) {
-    let (held, bytes) = quarantine_size();
     let (at_len, at_bytes) = COLLECT_AT.with(Cell::get);
-    let collected = held > at_len || bytes > at_bytes;
-    if collected {
-        collect_now(env);
-    }
+    let over = || {
+        let (held, bytes) = quarantine_size();
+        held > at_len || bytes > at_bytes
+    };
     let mut back = LEDGER.with(|l| l.swap(0, Ordering::AcqRel));
     let due = SWEEP_IN.with(|n| {
         let left = n.get();
         n.set(left.saturating_sub(1));
         left == 0
     });
-    if held > 0 && (collected || due) {
+    let held = quarantine_size().0;
+    // Past a bound, the buffers the engine has collected already (in a collection of its own)
+    // go first: a full collection is made only for those still held. A worker that closes a
+    // 150 MB vector per job (where views are ArrayBuffers) was otherwise stopped for one at
+    // every second job, though its engine had collected the buffers meanwhile.
+    let mut collected = false;
+    if held > 0 && (due || over()) {
         back += sweep_quarantine(env);
+        if over() {
+            collect_now(env);
+            collected = true;
+        }
         let held = QUARANTINE.with(|q| q.borrow().len());
         SWEEP_IN.with(|n| n.set((held / 2).max(16)));
     }
