@@ -169,11 +169,6 @@ if (process.argv[2] === 'child') {
   }
   const json = await start('json')
   const advanced = await start('advanced')
-  // Each way of reading has a child of its own, as advanced serialization has: a child that
-  // keeps every string (toArray) and one that drops each (get(i)) grow their engine's young
-  // generation differently, and a child that took turns at both read by toArray in 24-28 ms,
-  // against 18-20 ms alone (10^6 ASCII strings, Node 26).
-  const readers = part(2) ? { toArray: json, get: await start('json'), advanced } : {}
   if (part(2)) console.log(`\n2. a child receives ${exp(READ_N)} strings and reads them all (target: toArray ≤ 0.5×, get(i) ≤ 0.75× of advanced)`)
   const readRatios = {}
   for (const [name, make] of part(2) ? Object.entries(DATA) : []) {
@@ -186,7 +181,7 @@ if (process.argv[2] === 'child') {
     // 30 ms), and a worker that receives vectors again and again runs at the grown size.
     for (let r = -WARM_ROUNDS; r < READ_REPS; r++) {
       for (const op of Object.keys(t)) {
-        const kid = readers[op]
+        const kid = op === 'advanced' ? advanced : json
         await settle(kid)
         const { ms: took } = await round(kid, op === 'advanced' ? { op, arr } : { op, h })
         if (r >= 0) t[op].push(took)
@@ -251,6 +246,5 @@ if (process.argv[2] === 'child') {
     figure(`hand-over at ${HANDOVER_N.map(exp).join(' vs ')}`, handRatios[name], '0.8–1.2×')
   }
   json.kill()
-  readers.get?.kill()
   advanced.kill()
 }
