@@ -7,7 +7,7 @@
 # asleep, as the Node side's receivers are asleep in receive() when its parent sends; with 0 they
 # run back to back, and a receiver that replied a moment ago wakes with its caches warm.
 # Run: python3 bench/py-handover.py W REPS IDLE_MS n1 [n2 ...]. Prints {"n": median ms, "ping":
-# median ms} as JSON.
+# median ms} as JSON. With --serve W IDLE_MS, one timed hand-over per request (see serve()).
 import json
 import statistics
 import subprocess
@@ -75,8 +75,49 @@ def block(n):
     return shm
 
 
+def serve():
+    # python3 py-handover.py --serve W IDLE_MS: starts and warms W receivers, prints "ready",
+    # then times one hand-over of n float64 for each line "n" it reads (printing the ms), so that
+    # a caller can take its own rounds and these in turn; "ping" times the messaging alone.
+    global IDLE
+    w, IDLE = int(sys.argv[2]), float(sys.argv[3]) / 1000
+    children = [subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(w)]
+    shm = None
+    try:
+        warm = block(1024)
+        for _ in range(3):
+            handover(children, warm.name, 1024)
+        warm.close()
+        warm.unlink()
+        for _ in range(3):
+            ping(children)
+        print("ready", flush=True)
+        for line in sys.stdin:
+            what = line.strip()
+            if what == "ping":
+                print(ping(children), flush=True)
+                continue
+            n = int(float(what))
+            if shm is None or shm.n != n:
+                if shm is not None:
+                    shm.close()
+                    shm.unlink()
+                shm = block(n)
+                shm.n = n
+            print(handover(children, shm.name, n), flush=True)
+    finally:
+        if shm is not None:
+            shm.close()
+            shm.unlink()
+        for c in children:
+            c.stdin.close()
+            c.wait()
+
+
 def main():
     global IDLE
+    if sys.argv[1] == "--serve":
+        return serve()
     w, reps, IDLE = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]) / 1000
     sizes = [int(float(a)) for a in sys.argv[4:]]
     children = [subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(w)]

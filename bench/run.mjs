@@ -5,11 +5,13 @@
 // against, measured in the same run. Nothing here asserts a time: targets are printed, not
 // enforced. Children are started and waiting before anything is timed, so process start-up is
 // never part of a figure.
-import { execFileSync, fork } from 'node:child_process'
+import { execFileSync, fork, spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { constants as bufferConstants } from 'node:buffer'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
+import readline from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 
@@ -287,7 +289,7 @@ async function handover(transport, kids, d) {
  * parent sends the vector's handle once per receiver (`sendShared`) and takes W answers
  * (x[N-1]) from a second channel, timed from the first send to the last answer.
  */
-async function channelHandovers(kids, d, ch, reps) {
+async function channelHandovers(kids, d, ch, reps, between) {
   await Promise.all(kids.map((k) => k.ask({ op: 'channelServe', requests: so.handleOf(ch.requests), replies: so.handleOf(ch.replies) })))
   const want = d.x[d.n - 1]
   const times = []
@@ -300,6 +302,7 @@ async function channelHandovers(kids, d, ch, reps) {
       for (let i = 0; i < kids.length; i++) got.push(new Float64Array(ch.replies.receive(5000).buffer)[0])
       times.push(performance.now() - t0)
       if (got.some((v) => v !== want)) throw new Error(`so.channel: receivers read ${got}, expected ${want}`)
+      await between?.()
     }
   } finally {
     // One message that is no vector ends each receiver's loop.
@@ -374,6 +377,39 @@ function pythonHandover(idleMs = IDLE_MS) {
     return { ms: JSON.parse(out) }
   } catch (e) {
     return { why: e.code === 'ENOENT' ? 'python3 not found' : `python3 failed: ${e.message.split('\n')[0]}` }
+  }
+}
+
+/**
+ * Python's receivers, kept waiting (bench/py-handover.py --serve): `round(n)` times one
+ * hand-over of n float64 to them, so that its rounds and ours can be taken in turn and the
+ * host's load falls on both alike. Undefined where python3 cannot be had.
+ */
+async function pythonServer() {
+  const script = fileURLToPath(new URL('./py-handover.py', import.meta.url))
+  const p = spawn('python3', [script, '--serve', String(W), String(IDLE_MS)], { stdio: ['pipe', 'pipe', 'inherit'] })
+  const lines = readline.createInterface({ input: p.stdout })[Symbol.asyncIterator]()
+  const next = async () => {
+    const r = await lines.next()
+    if (r.done) throw new Error('python3 --serve ended')
+    return r.value
+  }
+  try {
+    const [ok] = await Promise.race([next().then((l) => [l]), once(p, 'error')])
+    if (ok !== 'ready') throw new Error(String(ok))
+  } catch {
+    p.kill()
+    return undefined
+  }
+  return {
+    round: async (n) => {
+      p.stdin.write(`${n}\n`)
+      return Number(await next())
+    },
+    end: async () => {
+      p.stdin.end()
+      await once(p, 'exit')
+    },
   }
 }
 
@@ -470,6 +506,9 @@ async function figHandover() {
   let ping = 0 // ms: an empty request and reply to each sharedobject receiver, the messaging alone
   // The channels of the hand-over by so.channel: handles out, x[N-1] back.
   const ch = { requests: so.channel({ capacity: W, maxMessageBytes: 1024 }), replies: so.channel({ capacity: W, maxMessageBytes: 8 }) }
+  // Python's receivers, whose rounds are taken in turn with the so.channel ones (see 3b).
+  const pyServer = await pythonServer()
+  const pyTurns = new Map() // n -> median ms of Python's rounds taken in turn with ours
   try {
     // One untimed round at a tiny size: loads and optimises every path first.
     const tiny = makeData(1024)
@@ -505,7 +544,9 @@ async function figHandover() {
         row.set(t, median(times))
       }
       await settle(all)
-      row.set('channel', median(await channelHandovers(sets.json, d, ch, FAST_REPS)))
+      const turns = []
+      row.set('channel', median(await channelHandovers(sets.json, d, ch, FAST_REPS, pyServer && (async () => turns.push(await pyServer.round(n))))))
+      if (turns.length) pyTurns.set(n, median(turns))
       const base = row.get('sharedobject')
       console.log(`   N=${fmtN(n)} (${fmtMB(n * 8)})`)
       for (const t of transports) {
@@ -528,6 +569,7 @@ async function figHandover() {
       freeData(d)
     }
   } finally {
+    await pyServer?.end()
     await stopKids(all)
     unlinkQuiet(FILE_PATH)
     release(ch.requests)
@@ -551,10 +593,13 @@ async function figHandover() {
       record({ figure: `hand-over to ${W} processes, sharedobject vs Python shared_memory, N=${fmtN(n)}`, value: mine, unit: 'ms', reference: theirs, referenceName: 'Python shared_memory', ratio: mine / theirs, target: '≤ 1× on Node 26, ≤ 2× on 22/24' })
     }
     // Python's hand-over runs over its pipes, ours above over process.send, each side's usual
-    // messaging. The package's own channel is messaging too: the same hand-over through it.
+    // messaging. The package's own channel is messaging too: the same hand-over through it,
+    // against Python's rounds taken in turn with these (one of ours, one of Python's, each after
+    // every process slept), where they could be.
+    if (pyTurns.size) console.log(`   by so.channel, each round followed by one of Python's: Python ${SIZES.map((n) => `N=${fmtN(n)} ${fmtMs(pyTurns.get(n))}`).join(', ')}`)
     for (const n of SIZES) {
       const mine = results.get(n).get('channel')
-      const theirs = py.ms[String(n)]
+      const theirs = pyTurns.get(n) ?? py.ms[String(n)]
       console.log(`   N=${fmtN(n).padEnd(5)} sharedobject by so.channel ${fmtMs(mine).padStart(9)}   Python shared_memory ${fmtMs(theirs).padStart(9)}   ratio ${fmtRatio(mine / theirs)}`)
       record({ figure: `hand-over to ${W} processes by so.channel vs Python shared_memory, N=${fmtN(n)}`, value: mine, unit: 'ms', reference: theirs, referenceName: 'Python shared_memory', ratio: mine / theirs, target: '≤ 1× on Node 26, ≤ 2× on 22/24' })
     }
