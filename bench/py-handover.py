@@ -75,43 +75,61 @@ def block(n):
     return shm
 
 
+def start(w):
+    """W receivers, started and warmed (three hand-overs and three pings each) before any timing."""
+    children = [subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(w)]
+    try:
+        warm = block(1024)
+        try:
+            for _ in range(3):
+                handover(children, warm.name, 1024)
+        finally:
+            drop(warm)
+        for _ in range(3):
+            ping(children)
+    except BaseException:
+        stop(children)
+        raise
+    return children
+
+
+def stop(children):
+    for c in children:
+        c.stdin.close()
+        c.wait()
+
+
+def drop(shm):
+    shm.close()
+    shm.unlink()
+
+
 def serve():
     # python3 py-handover.py --serve W IDLE_MS: starts and warms W receivers, prints "ready",
     # then times one hand-over of n float64 for each line "n" it reads (printing the ms), so that
     # a caller can take its own rounds and these in turn; "ping" times the messaging alone.
     global IDLE
     w, IDLE = int(sys.argv[2]), float(sys.argv[3]) / 1000
-    children = [subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(w)]
-    shm = None
+    children = start(w)
+    n, shm = None, None
     try:
-        warm = block(1024)
-        for _ in range(3):
-            handover(children, warm.name, 1024)
-        warm.close()
-        warm.unlink()
-        for _ in range(3):
-            ping(children)
         print("ready", flush=True)
         for line in sys.stdin:
             what = line.strip()
             if what == "ping":
                 print(ping(children), flush=True)
                 continue
-            n = int(float(what))
-            if shm is None or shm.n != n:
+            if int(float(what)) != n:
                 if shm is not None:
-                    shm.close()
-                    shm.unlink()
+                    drop(shm)
+                    shm = None
+                n = int(float(what))
                 shm = block(n)
-                shm.n = n
             print(handover(children, shm.name, n), flush=True)
     finally:
         if shm is not None:
-            shm.close()
-            shm.unlink()
-        for c in children:
-            c.stdin.close()
-            c.wait()
+            drop(shm)
+        stop(children)
 
 
 def main():
@@ -120,28 +138,18 @@ def main():
         return serve()
     w, reps, IDLE = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]) / 1000
     sizes = [int(float(a)) for a in sys.argv[4:]]
-    children = [subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(w)]
+    children = start(w)
     out = {}
     try:
-        warm = block(1024)
-        for _ in range(3):
-            handover(children, warm.name, 1024)
-        warm.close()
-        warm.unlink()
-        for _ in range(3):
-            ping(children)
         out["ping"] = statistics.median(ping(children) for _ in range(reps))
         for n in sizes:
             shm = block(n)
             try:
                 out[str(n)] = statistics.median(handover(children, shm.name, n) for _ in range(reps))
             finally:
-                shm.close()
-                shm.unlink()
+                drop(shm)
     finally:
-        for c in children:
-            c.stdin.close()
-            c.wait()
+        stop(children)
     print(json.dumps(out))
 
 
