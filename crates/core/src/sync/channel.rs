@@ -524,24 +524,30 @@ impl<'a> RawChannel<'a> {
     /// As [`Self::try_send`].
     pub fn send(&self, msg: &[u8], flags: u32, timeout: Option<Duration>) -> Result<bool> {
         let deadline = Deadline::after(timeout);
-        let mut round = 0;
+        let mut waited: Option<Backoff> = None;
         loop {
             if self.try_send(msg, flags)? {
+                Backoff::finish(waited);
                 return Ok(true);
             }
-            if backoff(&mut round) {
+            let backoff = waited.get_or_insert_with(|| Backoff::start(self.wait_word(false)));
+            if backoff.round() {
                 continue;
             }
             let seq = self.begin_wait(false);
             let sent = self.try_send(msg, flags);
             if !matches!(sent, Ok(false)) {
                 self.end_wait(false);
+                Backoff::finish(waited);
                 return sent;
             }
             let r = self.sleep(false, seq, &deadline);
             self.end_wait(false);
             match r {
-                None => return Ok(false),
+                None => {
+                    Backoff::finish(waited);
+                    return Ok(false);
+                }
                 Some(WaitResult::TimedOut) => {
                     self.repair();
                 }
@@ -563,14 +569,18 @@ impl<'a> RawChannel<'a> {
         let deadline = Deadline::after(timeout);
         let mut take = Some(take);
         let mut once = |bytes: &[u8], flags: u32| take.take().map(|t| t(bytes, flags));
-        let mut round = 0;
+        let mut waited: Option<Backoff> = None;
         loop {
             match self.try_receive(&mut once)? {
-                Received::Message(m) => return Ok(Received::Message(m.expect("taken once"))),
+                Received::Message(m) => {
+                    Backoff::finish(waited);
+                    return Ok(Received::Message(m.expect("taken once")));
+                }
                 Received::Ended => return Ok(Received::Ended),
                 Received::Empty => {}
             }
-            if backoff(&mut round) {
+            let backoff = waited.get_or_insert_with(|| Backoff::start(self.wait_word(true)));
+            if backoff.round() {
                 continue;
             }
             let seq = self.begin_wait(true);
@@ -578,6 +588,7 @@ impl<'a> RawChannel<'a> {
                 Ok(Received::Empty) => {}
                 r => {
                     self.end_wait(true);
+                    Backoff::finish(waited);
                     return r.map(|r| match r {
                         Received::Message(m) => Received::Message(m.expect("taken once")),
                         Received::Ended => Received::Ended,
@@ -588,7 +599,10 @@ impl<'a> RawChannel<'a> {
             let r = self.sleep(true, seq, &deadline);
             self.end_wait(true);
             match r {
-                None => return Ok(Received::Empty),
+                None => {
+                    Backoff::finish(waited);
+                    return Ok(Received::Empty);
+                }
                 Some(WaitResult::TimedOut) => {
                     self.repair();
                 }
@@ -614,26 +628,106 @@ impl<'a> RawChannel<'a> {
 /// a free slot that comes within some tens of microseconds is taken without two system calls and
 /// a context switch on each side. The spin is short (about 240 pauses) and the rest is spent
 /// yielding the CPU: a waiter that spun all along took a CPU from the processes it was waiting
-/// for wherever there are more of them than CPUs. Four receivers and their sender on two CPUs,
-/// handing over 400 MB by handle: 800-950 µs with 16 rounds of spinning, 710-860 µs now, and
-/// 720-730 µs between Python processes, whose receivers block at once (three runs of each, each
-/// the median of 75 hand-overs). Two processes exchanging 64-byte messages: the same rate.
+/// for wherever there are more of them than CPUs.
 const SPIN_ROUNDS: u32 = 4;
 const YIELD_ROUNDS: u32 = 32;
 
-/// One round of waiting in user space; false once it is time to sleep in the kernel.
-fn backoff(round: &mut u32) -> bool {
-    *round += 1;
-    if *round <= SPIN_ROUNDS {
-        for _ in 0..(8u32 << *round) {
-            std::hint::spin_loop();
+/// After a wait whose spin was wasted, this many next waits on the same word sleep at once.
+const SKIP_AFTER_WASTE: u8 = 64;
+
+/// The words this thread stopped spinning on, the most recent last: a handful, as a thread
+/// waits on a few channels at most (a forgotten one only spins once more).
+const SKIP_WORDS: usize = 8;
+
+/// A word this thread stopped spinning on, and how many more waits on it sleep at once.
+#[derive(Clone, Copy)]
+struct Skip {
+    word: usize,
+    left: u8,
+}
+
+thread_local! {
+    static SKIPS: std::cell::RefCell<Vec<Skip>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// How one blocking send or receive waits before it sleeps in the kernel, learnt from how the
+/// spin of earlier waits of the same thread on the same word went. Messages that come within
+/// microseconds (a request and its answer, a stream) are taken by spinning and yielding, with
+/// no system call on either side; but where the next message comes only after long (a receiver
+/// serving requests that arrive every few milliseconds, a sender waiting for its receivers'
+/// answers), a process that spins and yields for nothing keeps its CPU from the processes it
+/// waits for wherever there are more of them than CPUs. Four receivers and their sender on two
+/// CPUs, each receiver opening the 400 MB vector it is handed after every process slept 20 ms:
+/// 1.06-1.28× the time of Python's receivers (which block at once) when every wait spun and
+/// yielded first, 0.90-1.07× when none did (runs of 121 hand-overs, each side's in turn). So a
+/// wait that spun and yielded and still had to sleep makes the next [`SKIP_AFTER_WASTE`] waits
+/// of this thread on its word sleep at once; then one probes by spinning again, and a spin that
+/// paid off spins from then on. A spin judged by the time its wait took instead (wasted past
+/// 50 µs) stopped four producers and four consumers on two CPUs from spinning, whose yields are
+/// what keeps them going: 2.0 M messages/s where they pass 5.5 M.
+struct Backoff {
+    word: usize,
+    round: u32,
+    spin: bool,
+}
+
+impl Backoff {
+    fn start(word: *const AtomicU32) -> Backoff {
+        let word = word as usize;
+        let spin = SKIPS.with(
+            |s| match s.borrow_mut().iter_mut().find(|k| k.word == word) {
+                Some(k) if k.left > 0 => {
+                    k.left -= 1;
+                    false
+                }
+                _ => true,
+            },
+        );
+        Backoff {
+            word,
+            round: 0,
+            spin,
         }
-        true
-    } else if *round <= SPIN_ROUNDS + YIELD_ROUNDS {
-        std::thread::yield_now();
-        true
-    } else {
-        false
+    }
+
+    /// One round of waiting in user space; false once it is time to sleep in the kernel.
+    fn round(&mut self) -> bool {
+        if !self.spin {
+            return false;
+        }
+        self.round += 1;
+        if self.round <= SPIN_ROUNDS {
+            for _ in 0..(8u32 << self.round) {
+                std::hint::spin_loop();
+            }
+            true
+        } else if self.round <= SPIN_ROUNDS + YIELD_ROUNDS {
+            std::thread::yield_now();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Learns from a wait, if the call waited at all and spun.
+    fn finish(waited: Option<Backoff>) {
+        let Some(b) = waited.filter(|b| b.spin) else {
+            return;
+        };
+        let wasted = b.round > SPIN_ROUNDS + YIELD_ROUNDS;
+        SKIPS.with(|s| {
+            let mut s = s.borrow_mut();
+            s.retain(|k| k.word != b.word);
+            if wasted {
+                if s.len() == SKIP_WORDS {
+                    s.remove(0);
+                }
+                s.push(Skip {
+                    word: b.word,
+                    left: SKIP_AFTER_WASTE,
+                });
+            }
+        });
     }
 }
 
