@@ -131,6 +131,9 @@ export function properties(value: unknown): unknown {
  * Returns whether anything was open.
  */
 export function close(value: unknown): boolean {
+  // A vector, as most closes are: its mapping, with none of the walk a container needs.
+  const meta = ArrayBuffer.isView(value) ? metaOf(value) : undefined
+  if (meta) return closeMeta(meta)
   let any = false
   leaves(value, (leaf) => {
     const meta = metaOf(leaf)

@@ -119,6 +119,26 @@ function openPlain(base: string, budget: Budget): OpenResult | undefined {
   return resultOf(meta, undefined, budget)
 }
 
+/**
+ * `open(h)` of a whole handle with no options, as a channel's receiver and most callers open:
+ * the native open and the value, with none of the long way's machinery (its budget holds one
+ * segment within `maxBytes`, which the native call checks). A process opens a handle once in a
+ * while and finds none of that code warm: the long way cost a 400 MB hand-over to a waiting
+ * process about a fifth of its time. Undefined where the long way must go on: a container's
+ * manifest (mapped now, and found again there), a segment the native call declines, data that
+ * is no vector (which the long way refuses).
+ */
+function openQuick(h: string): SharedVector | object | undefined {
+  const o = getOptions()
+  if (o.maxSegments < 1) return undefined
+  const r = native.openPlain(h, o.maxBytes, bufferConstants.MAX_LENGTH)
+  if (r === null) return undefined
+  const meta = 'segment' in r ? recorded(r) : liveMetaOfBuffer(r)
+  if (meta === undefined || meta.kind === 'list') return undefined
+  if (isSyncKind(meta.kind)) return syncOf(meta)
+  return isKind(meta.kind) || meta.kind === 'arrow' ? vectorOf(meta) : undefined
+}
+
 function openFound(
   found: ReturnType<typeof native.locate>,
   h: string,
@@ -274,6 +294,10 @@ export function open<K extends Kind>(handle: Handle, opts: OpenOptions & { kind:
 export function open(handle: Handle, opts?: OpenOptions): Opened
 export function open(handle: Handle, opts?: OpenOptions): SharedVector | object {
   touch()
+  if (opts === undefined && typeof handle === 'string' && handle.length <= 200 && handle.indexOf('#') < 0) {
+    const v = openQuick(handle)
+    if (v !== undefined) return v
+  }
   const h = handleText(handle, 'open')
   if (opts !== undefined && (opts === null || typeof opts !== 'object')) throw coded(codes.INVALID_ARG_TYPE, 'open: options must be an object', TypeError)
   const cow = opts?.copyOnWrite
