@@ -87,11 +87,12 @@ const handlers = {
     reply({ last, sum: sum(v) })
   },
 
-  // The same hand-over through the package's own channels, served the way Python's receivers
-  // serve theirs (bench/py-handover.py): in a loop, asleep in receive() between hand-overs,
-  // with nothing else run in between. Each takes a handle (receive() opens the vector), reads
-  // x[N-1], closes it and sends x[N-1] back on a second channel, until a message that is not a
-  // vector ends the loop. The process.send reply only says this process is about to wait.
+  // The same hand-over through the package's own channels (one of its own per receiver, as each
+  // Python receiver has a pipe), served the way Python's receivers serve theirs
+  // (bench/py-handover.py): in a loop, asleep in receive() between hand-overs, with nothing else
+  // run in between. Each takes a handle (receive() opens the vector), reads x[N-1], closes it and
+  // sends x[N-1] back on a channel all share, until a message that is not a vector ends the
+  // loop. The process.send reply only says this process is about to wait.
   channelServe(msg) {
     channels ??= { requests: so.open(msg.requests), replies: so.open(msg.replies) }
     reply({ waiting: true })

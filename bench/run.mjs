@@ -285,19 +285,22 @@ async function handover(transport, kids, d) {
  * asleep in `receive()` between them, as Python's receivers wait in `readline()` (no forced
  * collection and no other message between two of them: with a full collection in each receiver
  * before each one, as the other transports here get, this hand-over measured 1.6-1.8 ms at
- * 400 MB where it measures about 1 ms without). Before each, every process sleeps `IDLE_MS`; the
- * parent sends the vector's handle once per receiver (`sendShared`) and takes W answers
- * (x[N-1]) from a second channel, timed from the first send to the last answer.
+ * 400 MB where it measures about 1 ms without). Each receiver has a channel of its own, as each
+ * Python receiver has a pipe of its own, so that every one of the W opens the vector: from one
+ * channel shared by all, a receiver done with its handle took a second one in most rounds,
+ * before a woken one ran. Before each, every process sleeps `IDLE_MS`; the parent sends the
+ * vector's handle to each receiver (`sendShared`) and takes W answers (x[N-1]) from one channel,
+ * timed from the first send to the last answer.
  */
 async function channelHandovers(kids, d, ch, reps, between) {
-  await Promise.all(kids.map((k) => k.ask({ op: 'channelServe', requests: so.handleOf(ch.requests), replies: so.handleOf(ch.replies) })))
+  await Promise.all(kids.map((k, i) => k.ask({ op: 'channelServe', requests: so.handleOf(ch.requests[i]), replies: so.handleOf(ch.replies) })))
   const want = d.x[d.n - 1]
   const times = []
   try {
     for (let r = 0; r < reps; r++) {
       await idle()
       const t0 = performance.now()
-      for (let i = 0; i < kids.length; i++) ch.requests.sendShared(d.shared)
+      for (let i = 0; i < kids.length; i++) ch.requests[i].sendShared(d.shared)
       const got = []
       for (let i = 0; i < kids.length; i++) got.push(new Float64Array(ch.replies.receive(5000).buffer)[0])
       times.push(performance.now() - t0)
@@ -306,7 +309,7 @@ async function channelHandovers(kids, d, ch, reps, between) {
     }
   } finally {
     // One message that is no vector ends each receiver's loop.
-    for (let i = 0; i < kids.length; i++) ch.requests.send(new Uint8Array(1))
+    for (let i = 0; i < kids.length; i++) ch.requests[i].send(new Uint8Array(1))
   }
   return times
 }
@@ -504,8 +507,8 @@ async function figHandover() {
   const results = new Map() // n -> transport -> ms | string (why skipped)
   const sums = []
   let ping = 0 // ms: an empty request and reply to each sharedobject receiver, the messaging alone
-  // The channels of the hand-over by so.channel: handles out, x[N-1] back.
-  const ch = { requests: so.channel({ capacity: W, maxMessageBytes: 1024 }), replies: so.channel({ capacity: W, maxMessageBytes: 8 }) }
+  // The channels of the hand-over by so.channel: a handle out to each receiver, x[N-1] back.
+  const ch = { requests: sets.json.map(() => so.channel({ capacity: 1, maxMessageBytes: 1024 })), replies: so.channel({ capacity: W, maxMessageBytes: 8 }) }
   // Python's receivers, whose rounds are taken in turn with the so.channel ones (see 3b).
   const pyServer = await pythonServer()
   const pyTurns = new Map() // n -> median ms of Python's rounds taken in turn with ours
@@ -554,7 +557,7 @@ async function figHandover() {
         const note = typeof v === 'string' ? v : `${fmtMs(v).padStart(9)}   ${t === 'sharedobject' ? '' : `${fmtRatio(v / base)} sharedobject's`}`
         console.log(`     ${label[t].padEnd(28)} ${note}`)
       }
-      console.log(`     ${label.channel.padEnd(28)} ${fmtMs(row.get('channel')).padStart(9)}   ${fmtRatio(row.get('channel') / base)} sharedobject's (the handle through the package's own channel, not process.send; receivers serve in a loop, as Python's below, with no collection forced between hand-overs)`)
+      console.log(`     ${label.channel.padEnd(28)} ${fmtMs(row.get('channel')).padStart(9)}   ${fmtRatio(row.get('channel') / base)} sharedobject's (the handle through the package's own channel, not process.send; each receiver on a channel of its own, as each of Python's below on a pipe; they serve in a loop with no collection forced between hand-overs)`)
 
       // 4. In one child while the others idle: on 2 cores, four summing at once would time
       // the scheduler, not the memory. One segment per repetition: see the child's `sum`.
@@ -572,7 +575,7 @@ async function figHandover() {
     await pyServer?.end()
     await stopKids(all)
     unlinkQuiet(FILE_PATH)
-    release(ch.requests)
+    ch.requests.forEach(release)
     release(ch.replies)
   }
 
