@@ -527,7 +527,7 @@ impl<'a> RawChannel<'a> {
         let mut waited: Option<Backoff> = None;
         loop {
             if self.try_send(msg, flags)? {
-                Backoff::finish(waited);
+                self.learn(waited, false);
                 return Ok(true);
             }
             let backoff = waited.get_or_insert_with(|| Backoff::start(self.wait_word(false)));
@@ -535,17 +535,18 @@ impl<'a> RawChannel<'a> {
                 continue;
             }
             let seq = self.begin_wait(false);
+            backoff.sleeps(seq);
             let sent = self.try_send(msg, flags);
             if !matches!(sent, Ok(false)) {
                 self.end_wait(false);
-                Backoff::finish(waited);
+                self.learn(waited, false);
                 return sent;
             }
             let r = self.sleep(false, seq, &deadline);
             self.end_wait(false);
             match r {
                 None => {
-                    Backoff::finish(waited);
+                    self.learn(waited, false);
                     return Ok(false);
                 }
                 Some(WaitResult::TimedOut) => {
@@ -573,7 +574,7 @@ impl<'a> RawChannel<'a> {
         loop {
             match self.try_receive(&mut once)? {
                 Received::Message(m) => {
-                    Backoff::finish(waited);
+                    self.learn(waited, true);
                     return Ok(Received::Message(m.expect("taken once")));
                 }
                 Received::Ended => return Ok(Received::Ended),
@@ -584,11 +585,12 @@ impl<'a> RawChannel<'a> {
                 continue;
             }
             let seq = self.begin_wait(true);
+            backoff.sleeps(seq);
             match self.try_receive(&mut once) {
                 Ok(Received::Empty) => {}
                 r => {
                     self.end_wait(true);
-                    Backoff::finish(waited);
+                    self.learn(waited, true);
                     return r.map(|r| match r {
                         Received::Message(m) => Received::Message(m.expect("taken once")),
                         Received::Ended => Received::Ended,
@@ -600,7 +602,7 @@ impl<'a> RawChannel<'a> {
             self.end_wait(true);
             match r {
                 None => {
-                    Backoff::finish(waited);
+                    self.learn(waited, true);
                     return Ok(Received::Empty);
                 }
                 Some(WaitResult::TimedOut) => {
@@ -609,6 +611,11 @@ impl<'a> RawChannel<'a> {
                 Some(_) => {}
             }
         }
+    }
+
+    /// Tells the wait's [`Backoff`] how it went.
+    fn learn(&self, waited: Option<Backoff>, rx: bool) {
+        Backoff::finish(waited, || self.words(rx).0.load(SeqCst));
     }
 
     /// One sleep of at most the detection interval; `None` once the deadline passed.
@@ -656,19 +663,22 @@ thread_local! {
 /// no system call on either side; but where the next message comes only after long (a receiver
 /// serving requests that arrive every few milliseconds, a sender waiting for its receivers'
 /// answers), a process that spins and yields for nothing keeps its CPU from the processes it
-/// waits for wherever there are more of them than CPUs. Four receivers and their sender on two
-/// CPUs, each receiver opening the 400 MB vector it is handed after every process slept 20 ms:
-/// 1.06-1.28× the time of Python's receivers (which block at once) when every wait spun and
-/// yielded first, 0.90-1.07× when none did (runs of 121 hand-overs, each side's in turn). So a
-/// wait that spun and yielded and still had to sleep makes the next [`SKIP_AFTER_WASTE`] waits
-/// of this thread on its word sleep at once; then one probes by spinning again, and a spin that
-/// paid off spins from then on. A spin judged by the time its wait took instead (wasted past
-/// 50 µs) stopped four producers and four consumers on two CPUs from spinning, whose yields are
-/// what keeps them going: 2.0 M messages/s where they pass 5.5 M.
+/// waits for wherever there are more of them than CPUs. So a wait that spun, yielded and still
+/// slept while no message but its own passed makes the next [`SKIP_AFTER_WASTE`] waits of this
+/// thread on its word sleep at once; then one probes by spinning again, and a spin that paid off
+/// spins from then on. A wait that slept while others' messages passed (four producers and
+/// four consumers on two CPUs, one of them preempted a while) was on a busy channel and keeps
+/// spinning. Four receivers, each on a channel of its own, and their sender on two CPUs, each
+/// receiver opening the 400 MB vector it is handed after every process slept 20 ms: 1.24-1.40×
+/// the time of Python's receivers (which block at once) when every wait spun and yielded first,
+/// 1.05-1.24× now (three runs of 61 hand-overs each way, each side's in turn); messages of 64 B
+/// between two processes and between four and four pass at the same rate as before.
 struct Backoff {
     word: usize,
     round: u32,
     spin: bool,
+    /// The word's count when the wait first went to sleep in the kernel.
+    slept_at: Option<u32>,
 }
 
 impl Backoff {
@@ -687,6 +697,7 @@ impl Backoff {
             word,
             round: 0,
             spin,
+            slept_at: None,
         }
     }
 
@@ -709,12 +720,21 @@ impl Backoff {
         }
     }
 
-    /// Learns from a wait, if the call waited at all and spun.
-    fn finish(waited: Option<Backoff>) {
+    /// Notes the word's count (`seq`) as the wait goes to sleep in the kernel, the first time.
+    fn sleeps(&mut self, seq: u32) {
+        self.slept_at.get_or_insert(seq);
+    }
+
+    /// Learns from a wait, if the call waited at all and spun; `count` reads the word's count
+    /// now (only for a wait that slept: in a stream, that word changes hands all the time).
+    fn finish(waited: Option<Backoff>, count: impl FnOnce() -> u32) {
         let Some(b) = waited.filter(|b| b.spin) else {
             return;
         };
-        let wasted = b.round > SPIN_ROUNDS + YIELD_ROUNDS;
+        // Spun, yielded and slept, and at most one message (or free slot) came meanwhile: the
+        // one it waited for. Where others took many meanwhile, the channel is busy and its
+        // waits short once this process has a CPU again.
+        let wasted = b.slept_at.is_some_and(|at| count().wrapping_sub(at) <= 1);
         SKIPS.with(|s| {
             let mut s = s.borrow_mut();
             s.retain(|k| k.word != b.word);

@@ -138,40 +138,46 @@ fn slots_left_by_a_dead_party_are_repaired() {
 }
 
 /// Whether a wait on `word` by this thread starts by spinning, and what it learns when it ends
-/// after `rounds` rounds (more than the spin and yield rounds: it slept).
-fn wait_once(word: *const AtomicU32, rounds: u32) -> bool {
+/// after `rounds` rounds (more than the spin and yield rounds: it slept) with `passed` messages
+/// counted on the word meanwhile.
+fn wait_once(word: &AtomicU32, rounds: u32, passed: u32) -> bool {
     let mut b = Backoff::start(word);
     let spun = b.spin;
     for _ in 0..rounds {
         if !b.round() {
             // Out of user-space rounds: the wait sleeps, once.
-            b.round = SPIN_ROUNDS + YIELD_ROUNDS + 1;
+            b.sleeps(word.load(SeqCst));
             break;
         }
     }
-    Backoff::finish(Some(b));
+    word.fetch_add(passed, SeqCst);
+    Backoff::finish(Some(b), || word.load(SeqCst));
     spun
 }
 
 #[test]
 fn a_wait_whose_spin_was_wasted_makes_the_next_ones_sleep_at_once_until_a_probe() {
-    let (a, other) = (AtomicU32::new(0), AtomicU32::new(0));
+    let (a, other) = (AtomicU32::new(0), AtomicU32::new(u32::MAX));
     let all = SPIN_ROUNDS + YIELD_ROUNDS + 1;
     // Short waits (taken while spinning) keep spinning.
     for _ in 0..3 {
-        assert!(wait_once(&a, 2));
+        assert!(wait_once(&a, 2, 1));
     }
-    // One that spun and yielded and still slept: the next SKIP_AFTER_WASTE sleep at once.
-    assert!(wait_once(&a, all));
+    // One that slept while the channel was busy (others' messages passed): it keeps spinning.
+    assert!(wait_once(&a, all, 50));
+    assert!(wait_once(&a, 2, 1));
+    // One that spun and yielded and still slept while nothing else passed: the next
+    // SKIP_AFTER_WASTE sleep at once.
+    assert!(wait_once(&a, all, 1));
     for i in 0..SKIP_AFTER_WASTE {
-        assert!(!wait_once(&a, all), "wait {i} after a wasted spin spun");
+        assert!(!wait_once(&a, all, 1), "wait {i} after a wasted spin spun");
     }
-    // Another word of the same thread is judged on its own.
-    assert!(wait_once(&other, 2));
+    // Another word of the same thread is judged on its own (its count wraps around too).
+    assert!(wait_once(&other, 2, 1));
     // Then one probes; a probe that pays off spins from then on.
-    assert!(wait_once(&a, 2));
-    assert!(wait_once(&a, 2));
+    assert!(wait_once(&a, 2, 1));
+    assert!(wait_once(&a, 2, 1));
     // A wasted probe stops it again.
-    assert!(wait_once(&a, all));
-    assert!(!wait_once(&a, 2));
+    assert!(wait_once(&a, all, 1));
+    assert!(!wait_once(&a, 2, 1));
 }
