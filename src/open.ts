@@ -111,12 +111,17 @@ function openOneHere(h: string, opts: OpenOptions | undefined, budget: Budget, t
  * buffer of this thread's over a mapping closed meanwhile).
  */
 function openPlain(base: string, budget: Budget): OpenResult | undefined {
-  const r = native.openPlain(base, budget.bytesLeft, bufferConstants.MAX_LENGTH)
-  if (r === null) return undefined
-  const meta = 'segment' in r ? recorded(r) : liveMetaOfBuffer(r)
+  const meta = plainMeta(base, budget.bytesLeft)
   if (meta === undefined) return undefined
   budget.charge(meta.key, meta.byteLength)
   return resultOf(meta, undefined, budget)
+}
+
+/** This thread's view of a whole handle from `native.openPlain`; undefined where it declined. */
+function plainMeta(base: string, bytesLeft: number): Meta | undefined {
+  const r = native.openPlain(base, bytesLeft, bufferConstants.MAX_LENGTH)
+  if (r === null) return undefined
+  return 'segment' in r ? recorded(r) : liveMetaOfBuffer(r)
 }
 
 /**
@@ -125,18 +130,13 @@ function openPlain(base: string, budget: Budget): OpenResult | undefined {
  * segment within `maxBytes`, which the native call checks). A process opens a handle once in a
  * while and finds none of that code warm: the long way cost a 400 MB hand-over to a waiting
  * process about a fifth of its time. Undefined where the long way must go on: a container's
- * manifest (mapped now, and found again there), a segment the native call declines, data that
- * is no vector (which the long way refuses).
+ * manifest (mapped now, and found again there), a segment the native call declines.
  */
 function openQuick(h: string): SharedVector | object | undefined {
   const o = getOptions()
   if (o.maxSegments < 1) return undefined
-  const r = native.openPlain(h, o.maxBytes, bufferConstants.MAX_LENGTH)
-  if (r === null) return undefined
-  const meta = 'segment' in r ? recorded(r) : liveMetaOfBuffer(r)
-  if (meta === undefined || meta.kind === 'list') return undefined
-  if (isSyncKind(meta.kind)) return syncOf(meta)
-  return isKind(meta.kind) || meta.kind === 'arrow' ? vectorOf(meta) : undefined
+  const meta = plainMeta(h, o.maxBytes)
+  return meta === undefined || meta.kind === 'list' ? undefined : valueOf(meta, undefined)
 }
 
 function openFound(
@@ -177,11 +177,16 @@ function resultOf(meta: Meta, part: Part | undefined, budget: Budget): OpenResul
     budget.chargeManifest(meta.attributes.length)
     return { shape: manifestShape(meta.attributes), key: meta.key, manifestLength: meta.attributes.length }
   }
-  if (isSyncKind(meta.kind)) return { value: syncOf(meta), key: meta.key }
+  return { value: valueOf(meta, part), key: meta.key }
+}
+
+/** The value a mapping that is no manifest gives: a vector, a table, a synchronisation object, or a part of a vector. */
+function valueOf(meta: Meta, part: Part | undefined): SharedVector | object {
+  if (isSyncKind(meta.kind)) return syncOf(meta)
   if (!isKind(meta.kind) && meta.kind !== 'arrow') {
     throw coded(codes.BAD_HEADER, `open: the segment holds ${meta.kind} data, not a vector; use mapSharedMemory for developer segments`)
   }
-  return { value: part ? withJSON(partView(meta.buffer, meta.byteLength, part)) : vectorOf(meta), key: meta.key }
+  return part ? withJSON(partView(meta.buffer, meta.byteLength, part)) : vectorOf(meta)
 }
 
 /** The manifests a value was reached through, innermost first: a manifest inside itself is refused. */
