@@ -10,8 +10,9 @@
 //! The kernel reports a range it cannot populate as an error (never a signal), and the job then
 //! ends quietly: pages left unmapped are mapped at first touch as usual.
 //!
-//! Linux only (MADV_POPULATE_READ, 5.14 and later); elsewhere, or on an older kernel, nothing
-//! starts and nothing is touched from another thread.
+//! Linux only (read faults by `process_vm_readv` on this process, or MADV_POPULATE_READ where
+//! that is filtered out; see `sys::prefault_range`); elsewhere, or where the kernel can do
+//! neither, nothing starts and nothing is touched from another thread.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
