@@ -10,6 +10,8 @@ import { isMainThread, parentPort } from 'node:worker_threads'
 
 import so from '@sharedobject/core'
 
+import { summer } from './summer.mjs'
+
 const require = createRequire(import.meta.url)
 let shm = null
 try {
@@ -122,37 +124,49 @@ const handlers = {
     reply({})
   },
 
-  // The sum over a freshly opened shared vector (its first touch included: users pay it) and
-  // over a private copy. Each repetition has its own segment and its own copy, all alive at
-  // once, so each lands on other physical pages: on a virtual machine the speed of a buffer
-  // depends on where it landed by as much as ±20%, and one placement per side would measure
-  // that luck. The copies are summed only after all the shared sums, so none is fresher than
-  // the segments. A second sum over each mapping tells page faults apart from memory speed.
+  // A first full read of a freshly opened shared vector (its `open` and first touch included:
+  // users pay them), opened with the default (pages mapped at first touch) and with
+  // `populate: 'background'`, beside the same read over the mapping once warm and over a private
+  // copy. Each repetition has its own segment, read in both ways (in turn which comes first; the
+  // first reader closes it, so the second maps it afresh), and its own copy, all alive at once,
+  // so each lands on other physical pages: on a virtual machine the speed of a buffer depends on
+  // where it landed by as much as ±20%, and one placement per side would measure that luck. The
+  // copies are summed after all the shared sums, so none is fresher than the segments. The
+  // reader is `summer`'s: a new, equally warmed function per timed pass.
   async sum(msg) {
-    const shared = []
-    const warm = []
-    const priv = []
+    const likeShared = so.alloc('float64', 4096)
+    const likePrivate = new Float64Array(4096)
+    const times = { cold: [], background: [], warm: [], private: [] }
     const sums = new Set()
     let copies = []
-    for (const h of msg.handles) {
-      const v = so.open(h)
-      let t = performance.now()
-      sums.add(sum(v))
-      shared.push(performance.now() - t)
-      t = performance.now()
-      sum(v)
-      warm.push(performance.now() - t)
-      copies.push(v.slice())
-      so.close(v)
+    for (const [i, h] of msg.handles.entries()) {
+      const ways = i % 2 ? ['background', 'cold'] : ['cold', 'background']
+      for (const way of ways) {
+        let f = summer(likeShared)
+        let t = performance.now()
+        const v = so.open(h, way === 'background' ? { populate: 'background' } : undefined)
+        sums.add(f(v))
+        times[way].push(performance.now() - t)
+        if (way === 'cold') {
+          f = summer(likeShared)
+          t = performance.now()
+          f(v)
+          times.warm.push(performance.now() - t)
+          copies.push(v.slice())
+        }
+        so.close(v)
+      }
     }
     for (const c of copies) {
+      const f = summer(likePrivate)
       const t = performance.now()
-      sums.add(sum(c))
-      priv.push(performance.now() - t)
+      sums.add(f(c))
+      times.private.push(performance.now() - t)
     }
     copies = null
+    so.close(likeShared)
     await collect()
-    reply({ shared, warm, private: priv, sums: [...sums] })
+    reply({ ...times, sums: [...sums] })
   },
 
   exit() {

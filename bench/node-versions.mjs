@@ -16,6 +16,7 @@ import { Worker } from 'node:worker_threads'
 
 import { MAJORS, nodeOf, thisMajor } from './nodes.mjs'
 import { record } from './report.mjs'
+import { READER_FLAGS, summer } from './summer.mjs'
 
 const self = fileURLToPath(import.meta.url)
 const root = path.dirname(path.dirname(self))
@@ -46,23 +47,22 @@ async function receiver() {
     } else if (m.op === 'sync') {
       process.send({ closed })
     } else if (m.op === 'read') {
-      // One sum function per buffer type, each warmed on its own: a function first optimised for
-      // one would be deoptimised by the other, and time that instead of memory.
-      const summer = () => new Function('a', 'let s = 0; for (let i = 0; i < a.length; i++) s += a[i]; return s')
-      const sum = summer()
-      const sumCopy = summer()
+      // The reader of bench/summer.mjs: a new function per timed pass, warmed on a small array
+      // of the kind it will read, so that every pass runs the same code.
+      const like = so.alloc('float64', 4096)
+      let sum = summer(like)
       let t = performance.now()
       const x = so.open(m.h, { populate: m.populate })
       const open = performance.now() - t
-      for (let i = 0; i < 50; i++) sum(x.subarray(0, 4096))
       t = performance.now()
       const s = sum(x)
       const read = performance.now() - t
       const copy = x.slice()
-      for (let i = 0; i < 50; i++) sumCopy(copy.subarray(0, 4096))
+      sum = summer(new Float64Array(4096))
       t = performance.now()
-      sumCopy(copy)
+      sum(copy)
       const priv = performance.now() - t
+      so.close(like)
       so.close(x)
       process.send({ open, read, priv, s })
     } else process.disconnect()
@@ -141,16 +141,18 @@ async function workerFigures(so) {
 
 async function readFigures(so) {
   const n = SIZES[SIZES.length - 1]
-  const k = fork(self, ['--child'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const k = fork(self, ['--child'], { execArgv: READER_FLAGS, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   await once(k, 'message')
   const ask = (m) => new Promise((resolve) => { k.once('message', resolve); k.send(m) })
   const rows = { cold: [], populated: [], background: [] }
   const rowOf = { false: 'cold', true: 'populated', background: 'background' }
   for (let r = 0; r < Math.min(REPS, 5); r++) {
-    for (const populate of [false, true, 'background']) {
-      // A new segment each time, so no page is mapped in the receiver yet.
-      const x = so.share(new Float64Array(n).fill(1))
-      rows[rowOf[populate]].push(await ask({ op: 'read', h: so.handleOf(x), populate }))
+    // A new segment for each way, so no page is mapped in the receiver yet; all filled in place
+    // before the first is read, so that no garbage of the parent's is collected meanwhile.
+    const ways = [false, true, 'background']
+    const xs = ways.map(() => so.alloc('float64', n).fill(1))
+    for (const [i, populate] of ways.entries()) rows[rowOf[populate]].push(await ask({ op: 'read', h: so.handleOf(xs[i]), populate }))
+    for (const x of xs) {
       so.free(x)
       so.close(x)
     }
@@ -206,7 +208,7 @@ async function main() {
 }
 
 function printRead(r) {
-  console.log(`\nFirst full read of ${mb(r.n)} in a receiver (${process.version}): sum of every element`)
+  console.log(`\nFirst full read of ${mb(r.n)} in a receiver (${process.version}): a sum at memory speed (bench/summer.mjs${READER_FLAGS.length ? `; ${READER_FLAGS.join(' ')}` : ''})`)
   console.log(`  cold: open ${ms(r.coldOpen)} + read ${ms(r.coldRead)} = ${ms(r.coldOpen + r.coldRead)} (${(r.coldRead / r.priv).toFixed(2)}× a private copy's read)`)
   console.log(`  populated: open ${ms(r.popOpen)} + read ${ms(r.popRead)} = ${ms(r.popOpen + r.popRead)} (read ${(r.popRead / r.priv).toFixed(2)}× a private copy's)`)
   console.log(`  background: open ${ms(r.bgOpen)} + read ${ms(r.bgRead)} = ${ms(r.bgTotal)} (${(r.bgTotal / r.priv).toFixed(2)}× a private copy's read; target ≤ 1.6×)`)
