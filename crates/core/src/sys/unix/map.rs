@@ -223,52 +223,145 @@ fn populate_read(map: &Map, at: usize, len: usize) -> Populated {
 }
 
 /// `prefault_range` by `process_vm_readv`: `None` where this process may not use it.
+///
+/// A read fault maps the pages around it only where they hold data already: a page of a
+/// segment nobody has written yet (reserved by `alloc` and never filled, or a hole) is mapped
+/// alone, by the fault that reads it. So after each batch, the first and last 64 KiB of it are
+/// looked up in `/proc/self/pagemap`; where a page there is missing, the whole batch is, and each
+/// missing page is read on its own. A written segment costs two small lookups per batch.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn touch(map: &Map, at: usize, len: usize) -> Option<Populated> {
-    let len = len.min(map.len().saturating_sub(at));
-    // Up to this many bytes per call (4 MiB of mapping): few calls, and a short stack buffer.
+    // Windows read per call (4 MiB of mapping): few calls, and short stack buffers.
     const BATCH: usize = 64;
+    let len = len.min(map.len().saturating_sub(at));
     let start = map.ptr() as usize + at;
     let end = start + len;
-    let mut sink = [0u8; BATCH];
-    let mut remote = [libc::iovec {
-        iov_base: std::ptr::null_mut(),
-        iov_len: 0,
-    }; BATCH];
-    // SAFETY: getpid has no preconditions.
-    let me = unsafe { libc::getpid() };
+    let page = rustix::param::page_size();
+    let pagemap = Pagemap::open();
+    let mut missing = Vec::new();
+    let mut batch = [0usize; BATCH];
     let mut addr = start;
     while addr < end {
+        let from = addr;
         let mut n = 0;
         while n < BATCH && addr < end {
-            remote[n] = libc::iovec {
-                iov_base: addr as *mut libc::c_void,
-                iov_len: 1,
-            };
+            batch[n] = addr;
             n += 1;
             addr = (addr & !(FAULT_AROUND - 1)) + FAULT_AROUND;
         }
+        let to = addr.min(end);
+        match read_one_byte_at(&batch[..n])? {
+            Populated::Done => {}
+            other => return Some(other),
+        }
+        let Some(pm) = &pagemap else { continue };
+        let edges = [
+            (from, (from + FAULT_AROUND).min(to)),
+            (to.saturating_sub(FAULT_AROUND).max(from), to),
+        ];
+        if edges
+            .iter()
+            .all(|&(a, b)| pm.missing(a, b, page, &mut missing) == Some(0))
+        {
+            continue;
+        }
+        if pm.missing(from, to, page, &mut missing).is_none() {
+            continue;
+        }
+        match read_one_byte_at(&missing)? {
+            Populated::Done => {}
+            other => return Some(other),
+        }
+    }
+    Some(Populated::Done)
+}
+
+/// Has the kernel read one byte at each address on this process's behalf, faulting its page in
+/// (see `touch`). `None` where `process_vm_readv` is refused to this process (a seccomp filter,
+/// no such call); `Some(Refused)` where a page cannot be mapped.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn read_one_byte_at(addrs: &[usize]) -> Option<Populated> {
+    let mut sink = [0u8; 64];
+    let mut remote = [libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }; 64];
+    for some in addrs.chunks(64) {
+        for (r, &a) in remote.iter_mut().zip(some) {
+            *r = libc::iovec {
+                iov_base: a as *mut libc::c_void,
+                iov_len: 1,
+            };
+        }
         let local = libc::iovec {
             iov_base: sink.as_mut_ptr().cast(),
-            iov_len: n,
+            iov_len: some.len(),
         };
-        // SAFETY: `local` is `n` bytes of our own stack buffer, which the kernel writes; every
-        // remote address lies inside a mapping this process owns (within `at..at + len`, clamped
-        // to it by the caller) that the caller holds alive for the call. The kernel reads those
-        // bytes through its own page-table walk: a page it cannot map ends the call with a short
-        // count or EFAULT, never a signal, and no byte of the mapping changes.
-        let got = unsafe { libc::process_vm_readv(me, &local, 1, remote.as_ptr(), n as _, 0) };
+        // SAFETY: `local` is `some.len()` bytes of our own stack buffer, which the kernel writes;
+        // every remote address lies inside a mapping this process owns (the caller's range,
+        // clamped to its mapping) that the caller holds alive for the call. The kernel reads
+        // those bytes through its own page-table walk: a page it cannot map ends the call with a
+        // short count or EFAULT, never a signal, and no byte of the mapping changes.
+        let got = unsafe {
+            libc::process_vm_readv(
+                libc::getpid(),
+                &local,
+                1,
+                remote.as_ptr(),
+                some.len() as _,
+                0,
+            )
+        };
         if got < 0 {
             return match std::io::Error::last_os_error().raw_os_error() {
                 Some(libc::ENOSYS | libc::EPERM | libc::EACCES) => None,
                 _ => Some(Populated::Refused),
             };
         }
-        if got as usize != n {
+        if got as usize != some.len() {
             return Some(Populated::Refused);
         }
     }
     Some(Populated::Done)
+}
+
+/// This process's `/proc/self/pagemap`, which tells which pages of a range are mapped.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+struct Pagemap(std::fs::File);
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+impl Pagemap {
+    /// `None` where it cannot be read (no /proc): then nothing is looked up, and pages a read
+    /// fault did not map are left to first touch.
+    fn open() -> Option<Pagemap> {
+        std::fs::File::open("/proc/self/pagemap").ok().map(Pagemap)
+    }
+
+    /// Collects into `out` the pages of `from..to` not mapped into this process, and counts them;
+    /// `None` where the kernel would not say.
+    fn missing(&self, from: usize, to: usize, page: usize, out: &mut Vec<usize>) -> Option<usize> {
+        use std::os::unix::fs::FileExt;
+        out.clear();
+        let first = from / page;
+        let pages = to.div_ceil(page).saturating_sub(first);
+        let mut entries = [0u8; 8 * 512];
+        let mut done = 0;
+        while done < pages {
+            let n = (pages - done).min(512);
+            let buf = &mut entries[..8 * n];
+            self.0
+                .read_exact_at(buf, ((first + done) * 8) as u64)
+                .ok()?;
+            for (i, e) in buf.chunks_exact(8).enumerate() {
+                // Bit 63 of an entry: the page is present in this process's page tables.
+                if e[7] & 0x80 == 0 {
+                    out.push((first + done + i) * page);
+                }
+            }
+            done += n;
+        }
+        Some(out.len())
+    }
 }
 
 /// A window onto a segment's control word (see `header`), mapped shared and writable so that any
@@ -402,6 +495,34 @@ mod tests {
             assert_eq!(page(&map, LEN / 4096 - 1), (LEN / 4096 - 1) as u64);
             // A range past the end is empty, not an error.
             assert_eq!(way(&map, LEN, 1 << 20), Some(Populated::Done));
+        }
+    }
+
+    /// Pages nobody has written yet (reserved, or a hole) are mapped one fault each, not 16: the
+    /// pagemap lookups find them and each is read on its own.
+    #[test]
+    fn pages_never_written_are_mapped_too() {
+        for reserve in [true, false] {
+            let fd =
+                rustix::fs::memfd_create("prefault-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+            rustix::fs::ftruncate(&fd, LEN as u64).unwrap();
+            if reserve {
+                rustix::fs::fallocate(&fd, rustix::fs::FallocateFlags::empty(), 0, LEN as u64)
+                    .unwrap();
+            }
+            // One page written, in the middle: the rest has never been.
+            rustix::io::pwrite(&fd, &7u64.to_le_bytes(), (LEN / 2) as u64).unwrap();
+            // SAFETY: the mapping covers the file's size, which stays.
+            let map = Map::ReadOnly(unsafe { MmapOptions::new().len(LEN).map(&fd) }.unwrap());
+            let got = touch(&map, 0, LEN);
+            if got.is_none() {
+                continue;
+            }
+            assert_eq!(got, Some(Populated::Done));
+            let r = resident(&map);
+            assert!(covers(r, LEN), "reserve {reserve}: {r} bytes mapped");
+            assert_eq!(page(&map, LEN / 8192), 7);
+            assert_eq!(page(&map, 3), 0);
         }
     }
 
