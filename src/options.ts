@@ -99,16 +99,18 @@ export interface OpenOptions {
    * When this process maps the vector's pages (Linux; elsewhere pages are mapped at first touch
    * whatever is asked):
    * - `'background'`: `open` returns at once and a thread of the package maps the pages, front
-   *   first in 2 MiB chunks (MADV_POPULATE_READ), ahead of a reader's first pass; it stops when
-   *   the vector is closed or collected. At most a few such threads run at once.
-   * - `true`: every page now (MAP_POPULATE, or MADV_POPULATE_READ for a mapping already made or
-   *   copy-on-write), so that a first pass takes no page faults; `open` then takes about as long
-   *   as those faults would have.
+   *   first in 2 MiB chunks, ahead of a reader's first pass; it stops when the vector is closed
+   *   or collected. Such threads number one per core but one (1 to 4). Where a core is free, a
+   *   first full read then runs at about the speed of a warm one.
+   * - `true`: every page now, so that a first pass takes no page faults; `open` then takes about
+   *   as long as those faults would have.
    * - `false` (the default): at first touch.
    *
-   * `'background'` takes the page-table work off the reader's thread where a core is free for
-   * it; on a machine whose cores are all busy it saves little, which is why it is not the default.
-   * Populating (either way) allocates the pages of a segment made with `reserve: false`.
+   * Both ways read-fault the pages through the kernel (never a signal, and a copy-on-write
+   * mapping is not copied). `'background'` is not the default because a receiver that reads a
+   * few elements of a big vector would pay a thread and the page tables of pages it never reads;
+   * on a machine whose cores are all busy it saves little. Populating (either way) allocates the
+   * pages of a segment made with `reserve: false`.
    */
   populate?: boolean | 'background'
   /**
