@@ -42,6 +42,8 @@ export class Meta {
   /** The native segment this buffer is over: asked whether it is live, and closed by. */
   segment: Segment
   handedOut = false
+  /** The handle as UTF-8, made once for a channel's `sendShared` (which copies it). */
+  handleBytes: Uint8Array | undefined
   #closed = false
   #closedHere = false
   #seen: number

@@ -78,9 +78,13 @@ function bytesOf(fn: string, msg: unknown): Uint8Array {
   throw coded(codes.INVALID_ARG_TYPE, `${fn}: a message is a Uint8Array, a Buffer or a string, got ${msg === null ? 'null' : typeof msg}`, TypeError)
 }
 
+const utf8 = new TextEncoder()
+
+/** The handle of a shared value as UTF-8, encoded once per mapping (a handle never changes). */
 function handleBytes(fn: string, value: unknown): Uint8Array {
   const meta = liveMeta(value, fn)
-  return Buffer.from(handOut(meta), 'utf8')
+  const handle = handOut(meta)
+  return (meta.handleBytes ??= utf8.encode(handle))
 }
 
 /**
