@@ -161,10 +161,15 @@ pub(crate) enum Populated {
 #[cfg(any(target_os = "linux", target_os = "android"))]
 const FAULT_AROUND: usize = 64 << 10;
 
-/// Whether `process_vm_readv` works on this process: unknown, yes, or no (a seccomp filter, as in
-/// some containers, or a kernel without it). Learned from the first call.
+/// Set once `process_vm_readv` was refused to this process (a seccomp filter, as in some
+/// containers, or a kernel without it): from then on only MADV_POPULATE_READ is tried.
 #[cfg(any(target_os = "linux", target_os = "android"))]
-static TOUCH: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+static NO_TOUCH: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Addresses read per `process_vm_readv` call (64 windows: 4 MiB of mapping): few calls, and
+/// short stack buffers.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const BATCH: usize = 64;
 
 /// Read-faults `len` bytes of `map` from byte `at` into this process, for `populate: true` and
 /// for a prefault done in chunks from another thread. It never touches a page itself, so nothing
@@ -184,13 +189,10 @@ pub(crate) fn prefault_range(map: &Map, at: usize, len: usize) -> Populated {
     if len == 0 {
         return Populated::Done;
     }
-    if TOUCH.load(Ordering::Relaxed) != 2 {
+    if !NO_TOUCH.load(Ordering::Relaxed) {
         match touch(map, at, len) {
-            Some(done) => {
-                TOUCH.store(1, Ordering::Relaxed);
-                return done;
-            }
-            None => TOUCH.store(2, Ordering::Relaxed),
+            Some(done) => return done,
+            None => NO_TOUCH.store(true, Ordering::Relaxed),
         }
     }
     populate_read(map, at, len)
@@ -231,8 +233,6 @@ fn populate_read(map: &Map, at: usize, len: usize) -> Populated {
 /// missing page is read on its own. A written segment costs two small lookups per batch.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn touch(map: &Map, at: usize, len: usize) -> Option<Populated> {
-    // Windows read per call (4 MiB of mapping): few calls, and short stack buffers.
-    const BATCH: usize = 64;
     let len = len.min(map.len().saturating_sub(at));
     let start = map.ptr() as usize + at;
     let end = start + len;
@@ -281,12 +281,12 @@ fn touch(map: &Map, at: usize, len: usize) -> Option<Populated> {
 /// no such call); `Some(Refused)` where a page cannot be mapped.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn read_one_byte_at(addrs: &[usize]) -> Option<Populated> {
-    let mut sink = [0u8; 64];
+    let mut sink = [0u8; BATCH];
     let mut remote = [libc::iovec {
         iov_base: std::ptr::null_mut(),
         iov_len: 0,
-    }; 64];
-    for some in addrs.chunks(64) {
+    }; BATCH];
+    for some in addrs.chunks(BATCH) {
         for (r, &a) in remote.iter_mut().zip(some) {
             *r = libc::iovec {
                 iov_base: a as *mut libc::c_void,
@@ -433,6 +433,9 @@ mod tests {
     /// One way of prefaulting; `None` where it cannot be used here.
     type Way = fn(&Map, usize, usize) -> Option<Populated>;
 
+    /// Both ways: read faults by `process_vm_readv`, and MADV_POPULATE_READ.
+    const WAYS: [Way; 2] = [touch, |m, at, len| Some(populate_read(m, at, len))];
+
     /// A memfd of `LEN` bytes, each page holding its index, mapped read-only and shared, with
     /// no page of the mapping touched yet.
     fn fresh() -> (OwnedFd, Map) {
@@ -500,8 +503,7 @@ mod tests {
         if !kernel_populates() {
             return;
         }
-        let ways: [Way; 2] = [touch, |m, at, len| Some(populate_read(m, at, len))];
-        for way in ways {
+        for way in WAYS {
             let (_fd, map) = fresh();
             assert_eq!(resident(&map), 0);
             // From an unaligned byte to the end of the first 3 MiB.
@@ -558,8 +560,7 @@ mod tests {
         if !kernel_populates() {
             return;
         }
-        let ways: [Way; 2] = [touch, |m, at, len| Some(populate_read(m, at, len))];
-        for way in ways {
+        for way in WAYS {
             let (fd, map) = fresh();
             rustix::fs::ftruncate(&fd, (LEN / 2) as u64).unwrap();
             let got = way(&map, 0, LEN);
