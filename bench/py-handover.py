@@ -6,8 +6,9 @@
 # With IDLE_MS > 0, every timed hand-over and ping starts after that long with every process
 # asleep, as the Node side's receivers are asleep in receive() when its parent sends; with 0 they
 # run back to back, and a receiver that replied a moment ago wakes with its caches warm.
-# Run: python3 bench/py-handover.py W REPS IDLE_MS n1 [n2 ...]. Prints {"n": median ms, "ping":
-# median ms} as JSON. With --serve W IDLE_MS, one timed hand-over per request (see serve()).
+# Run: python3 bench/py-handover.py W REPS IDLE_MS WARM n1 [n2 ...]. Prints {"n": median ms, "ping":
+# median ms} as JSON. With --serve W IDLE_MS WARM, one timed hand-over per request (see serve()).
+# WARM untimed hand-overs of a small block come first, as many as the Node side's receivers get.
 import json
 import statistics
 import subprocess
@@ -75,16 +76,17 @@ def block(n):
     return shm
 
 
-def start(w):
-    """W receivers, started and warmed (three hand-overs and three pings each) before any timing."""
+def start(w, warm):
+    """W receivers, started and warmed (`warm` hand-overs and three pings each) before any timing."""
     children = [subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(w)]
     try:
-        warm = block(1024)
+        small = block(1024)
+        block_name = small.name
         try:
-            for _ in range(3):
-                handover(children, warm.name, 1024)
+            for _ in range(max(warm, 1)):
+                handover(children, block_name, 1024)
         finally:
-            drop(warm)
+            drop(small)
         for _ in range(3):
             ping(children)
     except BaseException:
@@ -105,12 +107,13 @@ def drop(shm):
 
 
 def serve():
-    # python3 py-handover.py --serve W IDLE_MS: starts and warms W receivers, prints "ready",
+    # python3 py-handover.py --serve W IDLE_MS WARM: starts and warms W receivers, prints "ready",
     # then times one hand-over of n float64 for each line "n" it reads (printing the ms), so that
     # a caller can take its own rounds and these in turn; "ping" times the messaging alone.
     global IDLE
-    w, IDLE = int(sys.argv[2]), float(sys.argv[3]) / 1000
-    children = start(w)
+    w, idle, warm = int(sys.argv[2]), float(sys.argv[3]) / 1000, int(sys.argv[4])
+    children = start(w, warm)
+    IDLE = idle  # the warm hand-overs ran back to back
     n, shm = None, None
     try:
         print("ready", flush=True)
@@ -136,9 +139,10 @@ def main():
     global IDLE
     if sys.argv[1] == "--serve":
         return serve()
-    w, reps, IDLE = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]) / 1000
-    sizes = [int(float(a)) for a in sys.argv[4:]]
-    children = start(w)
+    w, reps, idle, warm = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]) / 1000, int(sys.argv[4])
+    sizes = [int(float(a)) for a in sys.argv[5:]]
+    children = start(w, warm)
+    IDLE = idle  # the warm hand-overs ran back to back
     out = {}
     try:
         out["ping"] = statistics.median(ping(children) for _ in range(reps))
