@@ -651,8 +651,9 @@ async function figHandover() {
   if (!py.why) {
     const mine = results.get(NMAX).get('channel')
     const theirs = pyTurns.get(NMAX) ?? py.ms[String(NMAX)]
-    const limit = Number(process.versions.node.split('.')[0]) >= 26 ? 1 : 2
-    table.push([`3b hand-over ×${W} by so.channel, N=${fmtN(NMAX)}`, fmtMs(mine), `${fmtMs(theirs)} Python`, fmtRatio(mine / theirs), `≤ ${limit}×${verdict(shown(mine / theirs) <= limit)}`])
+    const major = Number(process.versions.node.split('.')[0])
+    const limit = major >= 26 ? 1 : major >= 22 ? 2 : undefined // none past end of life
+    table.push([`3b hand-over ×${W} by so.channel, N=${fmtN(NMAX)}`, fmtMs(mine), `${fmtMs(theirs)} Python`, fmtRatio(mine / theirs), limit ? `≤ ${limit}×${verdict(shown(mine / theirs) <= limit)}` : '(Node < 22)'])
   }
   // The detail above has every transport; the summary keeps the usual alternative and the
   // in-process limit.
