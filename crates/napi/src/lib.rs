@@ -99,10 +99,8 @@ struct Quarantined {
     /// Weak: empty once the engine collected the buffer.
     buffer: sys::napi_ref,
     view: registry::View,
-    /// The address range it holds (on Unix, its pages were given back at `close`).
-    bytes: i64,
     /// Reported to the engine as external memory while held, so that it collects sooner.
-    reported: i64,
+    bytes: i64,
 }
 
 thread_local! {
@@ -277,7 +275,7 @@ pub(crate) fn give_back((ledger, n): &(Ledger, i64)) {
 
 /// Drops the quarantined views whose buffers the engine has collected; returns their bytes.
 fn sweep_quarantine(env: sys::napi_env) -> i64 {
-    let (mut back, mut bytes) = (0, 0);
+    let mut back = 0;
     let released: Vec<registry::View> = QUARANTINE.with(|q| {
         let mut q = q.borrow_mut();
         let mut out = Vec::new();
@@ -290,8 +288,7 @@ fn sweep_quarantine(env: sys::napi_env) -> i64 {
                 let e = q.swap_remove(i);
                 // SAFETY: as above; deleted once, here, after which it is never used.
                 unsafe { sys::napi_delete_reference(env, e.buffer) };
-                back += e.reported;
-                bytes += e.bytes;
+                back += e.bytes;
                 out.push(e.view);
             } else {
                 i += 1;
@@ -301,7 +298,7 @@ fn sweep_quarantine(env: sys::napi_env) -> i64 {
     });
     // Dropped outside the quarantine's borrow: the last view of a mapping unmaps it.
     drop(released);
-    QUARANTINE_BYTES.with(|b| b.set(b.get() - bytes));
+    QUARANTINE_BYTES.with(|b| b.set(b.get() - back));
     back
 }
 
@@ -675,27 +672,15 @@ impl Segment {
         match self.slot.take() {
             Some(view) => {
                 let bytes = view.byte_length() as i64;
-                // Where `close` gives the pages back at once (see `close`), what the view still
-                // holds is address space, not memory, and its bound is the quarantine's own
-                // (QUARANTINE_MAX_BYTES): the engine is told of a mapping's cost only, so that a
-                // worker opening and closing big vectors does not look to it like one that
-                // holds them. Where the pages stay mapped until the buffer is collected
-                // (Windows), they are memory, and reported so.
-                let reported = if cfg!(windows) {
-                    bytes
-                } else {
-                    bytes.min(MAPPING_COST)
-                };
                 QUARANTINE.with(|q| {
                     q.borrow_mut().push(Quarantined {
                         buffer: weak,
                         view,
                         bytes,
-                        reported,
                     })
                 });
                 QUARANTINE_BYTES.with(|b| b.set(b.get() + bytes));
-                adjust_external_memory(raw, reported);
+                adjust_external_memory(raw, bytes);
             }
             // SAFETY: made above, never shared.
             None => unsafe {
