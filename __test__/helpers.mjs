@@ -9,7 +9,23 @@ import { createRequire } from 'node:module'
 
 const packageRoot = fileURLToPath(new URL('..', import.meta.url))
 export const fixture = (name) => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url))
-export const run = promisify(execFile)
+const execFileAsync = promisify(execFile)
+
+/**
+ * `execFile` as a promise. Under Wine, starting a process fails now and then while the machine
+ * is loaded ("spawn UNKNOWN", before the child ran at all): such a start is tried again, at most
+ * twice. Any other failure, and any failure of a child that ran, is the caller's.
+ */
+export async function run(file, args, options) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await execFileAsync(file, args, options)
+    } catch (e) {
+      if (process.platform !== 'win32' || e.syscall !== 'spawn' || e.code !== 'UNKNOWN' || attempt === 2) throw e
+      await new Promise((resolve) => setTimeout(resolve, 250))
+    }
+  }
+}
 
 /**
  * Forks a child that runs functions sent to it: `await child.run((so, a) => ..., a)`. The
