@@ -281,6 +281,7 @@ fn touch(map: &Map, at: usize, len: usize) -> Option<Populated> {
 /// no such call); `Some(Refused)` where a page cannot be mapped.
 #[cfg(any(target_os = "linux", target_os = "android"))]
 fn read_one_byte_at(addrs: &[usize]) -> Option<Populated> {
+    let me = super::process::current_pid() as libc::pid_t;
     let mut sink = [0u8; BATCH];
     let mut remote = [libc::iovec {
         iov_base: std::ptr::null_mut(),
@@ -302,16 +303,8 @@ fn read_one_byte_at(addrs: &[usize]) -> Option<Populated> {
         // clamped to its mapping) that the caller holds alive for the call. The kernel reads
         // those bytes through its own page-table walk: a page it cannot map ends the call with a
         // short count or EFAULT, never a signal, and no byte of the mapping changes.
-        let got = unsafe {
-            libc::process_vm_readv(
-                libc::getpid(),
-                &local,
-                1,
-                remote.as_ptr(),
-                some.len() as _,
-                0,
-            )
-        };
+        let got =
+            unsafe { libc::process_vm_readv(me, &local, 1, remote.as_ptr(), some.len() as _, 0) };
         if got < 0 {
             return match std::io::Error::last_os_error().raw_os_error() {
                 Some(libc::ENOSYS | libc::EPERM | libc::EACCES) => None,
